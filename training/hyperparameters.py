@@ -82,6 +82,8 @@ HYPERPARAMETERS: tuple[Spec, ...] = (
     Spec("split_seed", int, 0, "salt of the train/validation hash: change it to draw another split", low=0),
     Spec("fetch_pages", int, 1, "queries per host shard: >1 bounds client memory on large shards (each page is one query)",
          low=1, high=4096),
+    Spec("null_target", str, "fail", "rows whose target is NULL: fail the job (default) or drop them",
+         choices=("fail", "drop")),
     Spec("query_tag", str, "sagemaker-xgboost", "Snowflake QUERY_TAG of the job's queries"),
     # --- xgboost ----------------------------------------------------------------------------------
     Spec("num_round", int, 100, "boosting rounds", low=1, high=100_000,

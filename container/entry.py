@@ -1,0 +1,84 @@
+"""The one function that owns every outcome of a training host.
+
+Success: exit 0 (the leader has written ``model/xgboost-model``). A user or platform error: one
+actionable line in ``output/failure`` (SageMaker's FailureReason) and in the log, exit 1. A bug:
+its traceback in the log, a one-line pointer to it in ``output/failure``, exit 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from container.env import TrainingEnv, base_dir_from, failure_file
+from training.checkpoints import StopFlag
+from training.cluster import Cluster
+from training.errors import UserError
+from training.hyperparameters import parse_hyperparameters
+from training.job import JobSpec, run_job
+
+log = logging.getLogger("container")
+
+FAILURE_LIMIT = 1024
+"""SageMaker keeps the first 1,024 characters of ``output/failure`` as FailureReason."""
+QUIET_LOGGERS = ("botocore", "boto3", "urllib3", "snowflake", "s3transfer", "filelock")
+
+
+def main(argv: list[str]) -> int:
+    """Run the training host described by the base directory; return the exit code."""
+    if argv and argv[0] != "train":
+        print(f"error: unknown command {argv[0]!r}: this image only trains (SageMaker runs it with 'train')",
+              file=sys.stderr)
+        return 2
+    base_dir = base_dir_from(os.environ)
+    _configure_logging(_host_label(base_dir))
+    try:
+        env = TrainingEnv.from_dir(base_dir)
+        spec = JobSpec(
+            hyperparameters=parse_hyperparameters(env.hyperparameters),
+            cluster=Cluster.from_hosts(env.hosts, env.current_host),
+            model_dir=env.model_dir, spill_dir=env.spill_dir, checkpoint_dir=env.checkpoint_dir,
+            environ=dict(os.environ),
+        )
+        stop = StopFlag()
+        stop.install()
+        run_job(spec, stop)
+    except UserError as err:
+        message = str(err)
+        log.error("training failed: %s", message)
+        _write_failure(base_dir, message)
+        return 1
+    except Exception as err:  # a bug: keep the traceback in the log, point to it in FailureReason
+        log.exception("internal error")
+        _write_failure(base_dir, f"internal error ({type(err).__name__}): see the training job's log for the traceback")
+        return 1
+    log.info("training finished")
+    return 0
+
+
+def _write_failure(base_dir: Path, message: str) -> None:
+    path = failure_file(base_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(message[:FAILURE_LIMIT] + "\n")
+
+
+def _host_label(base_dir: Path) -> str:
+    try:
+        import json
+
+        config = json.loads((base_dir / "input" / "config" / "resourceconfig.json").read_text())
+        return str(config.get("current_host", "?"))
+    except (OSError, ValueError):
+        return "?"
+
+
+def _configure_logging(host: str) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter(f"%(asctime)s [{host}] %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -1,0 +1,88 @@
+"""The SageMaker training contract under a base directory (``/opt/ml`` in the image).
+
+SageMaker writes ``input/config/*.json`` before starting the image and reads ``model/`` and
+``output/failure`` after it stops. The base directory is overridable (``SAGEMAKER_BASE_DIR``) so
+the local mode and tests give each simulated host its own tree.
+https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-running-container.html
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training.errors import ConfigError
+
+BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
+"""Overrides the base directory (default ``/opt/ml``); same name as sagemaker-training's."""
+DEFAULT_BASE_DIR = "/opt/ml"
+SPILL_DIR_ENV = "SPILL_DIR"
+"""Where a host spills its shard (default ``<base>/spill``, on the job's ML storage volume)."""
+
+
+@dataclass(frozen=True)
+class TrainingEnv:
+    """The files SageMaker gives the container, read once at start."""
+
+    base_dir: Path
+    hosts: list[str]
+    current_host: str
+    instance_type: str
+    resource_config: dict[str, Any]
+    hyperparameters: dict[str, Any]
+    checkpoint_dir: Path | None
+    spill_dir: Path
+
+    @property
+    def model_dir(self) -> Path:
+        return self.base_dir / "model"
+
+    @property
+    def failure_file(self) -> Path:
+        return failure_file(self.base_dir)
+
+    @classmethod
+    def from_dir(cls, base_dir: Path, environ: Mapping[str, str] | None = None) -> TrainingEnv:
+        environ = os.environ if environ is None else environ
+        config = base_dir / "input" / "config"
+        resources = _read_json(config / "resourceconfig.json", required=True)
+        hosts, current = resources.get("hosts"), resources.get("current_host")
+        if not isinstance(hosts, list) or not isinstance(current, str):
+            raise ConfigError(f"{config / 'resourceconfig.json'} lacks 'hosts' or 'current_host': SageMaker "
+                              "writes both; in local mode, regenerate the host tree")
+        checkpoint = _read_json(config / "checkpointconfig.json", required=False)
+        return cls(
+            base_dir=base_dir, hosts=[str(h) for h in hosts], current_host=current,
+            instance_type=str(resources.get("current_instance_type", "local")),
+            resource_config=resources,
+            hyperparameters=_read_json(config / "hyperparameters.json", required=False),
+            checkpoint_dir=Path(checkpoint["LocalPath"]) if checkpoint.get("LocalPath") else None,
+            spill_dir=Path(environ.get(SPILL_DIR_ENV) or base_dir / "spill"),
+        )
+
+
+def base_dir_from(environ: Mapping[str, str]) -> Path:
+    return Path(environ.get(BASE_DIR_ENV) or DEFAULT_BASE_DIR)
+
+
+def failure_file(base_dir: Path) -> Path:
+    """``output/failure``: its first 1,024 characters become the job's FailureReason."""
+    return base_dir / "output" / "failure"
+
+
+def _read_json(path: Path, required: bool) -> dict[str, Any]:
+    if not path.exists():
+        if required:
+            raise ConfigError(f"{path} is missing: SageMaker writes it; in local mode set {BASE_DIR_ENV} to a host tree")
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as err:
+        raise ConfigError(f"{path} is not valid JSON ({err}): fix the file") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a JSON object: fix the file")
+    return data

@@ -1,0 +1,103 @@
+"""Checkpoints that survive interruptions, and a clean stop on SIGTERM (e.g. spot interruption).
+
+The leader writes ``xgboost-checkpoint.<rounds>`` atomically (temp file, then rename) into the
+checkpoint directory SageMaker syncs to S3, keeping the newest few. On start the leader finds the
+newest and broadcasts it, so every host resumes from the same model whether or not it has the
+file, and training ends with the configured total number of rounds.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+
+from training.cluster import Cluster, allreduce_max, broadcast
+
+log = logging.getLogger(__name__)
+
+PREFIX = "xgboost-checkpoint."
+KEEP = 5
+_NAME = re.compile(re.escape(PREFIX) + r"(\d+)$")
+
+
+def list_checkpoints(directory: Path | None) -> list[tuple[int, Path]]:
+    """Checkpoints in ``directory`` as (rounds done, path), oldest first."""
+    if directory is None or not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _NAME.match(p.name))]
+    return sorted(found)
+
+
+def save_checkpoint(booster: xgb.Booster, directory: Path, rounds: int, keep: int = KEEP) -> Path:
+    """Write the model after ``rounds`` rounds atomically; delete all but the newest ``keep``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{PREFIX}{rounds}"
+    temp = directory / f".{path.name}.tmp"
+    temp.write_bytes(booster.save_raw("ubj"))
+    os.replace(temp, path)
+    for _, old in list_checkpoints(directory)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def resume_point(directory: Path | None, cluster: Cluster) -> tuple[int, bytes | None]:
+    """(rounds already done, model bytes) from the leader's newest checkpoint, on every host."""
+    found: tuple[int, bytes | None] = (0, None)
+    if cluster.leader:
+        checkpoints = list_checkpoints(directory)
+        if checkpoints:
+            rounds, path = checkpoints[-1]
+            found = (rounds, path.read_bytes())
+    rounds, model = broadcast(found, cluster)
+    if rounds:
+        log.info("resuming from checkpoint after round %d", rounds)
+    return rounds, model
+
+
+class StopFlag:
+    """Set by SIGTERM; the training loop checks it each round and stops cleanly."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def install(self) -> None:
+        """Handle SIGTERM (SageMaker's stop and spot interruption signal) by setting the flag."""
+        signal.signal(signal.SIGTERM, lambda signum, frame: self.set())
+
+
+class CheckpointCallback(xgb.callback.TrainingCallback):
+    """Saves a checkpoint every ``interval`` rounds (leader only) and stops all hosts on SIGTERM.
+
+    The stop flag is all-reduced every round, so all hosts stop after the same round even though
+    the signal reaches them at different moments.
+    """
+
+    def __init__(self, directory: Path | None, interval: int, offset: int, cluster: Cluster, stop: StopFlag) -> None:
+        super().__init__()
+        self.directory, self.interval, self.offset = directory, interval, offset
+        self.cluster, self.stop = cluster, stop
+        self.stopped_at: int | None = None
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+        rounds = self.offset + epoch + 1
+        stopping = bool(allreduce_max(np.array([int(self.stop.is_set())], dtype=np.int32), self.cluster)[0])
+        if self.directory is not None and self.cluster.leader and (stopping or rounds % self.interval == 0):
+            path = save_checkpoint(model, self.directory, rounds)
+            log.info("checkpoint saved after round %d: %s", rounds, path.name)
+        if stopping:
+            self.stopped_at = rounds
+        return stopping

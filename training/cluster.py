@@ -1,0 +1,172 @@
+"""The hosts of a job, their ranks, and XGBoost's collective across them.
+
+Rank is the index of the current host in the *sorted* host list, so every host computes the same
+ranks without talking. The first host runs the tracker; every host (the first too) joins the
+collective, retrying while its peers boot. With one host there is no collective at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from training.errors import ClusterError, ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The job's hosts (sorted) and this host's place among them."""
+
+    hosts: tuple[str, ...]
+    current_host: str
+
+    @classmethod
+    def from_hosts(cls, hosts: list[str], current_host: str) -> Cluster:
+        ordered = tuple(sorted(hosts))
+        if not ordered:
+            raise ConfigError("resourceconfig.json lists no hosts: SageMaker writes it; check the base directory")
+        if current_host not in ordered:
+            raise ConfigError(
+                f"current host {current_host!r} is not among the hosts {list(ordered)} in resourceconfig.json: "
+                "fix resourceconfig.json"
+            )
+        return cls(ordered, current_host)
+
+    @property
+    def size(self) -> int:
+        return len(self.hosts)
+
+    @property
+    def rank(self) -> int:
+        return self.hosts.index(self.current_host)
+
+    @property
+    def leader(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.size > 1
+
+
+def resolve(host: str, timeout: float) -> str:
+    """The host's IPv4 address, waiting for DNS (peers' names appear as they boot)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return socket.gethostbyname(host)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise ClusterError(
+                    f"cannot resolve host {host!r} within {timeout:.0f} s: check the job's network configuration"
+                ) from None
+            time.sleep(1.0)
+
+
+@contextlib.contextmanager
+def collective(cluster: Cluster, port: int, timeout: int) -> Iterator[None]:
+    """Join XGBoost's collective for the duration of the block (a no-op for one host)."""
+    if not cluster.distributed:
+        yield
+        return
+    from xgboost import collective as coll
+
+    address = resolve(cluster.hosts[0], timeout)
+    tracker = _start_tracker(address, cluster.size, port, timeout) if cluster.leader else None
+    args = {"dmlc_communicator": "rabit", "dmlc_tracker_uri": address, "dmlc_tracker_port": port,
+            "dmlc_task_id": str(cluster.rank), "dmlc_timeout": timeout, "dmlc_retry": 3}
+    _join(coll, args, cluster, timeout)
+    try:
+        yield
+    finally:
+        _leave(coll, tracker)
+
+
+def _start_tracker(address: str, workers: int, port: int, timeout: int) -> Any:
+    from xgboost.tracker import RabitTracker
+
+    try:
+        tracker = RabitTracker(n_workers=workers, host_ip=address, port=port, sortby="task", timeout=timeout)
+        tracker.start()
+    except Exception as err:
+        raise ClusterError(
+            f"cannot start the XGBoost tracker on {address}:{port} ({err}): the port may be in use; "
+            "set the 'tracker_port' hyperparameter to a free port"
+        ) from None
+    log.info("tracker listening on %s:%d for %d hosts", address, port, workers)
+    return tracker
+
+
+def _join(coll: Any, args: dict[str, Any], cluster: Cluster, timeout: int) -> None:
+    deadline = time.monotonic() + timeout
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            coll.init(**args)
+            break
+        except Exception as err:  # the tracker may not be up yet: XGBoostError or OSError
+            if time.monotonic() > deadline:
+                raise ClusterError(
+                    f"host {cluster.current_host} could not join the other {cluster.size - 1} hosts at "
+                    f"{args['dmlc_tracker_uri']}:{args['dmlc_tracker_port']} within {timeout} s ({_first_line(err)}): "
+                    "check that all hosts started and can reach each other (security group allows traffic "
+                    "between them); raise 'collective_timeout' if fetching takes longer"
+                ) from None
+            log.info("waiting for the tracker (attempt %d): %s", attempt, _first_line(err))
+            time.sleep(min(2.0 * attempt, 10.0))
+    log.info("joined the collective as rank %d of %d", coll.get_rank(), coll.get_world_size())
+
+
+def _leave(coll: Any, tracker: Any) -> None:
+    try:
+        coll.finalize()
+    except Exception as err:  # noqa: BLE001  leaving a broken group must not hide the real error
+        log.warning("leaving the collective failed: %s", _first_line(err))
+    if tracker is not None:
+        try:
+            tracker.wait_for(timeout=30)
+        except Exception as err:  # noqa: BLE001
+            log.debug("tracker did not shut down cleanly: %s", _first_line(err))
+        tracker.free()
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0][:200] if text else type(err).__name__
+
+
+def allreduce_sum(values: np.ndarray, cluster: Cluster) -> np.ndarray:
+    """Sum an array across hosts (identity for one host)."""
+    if not cluster.distributed:
+        return values
+    from xgboost import collective as coll
+
+    return coll.allreduce(np.ascontiguousarray(values), coll.Op.SUM)
+
+
+def allreduce_max(values: np.ndarray, cluster: Cluster) -> np.ndarray:
+    """Maximum of an array across hosts (identity for one host)."""
+    if not cluster.distributed:
+        return values
+    from xgboost import collective as coll
+
+    return coll.allreduce(np.ascontiguousarray(values), coll.Op.MAX)
+
+
+def broadcast(value: Any, cluster: Cluster) -> Any:
+    """The leader's ``value`` on every host (identity for one host)."""
+    if not cluster.distributed:
+        return value
+    from xgboost import collective as coll
+
+    return coll.broadcast(value, 0)

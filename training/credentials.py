@@ -1,0 +1,178 @@
+"""Snowflake credentials, read from AWS Secrets Manager.
+
+The job's environment carries only the secret's *id* (``SNOWFLAKE_SECRET_ID``); the secret holds
+JSON naming an explicit auth method::
+
+    {"account": "...", "user": "...", "warehouse": "...", "database": "...", "schema": "...",
+     "role": "...", "auth": "password" | "keypair" | "pat",
+     "password": "..."                                   # auth = password
+     "private_key": "-----BEGIN PRIVATE KEY-----...",    # auth = keypair (PEM)
+     "private_key_passphrase": "..."                     # optional, keypair
+     "token": "..."}                                     # auth = pat (programmatic access token)
+
+Optional ``host``, ``port`` and ``protocol`` override the endpoint (PrivateLink, or the local
+Snowflake of the local mode). Messages name fields and fixes, never values: the secret's values
+stay inside :class:`SnowflakeCredentials`, whose ``repr`` hides them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from training.errors import CredentialsError
+
+log = logging.getLogger(__name__)
+
+SECRET_ID_ENV = "SNOWFLAKE_SECRET_ID"
+"""Environment variable holding the Secrets Manager secret id or ARN (never the secret itself)."""
+
+REQUIRED_FIELDS = ("account", "user", "warehouse", "database", "schema", "role", "auth")
+AUTH_METHODS = {"password": ("password",), "keypair": ("private_key",), "pat": ("token",)}
+OPTIONAL_FIELDS = ("private_key_passphrase", "host", "port", "protocol")
+
+
+@dataclass(frozen=True)
+class SnowflakeCredentials:
+    """Where and how to sign in to Snowflake; ``repr`` never shows secret values."""
+
+    account: str
+    user: str
+    warehouse: str
+    database: str
+    schema: str
+    role: str
+    auth: str
+    _secrets: dict[str, str] = field(repr=False)
+    endpoint: dict[str, Any] = field(default_factory=dict)
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        """Arguments for ``snowflake.connector.connect`` (secret values included: never log them)."""
+        kwargs: dict[str, Any] = {
+            "account": self.account, "user": self.user, "warehouse": self.warehouse,
+            "database": self.database, "schema": self.schema, "role": self.role, **self.endpoint,
+        }
+        if self.auth == "password":
+            kwargs["password"] = self._secrets["password"]
+        elif self.auth == "keypair":
+            kwargs["private_key"] = _decode_private_key(
+                self._secrets["private_key"], self._secrets.get("private_key_passphrase")
+            )
+        else:
+            kwargs["authenticator"] = "PROGRAMMATIC_ACCESS_TOKEN"
+            kwargs["token"] = self._secrets["token"]
+        return kwargs
+
+
+def read_secret(secret_id: str, client: Any) -> SnowflakeCredentials:
+    """Fetch ``secret_id`` with a boto3 Secrets Manager ``client`` and parse it."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        response = client.get_secret_value(SecretId=secret_id)
+    except ClientError as err:
+        raise CredentialsError(_client_error_message(secret_id, err)) from None
+    except BotoCoreError as err:
+        raise CredentialsError(
+            f"cannot reach AWS Secrets Manager to read secret {secret_id!r} ({type(err).__name__}): "
+            "check the region (AWS_REGION) and that the job's network can reach Secrets Manager"
+        ) from None
+    text = response.get("SecretString")
+    if text is None:
+        raise CredentialsError(
+            f"secret {secret_id!r} holds binary data: store the Snowflake credentials as a JSON SecretString"
+        )
+    return parse_secret(text, secret_id)
+
+
+def _client_error_message(secret_id: str, err: Any) -> str:
+    code = err.response.get("Error", {}).get("Code", "")
+    if code == "ResourceNotFoundException":
+        return (f"secret {secret_id!r} not found in Secrets Manager: check {SECRET_ID_ENV} "
+                "and the job's region")
+    if code in ("AccessDeniedException", "AccessDenied"):
+        return (f"access denied reading secret {secret_id!r}: grant the job's execution role "
+                "secretsmanager:GetSecretValue on it (and kms:Decrypt on its key)")
+    if code == "DecryptionFailure":
+        return (f"cannot decrypt secret {secret_id!r}: grant the job's execution role kms:Decrypt "
+                "on the secret's KMS key")
+    return f"cannot read secret {secret_id!r} ({code or 'error'}): check {SECRET_ID_ENV} and the role's permissions"
+
+
+def parse_secret(text: str, secret_id: str = "the secret") -> SnowflakeCredentials:
+    """Parse the secret's JSON text; raise :class:`CredentialsError` naming the field and the fix."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise CredentialsError(
+            f"secret {secret_id!r} is not a JSON object: store the Snowflake credentials as JSON "
+            f"with the fields {', '.join(REQUIRED_FIELDS)}"
+        ) from None
+    missing = [name for name in REQUIRED_FIELDS if not _text(data.get(name))]
+    if missing:
+        raise CredentialsError(
+            f"secret {secret_id!r} has no {missing[0]!r} field: add it "
+            f"(required fields: {', '.join(REQUIRED_FIELDS)})"
+        )
+    auth = str(data["auth"]).lower()
+    if auth not in AUTH_METHODS:
+        raise CredentialsError(
+            f"secret {secret_id!r} field 'auth' names an unknown method: use one of {', '.join(AUTH_METHODS)}"
+        )
+    needed = AUTH_METHODS[auth]
+    absent = [name for name in needed if not _text(data.get(name))]
+    if absent:
+        raise CredentialsError(f"secret {secret_id!r} uses auth {auth!r} but has no {absent[0]!r} field: add it")
+    secrets = {name: str(data[name]) for name in (*needed, "private_key_passphrase") if _text(data.get(name))}
+    creds = SnowflakeCredentials(
+        **{name: str(data[name]) for name in REQUIRED_FIELDS if name != "auth"},
+        auth=auth, _secrets=secrets, endpoint=_endpoint(data, secret_id),
+    )
+    if auth == "keypair":
+        creds.connect_kwargs()  # decode the key now: a bad key fails here, before any network call
+    return creds
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, (str, int)) and str(value).strip() != ""
+
+
+def _endpoint(data: dict[str, Any], secret_id: str) -> dict[str, Any]:
+    endpoint: dict[str, Any] = {}
+    if _text(data.get("host")):
+        endpoint["host"] = str(data["host"])
+    if data.get("port") is not None:
+        try:
+            endpoint["port"] = int(data["port"])
+        except (TypeError, ValueError):
+            raise CredentialsError(f"secret {secret_id!r} field 'port' is not a number: fix it") from None
+    if _text(data.get("protocol")):
+        endpoint["protocol"] = str(data["protocol"])
+    return endpoint
+
+
+def _decode_private_key(pem: str, passphrase: str | None) -> bytes:
+    """PEM text -> DER (PKCS#8) bytes, the form the connector takes; names the fix on failure."""
+    from cryptography.hazmat.primitives import serialization
+
+    password = passphrase.encode() if passphrase else None
+    try:
+        key = serialization.load_pem_private_key(pem.encode(), password=password)
+    except TypeError:
+        raise CredentialsError(
+            "the secret's private key is encrypted but no 'private_key_passphrase' is set: add the passphrase"
+            if password is None else
+            "the secret's private key is not encrypted but a 'private_key_passphrase' is set: remove it"
+        ) from None
+    except ValueError:
+        raise CredentialsError(
+            "the secret's 'private_key' cannot be read: store a PEM private key (PKCS#8) and, if it is "
+            "encrypted, the right 'private_key_passphrase'"
+        ) from None
+    return key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )

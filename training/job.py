@@ -1,0 +1,216 @@
+"""One training job on one host: credentials, shard, matrices, collective training, model.
+
+Every host runs :func:`run_job` with the same hyperparameters; the hosts differ only in rank.
+The leader (rank 0) logs summaries, writes checkpoints and the model, and talks to MLflow.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+
+from training import __version__
+from training.checkpoints import CheckpointCallback, StopFlag, resume_point
+from training.cluster import Cluster, allreduce_sum, collective
+from training.credentials import SECRET_ID_ENV, SnowflakeCredentials, read_secret
+from training.dataset import build_matrices
+from training.errors import ClusterError, ConfigError, DataError, Interrupted
+from training.hyperparameters import Hyperparameters
+from training.shards import Shard, ShardPlan, fetch_shard, plan_shard
+from training.snowflake import connect, describe_table, quote_table
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "xgboost-model"
+"""Model file name in the model directory (what SageMaker's XGBoost hosting loads), UBJ format."""
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything a host needs to run its part of the job (built by the container from /opt/ml)."""
+
+    hyperparameters: Hyperparameters
+    cluster: Cluster
+    model_dir: Path
+    spill_dir: Path
+    checkpoint_dir: Path | None = None
+    environ: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class JobResult:
+    """What a finished job produced (the model path only on the leader)."""
+
+    final_metrics: dict[str, float]
+    rounds: int
+    rows_total: int
+    model_path: Path | None
+
+
+def run_job(spec: JobSpec, stop: StopFlag | None = None, tracker: Any = None) -> JobResult:
+    """Train this host's part of the job; raise a :class:`~training.errors.UserError` on bad input."""
+    hps, cluster = spec.hyperparameters, spec.cluster
+    stop = stop or StopFlag()
+    log.info("xgboost %s, project %s, host %s is rank %d of %d", xgb.__version__, __version__,
+             cluster.current_host, cluster.rank, cluster.size)
+    if tracker is not None:
+        tracker.check_reachable()  # before any data is fetched
+    creds = _credentials(spec.environ)
+    shard, plan = _fetch(creds, spec, cluster)
+    durations = {"fetch_seconds": shard.fetch_seconds}
+    with _collective_errors(cluster), collective(cluster, hps["tracker_port"], hps["collective_timeout"]):
+        rows_total = _check_totals(shard, plan, cluster, hps)
+        started = time.monotonic()
+        dtrain, dvalid = build_matrices(shard.train_path, shard.validation_path, hps["max_bin"], hps["nthread"])
+        durations["build_seconds"] = time.monotonic() - started
+        if tracker is not None:
+            tracker.start(dict(hps.values))
+        started = time.monotonic()
+        booster, rounds = _train(spec, dtrain, dvalid, cluster, stop, tracker)
+        durations["train_seconds"] = time.monotonic() - started
+        final = _final_metrics(booster, dtrain, dvalid)
+    if rounds < hps["num_round"] and stop.is_set():
+        raise Interrupted(f"stopped by SIGTERM after round {rounds} of {hps['num_round']}; a checkpoint was "
+                          "saved: restart the job with the same checkpoint location to resume")
+    log.info("final metrics: %s rounds:%d", " ".join(f"{k}:{v:.6f}" for k, v in final.items()), rounds)
+    model_path = _save_model(booster, spec.model_dir) if cluster.leader else None
+    if tracker is not None:
+        _report(tracker, shard, plan, creds, rows_total, durations, booster, final, cluster)
+    return JobResult(final, rounds, rows_total, model_path)
+
+
+def _credentials(environ: Mapping[str, str]) -> SnowflakeCredentials:
+    secret_id = environ.get(SECRET_ID_ENV, "").strip()
+    if not secret_id:
+        raise ConfigError(f"{SECRET_ID_ENV} is not set: pass the Snowflake secret's id or ARN in the job's environment")
+    import boto3
+
+    return read_secret(secret_id, boto3.client("secretsmanager"))
+
+
+def _fetch(creds: SnowflakeCredentials, spec: JobSpec, cluster: Cluster) -> tuple[Shard, ShardPlan]:
+    hps = spec.hyperparameters
+    conn = connect(creds, hps["query_tag"])
+    try:
+        plan = plan_shard(describe_table(conn, quote_table(hps["table"]), hps["table"]), hps)
+    finally:
+        conn.close()
+    log.info("reading shard %d of %d from %s (%d features, target %s, %d page(s))", cluster.rank, cluster.size,
+             hps["table"], len(plan.features), plan.target, hps["fetch_pages"])
+    shard = fetch_shard(lambda: connect(creds, hps["query_tag"]), plan, cluster.rank, cluster.size, hps,
+                        spec.spill_dir)
+    return shard, plan
+
+
+class _collective_errors:
+    """Turns a broken collective (a peer died or timed out) into a ClusterError with the fix."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, err: Any, tb: Any) -> bool:
+        if kind is not None and issubclass(kind, xgb.core.XGBoostError) and self.cluster.distributed:
+            first = (str(err).strip().splitlines() or ["XGBoostError"])[0][:200]
+            raise ClusterError(
+                f"host {self.cluster.current_host} lost contact with the other hosts ({first}): another host "
+                "failed or was stopped; see its log for the cause"
+            ) from None
+        return False
+
+
+def _check_totals(shard: Shard, plan: ShardPlan, cluster: Cluster, hps: Hyperparameters) -> int:
+    local = np.array([shard.rows_train, shard.rows_validation, shard.null_target_rows, *shard.non_null],
+                     dtype=np.int64)
+    totals = allreduce_sum(local, cluster)
+    rows_train, rows_valid, null_target = (int(x) for x in totals[:3])
+    total = rows_train + rows_valid
+    if cluster.leader:
+        log.info("total rows across %d hosts: %s (train %s, validation %s)", cluster.size, f"{total:,}",
+                 f"{rows_train:,}", f"{rows_valid:,}")
+    if null_target and hps["null_target"] == "fail":
+        raise DataError(f"{null_target:,} rows have a NULL target {plan.target!r}: filter them out in a view, or "
+                        "set the hyperparameter null_target=drop to leave them out of training")
+    if null_target and cluster.leader:
+        log.warning("left out %s rows whose target %s is NULL (null_target=drop)", f"{null_target:,}", plan.target)
+    if total == 0:
+        raise DataError(f"table {hps['table']!r} has no rows to train on: load data or point 'table' at another table")
+    empty = [name for name, count in zip(plan.features, totals[3:], strict=True) if count == 0]
+    if empty:
+        raise DataError(f"column {empty[0]!r} is entirely NULL: drop it from 'features'")
+    if rows_valid == 0 or rows_train == 0:
+        which = "validation" if rows_valid == 0 else "training"
+        raise DataError(f"the split left no {which} rows out of {total:,}: adjust 'validation_fraction'")
+    return total
+
+
+def _train(spec: JobSpec, dtrain: Any, dvalid: Any, cluster: Cluster, stop: StopFlag,
+           tracker: Any) -> tuple[xgb.Booster, int]:
+    hps = spec.hyperparameters
+    done, model = resume_point(spec.checkpoint_dir, cluster)
+    remaining = max(hps["num_round"] - done, 0)
+    start = xgb.Booster(model_file=bytearray(model)) if model else None
+    checkpoints = CheckpointCallback(spec.checkpoint_dir, hps["checkpoint_interval"], done, cluster, stop)
+    callbacks: list[xgb.callback.TrainingCallback] = [RoundLogger(done, cluster.leader), checkpoints]
+    if hps["early_stopping_rounds"]:
+        callbacks.append(xgb.callback.EarlyStopping(rounds=hps["early_stopping_rounds"], data_name="validation",
+                                                    metric_name=hps.eval_metrics[0]))
+    if tracker is not None:
+        callbacks.append(tracker.callback())
+    if remaining == 0:
+        return start, done
+    booster = xgb.train(hps.xgboost_params(), dtrain, num_boost_round=remaining, xgb_model=start,
+                        evals=[(dtrain, "train"), (dvalid, "validation")], callbacks=callbacks, verbose_eval=False)
+    rounds = checkpoints.stopped_at or booster.num_boosted_rounds()
+    return booster, rounds
+
+
+class RoundLogger(xgb.callback.TrainingCallback):
+    """Logs ``[round]\\ttrain-rmse:...\\tvalidation-rmse:...`` on the leader (metrics are all-reduced)."""
+
+    def __init__(self, offset: int, leader: bool) -> None:
+        super().__init__()
+        self.offset, self.leader = offset, leader
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+        if self.leader:
+            parts = [f"{data}-{metric}:{values[-1]:.6f}" for data, metrics in evals_log.items()
+                     for metric, values in metrics.items()]
+            log.info("[%d]\t%s", self.offset + epoch, "\t".join(parts))
+        return False
+
+
+def _final_metrics(booster: xgb.Booster, dtrain: Any, dvalid: Any) -> dict[str, float]:
+    """The model's metrics on both sets (all-reduced across hosts), e.g. ``validation-rmse``."""
+    text = booster.eval_set([(dtrain, "train"), (dvalid, "validation")])
+    metrics = {}
+    for item in text.split("\t")[1:]:
+        name, value = item.rsplit(":", 1)
+        metrics[name] = float(value)
+    return metrics
+
+
+def _save_model(booster: xgb.Booster, model_dir: Path) -> Path:
+    model_dir.mkdir(parents=True, exist_ok=True)
+    path = model_dir / MODEL_FILE
+    temp = model_dir / f".{MODEL_FILE}.tmp"
+    temp.write_bytes(booster.save_raw("ubj"))
+    os.replace(temp, path)
+    log.info("model saved to %s", path)
+    return path
+
+
+def _report(tracker: Any, shard: Shard, plan: ShardPlan, creds: SnowflakeCredentials, rows_total: int,
+            durations: dict[str, float], booster: xgb.Booster, final: dict[str, float], cluster: Cluster) -> None:
+    """Leader only: hand the tracker what the run records (placeholder until tracking lands)."""
+    tracker.log_durations(durations)

@@ -1,0 +1,137 @@
+"""Connecting to Snowflake and describing a table, with bounded waits and actionable errors.
+
+Identifiers that users give (table, columns) are validated and quoted here; nothing user-given
+is ever formatted raw into SQL. Unquoted names follow Snowflake's rule (they mean the upper-case
+name); a double-quoted name is taken verbatim, so ``"My Col"`` reaches a case-sensitive column.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from training.credentials import SnowflakeCredentials
+from training.errors import HyperparameterError, SnowflakeError
+
+log = logging.getLogger(__name__)
+
+LOGIN_TIMEOUT_ENV = "SNOWFLAKE_LOGIN_TIMEOUT"
+"""Seconds to wait for Snowflake sign-in (default 60): a wrong account fails in bounded time."""
+NETWORK_TIMEOUT_ENV = "SNOWFLAKE_NETWORK_TIMEOUT"
+"""Seconds the connector keeps retrying one request (default 300)."""
+
+_BARE = r"[A-Za-z_][A-Za-z0-9_$]*"
+_QUOTED = r'"[^"\x00]+"'
+_PART = rf"(?:{_BARE}|{_QUOTED})"
+_TABLE = re.compile(rf"{_PART}(?:\.{_PART}){{0,2}}")
+_PARTS = re.compile(_PART)
+
+# Snowflake result type codes (snowflake.connector.constants.FIELD_TYPES) that convert to numbers.
+NUMERIC_TYPE_CODES = {0: "NUMBER", 1: "FLOAT", 13: "BOOLEAN"}
+TYPE_NAMES = {2: "TEXT", 3: "DATE", 4: "TIMESTAMP", 5: "VARIANT", 6: "TIMESTAMP_LTZ", 7: "TIMESTAMP_TZ",
+              8: "TIMESTAMP_NTZ", 9: "OBJECT", 10: "ARRAY", 11: "BINARY", 12: "TIME"}
+
+
+def quote_part(name: str, what: str) -> str:
+    """Validate one identifier and return it quoted for SQL (unquoted names are upper-cased)."""
+    name = name.strip()
+    if re.fullmatch(_BARE, name):
+        return f'"{name.upper()}"'
+    if re.fullmatch(_QUOTED, name):
+        return name
+    raise HyperparameterError(
+        f"{what} {name[:60]!r} is not a valid Snowflake identifier: use letters, digits, _ and $ "
+        "(starting with a letter or _), or a double-quoted name without quotes inside"
+    )
+
+
+def quote_table(name: str) -> str:
+    """Validate ``[database.][schema.]table`` and return it quoted part by part."""
+    name = name.strip()
+    if not _TABLE.fullmatch(name):
+        raise HyperparameterError(
+            f"table {name[:60]!r} is not a valid Snowflake table name: use NAME, SCHEMA.NAME or "
+            "DATABASE.SCHEMA.NAME with letters, digits, _ and $ (or double-quoted parts)"
+        )
+    return ".".join(quote_part(part, "table") for part in _PARTS.findall(name))
+
+
+def quote_column(name: str) -> str:
+    """Quote a column name exactly as Snowflake reported it (doubling any quote inside)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def unquoted(quoted: str) -> str:
+    """The name Snowflake reports for a quoted identifier (``"PRICE"`` -> ``PRICE``)."""
+    return quoted[1:-1]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the table as Snowflake describes it."""
+
+    name: str
+    type_code: int
+
+    @property
+    def numeric(self) -> bool:
+        return self.type_code in NUMERIC_TYPE_CODES
+
+    @property
+    def type_name(self) -> str:
+        return NUMERIC_TYPE_CODES.get(self.type_code) or TYPE_NAMES.get(self.type_code, f"type {self.type_code}")
+
+
+def connect(creds: SnowflakeCredentials, query_tag: str) -> Any:
+    """Open a connection with bounded sign-in and network waits; errors name the likely causes."""
+    import snowflake.connector
+    from snowflake.connector.errors import DatabaseError, Error
+
+    kwargs = creds.connect_kwargs()
+    kwargs.update(
+        login_timeout=int(os.environ.get(LOGIN_TIMEOUT_ENV, "60")),
+        network_timeout=int(os.environ.get(NETWORK_TIMEOUT_ENV, "300")),
+        session_parameters={"QUERY_TAG": query_tag},
+        application="sagemaker-xgboost-snowflake",
+    )
+    try:
+        return snowflake.connector.connect(**kwargs)
+    except DatabaseError as err:
+        raise SnowflakeError(_connect_message(creds, err)) from None
+    except Error as err:
+        raise SnowflakeError(
+            f"cannot connect to Snowflake account {creds.account!r} ({type(err).__name__}, "
+            f"errno {getattr(err, 'errno', '?')}): check the secret's account and auth fields"
+        ) from None
+
+
+def _connect_message(creds: SnowflakeCredentials, err: Any) -> str:
+    text = str(getattr(err, "raw_msg", "") or "").lower()
+    if "incorrect username or password" in text or "jwt" in text or "token" in text or "authenticat" in text:
+        return (f"Snowflake rejected the credentials of user {creds.user!r} on account {creds.account!r} "
+                f"(auth {creds.auth}): check the secret's user and {creds.auth} fields")
+    return (f"cannot reach Snowflake account {creds.account!r} (errno {getattr(err, 'errno', '?')}): "
+            "check that the job's network can reach Snowflake (VPC subnets need a NAT gateway or "
+            "PrivateLink) and that the account identifier is right (ORGNAME-ACCOUNTNAME)")
+
+
+def describe_table(conn: Any, table_sql: str, table: str) -> list[Column]:
+    """The table's columns, from a query that reads no rows (fails clearly if the table is missing)."""
+    from snowflake.connector.errors import ProgrammingError
+
+    cursor = conn.cursor()
+    try:
+        cursor.execute(f"SELECT * FROM {table_sql} LIMIT 0")  # noqa: S608  (validated, quoted identifier)
+        return [Column(meta.name, meta.type_code) for meta in cursor.description]
+    except ProgrammingError as err:
+        if getattr(err, "errno", None) == 2003 or "does not exist" in str(err).lower():
+            raise SnowflakeError(
+                f"table {table!r} does not exist or the role cannot see it: check the 'table' "
+                "hyperparameter and the secret's database, schema and role"
+            ) from None
+        raise
+    finally:
+        cursor.close()
