@@ -1,0 +1,184 @@
+"""Small AWS functions: SDK sessions, capturing a request unsent, submitting, following jobs.
+
+The builders in :mod:`launch.jobs` turn settings into SDK objects without touching AWS; the
+functions here are the only ones that send anything. Every SDK session is made from an explicit
+``boto3.Session`` (tests hand in one whose botocore events record what is sent, against moto)
+with the SDK's telemetry turned off, so a launch sends the requests we build and nothing else.
+
+``--dry-run`` uses :func:`capture_request`: the real SDK call runs up to the moment botocore
+would send it (after the SDK has built and botocore has validated the request), and is stopped
+there. What is printed is exactly what would have been sent, with no credentials needed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+if TYPE_CHECKING:  # the SDK is heavy to import: commands import it only when they need it
+    from sagemaker.core.helper.session_helper import Session
+
+logger = logging.getLogger(__name__)
+
+SDK_CONFIG: dict[str, Any] = {
+    "SchemaVersion": "1.0",
+    "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}},
+}
+"""The SDK's defaults config: telemetry off (a dry run or a test must send nothing else), and no
+defaults picked up from the user's SageMaker config files: the settings file is the one source."""
+
+VALIDATE_ROLE_ENV = "SAGEMAKER_VALIDATE_ROLE"
+"""SDK v3 calls iam:SimulatePrincipalPolicy on the role unless this is "false"; settings already
+checked the role is an ARN, and many users may pass a role but not simulate policies."""
+
+TRAINING_TERMINAL = ("Completed", "Failed", "Stopped")
+TUNING_TERMINAL = ("Completed", "Failed", "Stopped")
+
+
+def boto_session(region: str) -> boto3.Session:
+    """A boto3 session for the settings' region (credentials from the usual chain)."""
+    return boto3.Session(region_name=region)
+
+
+def sdk_session(session: boto3.Session, *, pipeline: bool = False) -> Session:
+    """A SageMaker SDK session over ``session`` (a ``PipelineSession`` to build pipeline steps)."""
+    if pipeline:
+        from sagemaker.core.workflow.pipeline_context import PipelineSession
+
+        return PipelineSession(boto_session=session, sagemaker_config=SDK_CONFIG)
+    from sagemaker.core.helper.session_helper import Session
+
+    return Session(boto_session=session, sagemaker_config=SDK_CONFIG)
+
+
+@contextmanager
+def role_validation_off() -> Iterator[None]:
+    """Skip the SDK's IAM policy simulation for the duration (restores the variable after)."""
+    before = os.environ.get(VALIDATE_ROLE_ENV)
+    os.environ[VALIDATE_ROLE_ENV] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(VALIDATE_ROLE_ENV, None)
+        else:
+            os.environ[VALIDATE_ROLE_ENV] = before
+
+
+class RequestCaptured(Exception):
+    """Raised from botocore's ``before-call`` hook: the request was built and validated, not sent."""
+
+    def __init__(self, operation: str, params: dict[str, Any]) -> None:
+        super().__init__(operation)
+        self.operation = operation
+        self.params = params
+
+
+@dataclass
+class Capture:
+    """What :func:`capture_request` saw: the API parameters of the first matching call."""
+
+    operation: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def capture_request(session: boto3.Session, operation: str) -> Iterator[Capture]:
+    """Stop the first SageMaker ``operation`` call made through ``session`` just before sending.
+
+    Register before any client is made from ``session`` (botocore copies handlers into each
+    client). The SDK call inside the block raises :class:`RequestCaptured`, which is swallowed
+    here; the captured parameters are in the yielded :class:`Capture`.
+    """
+    capture = Capture(operation)
+
+    def _record(params: dict[str, Any], **_: Any) -> None:
+        capture.params = dict(params)
+
+    def _stop(**_: Any) -> None:
+        raise RequestCaptured(operation, capture.params)
+
+    session.events.register(f"provide-client-params.sagemaker.{operation}", _record)
+    session.events.register(f"before-call.sagemaker.{operation}", _stop)
+    try:
+        yield capture
+    except RequestCaptured:
+        pass
+    if not capture.params:
+        raise RuntimeError(f"the SDK made no {operation} call")
+
+
+def submit_training(trainer: Any) -> str:
+    """Create the training job (no wait); returns its name."""
+    trainer.train(wait=False, logs=False)
+    name = trainer._latest_training_job.training_job_name
+    logger.info("submitted training job %s", name)
+    return name
+
+
+def submit_tuning(tuner: Any, job_name: str) -> str:
+    """Create the tuning job (no wait); returns its name."""
+    tuner.tune(job_name=job_name, wait=False)
+    logger.info("submitted tuning job %s", job_name)
+    return job_name
+
+
+def wait_for_training(client: Any, job_name: str, poll_seconds: float = 30.0,
+                      sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """Follow a training job, logging each status change, until it ends; returns its description."""
+    seen = 0
+    while True:
+        desc = client.describe_training_job(TrainingJobName=job_name)
+        for transition in desc.get("SecondaryStatusTransitions", [])[seen:]:
+            logger.info("%s: %s %s", job_name, transition.get("Status"), transition.get("StatusMessage", ""))
+        seen = len(desc.get("SecondaryStatusTransitions", []))
+        if desc["TrainingJobStatus"] in TRAINING_TERMINAL:
+            return desc
+        logger.info("%s: %s (%s)", job_name, desc["TrainingJobStatus"], desc.get("SecondaryStatus", ""))
+        sleep(poll_seconds)
+
+
+def wait_for_tuning(client: Any, job_name: str, poll_seconds: float = 60.0,
+                    sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """Follow a tuning job, logging trial counts as they change, until it ends."""
+    last: dict[str, int] | None = None
+    while True:
+        desc = client.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=job_name)
+        counters = desc.get("TrainingJobStatusCounters", {})
+        if counters != last:
+            logger.info("%s: %s, trials %s", job_name, desc["HyperParameterTuningJobStatus"],
+                        ", ".join(f"{k} {v}" for k, v in counters.items()))
+            last = counters
+        if desc["HyperParameterTuningJobStatus"] in TUNING_TERMINAL:
+            return desc
+        sleep(poll_seconds)
+
+
+def list_trials(client: Any, job_name: str, objective_type: str) -> list[dict[str, Any]]:
+    """The tuning job's training jobs, best objective first (jobs without one last)."""
+    order = "Ascending" if objective_type == "Minimize" else "Descending"
+    pages = client.get_paginator("list_training_jobs_for_hyper_parameter_tuning_job").paginate(
+        HyperParameterTuningJobName=job_name, SortBy="FinalObjectiveMetricValue", SortOrder=order)
+    return [summary for page in pages for summary in page["TrainingJobSummaries"]]
+
+
+def upsert_pipeline(pipeline: Any, role_arn: str, tags: list[dict[str, str]]) -> str:
+    """Create or update the pipeline; returns its ARN."""
+    with role_validation_off():
+        response = pipeline.upsert(role_arn=role_arn, tags=tags or None)
+    logger.info("upserted pipeline %s", pipeline.name)
+    return response["PipelineArn"]
+
+
+def start_pipeline(pipeline: Any) -> str:
+    """Start an execution with the pipeline's default parameters; returns the execution ARN."""
+    execution = pipeline.start()
+    logger.info("started pipeline execution %s", execution.arn)
+    return execution.arn
