@@ -43,10 +43,12 @@ base_account_for() {
     esac
 }
 
-ecr_login() {  # $1 = registry host
-    aws ecr get-login-password --region "$REGION" \
-        | docker login --username AWS --password-stdin "$1" >/dev/null \
-        || die "log in to $1 failed (aws ecr get-login-password | docker login); check your AWS credentials"
+ecr_login() {  # $1 = registry host. The password goes through a pipe, never onto a command line.
+    local password
+    password="$(aws ecr get-login-password --region "$REGION")" \
+        || die "aws ecr get-login-password failed for $1: check your AWS credentials"
+    printf '%s\n' "$password" | docker login --username AWS --password-stdin "$1" >/dev/null \
+        || die "docker login to $1 failed"
 }
 
 # 1. Tools.
