@@ -26,6 +26,7 @@ import logging
 import os
 import re
 import secrets
+import warnings
 from datetime import datetime, timezone
 from typing import Any
 
@@ -279,7 +280,9 @@ def build_pipeline(settings: Settings, session: Any) -> Any:
     trainer = build_trainer(settings, session, image=image, instance_type=instance_type,
                             instance_count=instance_count, base_name=settings.job_prefix)
     tuner = build_tuner(settings, trainer)
-    step = TuningStep(name="Tune", step_args=tuner.tune(job_name=settings.job_prefix[:TUNING_NAME_MAX]))
+    with warnings.catch_warnings():  # "Running within a PipelineSession ... No Job being started": intended
+        warnings.simplefilter("ignore", UserWarning)
+        step = TuningStep(name="Tune", step_args=tuner.tune(job_name=settings.job_prefix[:TUNING_NAME_MAX]))
     return Pipeline(name=settings.pipeline_name, parameters=[instance_type, instance_count, image],
                     steps=[step], sagemaker_session=session)
 
