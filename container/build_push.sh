@@ -103,12 +103,12 @@ say "building $REPOSITORY:$REVISION for linux/amd64 from $BASE_REGISTRY"
 docker buildx build --platform linux/amd64 --provenance=false --sbom=false --load \
     --build-arg REGION="$REGION" --build-arg BASE_ACCOUNT="$BASE_ACCOUNT" \
     --build-arg GIT_REVISION="$REVISION" \
-    --tag "$REPOSITORY:$REVISION" --file "$REPO_DIR/Dockerfile" "$REPO_DIR" \
+    --tag "$REPOSITORY:$REVISION" --file "$REPO_DIR/Dockerfile" "$REPO_DIR" >&2 \
     || die "docker buildx build failed (see the output above)"
 
-# 7. Tag and push.
+# 7. Tag and push. Progress goes to stderr: stdout carries only the image_uri line.
 docker tag "$REPOSITORY:$REVISION" "$IMAGE_URI" || die "docker tag $IMAGE_URI failed"
-docker push "$IMAGE_URI" || die "docker push $IMAGE_URI failed"
+docker push "$IMAGE_URI" >&2 || die "docker push $IMAGE_URI failed"
 
 say "pushed; put this line in your launcher settings:"
 echo "image_uri = \"$IMAGE_URI\""
