@@ -1,0 +1,97 @@
+"""Settings: the example loads, overrides apply, and every bad value is named with its fix."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from launch.settings import EXAMPLE, load_settings, search_space
+from training.errors import ConfigError
+from training.hyperparameters import tunable
+
+MINIMAL = """
+region = "us-west-2"
+role = "arn:aws:iam::123456789012:role/Training"
+image = "123456789012.dkr.ecr.us-west-2.amazonaws.com/xgb:1"
+[data]
+table = "DB.S.T"
+target = "Y"
+snowflake_secret_id = "snowflake/xgb"
+[output]
+s3_path = "s3://bucket/out"
+"""
+
+
+def write(tmp_path: Path, text: str = MINIMAL) -> Path:
+    path = tmp_path / "settings.toml"
+    path.write_text(text)
+    return path
+
+
+def error_of(tmp_path: Path, *overrides: str, text: str = MINIMAL) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text), overrides)
+    return str(info.value)
+
+
+def test_example_loads_and_overrides_apply() -> None:
+    settings = load_settings(EXAMPLE, ["compute.instance_count=4", "hyperparameters.eta=0.05",
+                                       "network.subnets=subnet-1,subnet-2", "network.security_group_ids=['sg-1']"])
+    assert settings.compute.instance_count == 4
+    assert settings.hyperparameters["eta"] == "0.05"
+    assert settings.network.subnets == ("subnet-1", "subnet-2")
+    assert settings.job_hyperparameters["table"] == "ANALYTICS.PUBLIC.CALIFORNIA_HOUSING"
+    assert settings.eval_metrics == ["rmse", "mae"]
+
+
+def test_minimal_settings_take_defaults(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path))
+    assert settings.compute.instance_count == 1 and not settings.compute.spot
+    assert settings.job_hyperparameters == {"table": "DB.S.T", "target": "Y"}
+    assert set(search_space(settings)) == {spec.name for spec in tunable()}
+
+
+def test_missing_settings_file_names_the_example(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="settings.example.toml to launch/settings.toml"):
+        load_settings(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize(("overrides", "text", "expected"), [
+    ((), MINIMAL.replace('role = "arn:aws:iam::123456789012:role/Training"\n', ""), "'role'.*is missing"),
+    (("role=MyRole",), MINIMAL, "'role' must be an IAM role ARN.*got 'MyRole'"),
+    (("compute.spot=true",), MINIMAL, "'compute.spot' is true but 'compute.max_wait_seconds' is not set"),
+    (("compute.spot=true", "compute.max_wait_seconds=60"), MINIMAL, "max_wait_seconds' \\(60\\) must be >="),
+    (("network.subnets=['subnet-1']",), MINIMAL, "'network.subnets' is set but 'network.security_group_ids'"),
+    (("compute.instnce_type=ml.m5.large",), MINIMAL, "unknown settings key 'compute.instnce_type'.*compute.instance_type"),
+    (("compute.instance_count='two'",), MINIMAL, "'compute.instance_count' must be an integer, got 'two'"),
+    (("compute.instance_count=0",), MINIMAL, "'compute.instance_count' must be an integer in \\[1, 100\\]"),
+    (("hyperparameters.eta=2",), MINIMAL, "hyperparameter 'eta' must be a number in \\(0, 1\\]"),
+    (("hyperparameters.etaa=0.1",), MINIMAL, "unknown hyperparameter 'etaa'"),
+    (("hyperparameters.table=X",), MINIMAL, "'hyperparameters.table' is not allowed: set data.table"),
+    (("data.snowflake_secret_id={\"password\": \"x\"}",), MINIMAL, "never the secret's value"),
+    (("tuning.strategy=Grid",), MINIMAL, "categorical ranges only"),
+    (("tuning.strategy=Bayes",), MINIMAL, "'tuning.strategy' must be one of Bayesian, Random"),
+    (("tuning.ranges.eta={low=0, high=0.3, scaling='Logarithmic'}",), MINIMAL, "hyperparameter 'eta' must be"),
+    (("tuning.ranges.nope={low=1, high=2}",), MINIMAL, "'nope' is not a hyperparameter"),
+    (("output.s3_path=bucket/out",), MINIMAL, "'output.s3_path' must be"),
+])
+def test_bad_settings_are_named_with_the_fix(tmp_path: Path, overrides: tuple[str, ...], text: str,
+                                             expected: str) -> None:
+    message = error_of(tmp_path, *overrides, text=text)
+    assert "\n" not in message
+    assert re.search(expected, message), message
+
+
+def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
+    assert "not valid TOML" in error_of(tmp_path, text="region = ")
+
+
+def test_ranges_override_and_exclude(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path), ["tuning.ranges.max_depth={low=4, high=8}", "tuning.exclude=['gamma']",
+                                               "tuning.ranges.tree_method={values=['hist','approx']}"])
+    space = search_space(settings)
+    assert "gamma" not in space
+    assert (space["max_depth"].kind, space["max_depth"].low, space["max_depth"].high) == ("integer", 4, 8)
+    assert space["tree_method"].values == ("hist", "approx")
