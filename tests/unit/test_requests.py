@@ -1,0 +1,205 @@
+"""Offline: the exact requests the launcher builds pass botocore's own validation and carry
+what the container needs; the pipeline definition is stable; the metric regexes match the
+container's log lines. No AWS account, no network: requests are captured before sending."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import pytest
+from botocore.validate import ParamValidator
+
+from launch import jobs
+from launch.settings import load_settings
+from training.errors import ConfigError
+from training.hyperparameters import tunable
+
+FULL = """
+region = "us-west-2"
+role = "arn:aws:iam::123456789012:role/Training"
+image = "123456789012.dkr.ecr.us-west-2.amazonaws.com/xgb:1"
+job_prefix = "xgb-test"
+[data]
+table = "DB.S.T"
+target = "Y"
+features = ["A", "B"]
+snowflake_secret_id = "arn:aws:secretsmanager:us-west-2:123456789012:secret:sf-AbC"
+[mlflow]
+tracking_uri = "arn:aws:sagemaker:us-west-2:123456789012:mlflow-tracking-server/main"
+experiment = "exp"
+[compute]
+instance_type = "ml.m5.2xlarge"
+instance_count = 3
+spot = true
+max_runtime_seconds = 3600
+max_wait_seconds = 7200
+[output]
+s3_path = "s3://bucket/out"
+checkpoint_s3_uri = "s3://bucket/ckpt"
+[network]
+subnets = ["subnet-1"]
+security_group_ids = ["sg-1"]
+inter_container_encryption = true
+network_isolation = true
+[kms]
+volume_key_id = "vol-key"
+output_key_id = "out-key"
+[tags]
+team = "ml"
+[hyperparameters]
+num_round = 50
+eval_metric = ["rmse", "mae"]
+[tuning]
+max_jobs = 6
+max_parallel_jobs = 2
+early_stopping = "Auto"
+warm_start_from = ["xgb-earlier-1"]
+"""
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    path = tmp_path_factory.mktemp("settings") / "settings.toml"
+    path.write_text(FULL)
+    return load_settings(path)
+
+
+@pytest.fixture(autouse=True)
+def no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Prove the dry run needs no AWS account: no credentials anywhere."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+def validate(operation: str, params: dict[str, Any]) -> None:
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    report = ParamValidator().validate(params, model.operation_model(operation).input_shape)
+    assert not report.has_errors(), report.generate_report()
+
+
+@pytest.fixture(scope="module")
+def training(settings: Any) -> dict[str, Any]:
+    return jobs.training_request(settings)
+
+
+@pytest.fixture(scope="module")
+def tuning(settings: Any) -> dict[str, Any]:
+    return jobs.tuning_request(settings, "xgb-test-tune")
+
+
+def test_training_request_is_valid_and_complete(training: dict[str, Any]) -> None:
+    validate("CreateTrainingJob", training)
+    assert training["AlgorithmSpecification"]["TrainingImage"].endswith("/xgb:1")
+    assert "InputDataConfig" not in training  # code is baked in: no source upload, no channels
+    assert "ContainerEntrypoint" not in training["AlgorithmSpecification"]
+    assert training["ResourceConfig"] == {"InstanceType": "ml.m5.2xlarge", "InstanceCount": 3,
+                                          "VolumeSizeInGB": 30, "VolumeKmsKeyId": "vol-key"}
+    assert training["Environment"] == {
+        "SNOWFLAKE_SECRET_ID": "arn:aws:secretsmanager:us-west-2:123456789012:secret:sf-AbC",
+        "MLFLOW_TRACKING_URI": "arn:aws:sagemaker:us-west-2:123456789012:mlflow-tracking-server/main",
+        "MLFLOW_EXPERIMENT_NAME": "exp"}
+    assert training["HyperParameters"] == {"num_round": "50", "eval_metric": "rmse,mae", "table": "DB.S.T",
+                                           "target": "Y", "features": "A,B"}
+    assert training["EnableManagedSpotTraining"] is True
+    assert training["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
+    assert training["CheckpointConfig"] == {"S3Uri": "s3://bucket/ckpt", "LocalPath": "/opt/ml/checkpoints"}
+    assert training["VpcConfig"] == {"SecurityGroupIds": ["sg-1"], "Subnets": ["subnet-1"]}
+    assert training["EnableNetworkIsolation"] and training["EnableInterContainerTrafficEncryption"]
+    assert training["OutputDataConfig"]["KmsKeyId"] == "out-key"
+    assert training["Tags"] == [{"Key": "team", "Value": "ml"}]
+    names = [m["Name"] for m in training["AlgorithmSpecification"]["MetricDefinitions"]]
+    assert names == ["train:rmse", "validation:rmse", "train:mae", "validation:mae"]
+    assert re.fullmatch(r"xgb-test-[0-9a-f]{6}-\d{14}", training["TrainingJobName"])
+
+
+def test_tuning_request_is_valid_and_closes_the_sdk_gaps(tuning: dict[str, Any]) -> None:
+    validate("CreateHyperParameterTuningJob", tuning)
+    config, definition = tuning["HyperParameterTuningJobConfig"], tuning["TrainingJobDefinition"]
+    assert config["HyperParameterTuningJobObjective"] == {"Type": "Minimize", "MetricName": "validation:rmse"}
+    assert config["Strategy"] == "Bayesian" and config["TrainingJobEarlyStoppingType"] == "Auto"
+    assert config["ResourceLimits"] == {"MaxNumberOfTrainingJobs": 6, "MaxParallelTrainingJobs": 2}
+    ranges = {r["Name"]: r for kind in config["ParameterRanges"].values() for r in kind}
+    assert set(ranges) == {spec.name for spec in tunable()}
+    assert ranges["eta"]["ScalingType"] == "Logarithmic"
+    assert "num_round" not in definition["StaticHyperParameters"]  # tuned, so not static
+    assert definition["StaticHyperParameters"]["table"] == "DB.S.T"
+    assert [m["Name"] for m in definition["AlgorithmSpecification"]["MetricDefinitions"]][:2] == [
+        "train:rmse", "validation:rmse"]
+    # what SDK 3.27 drops, put back for every trial
+    assert definition["EnableNetworkIsolation"] and definition["EnableInterContainerTrafficEncryption"]
+    assert definition["ResourceConfig"]["VolumeKmsKeyId"] == "vol-key"
+    assert definition["EnableManagedSpotTraining"] is True
+    assert definition["StoppingCondition"]["MaxWaitTimeInSeconds"] == 7200
+    assert definition["CheckpointConfig"]["S3Uri"] == "s3://bucket/ckpt"
+    assert definition["VpcConfig"]["Subnets"] == ["subnet-1"]
+    assert definition["Environment"]["SNOWFLAKE_SECRET_ID"].endswith(":secret:sf-AbC")
+    assert tuning["WarmStartConfig"] == {"ParentHyperParameterTuningJobs": [
+        {"HyperParameterTuningJobName": "xgb-earlier-1"}], "WarmStartType": "IdenticalDataAndAlgorithm"}
+    assert tuning["Tags"] == [{"Key": "team", "Value": "ml"}]
+
+
+def _resolve(node: Any, defaults: dict[str, Any]) -> Any:
+    """Replace pipeline parameter references with their defaults, as an execution would."""
+    if isinstance(node, dict):
+        if set(node) == {"Get"} and node["Get"].startswith("Parameters."):
+            return defaults[node["Get"].removeprefix("Parameters.")]
+        return {k: _resolve(v, defaults) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve(v, defaults) for v in node]
+    return node
+
+
+def test_pipeline_definition_is_valid_and_stable(settings: Any) -> None:
+    first, second = jobs.pipeline_definition(settings), jobs.pipeline_definition(settings)
+    assert first == second
+    validate("CreatePipeline", {"PipelineName": settings.pipeline_name, "RoleArn": settings.role,
+                                "PipelineDefinition": json.dumps(first),
+                                "ClientRequestToken": "t" * 32})  # botocore fills it in when sending
+    defaults = {p["Name"]: p["DefaultValue"] for p in first["Parameters"]}
+    assert defaults == {"InstanceType": "ml.m5.2xlarge", "InstanceCount": 3,
+                        "TrainingImage": "123456789012.dkr.ecr.us-west-2.amazonaws.com/xgb:1"}
+    (step,) = first["Steps"]
+    assert step["Type"] == "Tuning"
+    arguments = step["Arguments"]
+    assert arguments["TrainingJobDefinition"]["ResourceConfig"]["InstanceCount"] == {"Get": "Parameters.InstanceCount"}
+    validate("CreateHyperParameterTuningJob",
+             {"HyperParameterTuningJobName": "pipeline-run", **_resolve(arguments, defaults)})
+    assert arguments["TrainingJobDefinition"]["EnableNetworkIsolation"] is True
+
+
+CONTAINER_LINES = (
+    "2026-11-23 01:02:03,456 127.0.0.1 [12]\ttrain-rmse:0.5123\tvalidation-rmse:0.6234\ttrain-mae:0.4\t"
+    "validation-mae:4.5e-01\n"
+    "2026-11-23 01:02:09,001 127.0.0.1 final metrics: train-rmse:0.5001 validation-rmse:0.6101 "
+    "train-mae:0.39 validation-mae:0.44 rounds:100\n"
+)
+
+
+def test_metric_regexes_read_the_containers_lines() -> None:
+    found = {d["Name"]: [float(v) for v in re.findall(d["Regex"], CONTAINER_LINES)]
+             for d in jobs.metric_definitions(["rmse", "mae"])}
+    assert found == {"train:rmse": [0.5123, 0.5001], "validation:rmse": [0.6234, 0.6101],
+                     "train:mae": [0.4, 0.39], "validation:mae": [0.45, 0.44]}
+    assert jobs.metric_definitions(["rmse"])[1] == {"Name": "validation:rmse",
+                                                    "Regex": "validation-rmse:([-+0-9.eE]+)"}
+
+
+def test_objective_without_a_metric_definition_is_refused(settings: Any) -> None:
+    import dataclasses
+
+    bad = dataclasses.replace(settings, hyperparameters={"eval_metric": "mae"})
+    with pytest.raises(ConfigError, match="'tuning.objective' is 'validation:rmse', which no metric definition"):
+        jobs.check_objective(bad)
+
+
+def test_tuning_job_names_are_unique_and_short() -> None:
+    names = {jobs.tuning_job_name("a-rather-long-job-prefix") for _ in range(50)}
+    assert len(names) == 50
+    assert all(len(n) <= 32 and re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*", n) for n in names)
