@@ -1,0 +1,220 @@
+"""The launcher through the real SageMaker SDK against moto (in-process ``mock_aws``).
+
+A botocore ``provide-client-params`` hook on the session records exactly what was sent; moto
+enforces no service rules, so the rules are asserted here. The Snowflake secret lives in moto's
+Secrets Manager with a distinctive value that must appear in no request."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from launch import pipeline as pipeline_cli
+from launch import train as train_cli
+from launch import tune as tune_cli
+from launch.settings import load_settings
+
+SECRET_VALUE = "Zq-distinctive-launcher-s3cret-4410"
+SETTINGS = """
+region = "us-east-1"
+role = "arn:aws:iam::123456789012:role/Training"
+image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/xgb:7"
+job_prefix = "xgb-moto"
+[data]
+table = "DB.S.T"
+target = "Y"
+snowflake_secret_id = "SECRET_ARN"
+[compute]
+instance_count = 2
+spot = true
+max_runtime_seconds = 3600
+max_wait_seconds = 7200
+[output]
+s3_path = "s3://bucket/out"
+checkpoint_s3_uri = "s3://bucket/ckpt"
+[network]
+subnets = ["subnet-1"]
+security_group_ids = ["sg-1"]
+[tags]
+team = "ml"
+[hyperparameters]
+num_round = 30
+[tuning]
+max_jobs = 4
+"""
+
+
+class Recorder:
+    """Every API call made through a boto3 session, with its parameters, in order."""
+
+    def __init__(self, session: boto3.Session) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        session.events.register("provide-client-params.*.*", self._record)
+
+    def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        self.calls.append((model.name, json.loads(json.dumps(params, default=str))))
+
+    def sent(self, operation: str) -> list[dict[str, Any]]:
+        return [params for name, params in self.calls if name == operation]
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def settings_file(aws: None, tmp_path: Path) -> Path:
+    arn = boto3.client("secretsmanager").create_secret(
+        Name="snowflake/xgb", SecretString=json.dumps({"password": SECRET_VALUE}))["ARN"]
+    path = tmp_path / "settings.toml"
+    path.write_text(SETTINGS.replace("SECRET_ARN", arn))
+    return path
+
+
+@pytest.fixture
+def session(aws: None) -> boto3.Session:
+    return boto3.Session(region_name="us-east-1")
+
+
+@pytest.fixture
+def recorder(session: boto3.Session) -> Recorder:
+    return Recorder(session)
+
+
+def assert_job_definition(job: dict[str, Any], secret_arn: str) -> None:
+    """What every training job (alone or as a trial) must carry."""
+    image = job["AlgorithmSpecification"]["TrainingImage"]
+    assert image == "123456789012.dkr.ecr.us-east-1.amazonaws.com/xgb:7" or image == {"Get": "Parameters.TrainingImage"}
+    assert job["Environment"] == {"SNOWFLAKE_SECRET_ID": secret_arn}
+    names = {m["Name"] for m in job["AlgorithmSpecification"]["MetricDefinitions"]}
+    assert names == {"train:rmse", "validation:rmse"}
+    assert job["EnableManagedSpotTraining"] is True
+    assert job["StoppingCondition"]["MaxWaitTimeInSeconds"] >= job["StoppingCondition"]["MaxRuntimeInSeconds"]
+    assert job["VpcConfig"] == {"SecurityGroupIds": ["sg-1"], "Subnets": ["subnet-1"]}
+    assert job["CheckpointConfig"]["S3Uri"] == "s3://bucket/ckpt"
+    assert SECRET_VALUE not in json.dumps(job)
+
+
+def test_train_sends_the_job_and_waits(settings_file: Path, session: boto3.Session, recorder: Recorder,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert train_cli.main(["--settings", str(settings_file), "--wait"], session=session) == 0
+    (sent,) = recorder.sent("CreateTrainingJob")
+    secret_arn = load_settings(settings_file).data.snowflake_secret_id
+    assert_job_definition(sent, secret_arn)
+    assert sent["ResourceConfig"]["InstanceCount"] == 2
+    assert sent["HyperParameters"] == {"num_round": "30", "table": "DB.S.T", "target": "Y"}
+    assert sent["Tags"] == [{"Key": "team", "Value": "ml"}]
+    assert "InputDataConfig" not in sent
+    assert not recorder.sent("CreateBucket") and not recorder.sent("PutObject")  # nothing uploaded
+    assert recorder.sent("DescribeTrainingJob")
+    out = capsys.readouterr().out
+    assert f"training job: {sent['TrainingJobName']}" in out and "status: Completed" in out
+    assert SECRET_VALUE not in json.dumps(recorder.calls)
+
+
+def test_dry_run_prints_what_train_sends(settings_file: Path, session: boto3.Session, recorder: Recorder,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert train_cli.main(["--settings", str(settings_file), "--dry-run"], session=session) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert not recorder.calls
+    train_cli.train(load_settings(settings_file), session=session)
+    (sent,) = recorder.sent("CreateTrainingJob")
+    for request in (printed, sent):
+        request.pop("TrainingJobName")
+    assert printed == sent
+
+
+def test_two_submissions_in_the_same_second_get_different_names(settings_file: Path, session: boto3.Session,
+                                                                recorder: Recorder) -> None:
+    settings = load_settings(settings_file)
+    first = train_cli.train(settings, session=session).job_name
+    second = train_cli.train(settings, session=session).job_name
+    assert first != second
+    assert first.rsplit("-", 1)[0] != second.rsplit("-", 1)[0]  # apart even with the same timestamp
+    assert [p["TrainingJobName"] for p in recorder.sent("CreateTrainingJob")] == [first, second]
+    a = tune_cli.tune(settings, session=session).job_name
+    b = tune_cli.tune(settings, session=session).job_name
+    assert a != b and len(a) <= 32
+
+
+def test_tune_sends_ranges_metrics_and_the_trial_definition(settings_file: Path, session: boto3.Session,
+                                                            recorder: Recorder) -> None:
+    assert tune_cli.main(["--settings", str(settings_file), "--job-name", "xgb-moto-tune-1"], session=session) == 0
+    (sent,) = recorder.sent("CreateHyperParameterTuningJob")
+    assert sent["HyperParameterTuningJobName"] == "xgb-moto-tune-1"
+    config = sent["HyperParameterTuningJobConfig"]
+    objective = config["HyperParameterTuningJobObjective"]
+    definition = sent["TrainingJobDefinition"]
+    assert objective == {"Type": "Minimize", "MetricName": "validation:rmse"}
+    assert objective["MetricName"] in {m["Name"] for m in definition["AlgorithmSpecification"]["MetricDefinitions"]}
+    ranges = {r["Name"] for kind in config["ParameterRanges"].values() for r in kind}
+    assert {"eta", "max_depth", "num_round"} <= ranges
+    assert "num_round" not in definition["StaticHyperParameters"]
+    assert definition["ResourceConfig"]["InstanceCount"] == 2
+    assert_job_definition(definition, load_settings(settings_file).data.snowflake_secret_id)
+    assert sent["Tags"] == [{"Key": "team", "Value": "ml"}]
+    described = session.client("sagemaker").describe_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName="xgb-moto-tune-1")
+    assert described["HyperParameterTuningJobName"] == "xgb-moto-tune-1"
+
+
+def test_pipeline_upsert_and_start(settings_file: Path, session: boto3.Session, recorder: Recorder,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["--settings", str(settings_file), "--upsert", "--start"]
+    assert pipeline_cli.main(argv, session=session) == 0
+    assert pipeline_cli.main(argv, session=session) == 0  # the second upsert updates
+    created = recorder.sent("CreatePipeline")[0]  # the second upsert tries to create, then updates
+    assert recorder.sent("UpdatePipeline") and len(recorder.sent("StartPipelineExecution")) == 2
+    assert created["PipelineName"] == "xgb-moto-tuning" and created["RoleArn"].endswith(":role/Training")
+    assert created["Tags"] == [{"Key": "team", "Value": "ml"}]
+    definition = json.loads(created["PipelineDefinition"])
+    assert {p["Name"] for p in definition["Parameters"]} == {"InstanceType", "InstanceCount", "TrainingImage"}
+    (step,) = definition["Steps"]
+    trial = step["Arguments"]["TrainingJobDefinition"]
+    assert trial["ResourceConfig"]["InstanceCount"] == {"Get": "Parameters.InstanceCount"}
+    assert_job_definition(trial, load_settings(settings_file).data.snowflake_secret_id)
+    assert "execution: arn:aws:sagemaker:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("cli", "overrides", "message"), [
+    (train_cli, ["role=TrainingRole"], "'role' must be an IAM role ARN"),
+    (train_cli, ["compute.max_wait_seconds=0"], "'compute.max_wait_seconds' must be an integer"),
+    (tune_cli, ["network.security_group_ids=[]"], "'network.subnets' is set but 'network.security_group_ids'"),
+    (tune_cli, ["hyperparameters.eval_metric=mae"], "'tuning.objective' is 'validation:rmse', which no metric"),
+    (pipeline_cli, ["hyperparameters.eval_metric=mae"], "which no metric definition produces"),
+])
+def test_settings_errors_stop_before_any_aws_call(settings_file: Path, session: boto3.Session, recorder: Recorder,
+                                                  capsys: pytest.CaptureFixture[str], cli: Any,
+                                                  overrides: list[str], message: str) -> None:
+    argv = ["--settings", str(settings_file), *[f"--set={o}" for o in overrides]]
+    argv += ["--upsert", "--start"] if cli is pipeline_cli else []
+    assert cli.main(argv, session=session) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+    assert not recorder.calls
+
+
+def test_spot_without_max_wait_stops_before_any_aws_call(settings_file: Path, session: boto3.Session,
+                                                         recorder: Recorder, capsys: pytest.CaptureFixture[str]) -> None:
+    settings_file.write_text(settings_file.read_text().replace("max_wait_seconds = 7200\n", ""))
+    assert train_cli.main(["--settings", str(settings_file)], session=session) == 1
+    assert "needs a max wait" in capsys.readouterr().err
+    assert not recorder.calls
+
+
+def test_missing_settings_file(session: boto3.Session, recorder: Recorder, tmp_path: Path,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert train_cli.main(["--settings", str(tmp_path / "absent.toml")], session=session) == 1
+    assert "copy" in capsys.readouterr().err and not recorder.calls
