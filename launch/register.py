@@ -1,0 +1,177 @@
+"""``python launch/register.py``: register a run's model in the MLflow Model Registry and point an alias at it.
+
+    python launch/register.py --model-name housing --run-id 4c10bf9a...          # one job's run
+    python launch/register.py --model-name housing --tuning-job xgb-tune-0101     # the best trial
+    python launch/register.py --model-name housing --run-id ... --alias challenger
+
+The tracking URI and experiment come from ``--tracking-uri``/``--experiment``, else from
+``MLFLOW_TRACKING_URI``/``MLFLOW_EXPERIMENT_NAME``, else from the launcher settings' ``[mlflow]``
+section. A SageMaker managed MLflow ARN works like any URI. Aliases (default ``champion``) replace
+the deprecated stages: serving code loads ``models:/<name>@champion``.
+
+:func:`register` is the command; :func:`main` only parses arguments and reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if __package__ in (None, ""):  # run as a script: import from the repo root, not from launch/
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from launch import cli
+from training import tracking
+from training.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ALIAS = "champion"
+DEFAULT_METRIC = "validation-rmse"
+"""The metric that picks a tuning job's best trial when its parent run does not name one."""
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What :func:`register` did: the model version the alias now points at, and where it came from."""
+
+    model_name: str
+    version: str
+    alias: str
+    run_id: str
+    model_uri: str
+
+
+def register(tracking_uri: str, model_name: str, *, run_id: str | None = None, tuning_job: str | None = None,
+             experiment: str = tracking.DEFAULT_EXPERIMENT, alias: str = DEFAULT_ALIAS) -> Registration:
+    """Register the model of ``run_id`` (or of the best trial of ``tuning_job``) and set ``alias`` on it."""
+    if (run_id is None) == (tuning_job is None):
+        raise ConfigError("give exactly one of --run-id (a run's model) or --tuning-job (its best trial's model)")
+    client = tracking.configure_client(tracking_uri)
+    if tuning_job is not None:
+        run_id = best_trial(client, experiment, tuning_job).info.run_id
+    assert run_id is not None
+    source = _model_uri(client, run_id)
+    version = _create_version(client, model_name, source, run_id)
+    client.set_registered_model_alias(model_name, alias, version)
+    logger.info("registered %s version %s from run %s; alias %r points at it", model_name, version, run_id, alias)
+    return Registration(model_name=model_name, version=version, alias=alias, run_id=run_id, model_uri=source)
+
+
+def best_trial(client: MlflowClient, experiment: str, tuning_job: str) -> Run:
+    """The finished child of the tuning job's parent run with the best objective metric."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise ConfigError(f"MLflow experiment {experiment!r} not found: pass --experiment with the tuning job's one")
+    parent = _parent(client, found.experiment_id, tuning_job, experiment)
+    metric = parent.data.tags.get("objective_metric", DEFAULT_METRIC)
+    children = client.search_runs(
+        [found.experiment_id], max_results=5000,
+        filter_string=f"tags.`{tracking.PARENT_RUN_TAG}` = '{parent.info.run_id}' and attributes.status = 'FINISHED'")
+    scored = [run for run in children if metric in run.data.metrics]
+    if not scored:
+        raise ConfigError(f"tuning job {tuning_job!r} has no finished trial with metric {metric!r} yet: wait for a "
+                          "trial to finish, or register one run with --run-id")
+    pick = max if tracking._maximized(metric) else min
+    return pick(scored, key=lambda run: run.data.metrics[metric])
+
+
+def _parent(client: MlflowClient, experiment_id: str, tuning_job: str, experiment: str) -> Run:
+    parents = client.search_runs(
+        [experiment_id], filter_string=f"tags.`{tracking.TAG_TUNING_PARENT}` = '{tracking._quote(tuning_job)}'",
+        order_by=["attributes.start_time ASC"], max_results=10)
+    if not parents:
+        raise ConfigError(f"no parent run for tuning job {tuning_job!r} in experiment {experiment!r}: check the "
+                          "name (the tuning job's, not a trial's) and --experiment")
+    return parents[0]
+
+
+def _model_uri(client: MlflowClient, run_id: str) -> str:
+    """``models:/<id>`` of the model the run logged as ``model`` (MLflow 3 logged models)."""
+    run = client.get_run(run_id)
+    for output in run.outputs.model_outputs if run.outputs else []:
+        if client.get_logged_model(output.model_id).name == tracking.MODEL_NAME:
+            return f"models:/{output.model_id}"
+    raise ConfigError(f"run {run_id} has no logged model named {tracking.MODEL_NAME!r}: the job may have lost "
+                      "its tracking server before the end; pick another run")
+
+
+def _create_version(client: MlflowClient, model_name: str, source: str, run_id: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(model_name)
+    except MlflowException as err:
+        if err.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    model_id = source.removeprefix("models:/")
+    version = client.create_model_version(model_name, source, run_id=run_id, model_id=model_id)
+    return str(version.version)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Register a run's model (or a tuning job's best trial) in the MLflow "
+                                "Model Registry and point an alias at it.")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run-id", help="the MLflow run whose model to register")
+    which.add_argument("--tuning-job", help="a tuning job's name: register its best trial")
+    p.add_argument("--model-name", required=True, help="registered model name (created if missing)")
+    p.add_argument("--alias", default=DEFAULT_ALIAS, help=f"alias to point at the new version (default {DEFAULT_ALIAS})")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI or SageMaker MLflow ARN "
+                   "(default: $MLFLOW_TRACKING_URI, else the settings' mlflow.tracking_uri)")
+    p.add_argument("--experiment", help="experiment of the tuning job (default: $MLFLOW_EXPERIMENT_NAME, else the "
+                   f"settings' mlflow.experiment, else {tracking.DEFAULT_EXPERIMENT})")
+    cli.add_settings_arguments(p)
+    return p
+
+
+def _where(args: argparse.Namespace) -> tuple[str, str]:
+    """Tracking URI and experiment: flags, then the environment, then the settings file."""
+    uri = args.tracking_uri or os.environ.get(tracking.TRACKING_URI_ENV, "")
+    experiment = args.experiment or os.environ.get(tracking.EXPERIMENT_ENV, "")
+    if not uri or not experiment:
+        from launch.settings import load_settings
+
+        try:
+            settings = load_settings(args.settings, args.set)
+            uri, experiment = uri or settings.mlflow.tracking_uri, experiment or settings.mlflow.experiment
+        except ConfigError:
+            if not uri:
+                raise
+    if not uri:
+        raise ConfigError("no MLflow tracking URI: pass --tracking-uri, set MLFLOW_TRACKING_URI, or set "
+                          "mlflow.tracking_uri in the settings file")
+    return uri, experiment or tracking.DEFAULT_EXPERIMENT
+
+
+def _register(args: argparse.Namespace) -> int:
+    from mlflow.exceptions import MlflowException
+
+    uri, experiment = _where(args)
+    try:
+        done = register(uri, args.model_name, run_id=args.run_id, tuning_job=args.tuning_job,
+                        experiment=experiment, alias=args.alias)
+    except MlflowException as err:  # unreachable server, unknown run, no permission: one line, no traceback
+        raise ConfigError(f"MLflow at {tracking.safe_uri(uri)}: {' '.join(err.message.split())[:300]}") from err
+    print(f"registered {done.model_name} version {done.version} (run {done.run_id}); "
+          f"models:/{done.model_name}@{done.alias} now loads it")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    cli.configure_logging(args.verbose)
+    return cli.run(lambda: _register(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Tracking configuration: what a job's environment turns into, and the start-up checks.
+
+No MLflow server here; the unreachable-server tests use the real client against a closed port.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from tests.integration.mlflow_server import free_port
+from training import tracking
+from training.errors import ConfigError
+from training.tracking import JobInfo, RunTracker
+
+SAGEMAKER_RC = {"current_host": "algo-1", "hosts": ["algo-1", "algo-2", "algo-3"],
+                "current_instance_type": "ml.m5.2xlarge"}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the process-wide MLflow settings a tracker sets from leaking into other tests."""
+    for name, value in tracking.HTTP_DEFAULTS.items():
+        monkeypatch.setenv(name, value)
+    import mlflow.tracking._tracking_service.utils as service_utils
+
+    monkeypatch.setattr(service_utils, "_tracking_uri", service_utils._tracking_uri)
+
+
+def test_a_sagemaker_trial_is_recognised_by_its_name() -> None:
+    env = {"TRAINING_JOB_NAME": "xgb-tune-0101-1200-007-1a2b3c4d", "IMAGE_URI": "123.dkr.ecr/xgb:1"}
+    job = JobInfo.from_env(env, SAGEMAKER_RC, {"_tuning_objective_metric": "validation:rmse", "eta": "0.1"})
+    assert job == JobInfo(job_name="xgb-tune-0101-1200-007-1a2b3c4d", instance_type="ml.m5.2xlarge",
+                          instance_count=3, image="123.dkr.ecr/xgb:1", tuning_job_name="xgb-tune-0101-1200",
+                          objective_metric="validation-rmse")
+
+
+def test_a_plain_job_is_not_a_trial_and_local_tuning_names_itself() -> None:
+    plain = JobInfo.from_env({"TRAINING_JOB_NAME": "nightly-housing"}, SAGEMAKER_RC, {})
+    assert plain.tuning_job_name is None and plain.objective_metric is None
+    local = JobInfo.from_env({"TUNING_JOB_NAME": "local-tune"}, {}, {})
+    assert local.tuning_job_name == "local-tune"
+    assert local.job_name.startswith("local-") and local.instance_type == "local" and local.instance_count == 1
+
+
+def test_uris_lose_credentials_and_arns_are_recognised() -> None:
+    assert tracking.safe_uri("https://user:hunter2@mlflow.example.com:8443/x?token=abc") == \
+        "https://mlflow.example.com:8443/x"
+    assert tracking.is_arn("arn:aws:sagemaker:us-west-2:123456789012:mlflow-tracking-server/main")
+    assert tracking.is_arn("arn:aws:sagemaker:eu-west-1:123456789012:mlflow-app/app-ABC123")
+    assert not tracking.is_arn("http://127.0.0.1:5000")
+
+
+def test_no_tracking_uri_turns_tracking_off_with_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="training.tracking")
+    job = JobInfo.from_env({}, {}, {})
+    assert RunTracker.from_env({}, job) is None
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "MLflow tracking is off: set MLFLOW_TRACKING_URI" in lines[0]
+
+
+def test_a_malformed_required_flag_names_the_fix() -> None:
+    env = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:1", "MLFLOW_REQUIRED": "nope"}
+    with pytest.raises(ConfigError, match="MLFLOW_REQUIRED='nope' is not a boolean: set it to true"):
+        RunTracker.from_env(env, JobInfo.from_env({}, {}, {}))
+
+
+def test_unreachable_at_start_fails_with_the_fix_and_no_credentials() -> None:
+    uri = f"http://admin:hunter2@127.0.0.1:{free_port()}"
+    tracker = RunTracker.from_env({"MLFLOW_TRACKING_URI": uri}, JobInfo.from_env({}, {}, {}))
+    assert tracker is not None
+    with pytest.raises(ConfigError) as info:
+        tracker.check_reachable()
+    message = str(info.value)
+    assert "\n" not in message and "hunter2" not in message and "admin" not in message
+    assert tracking.safe_uri(uri) in message and "MLFLOW_REQUIRED=false" in message
+
+
+def test_unreachable_at_start_with_required_false_trains_without_tracking(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="training.tracking")
+    env = {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}", "MLFLOW_REQUIRED": "false"}
+    tracker = RunTracker.from_env(env, JobInfo.from_env({}, {}, {}))
+    assert tracker is not None
+    tracker.check_reachable()
+    began = time.monotonic()
+    tracker.start({"eta": 0.3})
+    tracker.log_rows([1, 2])
+    tracker.fail("whatever")
+    assert not tracker.enabled and tracker.run_id is None
+    assert time.monotonic() - began < 1  # off means off: no more requests
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "training without tracking" in warnings[0].getMessage()
+
+
+def test_the_spurious_sagemaker_mlflow_warning_is_dropped_on_http_only() -> None:
+    import mlflow
+
+    tracking.install_warning_filter()
+    tracking.install_warning_filter()  # idempotent
+    logger = logging.getLogger("mlflow.tracking.request_header.registry")
+    record = logger.makeRecord(logger.name, logging.WARNING, __file__, 1,
+                               "Encountered unexpected error during resolving request headers: %s",
+                               (IndexError("list index out of range"),), None)
+    assert len([f for f in logger.filters if isinstance(f, tracking._SpuriousHeaderWarningFilter)]) == 1
+    mlflow.set_tracking_uri("http://127.0.0.1:5000")
+    assert not logger.filter(record)
+    mlflow.set_tracking_uri("arn:aws:sagemaker:us-west-2:123456789012:mlflow-tracking-server/main")
+    assert logger.filter(record)
+
+
+def test_schema_digest_changes_with_columns_and_types() -> None:
+    base = tracking.schema_digest(["a", "b"], ["FLOAT", "NUMBER"])
+    assert base == tracking.schema_digest(["a", "b"], ["FLOAT", "NUMBER"])
+    assert base != tracking.schema_digest(["a", "c"], ["FLOAT", "NUMBER"])
+    assert base != tracking.schema_digest(["a", "b"], ["FLOAT", "FLOAT"])
