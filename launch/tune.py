@@ -109,6 +109,8 @@ def tune_local(space: Mapping[str, TuningRange], fixed: Mapping[str, str], *, tr
     import optuna
 
     space = {name: rng for name, rng in space.items() if name not in fixed}
+    if not space:
+        raise ConfigError("every tuned hyperparameter is pinned: pin fewer (--hp, [hyperparameters]) or add ranges")
     results: list[LocalTrial] = []
 
     def _objective(trial: Any) -> float:

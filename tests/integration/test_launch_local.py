@@ -1,0 +1,36 @@
+"""The launcher's metric regexes and ``tune.py --local`` against real local training runs."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from launch import jobs
+from launch.tune import tune_local
+from tests.helpers import synth_hps
+from training.hyperparameters import SPECS
+
+pytestmark = pytest.mark.slow
+
+
+def test_metric_regexes_read_a_real_runs_log(run_job) -> None:
+    result = run_job(synth_hps(num_round=8, eval_metric="rmse,mae"), hosts=2)
+    assert result.exit_code == 0, result.failure
+    log = result.logs[0].read_text()
+    for definition in jobs.metric_definitions(["rmse", "mae"]):
+        values = [float(v) for v in re.findall(definition["Regex"], log)]
+        assert len(values) >= 8, definition  # one per round, then the final line
+        printed = definition["Name"].replace(":", "-")
+        assert values[-1] == pytest.approx(result.final_metrics[printed]), definition
+
+
+def test_tune_local_runs_trials_over_the_table_space(run_job) -> None:
+    space = {name: SPECS[name].tuning for name in ("eta", "max_depth", "num_round")}
+    fixed = {k: v for k, v in synth_hps(num_round=5).items() if k not in ("eta", "max_depth")}
+    trials = tune_local(space, fixed, trials=2, hosts=1, run_job=run_job)
+    assert len(trials) == 2
+    assert all(t.value is not None and t.value > 0 for t in trials), trials
+    assert all(t.hyperparameters["num_round"] == "5" for t in trials)  # pinned, so not searched
+    assert trials[0].value <= trials[1].value  # best first
+    assert trials[0].hyperparameters["eta"] != trials[1].hyperparameters["eta"]
