@@ -622,6 +622,8 @@ class RunTracker:
         import xgboost as xgb
         from mlflow.models import infer_signature
 
+        # log_model files the logged model under the *active* experiment, not the run's: set it.
+        mlflow.set_experiment(experiment_id=self.experiment_id)
         example = pd.DataFrame(input_example[:5], columns=feature_names)
         predictions = booster.predict(xgb.DMatrix(example))
         info = mlflow.xgboost.log_model(

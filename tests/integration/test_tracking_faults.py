@@ -1,0 +1,96 @@
+"""The tracking server dies mid-training: training goes on, nothing raises, the loss is logged once.
+
+Its own ``mlflow server`` (this test stops it), with MLflow's HTTP retry settings left at what
+the tracker sets for a job (bounded), so the elapsed time is what a real job would lose.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.integration.mlflow_server import MlflowServer, mlflow_server
+from training import tracking
+from training.tracking import JobInfo, RunTracker
+
+pytestmark = pytest.mark.slow
+
+ROUNDS, STOP_AT = 40, 5
+
+
+@pytest.fixture
+def doomed_server(tmp_path: Path) -> Iterator[MlflowServer]:
+    with mlflow_server(tmp_path / "mlflow") as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _isolated_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlflow.tracking._tracking_service.utils as service_utils
+
+    for name, value in tracking.HTTP_DEFAULTS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(service_utils, "_tracking_uri", service_utils._tracking_uri)
+
+
+def _stop_server_after(server: MlflowServer, epoch_to_stop: int) -> Any:
+    import xgboost as xgb
+
+    class StopServer(xgb.callback.TrainingCallback):
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            if epoch == epoch_to_stop:
+                time.sleep(tracking.METRIC_FLUSH_S + 0.5)  # let the first rounds reach the server
+                server.stop()
+            return False
+
+    return StopServer()
+
+
+def test_server_lost_mid_run_costs_nothing_but_one_log_line(
+        doomed_server: MlflowServer, caplog: pytest.LogCaptureFixture) -> None:
+    import xgboost as xgb
+
+    caplog.set_level(logging.INFO)
+    env = {"MLFLOW_TRACKING_URI": doomed_server.uri, "MLFLOW_EXPERIMENT_NAME": "faults",
+           "TRAINING_JOB_NAME": f"doomed-{uuid.uuid4().hex[:8]}"}
+    tracker = RunTracker.from_env(env, JobInfo.from_env(env, {}, {}))
+    assert tracker is not None
+    tracker.check_reachable()
+    tracker.start({"eta": 0.3, "num_round": ROUNDS})
+    rng = np.random.default_rng(1)
+    x = rng.random((400, 3), dtype=np.float32)
+    data = xgb.DMatrix(x, x.sum(axis=1), feature_names=["a", "b", "c"])
+
+    began = time.monotonic()
+    booster = xgb.train({"eta": 0.3}, data, ROUNDS, evals=[(data, "train"), (data, "validation")],
+                        callbacks=[tracker.callback(), _stop_server_after(doomed_server, STOP_AT)],
+                        verbose_eval=False)
+    trained = time.monotonic() - began
+    tracker.log_rows([400])
+    tracker.finish(booster, {"validation-rmse": 0.1}, x[:3], ["a", "b", "c"])
+    tracker.fail("never reaches the server either")
+    elapsed = time.monotonic() - began
+
+    assert booster.num_boosted_rounds() == ROUNDS  # the model is whole; the loop writes it
+    assert trained < 30  # metric writes happen off the training thread: rounds never wait on retries
+    assert elapsed < 90  # bounded: MLflow's own retries are capped, and ours stop after the first loss
+    lost = [r for r in caplog.records if "MLflow tracking lost" in r.getMessage()]
+    assert len(lost) == 1 and lost[0].levelno == logging.WARNING
+    assert "training continues" in lost[0].getMessage() and "connection refused" in lost[0].getMessage()
+    assert not [r for r in caplog.records if r.name == "urllib3.connectionpool" and "Retrying" in r.getMessage()]
+
+    # What reached the server before it stopped is in its store: the first rounds, and a run never finished.
+    from mlflow import MlflowClient
+
+    store = MlflowClient(tracking_uri=doomed_server.backend_uri)
+    run = store.get_run(tracker.run_id)
+    assert run.info.status == "RUNNING"
+    steps = [m.step for m in store.get_metric_history(run.info.run_id, "validation-rmse")]
+    assert steps and set(range(STOP_AT)) <= set(steps) and max(steps) < ROUNDS - 1
