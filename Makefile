@@ -33,7 +33,10 @@ lint: $(STAMP) ## ruff (Python 3.10 syntax for the container) and hadolint on th
 	$(VENV)/bin/ruff check .
 	@if [ -f Dockerfile ]; then $(VENV)/bin/hadolint Dockerfile; fi
 
+build-push: ## build the training image (linux/amd64), push it to ECR, print its image_uri (REGION= ACCOUNT= REPOSITORY= ALLOW_DIRTY=1)
+	bash container/build_push.sh
+
 clean: ## remove the local work directory (demo data, host trees, logs)
 	rm -rf work
 
-.PHONY: help venv demo test lint clean
+.PHONY: help venv demo test lint build-push clean

@@ -222,12 +222,32 @@ def container_command() -> list[str]:
     return [sys.executable, "-m", "container", "train"]
 
 
-def run_local_job(
+class LocalJob:
+    """A running local job: one process per simulated host."""
+
+    def __init__(self, job_name: str, host_dirs: list[Path], processes: list[tuple[subprocess.Popen, Any]]) -> None:
+        self.job_name, self.host_dirs, self.processes = job_name, host_dirs, processes
+
+    def leader_log(self) -> str:
+        path = self.host_dirs[0] / "log.txt"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        """Send ``signum`` to every host still running (SIGTERM is SageMaker's stop signal)."""
+        for process, _ in self.processes:
+            if process.poll() is None:
+                process.send_signal(signum)
+
+    def wait(self, timeout: float = 900.0) -> LocalJobResult:
+        return _collect(self.job_name, self.host_dirs, _wait_all(self.processes, timeout))
+
+
+def start_local_job(
     hyperparameters: dict[str, str], hosts: int = 2, workdir: Path | None = None,
     env: dict[str, str] | None = None, job_name: str | None = None, echo: bool = False,
-    command: list[str] | None = None, timeout: float = 900.0,
-) -> LocalJobResult:
-    """Run one job for ``hosts`` simulated hosts; services must already run (see ``env``).
+    command: list[str] | None = None,
+) -> LocalJob:
+    """Start one job for ``hosts`` simulated hosts; the services must already run (see ``env``).
 
     Reusing ``job_name`` reuses the host trees, so a stopped job resumes from its checkpoints.
     """
@@ -236,14 +256,24 @@ def run_local_job(
     names = host_names(hosts)
     hps = {"tracker_port": str(free_port()), **{k: str(v) for k, v in hyperparameters.items()}}
     host_dirs = [job_dir / name for name in names]
+    # Simulated hosts share this machine's cores: give each its share, or they thrash.
+    host_env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // hosts)), **(env or {})}
     processes = []
     for name, host_dir in zip(names, host_dirs, strict=True):
         write_host_tree(host_dir, names, name, hps)
         (host_dir / "output" / "failure").unlink(missing_ok=True)
-        processes.append(_start_host(host_dir, job_name, env or {}, command or container_command(),
+        processes.append(_start_host(host_dir, job_name, host_env, command or container_command(),
                                      echo and name == names[0]))
-    codes = _wait_all(processes, timeout)
-    return _collect(job_name, host_dirs, codes)
+    return LocalJob(job_name, host_dirs, processes)
+
+
+def run_local_job(
+    hyperparameters: dict[str, str], hosts: int = 2, workdir: Path | None = None,
+    env: dict[str, str] | None = None, job_name: str | None = None, echo: bool = False,
+    command: list[str] | None = None, timeout: float = 900.0,
+) -> LocalJobResult:
+    """Run one job to the end (see :func:`start_local_job`)."""
+    return start_local_job(hyperparameters, hosts, workdir, env, job_name, echo, command).wait(timeout)
 
 
 def _start_host(host_dir: Path, job_name: str, env: dict[str, str], command: list[str], echo: bool) -> Any:
@@ -300,11 +330,10 @@ def _reap(processes: list[tuple[subprocess.Popen, threading.Thread]]) -> None:
 def _collect(job_name: str, host_dirs: list[Path], codes: list[int]) -> LocalJobResult:
     logs = [d / "log.txt" for d in host_dirs]
     metrics, rounds = {}, None
-    match = None
-    if logs[0].exists():
-        for match in _FINAL.finditer(logs[0].read_text(errors="replace")):
-            pass
-    if match:
+    text = logs[0].read_text(errors="replace") if logs[0].exists() else ""
+    matches = list(_FINAL.finditer(text))
+    if matches:
+        match = matches[-1]
         metrics = {k: float(v) for k, v in (item.rsplit(":", 1) for item in match.group(1).split())}
         rounds = int(match.group(2))
     failure = next((f.read_text().strip() for d in host_dirs if (f := d / "output" / "failure").exists()), None)

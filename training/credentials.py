@@ -47,6 +47,7 @@ class SnowflakeCredentials:
     auth: str
     _secrets: dict[str, str] = field(repr=False)
     endpoint: dict[str, Any] = field(default_factory=dict)
+    secret_id: str = "the secret"
 
     def connect_kwargs(self) -> dict[str, Any]:
         """Arguments for ``snowflake.connector.connect`` (secret values included: never log them)."""
@@ -58,7 +59,7 @@ class SnowflakeCredentials:
             kwargs["password"] = self._secrets["password"]
         elif self.auth == "keypair":
             kwargs["private_key"] = _decode_private_key(
-                self._secrets["private_key"], self._secrets.get("private_key_passphrase")
+                self._secrets["private_key"], self._secrets.get("private_key_passphrase"), self.secret_id
             )
         else:
             kwargs["authenticator"] = "PROGRAMMATIC_ACCESS_TOKEN"
@@ -130,7 +131,7 @@ def parse_secret(text: str, secret_id: str = "the secret") -> SnowflakeCredentia
     secrets = {name: str(data[name]) for name in (*needed, "private_key_passphrase") if _text(data.get(name))}
     creds = SnowflakeCredentials(
         **{name: str(data[name]) for name in REQUIRED_FIELDS if name != "auth"},
-        auth=auth, _secrets=secrets, endpoint=_endpoint(data, secret_id),
+        auth=auth, _secrets=secrets, endpoint=_endpoint(data, secret_id), secret_id=secret_id,
     )
     if auth == "keypair":
         creds.connect_kwargs()  # decode the key now: a bad key fails here, before any network call
@@ -155,7 +156,7 @@ def _endpoint(data: dict[str, Any], secret_id: str) -> dict[str, Any]:
     return endpoint
 
 
-def _decode_private_key(pem: str, passphrase: str | None) -> bytes:
+def _decode_private_key(pem: str, passphrase: str | None, secret_id: str) -> bytes:
     """PEM text -> DER (PKCS#8) bytes, the form the connector takes; names the fix on failure."""
     from cryptography.hazmat.primitives import serialization
 
@@ -164,14 +165,14 @@ def _decode_private_key(pem: str, passphrase: str | None) -> bytes:
         key = serialization.load_pem_private_key(pem.encode(), password=password)
     except TypeError:
         raise CredentialsError(
-            "the secret's private key is encrypted but no 'private_key_passphrase' is set: add the passphrase"
+            f"secret {secret_id!r} holds an encrypted private key but no 'private_key_passphrase': add it"
             if password is None else
-            "the secret's private key is not encrypted but a 'private_key_passphrase' is set: remove it"
+            f"secret {secret_id!r} holds an unencrypted private key but sets 'private_key_passphrase': remove it"
         ) from None
     except ValueError:
         raise CredentialsError(
-            "the secret's 'private_key' cannot be read: store a PEM private key (PKCS#8) and, if it is "
-            "encrypted, the right 'private_key_passphrase'"
+            f"secret {secret_id!r} field 'private_key' cannot be read: store a PEM private key (PKCS#8) "
+            "and, if it is encrypted, the right 'private_key_passphrase'"
         ) from None
     return key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

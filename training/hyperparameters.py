@@ -54,13 +54,17 @@ class Spec:
         """The valid values in words, for error messages and docs."""
         if self.choices:
             return "one of " + ", ".join(self.choices)
+        kind = _KINDS[self.type]
         if self.low is None and self.high is None:
-            return f"a {self.type.__name__}"
+            return kind
         lo = "(" if self.low_open else "["
         hi = ")" if self.high_open else "]"
         low = "-inf" if self.low is None else _fmt(self.low)
         high = "inf" if self.high is None else _fmt(self.high)
-        return f"a {self.type.__name__} in {lo}{low}, {high}{hi}"
+        return f"{kind} in {lo}{low}, {high}{hi}"
+
+
+_KINDS = {int: "an integer", float: "a number", str: "a string"}
 
 
 def _fmt(value: float) -> str:

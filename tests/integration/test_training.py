@@ -1,0 +1,118 @@
+"""Local multi-host jobs: one model from N hosts, empty shards, checkpoints and resume.
+
+Each job runs the container's entry program once per simulated host, as SageMaker does.
+"""
+
+import signal
+import time
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import xgboost as xgb
+
+from launch.local import start_local_job
+from tests.helpers import synth_hps
+from training.checkpoints import list_checkpoints
+from training.hyperparameters import parse_hyperparameters
+from training.shards import ShardPlan, _bind
+from training.snowflake import quote_table
+
+pytestmark = pytest.mark.slow
+
+
+def test_multi_host_models_match_one_host(run_job):
+    hps = synth_hps(num_round=30)
+    results = {hosts: run_job(hps, hosts=hosts) for hosts in (1, 2, 3)}
+    for hosts, result in results.items():
+        assert result.exit_code == 0, (hosts, result.failure)
+        assert result.rounds == 30
+        assert "total rows across %d hosts: 50,000" % hosts in result.logs[0].read_text()
+        # only the leader writes the model
+        assert result.model_path is not None
+        assert not any((d / "model" / "xgboost-model").exists() for d in result.host_dirs[1:])
+    single = results[1].final_metrics["validation-rmse"]
+    for hosts in (2, 3):
+        assert results[hosts].final_metrics["validation-rmse"] == pytest.approx(single, rel=0.02)
+
+
+def test_model_file_is_xgboost_format_and_reproduces_the_reported_metric(run_job, stack):
+    result = run_job(synth_hps(num_round=10), hosts=2)
+    assert result.exit_code == 0, result.failure
+    raw = result.model_path.read_bytes()
+    assert raw[:1] == b"{"  # UBJSON object, XGBoost's own format (never pickle)
+    booster = xgb.Booster(model_file=str(result.model_path))
+    assert booster.num_boosted_rounds() == 10
+    assert booster.feature_names == [f"F{i}" for i in range(8)]
+
+
+def _mixed_split_seed(stack, table, fraction):
+    """A split_seed that leaves both training and validation rows in a tiny table, found with the
+    job's own shard query on the local Snowflake (its HASH differs from Snowflake's)."""
+    plan = ShardPlan(table=table, table_sql=quote_table(table), features=("F0",), target="Y", key=("ID",))
+    conn = stack.connect()
+    try:
+        for seed in range(100):
+            hps = parse_hyperparameters({"table": table, "target": "Y", "split_seed": str(seed),
+                                         "validation_fraction": str(fraction)})
+            cursor = conn.cursor()
+            cursor.execute(plan.query_template, _bind(hps, 1, 0))
+            flags = [row[-1] for row in cursor.fetchall()]
+            if 0 < sum(flags) < len(flags):
+                return seed
+    finally:
+        conn.close()
+    raise AssertionError("no seed splits the tiny table")
+
+
+def test_more_hosts_than_rows_still_trains(run_job, stack):
+    stack.ensure_table("TINY", data="synthetic", rows=4, seed=1)
+    seed = _mixed_split_seed(stack, "TINY", 0.5)
+    result = run_job(synth_hps(table="TINY", num_round=5, validation_fraction=0.5, split_seed=seed), hosts=6)
+    assert result.exit_code == 0, result.failure
+    logs = [log.read_text() for log in result.logs]
+    assert sum("fetched 0 rows" in text for text in logs) >= 2  # 6 hosts, 4 rows: empty shards
+    assert "total rows across 6 hosts: 4 " in logs[0]
+    assert result.rounds == 5 and result.model_path is not None
+
+
+def _wait_for(job, text, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while text not in job.leader_log():
+        assert time.monotonic() < deadline, f"{text!r} never appeared:\n{job.leader_log()[-2000:]}"
+        time.sleep(0.05)
+
+
+def test_stopped_job_resumes_from_its_checkpoint(tmp_path, job_env, run_job):
+    hps = synth_hps(num_round=60, checkpoint_interval=5, max_depth=6, eta=0.1)
+    reference = run_job(hps, hosts=2)
+    assert reference.exit_code == 0, reference.failure
+
+    job = start_local_job(hps, hosts=2, workdir=tmp_path, env=job_env, job_name="resumable")
+    _wait_for(job, "\ttrain-rmse", timeout=180)
+    job.signal(signal.SIGTERM)  # what SageMaker sends on stop or spot interruption
+    stopped = job.wait(timeout=120)
+    assert stopped.exit_code == 1 and "stopped by SIGTERM after round" in stopped.failure
+    checkpoints = list_checkpoints(stopped.host_dirs[0] / "checkpoints")
+    assert checkpoints and checkpoints[-1][0] < 60
+    assert len(checkpoints) <= 5
+
+    resumed = start_local_job(hps, hosts=2, workdir=tmp_path, env=job_env, job_name="resumable").wait(300)
+    assert resumed.exit_code == 0, resumed.failure
+    assert f"resuming from checkpoint after round {checkpoints[-1][0]}" in resumed.logs[0].read_text()
+    assert resumed.rounds == 60
+    assert xgb.Booster(model_file=str(resumed.model_path)).num_boosted_rounds() == 60
+    assert resumed.final_metrics["validation-rmse"] == pytest.approx(
+        reference.final_metrics["validation-rmse"], rel=0.01)
+    assert not (resumed.host_dirs[0] / "output" / "failure").exists()
+
+
+def test_validation_rows_are_never_trained_on(run_job, tmp_path):
+    result = run_job(synth_hps(num_round=2, features="ID,F0"), hosts=2)
+    assert result.exit_code == 0, result.failure
+    train, valid = set(), set()
+    for host_dir in result.host_dirs:
+        for name, bucket in (("train.arrow", train), ("validation.arrow", valid)):
+            with pa.memory_map(str(host_dir / "spill" / name)) as source:
+                bucket.update(np.asarray(pa.ipc.open_file(source).read_all().column("ID")).astype(int).tolist())
+    assert train and valid and not train & valid

@@ -1,0 +1,73 @@
+"""The Snowflake secret: each auth method parses; every defect names the field, never a value."""
+
+import json
+
+import pytest
+
+from tests import keys
+from training.credentials import parse_secret
+from training.errors import CredentialsError
+
+SECRET_VALUE = "Zq-distinctive-s3cret-7731"
+BASE = {"account": "org-acct", "user": "svc", "warehouse": "WH", "database": "DB", "schema": "S", "role": "R"}
+
+
+def _parse(**fields):
+    return parse_secret(json.dumps({**BASE, **fields}), "sf/secret")
+
+
+def test_password_secret():
+    kwargs = _parse(auth="password", password=SECRET_VALUE).connect_kwargs()
+    assert kwargs["password"] == SECRET_VALUE and kwargs["account"] == "org-acct" and kwargs["role"] == "R"
+    assert "authenticator" not in kwargs
+
+
+def test_keypair_is_handed_over_as_der_bytes():
+    for passphrase in (None, SECRET_VALUE):
+        fields = {"auth": "keypair", "private_key": keys.pem(passphrase)}
+        if passphrase:
+            fields["private_key_passphrase"] = passphrase
+        kwargs = _parse(**fields).connect_kwargs()
+        assert kwargs["private_key"] == keys.der()
+        assert "private_key_passphrase" not in kwargs and "password" not in kwargs
+
+
+def test_pat_uses_the_programmatic_access_token_authenticator():
+    kwargs = _parse(auth="pat", token=SECRET_VALUE).connect_kwargs()
+    assert kwargs["authenticator"] == "PROGRAMMATIC_ACCESS_TOKEN" and kwargs["token"] == SECRET_VALUE
+
+
+def test_endpoint_override_for_privatelink_or_local():
+    kwargs = _parse(auth="pat", token="t", host="127.0.0.1", port="8080", protocol="http").connect_kwargs()
+    assert (kwargs["host"], kwargs["port"], kwargs["protocol"]) == ("127.0.0.1", 8080, "http")
+
+
+def test_repr_hides_secret_values():
+    creds = _parse(auth="password", password=SECRET_VALUE)
+    assert SECRET_VALUE not in repr(creds) and SECRET_VALUE not in str(creds)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("not json " + SECRET_VALUE, "is not a JSON object"),
+        (json.dumps([SECRET_VALUE]), "is not a JSON object"),
+        (json.dumps({**BASE, "password": SECRET_VALUE}), "has no 'auth' field"),
+        (json.dumps({**{k: v for k, v in BASE.items() if k != "warehouse"}, "auth": "password",
+                     "password": SECRET_VALUE}), "has no 'warehouse' field"),
+        (json.dumps({**BASE, "auth": "oauth", "password": SECRET_VALUE}), "'auth' names an unknown method"),
+        (json.dumps({**BASE, "auth": "password"}), "has no 'password' field"),
+        (json.dumps({**BASE, "auth": "keypair", "private_key": "garbage " + SECRET_VALUE}), "cannot be read"),
+        (json.dumps({**BASE, "auth": "keypair", "private_key": keys.pem("right")}), "no 'private_key_passphrase'"),
+        (json.dumps({**BASE, "auth": "keypair", "private_key": keys.pem("right"),
+                     "private_key_passphrase": SECRET_VALUE}), "cannot be read"),
+        (json.dumps({**BASE, "auth": "keypair", "private_key": keys.pem(),
+                     "private_key_passphrase": SECRET_VALUE}), "unencrypted private key"),
+    ],
+)
+def test_defects_name_the_field_and_never_the_value(text, fragment):
+    with pytest.raises(CredentialsError) as info:
+        parse_secret(text, "sf/secret")
+    message = str(info.value)
+    assert fragment in message and "sf/secret" in message
+    assert SECRET_VALUE not in message and "\n" not in message

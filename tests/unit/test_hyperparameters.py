@@ -1,0 +1,81 @@
+"""The hyperparameter table: what a job accepts, what it rejects, and how it says so."""
+
+import json
+
+import pytest
+
+from training.errors import HyperparameterError
+from training.hyperparameters import HYPERPARAMETERS, SPECS, parse_hyperparameters, tunable
+
+BASE = {"table": "T", "target": "Y"}
+
+
+def test_values_arrive_as_strings_and_are_typed():
+    hps = parse_hyperparameters({**BASE, "eta": "0.1", "max_depth": "8", "num_round": "50", "objective": "reg:gamma"})
+    assert hps["eta"] == 0.1 and hps["max_depth"] == 8 and hps["num_round"] == 50
+    assert hps["objective"] == "reg:gamma"
+
+
+def test_json_encoded_strings_are_decoded_once():
+    # SageMaker SDKs sometimes JSON-encode string values again ("\"T\"")
+    hps = parse_hyperparameters({"table": json.dumps("DB.S.T"), "target": json.dumps("Y"), "eta": json.dumps(0.2)})
+    assert hps["table"] == "DB.S.T" and hps["eta"] == 0.2
+
+
+def test_defaults_fill_every_declared_hyperparameter():
+    hps = parse_hyperparameters(BASE)
+    assert set(hps.values) == set(SPECS)
+    assert hps["num_round"] == 100 and hps["validation_fraction"] == 0.2
+
+
+def test_reserved_keys_are_ignored():
+    hps = parse_hyperparameters({**BASE, "_tuning_objective_metric": "validation:rmse", "sagemaker_program": "x"})
+    assert "_tuning_objective_metric" not in hps.values
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fragment"),
+    [
+        ("etaa", "0.1", "unknown hyperparameter 'etaa'"),
+        ("eta", "fast", "'eta' must be a number in (0, 1]"),
+        ("eta", "0", "'eta' must be a number in (0, 1]"),
+        ("max_depth", "6.5", "'max_depth' must be an integer in [0, 64]"),
+        ("num_round", "true", "'num_round' must be an integer"),
+        ("validation_fraction", "0", "'validation_fraction' must be a number in (0, 1)"),
+        ("validation_fraction", "1", "'validation_fraction' must be a number in (0, 1)"),
+        ("objective", "multi:softmax", "'objective' must be one of"),
+        ("eval_metric", "rmse,bogus", "'eval_metric' must list metrics"),
+        ("eta", "nan", "'eta' must be a number"),
+    ],
+)
+def test_bad_values_name_the_key_and_the_fix(key, value, fragment):
+    with pytest.raises(HyperparameterError) as info:
+        parse_hyperparameters({**BASE, key: value})
+    message = str(info.value)
+    assert fragment in message
+    assert ":" in message and "\n" not in message
+
+
+def test_required_hyperparameters_are_named():
+    with pytest.raises(HyperparameterError, match="'table' is required"):
+        parse_hyperparameters({"target": "Y"})
+
+
+def test_every_tuning_range_lies_within_the_valid_range():
+    for spec in tunable():
+        for bound in (spec.tuning.low, spec.tuning.high):
+            raw = str(int(bound)) if spec.type is int else str(bound)
+            parse_hyperparameters({**BASE, spec.name: raw})  # raises if the range is invalid
+
+
+def test_xgboost_params_are_identical_for_identical_input():
+    a = parse_hyperparameters({**BASE, "eta": "0.05", "eval_metric": "rmse,mae"}).xgboost_params()
+    b = parse_hyperparameters({**BASE, "eta": "0.05", "eval_metric": "rmse,mae"}).xgboost_params()
+    assert a == b and a["eval_metric"] == ["rmse", "mae"] and a["eta"] == 0.05
+    assert "table" not in a and "num_round" not in a
+
+
+def test_table_has_unique_names_and_help():
+    names = [s.name for s in HYPERPARAMETERS]
+    assert len(names) == len(set(names))
+    assert all(s.help for s in HYPERPARAMETERS)
