@@ -18,6 +18,7 @@ from training.cluster import Cluster
 from training.errors import UserError
 from training.hyperparameters import parse_hyperparameters
 from training.job import JobSpec, run_job
+from training.tracking import JobInfo, RunTracker
 
 log = logging.getLogger("container")
 
@@ -34,6 +35,7 @@ def main(argv: list[str]) -> int:
         return 2
     base_dir = base_dir_from(os.environ)
     _configure_logging(_host_label(base_dir))
+    tracker = None
     try:
         env = TrainingEnv.from_dir(base_dir)
         spec = JobSpec(
@@ -42,17 +44,25 @@ def main(argv: list[str]) -> int:
             model_dir=env.model_dir, spill_dir=env.spill_dir, checkpoint_dir=env.checkpoint_dir,
             environ=dict(os.environ),
         )
+        if spec.cluster.leader:  # only the leader talks to MLflow: one run per job
+            job = JobInfo.from_env(os.environ, env.resource_config, env.hyperparameters)
+            tracker = RunTracker.from_env(os.environ, job)
         stop = StopFlag()
         stop.install()
-        run_job(spec, stop)
+        run_job(spec, stop, tracker)
     except UserError as err:
         message = str(err)
         log.error("training failed: %s", message)
         _write_failure(base_dir, message)
+        if tracker is not None:
+            tracker.fail(message)
         return 1
     except Exception as err:  # a bug: keep the traceback in the log, point to it in FailureReason
         log.exception("internal error")
-        _write_failure(base_dir, f"internal error ({type(err).__name__}): see the training job's log for the traceback")
+        message = f"internal error ({type(err).__name__}): see the training job's log for the traceback"
+        _write_failure(base_dir, message)
+        if tracker is not None:
+            tracker.fail(message)
         return 1
     log.info("training finished")
     return 0

@@ -170,3 +170,15 @@ def broadcast(value: Any, cluster: Cluster) -> Any:
     from xgboost import collective as coll
 
     return coll.broadcast(value, 0)
+
+
+def gather(value: Any, cluster: Cluster) -> list[Any]:
+    """Every host's ``value`` concatenated in rank order, on every host (one broadcast per host)."""
+    if not cluster.distributed:
+        return list(value)
+    from xgboost import collective as coll
+
+    out: list[Any] = []
+    for rank in range(cluster.size):
+        out.extend(coll.broadcast(list(value) if rank == cluster.rank else None, rank))
+    return out

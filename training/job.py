@@ -19,13 +19,14 @@ import xgboost as xgb
 
 from training import __version__
 from training.checkpoints import CheckpointCallback, StopFlag, resume_point
-from training.cluster import Cluster, allreduce_sum, collective
+from training.cluster import Cluster, allreduce_sum, collective, gather
 from training.credentials import SECRET_ID_ENV, SnowflakeCredentials, read_secret
-from training.dataset import build_matrices
+from training.dataset import build_matrices, first_rows
 from training.errors import ClusterError, ConfigError, DataError, Interrupted
 from training.hyperparameters import Hyperparameters
 from training.shards import Shard, ShardPlan, fetch_shard, plan_shard
-from training.snowflake import connect, describe_table, quote_table
+from training.snowflake import connect, describe_table, quote_table, table_parts
+from training.tracking import SnowflakeLineage, schema_digest
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +64,16 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, tracker: Any = None) ->
              cluster.current_host, cluster.rank, cluster.size)
     if tracker is not None:
         tracker.check_reachable()  # before any data is fetched
+        tracker.start(dict(hps.values))
     creds = _credentials(spec.environ)
     shard, plan = _fetch(creds, spec, cluster)
     durations = {"fetch_seconds": shard.fetch_seconds}
     with _collective_errors(cluster), collective(cluster, hps["tracker_port"], hps["collective_timeout"]):
-        rows_total = _check_totals(shard, plan, cluster, hps)
+        rows_per_host = _check_totals(shard, plan, cluster, hps)
+        query_ids = gather(shard.query_ids, cluster)
         started = time.monotonic()
         dtrain, dvalid = build_matrices(shard.train_path, shard.validation_path, hps["max_bin"], hps["nthread"])
         durations["build_seconds"] = time.monotonic() - started
-        if tracker is not None:
-            tracker.start(dict(hps.values))
         started = time.monotonic()
         booster, rounds = _train(spec, dtrain, dvalid, cluster, stop, tracker)
         durations["train_seconds"] = time.monotonic() - started
@@ -83,8 +84,11 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, tracker: Any = None) ->
     log.info("final metrics: %s rounds:%d", " ".join(f"{k}:{v:.6f}" for k, v in final.items()), rounds)
     model_path = _save_model(booster, spec.model_dir) if cluster.leader else None
     if tracker is not None:
-        _report(tracker, shard, plan, creds, rows_total, durations, booster, final, cluster)
-    return JobResult(final, rounds, rows_total, model_path)
+        tracker.log_rows(rows_per_host)
+        tracker.log_durations(durations)
+        tracker.log_dataset(_lineage(creds, plan, shard, query_ids, sum(rows_per_host)))
+        tracker.finish(booster, final, first_rows(shard.train_path), list(plan.features))
+    return JobResult(final, rounds, sum(rows_per_host), model_path)
 
 
 def _credentials(environ: Mapping[str, str]) -> SnowflakeCredentials:
@@ -129,10 +133,14 @@ class _collective_errors:
         return False
 
 
-def _check_totals(shard: Shard, plan: ShardPlan, cluster: Cluster, hps: Hyperparameters) -> int:
-    local = np.array([shard.rows_train, shard.rows_validation, shard.null_target_rows, *shard.non_null],
+def _check_totals(shard: Shard, plan: ShardPlan, cluster: Cluster, hps: Hyperparameters) -> list[int]:
+    """Check the all-reduced counts (every host reaches the same verdict); return rows per host."""
+    per_host = np.zeros(cluster.size, dtype=np.int64)
+    per_host[cluster.rank] = shard.rows
+    local = np.array([shard.rows_train, shard.rows_validation, shard.null_target_rows, *shard.non_null, *per_host],
                      dtype=np.int64)
     totals = allreduce_sum(local, cluster)
+    width = len(plan.features)
     rows_train, rows_valid, null_target = (int(x) for x in totals[:3])
     total = rows_train + rows_valid
     if cluster.leader:
@@ -145,13 +153,13 @@ def _check_totals(shard: Shard, plan: ShardPlan, cluster: Cluster, hps: Hyperpar
         log.warning("left out %s rows whose target %s is NULL (null_target=drop)", f"{null_target:,}", plan.target)
     if total == 0:
         raise DataError(f"table {hps['table']!r} has no rows to train on: load data or point 'table' at another table")
-    empty = [name for name, count in zip(plan.features, totals[3:], strict=True) if count == 0]
+    empty = [name for name, count in zip(plan.features, totals[3:3 + width], strict=True) if count == 0]
     if empty:
         raise DataError(f"column {empty[0]!r} is entirely NULL: drop it from 'features'")
     if rows_valid == 0 or rows_train == 0:
         which = "validation" if rows_valid == 0 else "training"
         raise DataError(f"the split left no {which} rows out of {total:,}: adjust 'validation_fraction'")
-    return total
+    return [int(n) for n in totals[3 + width:]]
 
 
 def _train(spec: JobSpec, dtrain: Any, dvalid: Any, cluster: Cluster, stop: StopFlag,
@@ -166,7 +174,7 @@ def _train(spec: JobSpec, dtrain: Any, dvalid: Any, cluster: Cluster, stop: Stop
         callbacks.append(xgb.callback.EarlyStopping(rounds=hps["early_stopping_rounds"], data_name="validation",
                                                     metric_name=hps.eval_metrics[0]))
     if tracker is not None:
-        callbacks.append(tracker.callback())
+        callbacks.append(tracker.callback(done))
     if remaining == 0:
         return start, done
     booster = xgb.train(hps.xgboost_params(), dtrain, num_boost_round=remaining, xgb_model=start,
@@ -210,7 +218,15 @@ def _save_model(booster: xgb.Booster, model_dir: Path) -> Path:
     return path
 
 
-def _report(tracker: Any, shard: Shard, plan: ShardPlan, creds: SnowflakeCredentials, rows_total: int,
-            durations: dict[str, float], booster: xgb.Booster, final: dict[str, float], cluster: Cluster) -> None:
-    """Leader only: hand the tracker what the run records (placeholder until tracking lands)."""
-    tracker.log_durations(durations)
+def _lineage(creds: SnowflakeCredentials, plan: ShardPlan, shard: Shard, query_ids: list[str],
+             rows: int) -> SnowflakeLineage:
+    """Where the rows came from, for the run's dataset input (from what the hosts already know)."""
+    parts = table_parts(plan.table)
+    database = parts[-3] if len(parts) == 3 else creds.database
+    schema = parts[-2] if len(parts) >= 2 else creds.schema
+    columns = [*plan.features, plan.target]
+    return SnowflakeLineage(
+        account=creds.account, database=database, schema=schema, table=parts[-1],
+        query_template=plan.query_template, query_ids=query_ids, read_at=shard.read_at, rows=rows,
+        columns=columns, schema_digest=schema_digest(columns, ["FLOAT32"] * len(columns)),
+    )

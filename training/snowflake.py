@@ -59,6 +59,12 @@ def quote_table(name: str) -> str:
     return ".".join(quote_part(part, "table") for part in _PARTS.findall(name))
 
 
+def table_parts(name: str) -> list[str]:
+    """``[database.][schema.]table`` as the names Snowflake stores (validated like :func:`quote_table`)."""
+    quote_table(name)
+    return [unquoted(quote_part(part, "table")) for part in _PARTS.findall(name.strip())]
+
+
 def quote_column(name: str) -> str:
     """Quote a column name exactly as Snowflake reported it (doubling any quote inside)."""
     return '"' + name.replace('"', '""') + '"'

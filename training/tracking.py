@@ -521,14 +521,16 @@ class RunTracker:
 
     # --- per-round metrics --------------------------------------------------------------------------------
 
-    def callback(self) -> xgboost.callback.TrainingCallback:
+    def callback(self, offset: int = 0) -> xgboost.callback.TrainingCallback:
         """An XGBoost callback logging every evaluation metric each round, ``step`` = round.
+
+        ``offset`` is the rounds a resumed job had done before (XGBoost's epoch restarts at 0).
 
         ``evals_log`` keys ``train``/``validation`` and metric ``rmse`` become ``train-rmse`` and
         ``validation-rmse`` (XGBoost's own console names). Writes happen in the background in
         batches; a lost server is retried, logged once, then ignored: it never stops training.
         """
-        return _metrics_callback_class()(self)
+        return _metrics_callback_class()(self, offset)
 
     def _record_round(self, epoch: int, evals_log: Mapping[str, Mapping[str, Any]]) -> None:
         if self._writer is None:
@@ -693,13 +695,13 @@ def _metrics_callback_class() -> type:
         class MlflowMetricsCallback(xgb.callback.TrainingCallback):
             """Hands each round's evaluation results to the tracker; never raises into training."""
 
-            def __init__(self, tracker: RunTracker) -> None:
+            def __init__(self, tracker: RunTracker, offset: int) -> None:
                 super().__init__()
-                self.tracker = tracker
+                self.tracker, self.offset = tracker, offset
 
             def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
                 try:
-                    self.tracker._record_round(epoch, evals_log)
+                    self.tracker._record_round(self.offset + epoch, evals_log)
                 except Exception:
                     _logger.debug("recording round %d for MLflow failed", epoch, exc_info=True)
                 return False  # never ask XGBoost to stop
