@@ -38,6 +38,17 @@ DEMO_TABLES = {"california": ("CALIFORNIA_HOUSING", datasets.CALIFORNIA_TARGET),
                "synthetic": ("SYNTHETIC", datasets.SYNTHETIC_TARGET)}
 _FINAL = re.compile(r"final metrics: (.*) rounds:(\d+)")
 _STOP_GRACE_SECONDS = 15.0
+_PERSISTENT_FAKESNOW = """
+import sys, threading
+import fakesnow
+serve = fakesnow.server  # the function: importing the fakesnow.server module below shadows it
+import fakesnow.server
+from fakesnow.instance import FakeSnow
+fakesnow.server.shared_fs = FakeSnow(db_path=sys.argv[2])
+with serve(port=int(sys.argv[1])):
+    threading.Event().wait()
+"""
+"""fakesnow's server with its shared instance keeping databases as files in a directory."""
 
 
 def free_port() -> int:
@@ -86,12 +97,23 @@ class LocalStack:
         self.stop()
 
     def start_snowflake(self) -> None:
-        """Start (or restart, on the same port) the local Snowflake server."""
+        """Start (or restart, on the same port) the local Snowflake server.
+
+        With ``persist`` its databases live in files under ``snowflake_dir``, so they survive a restart.
+        (``fakesnow -s -d DIR`` ignores ``-d`` in server mode: the server is started with its shared
+        instance pointed at the directory instead.)
+        """
         self.snowflake_port = self.snowflake_port or free_port()
         args = [sys.executable, "-m", "fakesnow", "-s", "-p", str(self.snowflake_port)]
         if self.persist:
-            args += ["-d", str(self.workdir / "snowflake")]
+            self.snowflake_dir.mkdir(parents=True, exist_ok=True)
+            args = [sys.executable, "-c", _PERSISTENT_FAKESNOW, str(self.snowflake_port), str(self.snowflake_dir)]
         self._start("snowflake", args, self.snowflake_port)
+
+    @property
+    def snowflake_dir(self) -> Path:
+        """Where a persistent local Snowflake keeps its database files."""
+        return self.workdir / "snowflake"
 
     def start_aws(self) -> None:
         self.aws_port = self.aws_port or free_port()
@@ -367,14 +389,37 @@ def main_local(args: Any) -> int:
                  stack.snowflake_port, DATABASE, SCHEMA, table, f"{count:,}", stack.aws_endpoint)
         stack.put_secret(DEMO_SECRET_ID, stack.snowflake_secret())
         hps = {**demo_hyperparameters(data, table), **_overrides(getattr(args, "set", None) or [])}
-        env = {**stack.aws_env(), "SNOWFLAKE_SECRET_ID": DEMO_SECRET_ID}
-        for key in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME"):
-            if os.environ.get(key):
-                env[key] = os.environ[key]
+        env = {**stack.aws_env(), "SNOWFLAKE_SECRET_ID": DEMO_SECRET_ID, **_mlflow_env(workdir)}
         log.info("starting %d hosts (the leader's log follows)", hosts)
         result = run_local_job(hps, hosts=hosts, workdir=workdir, env=env, echo=True)
-    _report(result, time.monotonic() - started)
+    _report(result, time.monotonic() - started, env.get("MLFLOW_TRACKING_URI", ""))
     return result.exit_code
+
+
+def _mlflow_env(workdir: Path) -> dict[str, str]:
+    """MLflow settings for the local job: the caller's, else a local SQLite store under ``workdir``.
+
+    ``MLFLOW_TRACKING_URI=`` (set but empty) turns tracking off.
+    """
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME") or "snowflake-xgboost-demo"
+    if uri == "":
+        return {}
+    if uri is None:
+        store = workdir / "mlflow"
+        store.mkdir(parents=True, exist_ok=True)
+        uri = f"sqlite:///{store / 'mlflow.db'}"
+        _create_experiment(uri, experiment, store / "artifacts")
+    return {"MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": experiment}
+
+
+def _create_experiment(uri: str, name: str, artifacts: Path) -> None:
+    """Create the demo experiment with its artifacts under the work directory (not ./mlruns)."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    if client.get_experiment_by_name(name) is None:
+        client.create_experiment(name, artifact_location=artifacts.as_uri())
 
 
 def _overrides(pairs: list[str]) -> dict[str, str]:
@@ -387,7 +432,7 @@ def _overrides(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def _report(result: LocalJobResult, seconds: float) -> None:
+def _report(result: LocalJobResult, seconds: float, tracking_uri: str) -> None:
     print()
     status = "succeeded" if result.exit_code == 0 else f"FAILED (exit code {result.exit_code})"
     print(f"local job {result.job_name} {status} in {seconds:.1f} s")
@@ -399,3 +444,7 @@ def _report(result: LocalJobResult, seconds: float) -> None:
     if result.model_path:
         print(f"model: {result.model_path}")
     print("logs:  " + "  ".join(str(p) for p in result.logs))
+    if tracking_uri.startswith("sqlite:"):
+        print(f"MLflow: .venv/bin/mlflow ui --backend-store-uri {tracking_uri}   (then open http://127.0.0.1:5000)")
+    elif tracking_uri:
+        print(f"MLflow: {tracking_uri}")
