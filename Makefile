@@ -33,10 +33,13 @@ lint: $(STAMP) ## ruff (Python 3.10 syntax for the container) and hadolint on th
 	$(VENV)/bin/ruff check .
 	@if [ -f Dockerfile ]; then $(VENV)/bin/hadolint Dockerfile; fi
 
+bench: $(STAMP) ## benchmark ingest time and peak memory against the usual approaches (docs/benchmarks.md)
+	$(PY) bench/run.py
+
 build-push: ## build the training image (linux/amd64), push it to ECR, print its image_uri (REGION= ACCOUNT= REPOSITORY= ALLOW_DIRTY=1)
 	bash container/build_push.sh
 
 clean: ## remove the local work directory (demo data, host trees, logs)
 	rm -rf work
 
-.PHONY: help venv demo test lint build-push clean
+.PHONY: help venv demo test lint bench build-push clean
