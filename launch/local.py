@@ -389,14 +389,14 @@ def main_local(args: Any) -> int:
                  stack.snowflake_port, DATABASE, SCHEMA, table, f"{count:,}", stack.aws_endpoint)
         stack.put_secret(DEMO_SECRET_ID, stack.snowflake_secret())
         hps = {**demo_hyperparameters(data, table), **_overrides(getattr(args, "set", None) or [])}
-        env = {**stack.aws_env(), "SNOWFLAKE_SECRET_ID": DEMO_SECRET_ID, **_mlflow_env(workdir)}
+        env = {**stack.aws_env(), "SNOWFLAKE_SECRET_ID": DEMO_SECRET_ID, **mlflow_env(workdir)}
         log.info("starting %d hosts (the leader's log follows)", hosts)
         result = run_local_job(hps, hosts=hosts, workdir=workdir, env=env, echo=True)
     _report(result, time.monotonic() - started, env.get("MLFLOW_TRACKING_URI", ""))
     return result.exit_code
 
 
-def _mlflow_env(workdir: Path) -> dict[str, str]:
+def mlflow_env(workdir: Path) -> dict[str, str]:
     """MLflow settings for the local job: the caller's, else a local SQLite store under ``workdir``.
 
     ``MLFLOW_TRACKING_URI=`` (set but empty) turns tracking off.

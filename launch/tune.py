@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,8 +169,13 @@ def main_local(args: argparse.Namespace) -> int:
         table = local.DEMO_TABLES["synthetic"][0] + f"_{args.rows}"
         stack.ensure_table(table, data="synthetic", rows=args.rows)
         stack.put_secret(local.DEMO_SECRET_ID, stack.snowflake_secret())
-        env = {**stack.aws_env(), "SNOWFLAKE_SECRET_ID": local.DEMO_SECRET_ID}
-        fixed = {**local.demo_hyperparameters("synthetic", table), **_fixed(settings, args)}
+        # Every trial's MLflow run becomes a child of one parent named after this local tuning job.
+        tuning_job = f"local-tune-{time.strftime('%Y%m%d-%H%M%S')}"
+        env = {**stack.aws_env(), "SNOWFLAKE_SECRET_ID": local.DEMO_SECRET_ID, **local.mlflow_env(workdir),
+               "TUNING_JOB_NAME": tuning_job}
+        # The demo's defaults fill in what is not searched; the user's pins win over the search.
+        demo = {k: v for k, v in local.demo_hyperparameters("synthetic", table).items() if k not in space}
+        fixed = {**demo, **_fixed(settings, args)}
 
         def run_job(hps: dict[str, str], hosts: int) -> Any:
             return local.run_local_job(hps, hosts=hosts, workdir=workdir, env=env)
