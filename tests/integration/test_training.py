@@ -27,7 +27,7 @@ def test_multi_host_models_match_one_host(run_job):
     for hosts, result in results.items():
         assert result.exit_code == 0, (hosts, result.failure)
         assert result.rounds == 30
-        assert "total rows across %d hosts: 50,000" % hosts in result.logs[0].read_text()
+        assert f"total rows across {hosts} hosts: 50,000" in result.logs[0].read_text()
         # only the leader writes the model
         assert result.model_path is not None
         assert not any((d / "model" / "xgboost-model").exists() for d in result.host_dirs[1:])
