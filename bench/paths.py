@@ -1,0 +1,221 @@
+"""One benchmark path, measured in a fresh process: ``python -m bench.paths '<config JSON>'``.
+
+The child reads the table one way, builds the XGBoost training matrix, trains the same boosting
+rounds (unless the config says ``"train": false``: repetitions after the first measure ingest only), scores the model on the common evaluation rows and prints one JSON line: wall times of
+ingest (query to matrix) and training, and the process's peak resident set size
+(``getrusage(RUSAGE_SELF).ru_maxrss``) after the imports, after ingest and at the end.
+
+Paths (``PATHS``):
+
+- ``a``: the AWS sample's approach, ``pandas.read_sql`` over the connector connection, ``xgb.DMatrix``;
+- ``b``: ``cursor.fetch_pandas_all()`` then ``xgb.QuantileDMatrix``;
+- ``c``: ours, through the training code's own functions (``plan_shard``, ``fetch_shard``,
+  ``build_matrices``); ``fetch_pages`` comes from the config, so path c' is the same code with pages;
+- ``d``: the lower bound, the same training rows from a local Parquet file (pyarrow batches into
+  ``QuantileDMatrix``).
+
+Paths a, b and d read only the training rows (the job's own validation hash, as a SQL predicate),
+their best case; ours reads the whole table and spills training and validation rows apart.
+Every path trains on the same rows and is scored on the same validation rows (``eval.parquet``,
+written by the ``setup`` step), so the validation RMSEs must agree up to row order.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+# Every path imports the same libraries before measuring, so the baseline memory is comparable.
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import snowflake.connector
+import xgboost as xgb
+
+from training.credentials import SnowflakeCredentials, parse_secret
+from training.dataset import build_matrices
+from training.hyperparameters import Hyperparameters, parse_hyperparameters
+from training.shards import VALIDATION_COLUMN, ShardPlan, _bind, fetch_shard, plan_shard
+from training.snowflake import connect, describe_table, quote_column, quote_table
+
+PARQUET_BATCH_ROWS = 65_536
+"""Rows per pyarrow batch in the lower-bound path (the same step as our reader's ``BATCH_ROWS``)."""
+
+
+def peak_mib() -> float:
+    """Peak resident set size of this process so far, MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_s() -> float:
+    """CPU seconds (user + system) this process has used so far, all its threads together."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def split_query(plan: ShardPlan, hps: Hyperparameters, validation: bool) -> tuple[str, dict[str, Any]]:
+    """SQL and binds for the table's training (or validation) rows, by the job's own split hash."""
+    cols = ", ".join(quote_column(c) for c in (*plan.features, plan.target))
+    keep = "" if validation else "NOT "
+    sql = f'SELECT {cols} FROM ({plan.query_template}) WHERE {keep}"{VALIDATION_COLUMN}"'  # noqa: S608
+    return sql, _bind(hps, 1, 0)  # the job's split binds, one host: every row of the table
+
+
+def _plan(creds: SnowflakeCredentials, hps: Hyperparameters) -> ShardPlan:
+    conn = connect(creds, hps["query_tag"])
+    try:
+        return plan_shard(describe_table(conn, quote_table(hps["table"]), hps["table"]), hps)
+    finally:
+        conn.close()
+
+
+def _sample_connection(creds: SnowflakeCredentials) -> Any:
+    """A plain connector connection, as the sample notebooks open one."""
+    return snowflake.connector.connect(**creds.connect_kwargs(), login_timeout=60, network_timeout=300)
+
+
+def path_a(config: dict[str, Any], hps: Hyperparameters, creds: SnowflakeCredentials) -> tuple[Any, dict]:
+    plan = _plan(creds, hps)
+    sql, binds = split_query(plan, hps, validation=False)
+    conn = _sample_connection(creds)
+    with warnings.catch_warnings():  # pandas warns that the connection is not SQLAlchemy
+        warnings.simplefilter("ignore", UserWarning)
+        frame = pd.read_sql(sql, conn, params=binds)
+    conn.close()
+    dtrain = xgb.DMatrix(frame[list(plan.features)], label=frame[plan.target], nthread=hps["nthread"] or None)
+    return dtrain, {"rows_fetched": len(frame)}
+
+
+def path_b(config: dict[str, Any], hps: Hyperparameters, creds: SnowflakeCredentials) -> tuple[Any, dict]:
+    plan = _plan(creds, hps)
+    sql, binds = split_query(plan, hps, validation=False)
+    conn = _sample_connection(creds)
+    cursor = conn.cursor()
+    cursor.execute(sql, binds)
+    frame = cursor.fetch_pandas_all()
+    conn.close()
+    dtrain = xgb.QuantileDMatrix(frame[list(plan.features)], label=frame[plan.target], max_bin=hps["max_bin"],
+                                 nthread=hps["nthread"] or None)
+    return dtrain, {"rows_fetched": len(frame)}
+
+
+def path_c(config: dict[str, Any], hps: Hyperparameters, creds: SnowflakeCredentials) -> tuple[Any, dict]:
+    plan = _plan(creds, hps)
+    shard = fetch_shard(lambda: connect(creds, hps["query_tag"]), plan, 0, 1, hps, Path(config["spill_dir"]))
+    dtrain, _dvalid = build_matrices(shard.train_path, shard.validation_path, hps["max_bin"], hps["nthread"])
+    return dtrain, {"rows_fetched": shard.rows, "queries": len(shard.query_ids), "batches": shard.batches,
+                    "fetch_s": round(shard.fetch_seconds, 3)}
+
+
+class ParquetBatches(xgb.DataIter):
+    """Replays a local Parquet file in pyarrow batches (features, label) for ``QuantileDMatrix``."""
+
+    def __init__(self, path: Path, features: list[str], target: str) -> None:
+        self._path, self._features, self._target = path, features, target
+        self._batches: Iterator[pa.RecordBatch] | None = None
+        super().__init__(release_data=True)
+
+    def next(self, input_data: Callable[..., Any]) -> bool:
+        if self._batches is None:
+            parquet = pq.ParquetFile(self._path, pre_buffer=False)
+            self._batches = parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=[*self._features, self._target])
+        batch = next(self._batches, None)
+        if batch is None:
+            return False
+        features = np.column_stack([batch.column(name).to_numpy() for name in self._features])
+        input_data(data=features, label=batch.column(self._target).to_numpy(), feature_names=self._features)
+        return True
+
+    def reset(self) -> None:
+        self._batches = None
+
+
+def path_d(config: dict[str, Any], hps: Hyperparameters, creds: SnowflakeCredentials) -> tuple[Any, dict]:
+    features, target = config["features"], hps["target"]
+    batches = ParquetBatches(Path(config["train_parquet"]), features, target)
+    dtrain = xgb.QuantileDMatrix(batches, max_bin=hps["max_bin"], nthread=hps["nthread"] or None)
+    return dtrain, {"rows_fetched": dtrain.num_row()}
+
+
+PATHS: dict[str, Callable[[dict[str, Any], Hyperparameters, SnowflakeCredentials], tuple[Any, dict]]] = {
+    "a": path_a, "b": path_b, "c": path_c, "d": path_d,
+}
+
+
+def rmse_on(booster: xgb.Booster, eval_parquet: Path, features: list[str], target: str) -> float:
+    """The model's RMSE on the common evaluation rows (float64 arithmetic)."""
+    table = pq.read_table(eval_parquet, columns=[*features, target]).to_pandas()
+    predictions = booster.inplace_predict(table[features]).astype(np.float64)
+    return float(np.sqrt(np.mean((predictions - table[target].to_numpy(np.float64)) ** 2)))
+
+
+def measure(config: dict[str, Any]) -> dict[str, Any]:
+    """Ingest with one path, train, score: the numbers the driver aggregates."""
+    hps = parse_hyperparameters(config["hyperparameters"])
+    creds = parse_secret(json.dumps(config["secret"]))
+    base, cpu0 = peak_mib(), cpu_s()
+    started = time.perf_counter()
+    dtrain, extra = PATHS[config["path"]](config, hps, creds)
+    ingest_s, ingest_peak, cpu1 = time.perf_counter() - started, peak_mib(), cpu_s()
+    result = {"path": config["label"], "rows_train": dtrain.num_row(), "ingest_s": round(ingest_s, 3),
+              "base_mib": round(base, 1), "ingest_peak_mib": round(ingest_peak, 1),
+              "ingest_cpu_s": round(cpu1 - cpu0, 3), "pages": hps["fetch_pages"] if config["path"] == "c" else None,
+              "train_s": None, "total_s": None, "train_cpu_s": None, "peak_mib": None, "rmse": None, **extra}
+    if config.get("train", True):
+        started = time.perf_counter()
+        booster = xgb.train(hps.xgboost_params(), dtrain, num_boost_round=hps["num_round"])
+        train_s, peak, cpu2 = time.perf_counter() - started, peak_mib(), cpu_s()
+        result.update(train_s=round(train_s, 3), total_s=round(ingest_s + train_s, 3), peak_mib=round(peak, 1),
+                      train_cpu_s=round(cpu2 - cpu1, 3),
+                      rmse=rmse_on(booster, Path(config["eval_parquet"]), config["features"], hps["target"]))
+    return result
+
+
+def setup(config: dict[str, Any]) -> dict[str, Any]:
+    """Write the lower bound's training rows and the common evaluation rows to local Parquet files."""
+    hps = parse_hyperparameters(config["hyperparameters"])
+    creds = parse_secret(json.dumps(config["secret"]))
+    plan = _plan(creds, hps)
+    counts = {}
+    for name, validation in (("train_parquet", False), ("eval_parquet", True)):
+        sql, binds = split_query(plan, hps, validation)
+        conn = _sample_connection(creds)
+        try:
+            counts[name] = _write_parquet(conn.cursor(), sql, binds, Path(config[name]))
+        finally:
+            conn.close()
+    return {"features": list(plan.features), "rows_train": counts["train_parquet"],
+            "rows_eval": counts["eval_parquet"]}
+
+
+def _write_parquet(cursor: Any, sql: str, binds: dict[str, Any], path: Path) -> int:
+    cursor.execute(sql, binds)
+    rows, writer = 0, None
+    try:
+        for table in cursor.fetch_arrow_batches():
+            table = table.cast(pa.schema([pa.field(f.name, pa.float64()) for f in table.schema]))
+            writer = writer or pq.ParquetWriter(path, table.schema)
+            writer.write_table(table, row_group_size=2 * PARQUET_BATCH_ROWS)
+            rows += table.num_rows
+    finally:
+        if writer is not None:
+            writer.close()
+    return rows
+
+
+def main(argv: list[str]) -> int:
+    config = json.loads(argv[0])
+    result = setup(config) if config["path"] == "setup" else measure(config)
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,215 @@
+"""Tables, ratios, target checks, the memory plot and ``docs/benchmarks.md`` from a run's results.
+
+``python -m bench.report RESULTS_JSON [--publish]`` re-renders them from a saved ``results.json``
+without measuring again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+PATH_NAMES = {
+    "a": "(a) pandas.read_sql + DMatrix (AWS sample)",
+    "b": "(b) fetch_pandas_all + QuantileDMatrix",
+    "c": "(c) ours: fetch_shard + Arrow spill + build_matrices",
+    "c'": "(c') ours, paged (fetch_pages)",
+    "d": "(d) local Parquet + pyarrow batches (lower bound)",
+}
+OURS = ("c", "c'")
+BASES = ("a", "b", "d")
+RATIO_METRICS = ("ingest_s", "total_s", "ingest_peak_mib", "peak_mib")
+DOC_FILES = ("benchmarks.md", "benchmarks-memory.png", "benchmarks.json")
+
+
+def _median(results: dict[str, Any], rows: int, path: str) -> dict[str, Any] | None:
+    return next((m for m in results["medians"] if m["rows"] == rows and m["path"] == path), None)
+
+
+def _sizes(results: dict[str, Any]) -> list[int]:
+    return sorted({m["rows"] for m in results["medians"]})
+
+
+def analyse(results: dict[str, Any]) -> dict[str, Any]:
+    """RMSE agreement per size, ratios ours/(a), ours/(b), ours/(d), and the targets at the largest size."""
+    tolerance = results["config"]["rmse_tolerance"]
+    per_size, ratios = [], []
+    for rows in _sizes(results):
+        values = {m["path"]: m["rmse"] for m in results["medians"] if m["rows"] == rows and m["rmse"] is not None}
+        if not values:
+            continue
+        spread = max(values.values()) / min(values.values()) - 1
+        per_size.append({"rows": rows, "rmse": values, "spread": spread, "agree": spread <= tolerance})
+        for ours in OURS:
+            for base in BASES:
+                mine, theirs = _median(results, rows, ours), _median(results, rows, base)
+                if mine and theirs:
+                    ratios.append({"rows": rows, "ours": ours, "base": base,
+                                   **{k: _ratio(mine[k], theirs[k]) for k in RATIO_METRICS}})
+    per_size = [s for s in per_size if s is not None]
+    rmse = {"per_size": per_size, "agree": all(s["agree"] for s in per_size),
+            "max_spread": max((s["spread"] for s in per_size), default=0.0), "tolerance": tolerance}
+    return {"rmse": rmse, "ratios": ratios, "targets": _targets(results)}
+
+
+def _targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    sizes = _sizes(results)
+    largest, smallest = sizes[-1], sizes[0]
+    b, c, cp = (_median(results, largest, p) for p in ("b", "c", "c'"))
+    if not (b and c and cp):
+        return []
+    targets = [
+        {"target": "peak memory of (c') <= 0.5 x (b), ingest", "value": _ratio(cp["ingest_peak_mib"], b["ingest_peak_mib"]),
+         "limit": 0.5},
+        {"target": "peak memory of (c') <= 0.5 x (b), whole run", "value": _ratio(cp["peak_mib"], b["peak_mib"]),
+         "limit": 0.5},
+        {"target": "peak memory of (c) <= (b), ingest", "value": _ratio(c["ingest_peak_mib"], b["ingest_peak_mib"]),
+         "limit": 1.0},
+        {"target": "peak memory of (c) <= (b), whole run", "value": _ratio(c["peak_mib"], b["peak_mib"]), "limit": 1.0},
+        {"target": "ingest time of (c) <= 1.1 x (b)", "value": _ratio(c["ingest_s"], b["ingest_s"]), "limit": 1.1},
+        {"target": "ingest + training time of (c) <= 1.1 x (b)", "value": _ratio(c["total_s"], b["total_s"]),
+         "limit": 1.1},
+    ]
+    first = _median(results, smallest, "c'")
+    if first and largest > smallest:
+        rows_growth = largest / smallest
+        data_growth = (cp["ingest_peak_mib"] - cp["base_mib"]) / max(first["ingest_peak_mib"] - first["base_mib"], 1.0)
+        targets.append({"target": f"(c') ingest memory above the imports grows less than rows ({rows_growth:.0f}x)",
+                        "value": data_growth, "limit": rows_growth})
+    targets = [t for t in targets if t["value"] is not None]
+    for target in targets:
+        target["met"] = target["value"] <= target["limit"]
+    return targets
+
+
+def _ratio(mine: float | None, theirs: float | None) -> float | None:
+    return mine / theirs if mine is not None and theirs else None
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "" if value is None else format(value, spec)
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """The medians, one row per size and path."""
+    lines = ["| rows | path | ingest s | ingest CPU s | train s | ingest + train s | peak MiB, ingest "
+             "| peak MiB, whole run | MiB after imports | validation RMSE | pages |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for m in results["medians"]:
+        pages = m["pages"] if m["path"] in OURS else ""
+        lines.append(f"| {m['rows']:,} | {m['path']} | {m['ingest_s']:.2f} | {_num(m['ingest_cpu_s'], '.2f')} "
+                     f"| {_num(m['train_s'], '.2f')} | {_num(m['total_s'], '.2f')} | {m['ingest_peak_mib']:,.0f} "
+                     f"| {_num(m['peak_mib'], ',.0f')} | {m['base_mib']:,.0f} | {_num(m['rmse'], '.5f')} | {pages} |")
+    return "\n".join(lines)
+
+
+def ratio_table(results: dict[str, Any], rows: int | None = None) -> str:
+    """Ours over each baseline: ingest time, ingest + training time and peak memory (below 1: ours is better)."""
+    rows = rows or _sizes(results)[-1]
+    lines = [f"| at {rows:,} rows | ingest time | ingest + train time | peak memory, ingest "
+             "| peak memory, whole run |", "|---|---:|---:|---:|---:|"]
+    for r in results["ratios"]:
+        if r["rows"] == rows:
+            lines.append(f"| ({r['ours']}) / ({r['base']}) | {_num(r['ingest_s'], '.2f')} | {_num(r['total_s'], '.2f')} "
+                         f"| {_num(r['ingest_peak_mib'], '.2f')} | {_num(r['peak_mib'], '.2f')} |")
+    return "\n".join(lines)
+
+
+def targets_table(results: dict[str, Any]) -> str:
+    lines = ["| target (largest size) | measured | limit | met |", "|---|---:|---:|---|"]
+    for t in results["targets"]:
+        lines.append(f"| {t['target']} | {t['value']:.2f} | {t['limit']:.2f} | {'yes' if t['met'] else '**no**'} |")
+    return "\n".join(lines)
+
+
+def rmse_table(results: dict[str, Any]) -> str:
+    paths = [p for p in PATH_NAMES if any(p in s["rmse"] for s in results["rmse"]["per_size"])]
+    lines = ["| rows | " + " | ".join(f"({p})" for p in paths) + " | spread | agree |",
+             "|---:|" + "---:|" * len(paths) + "---:|---|"]
+    for s in results["rmse"]["per_size"]:
+        values = " | ".join(f"{s['rmse'][p]:.5f}" if p in s["rmse"] else "" for p in paths)
+        lines.append(f"| {s['rows']:,} | {values} | {s['spread']:.2%} | {'yes' if s['agree'] else '**no**'} |")
+    return "\n".join(lines)
+
+
+def scaling_table(results: dict[str, Any]) -> str:
+    if not results.get("scaling"):
+        return "(scaling skipped)"
+    lines = ["| hosts | table rows | wall s | rows per host | fetch s per host | peak MiB per host | validation RMSE |",
+             "|---:|---:|---:|---|---|---|---:|"]
+    for s in results["scaling"]:
+        hosts = s["per_host"]
+        rows = ", ".join(f"{h['rows']:,}" if h["rows"] is not None else "?" for h in hosts)
+        fetch = ", ".join(f"{h['fetch_s']:.1f}" if h["fetch_s"] is not None else "?" for h in hosts)
+        peaks = ", ".join(f"{h['peak_mib']:,.0f}" for h in hosts)
+        rmse = f"{s['validation_rmse']:.5f}" if s.get("validation_rmse") is not None else ""
+        lines.append(f"| {s['hosts']} | {s['rows']:,} | {s['wall_s']:.1f} | {rows} | {fetch} | {peaks} | {rmse} |")
+    return "\n".join(lines)
+
+
+def plot_memory(results: dict[str, Any], path: Path) -> None:
+    """Peak resident memory against table rows, one line per path (log-log)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
+    for label, name in PATH_NAMES.items():
+        points = [(m["rows"], m["ingest_peak_mib"]) for m in results["medians"] if m["path"] == label]
+        if points:
+            ax.plot(*zip(*points, strict=True), marker="o", label=name,
+                    linestyle="--" if label == "d" else "-", linewidth=2.2 if label in OURS else 1.5)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("table rows (8 float features + target)")
+    ax.set_ylabel("peak resident memory of the process, MiB")
+    ax.set_title("Peak memory from query to XGBoost training matrix (median)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_results(results: dict[str, Any], out: Path) -> None:
+    """``results.json``, ``results.md`` (tables) and ``memory.png`` under ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    sections = [markdown_table(results), ratio_table(results), targets_table(results), rmse_table(results),
+                scaling_table(results)]
+    (out / "results.md").write_text("\n\n".join(sections) + "\n")
+    plot_memory(results, out / "memory.png")
+
+
+def publish(results: dict[str, Any], out: Path, docs: Path) -> None:
+    """``docs/benchmarks.md`` with the plot and the run's JSON beside it."""
+    from bench.doc import render
+
+    docs.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(out / "memory.png", docs / "benchmarks-memory.png")
+    (docs / "benchmarks.json").write_text(json.dumps(results, indent=1) + "\n")
+    (docs / "benchmarks.md").write_text(render(results))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.split("\n")[0])
+    parser.add_argument("results", type=Path, help="a results.json written by bench.run")
+    parser.add_argument("--publish", action="store_true", help="also write docs/benchmarks.md, .png and .json")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    results = json.loads(args.results.read_text())
+    results.update(analyse(results))
+    out = args.results.resolve().parent
+    write_results(results, out)
+    if args.publish:
+        publish(results, out, Path(__file__).resolve().parents[1] / "docs")
+    print(markdown_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

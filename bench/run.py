@@ -1,0 +1,251 @@
+"""``make bench``: ingest time and peak memory of each path at several table sizes, then scaling.
+
+For every size it seeds a synthetic table (``ID``, ``F0``..``F7``, ``Y``) in one local Snowflake
+(fakesnow's server, behind the unmodified connector), writes the lower bound's Parquet file and
+the common evaluation rows, and measures each path in its own fresh process, ``--reps`` times,
+interleaved (a b c c' d, a b c c' d, ...). The server keeps every query result in memory for its
+lifetime, so it is restarted after each repetition; only the client processes are measured.
+Then it trains the largest table with 1, 2 and 4 local hosts, and writes ``results.json``,
+``results.md`` and ``memory.png`` under ``--out`` (``--publish``: also ``docs/benchmarks*``).
+
+    python -m bench.run                                  # 250k, 1M, 4M rows, 3 repetitions
+    python -m bench.run --sizes 20000 --reps 1 --page-rows 5000 --scaling-hosts 2 --out /tmp/b
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.scaling import run_scaling
+from launch.local import DATABASE, SCHEMA, LocalStack
+
+log = logging.getLogger("bench")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO_ROOT / "bench" / "results"
+SEED = 0
+PATH_LABELS = ("a", "b", "c", "c'", "d")
+"""(a) read_sql + DMatrix, (b) fetch_pandas_all + QuantileDMatrix, (c) ours, (c') ours paged, (d) Parquet."""
+METRICS = ("ingest_s", "train_s", "total_s", "process_s", "ingest_cpu_s", "train_cpu_s", "load_1m", "base_mib",
+           "ingest_peak_mib", "peak_mib", "rmse")
+SECRET_ID = "bench/snowflake"
+CHILD_TIMEOUT_SECONDS = 1800
+
+
+@dataclass(frozen=True)
+class Options:
+    """What one benchmark run measures (see ``--help``)."""
+
+    sizes: tuple[int, ...]
+    reps: int
+    train_reps: int
+    page_rows: int
+    num_round: int
+    scaling_rows: int
+    scaling_hosts: tuple[int, ...]
+    out: Path
+    workdir: Path
+    publish: bool
+    rmse_tolerance: float
+
+
+def parse_options(argv: list[str]) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="250000,1000000,4000000", help="table sizes in rows, comma-separated")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per path and size (median reported)")
+    parser.add_argument("--train-reps", type=int, default=1,
+                        help="repetitions that also train and score (the rest measure ingest only)")
+    parser.add_argument("--page-rows", type=int, default=500_000,
+                        help="rows per page of path c': fetch_pages = ceil(rows / page-rows)")
+    parser.add_argument("--num-round", type=int, default=100, help="boosting rounds of every path")
+    parser.add_argument("--scaling-rows", type=int, default=0, help="table of the scaling runs (default: largest size)")
+    parser.add_argument("--scaling-hosts", default="1,2,4", help="host counts of the scaling runs ('' to skip)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
+    parser.add_argument("--workdir", type=Path, default=None, help="servers, tables and spills (default: OUT/work)")
+    parser.add_argument("--publish", action="store_true", help="also write docs/benchmarks.md, .png and .json")
+    parser.add_argument("--rmse-tolerance", type=float, default=0.01,
+                        help="largest relative spread of the paths' validation RMSE that counts as agreement")
+    args = parser.parse_args(argv)
+    sizes = tuple(int(s) for s in args.sizes.split(",") if s.strip())
+    if not sizes or min(sizes) < 1000 or args.reps < 1 or args.page_rows < 1:
+        parser.error("--sizes needs sizes of at least 1000 rows; --reps and --page-rows must be positive")
+    out = args.out.resolve()
+    return Options(sizes=sizes, reps=args.reps, train_reps=min(max(args.train_reps, 1), args.reps), page_rows=args.page_rows, num_round=args.num_round,
+                   scaling_rows=args.scaling_rows or max(sizes),
+                   scaling_hosts=tuple(int(h) for h in args.scaling_hosts.split(",") if h.strip()),
+                   out=out, workdir=(args.workdir or out / "work").resolve(), publish=args.publish,
+                   rmse_tolerance=args.rmse_tolerance)
+
+
+def table_name(rows: int) -> str:
+    return f"BENCH_{rows}"
+
+
+def hyperparameters(rows: int, options: Options, pages: int = 1) -> dict[str, str]:
+    """The job's hyperparameters on the table of ``rows`` rows (every path trains with these)."""
+    return {"table": f"{DATABASE}.{SCHEMA}.{table_name(rows)}", "target": "Y", "shard_key": "ID",
+            "num_round": str(options.num_round), "eta": "0.1", "max_depth": "6", "validation_fraction": "0.2",
+            "fetch_pages": str(pages), "query_tag": "bench", "collective_timeout": "600"}
+
+
+def pages_for(rows: int, options: Options) -> int:
+    return max(1, math.ceil(rows / options.page_rows))
+
+
+def run_child(config: dict[str, Any]) -> dict[str, Any]:
+    """Run ``bench.paths`` in a fresh interpreter; return its JSON line plus the process's wall time."""
+    load = os.getloadavg()[0]  # the machine may be shared: record how busy it was
+    started = time.perf_counter()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-m", "bench.paths", json.dumps(config)], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=CHILD_TIMEOUT_SECONDS, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench child {config['path']} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["process_s"] = round(time.perf_counter() - started, 3)
+    result["load_1m"] = round(load, 2)
+    return result
+
+
+def measure_size(stack: LocalStack, rows: int, options: Options) -> list[dict[str, Any]]:
+    """Seed the table, write the Parquet files, run every path ``reps`` times; return the raw runs."""
+    stack.ensure_table(table_name(rows), data="synthetic", rows=rows, seed=SEED)
+    stack.stop_snowflake()  # drop the seeding's results from the server's memory
+    stack.start_snowflake()
+    files = options.workdir / "files" / str(rows)
+    files.mkdir(parents=True, exist_ok=True)
+    base = {"secret": stack.snowflake_secret(), "train_parquet": str(files / "train.parquet"),
+            "eval_parquet": str(files / "eval.parquet")}
+    setup = run_child({**base, "path": "setup", "hyperparameters": hyperparameters(rows, options)})
+    log.info("%s rows: %s training rows, %s evaluation rows", f"{rows:,}", f"{setup['rows_train']:,}",
+             f"{setup['rows_eval']:,}")
+    pages = pages_for(rows, options)
+    runs = []
+    for rep in range(options.reps):
+        for label in PATH_LABELS:
+            spill = options.workdir / "spill" / f"{rows}-{rep}-{label.replace(chr(39), 'p')}"
+            config = {**base, "label": label, "path": label[0], "features": setup["features"],
+                      "spill_dir": str(spill), "train": rep < options.train_reps,
+                      "hyperparameters": hyperparameters(rows, options, pages if label == "c'" else 1)}
+            result = run_child(config)
+            shutil.rmtree(spill, ignore_errors=True)
+            runs.append({"rows": rows, "rep": rep, **result})
+            log.info("%s rows, rep %d, path %-2s: ingest %.1f s, %.0f MiB; train %s s, peak %s MiB, rmse %s",
+                     f"{rows:,}", rep + 1, label, result["ingest_s"], result["ingest_peak_mib"], result["train_s"],
+                     result["peak_mib"], result["rmse"])
+        stack.stop_snowflake()  # free every result the server kept
+        stack.start_snowflake()
+    return runs
+
+
+def medians(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (rows, path): the median of every metric over the repetitions."""
+    out = []
+    for rows in sorted({r["rows"] for r in runs}):
+        for label in PATH_LABELS:
+            group = [r for r in runs if r["rows"] == rows and r["path"] == label]
+            if not group:
+                continue
+            row = {"rows": rows, "path": label, "reps": len(group), "rows_train": group[0]["rows_train"],
+                   "pages": group[0].get("pages"), "queries": group[0].get("queries")}
+            for metric in METRICS:  # training metrics exist only for the repetitions that trained
+                values = [r[metric] for r in group if r.get(metric) is not None]
+                row[metric] = statistics.median(values) if values else None
+            row["trained_reps"] = sum(1 for r in group if r.get("rmse") is not None)
+            out.append(row)
+    return out
+
+
+def run_scalings(stack: LocalStack, options: Options) -> list[dict[str, Any]]:
+    if not options.scaling_hosts:
+        return []
+    rows = options.scaling_rows
+    stack.ensure_table(table_name(rows), data="synthetic", rows=rows, seed=SEED)
+    stack.put_secret(SECRET_ID, stack.snowflake_secret())
+    env = {**stack.aws_env(), "SNOWFLAKE_SECRET_ID": SECRET_ID, "MLFLOW_TRACKING_URI": ""}
+    results = []
+    for hosts in options.scaling_hosts:
+        stack.stop_snowflake()
+        stack.start_snowflake()
+        result = run_scaling(hyperparameters(rows, options), hosts, options.workdir, env)
+        if result["exit_code"] != 0:
+            raise RuntimeError(f"the {hosts}-host scaling job failed: {result['failure']}")
+        log.info("%d host(s), %s rows: %.1f s, peak per host %s MiB", hosts, f"{rows:,}", result["wall_s"],
+                 ", ".join(f"{h['peak_mib']:.0f}" for h in result["per_host"]))
+        results.append({"rows": rows, **result})
+    return results
+
+
+def machine_facts() -> dict[str, Any]:
+    """What the numbers were measured on: CPU, cores, memory, OS, library versions, commit."""
+    cpu = next((line.split(":", 1)[1].strip() for line in _read_lines("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor() or "unknown")
+    mem_kib = next((int(line.split()[1]) for line in _read_lines("/proc/meminfo") if line.startswith("MemTotal")), 0)
+    packages = ("xgboost", "pyarrow", "pandas", "numpy", "snowflake-connector-python", "fakesnow", "duckdb")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                            text=True, check=False).stdout.strip()
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem_kib / 2**20, 1),
+            "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
+            "packages": {name: version(name) for name in packages}, "commit": commit,
+            "date": time.strftime("%Y-%m-%d %H:%M %Z")}
+
+
+def _read_lines(path: str) -> list[str]:
+    try:
+        return Path(path).read_text().splitlines()
+    except OSError:
+        return []
+
+
+def run(options: Options, argv: list[str]) -> dict[str, Any]:
+    options.out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"machine": machine_facts(), "command": "python -m bench.run " + " ".join(argv),
+                               "config": {"sizes": list(options.sizes), "reps": options.reps,
+                                          "train_reps": options.train_reps, "page_rows": options.page_rows, "num_round": options.num_round,
+                                          "rmse_tolerance": options.rmse_tolerance,
+                                          "hyperparameters": hyperparameters(max(options.sizes), options)}}
+    started = time.perf_counter()
+    with LocalStack(options.workdir, persist=True) as stack:
+        runs = [run for rows in options.sizes for run in measure_size(stack, rows, options)]
+        results["runs"], results["medians"] = runs, medians(runs)
+        results["scaling"] = run_scalings(stack, options)
+    results["wall_s"] = round(time.perf_counter() - started, 1)
+    results.update(report.analyse(results))
+    report.write_results(results, options.out)
+    if options.publish:
+        report.publish(results, options.out, REPO_ROOT / "docs")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s bench: %(message)s")
+    for name in ("botocore", "urllib3", "snowflake", "launch", "training"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    options = parse_options(argv)
+    results = run(options, argv)
+    print(report.markdown_table(results))
+    print(f"\nresults: {options.out / 'results.json'}  ({results['wall_s']:.0f} s)")
+    if not results["rmse"]["agree"]:
+        print(f"WARNING: validation RMSEs disagree by more than {options.rmse_tolerance:.1%}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
