@@ -1,0 +1,48 @@
+"""The image's exact ENTRYPOINT, plus SageMaker's ``train`` argument, run as SageMaker runs it.
+
+Two hosts, each with its own base directory standing in for ``/opt/ml``, against the local
+Snowflake and Secrets Manager: the job trains and the leader writes the model; with a bad
+hyperparameter our one-line message lands in ``output/failure`` with exit code 1.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.dockerfile_contract import entrypoint_argv
+from tests.helpers import synth_hps
+
+pytestmark = pytest.mark.slow
+
+DOCKERFILE = Path(__file__).resolve().parents[2] / "Dockerfile"
+
+
+@pytest.fixture
+def image_env(job_env):
+    """The job environment with this venv's interpreter first on PATH, as the image's python3."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {**job_env, "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")])}
+
+
+def test_entrypoint_trains_two_hosts(run_job, image_env):
+    command = [*entrypoint_argv(DOCKERFILE), "train"]
+    assert command[:3] == ["python3", "-m", "container"]
+    result = run_job(synth_hps(num_round=8), hosts=2, env=image_env, command=command)
+    assert result.exit_codes == [0, 0], result.failure
+    assert result.model_path is not None and result.model_path.stat().st_size > 0
+    assert result.rounds == 8
+    assert not any((d / "output" / "failure").exists() for d in result.host_dirs)
+
+
+def test_entrypoint_bad_hyperparameter_writes_the_failure_file(run_job, image_env):
+    command = [*entrypoint_argv(DOCKERFILE), "train"]
+    result = run_job(synth_hps(max_depth="deep"), hosts=2, env=image_env, command=command)
+    assert result.exit_codes == [1, 1]
+    for host_dir in result.host_dirs:
+        failure = (host_dir / "output" / "failure").read_text()
+        assert failure.strip() == ("hyperparameter 'max_depth' must be an integer in [0, 64], got 'deep': "
+                                   "fix its value")
+        assert failure.count("\n") == 1  # one line
+    assert result.model_path is None
