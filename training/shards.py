@@ -36,6 +36,8 @@ SPLIT_BUCKETS = 1_000_000
 VALIDATION_COLUMN = "__VALIDATION"
 FETCH_ATTEMPTS = 3
 """A shard whose connection drops is fetched again from a clean start this many times in all."""
+RETRY_PAUSE_SECONDS = 2.0
+"""Pause before attempt ``k + 1`` is ``k`` times this (the server or the network may be recovering)."""
 _PROGRESS_SECONDS = 5.0
 
 
@@ -120,27 +122,39 @@ class Shard:
 def fetch_shard(
     connect: Callable[[], Any], plan: ShardPlan, rank: int, hosts: int, hps: Hyperparameters, spill_dir: Path,
 ) -> Shard:
-    """Fetch host ``rank``'s shard into ``spill_dir``; retry from a clean start if the connection drops."""
-    from snowflake.connector.errors import InterfaceError, OperationalError
+    """Fetch host ``rank``'s shard into ``spill_dir``; retry from a clean start if the connection drops.
 
+    A dropped connection surfaces as the connector's OperationalError or InterfaceError (the server
+    went away), an HttpError (the server came back but forgot the session: 401) or, on a new attempt,
+    as a failed sign-in: each is retried, :data:`FETCH_ATTEMPTS` times in all. Every attempt rewrites
+    the spill files from the start, so a retried shard has no duplicate or missing rows.
+    """
+    retryable = _connection_errors()
     for attempt in range(1, FETCH_ATTEMPTS + 1):
         conn = None
         try:
             conn = connect()
             return _fetch_once(conn, plan, rank, hosts, hps, spill_dir)
-        except (OperationalError, InterfaceError) as err:
+        except retryable as err:
+            cause = f"{type(err).__name__}, errno {getattr(err, 'errno', None) or '?'}"
             if attempt == FETCH_ATTEMPTS:
                 raise SnowflakeError(
                     f"lost the connection to Snowflake while fetching shard {rank} of {hosts} "
-                    f"({FETCH_ATTEMPTS} attempts, last errno {getattr(err, 'errno', '?')}): check the "
-                    "network path to Snowflake and the warehouse, then restart the job"
+                    f"({FETCH_ATTEMPTS} attempts, last: {cause}): check the network path to Snowflake "
+                    "and the warehouse, then restart the job"
                 ) from None
-            log.warning("connection lost while fetching shard (attempt %d of %d, errno %s): starting the "
-                        "shard again", attempt, FETCH_ATTEMPTS, getattr(err, "errno", "?"))
-            time.sleep(2.0 * attempt)
+            log.warning("connection lost while fetching shard (attempt %d of %d, %s): starting the shard "
+                        "again in %.0f s", attempt, FETCH_ATTEMPTS, cause, RETRY_PAUSE_SECONDS * attempt)
+            time.sleep(RETRY_PAUSE_SECONDS * attempt)
         finally:
             _close_quietly(conn)
     raise AssertionError("unreachable")
+
+
+def _connection_errors() -> tuple[type[Exception], ...]:
+    from snowflake.connector.errors import HttpError, InterfaceError, OperationalError
+
+    return (OperationalError, InterfaceError, HttpError, SnowflakeError)
 
 
 def _close_quietly(conn: Any) -> None:
