@@ -187,6 +187,7 @@ def parse_hyperparameters(raw: dict[str, Any]) -> Hyperparameters:
         else:
             values[spec.name] = spec.default
     _check_eval_metrics(values["eval_metric"])
+    _check_identifiers(values)
     return Hyperparameters(values)
 
 
@@ -260,6 +261,18 @@ def _check_eval_metrics(text: str) -> None:
             f"hyperparameter 'eval_metric' must list metrics from {', '.join(EVAL_METRICS)}, "
             f"got {text[:60]!r}: fix its value"
         )
+
+
+def _check_identifiers(values: dict[str, Any]) -> None:
+    """Table and column names become SQL identifiers: reject any that is not one now, before the
+    secret is read or Snowflake is contacted (the shard reader quotes them again to build its query)."""
+    from training.snowflake import quote_part, quote_table
+
+    quote_table(values["table"])
+    quote_part(values["target"], "target column")
+    for key, what in (("features", "feature column"), ("shard_key", "shard_key column")):
+        for name in _split_list(values[key]):
+            quote_part(name, what)
 
 
 def tunable() -> list[Spec]:
