@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -141,8 +142,29 @@ def _leave(coll: Any, tracker: Any) -> None:
 
 
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:200] if text else type(err).__name__
+    return error_summary(err)
+
+
+_XGB_LOCATION = re.compile(r"^\[[0-9:]+\] \S+:\d+: ?")
+_XGB_CAUSE = re.compile(r"^- \[[^\]]*\]: (.+)$")
+
+
+def error_summary(err: BaseException, limit: int = 200) -> str:
+    """One line that says what went wrong, for messages.
+
+    XGBoost's collective errors start with a bare source location (``[01:36:23]
+    /workspace/src/collective/result.cc:78:``), then list the causes as ``- [file|time]: text``
+    lines, then a native stack trace: keep the causes, drop the rest.
+    """
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    causes = [m.group(1).strip().rstrip(".") for line in lines if (m := _XGB_CAUSE.match(line))]
+    if causes:
+        return "; ".join(causes[:3])[:limit]
+    for line in lines:
+        text = _XGB_LOCATION.sub("", line).strip()
+        if text:
+            return text[:limit]
+    return type(err).__name__
 
 
 def allreduce_sum(values: np.ndarray, cluster: Cluster) -> np.ndarray:

@@ -19,7 +19,7 @@ import xgboost as xgb
 
 from training import __version__
 from training.checkpoints import CheckpointCallback, StopFlag, resume_point
-from training.cluster import Cluster, allreduce_sum, collective, gather
+from training.cluster import Cluster, allreduce_sum, collective, error_summary, gather
 from training.credentials import SECRET_ID_ENV, SnowflakeCredentials, read_secret
 from training.dataset import build_matrices, first_rows
 from training.errors import ClusterError, ConfigError, DataError, Interrupted
@@ -125,7 +125,7 @@ class _collective_errors:
 
     def __exit__(self, kind: Any, err: Any, tb: Any) -> bool:
         if kind is not None and issubclass(kind, xgb.core.XGBoostError) and self.cluster.distributed:
-            first = (str(err).strip().splitlines() or ["XGBoostError"])[0][:200]
+            first = error_summary(err)
             raise ClusterError(
                 f"host {self.cluster.current_host} lost contact with the other hosts ({first}): another host "
                 "failed or was stopped; see its log for the cause"
