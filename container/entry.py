@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 
 from container.env import TrainingEnv, base_dir_from, failure_file
@@ -87,8 +88,35 @@ def _host_label(base_dir: Path) -> str:
 def _configure_logging(host: str) -> None:
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter(f"%(asctime)s [{host}] %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_library_records_without_traceback)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    threading.excepthook = _library_threads_in_one_line
+
+
+def _is_library(name: str) -> bool:
+    return name.split(".")[0] in QUIET_LOGGERS
+
+
+def _library_records_without_traceback(record: logging.LogRecord) -> bool:
+    """Keep a library's error record but drop its traceback (the Snowflake connector logs one per
+    failed request while a connection is down): in our log, a traceback means a bug of ours."""
+    if record.exc_info and _is_library(record.name):
+        record.exc_info, record.exc_text = None, None
+    return True
+
+
+_default_thread_hook = threading.excepthook
+
+
+def _library_threads_in_one_line(args: threading.ExceptHookArgs) -> None:
+    """A library's background thread that fails (the connector's request-abort thread when the
+    server is gone) gets one log line; any other thread keeps Python's traceback."""
+    if not _is_library(getattr(args.exc_type, "__module__", "") or ""):
+        _default_thread_hook(args)
+        return
+    text = (str(args.exc_value).strip().splitlines() or [args.exc_type.__name__])[0][:200]
+    log.warning("a background thread of %s failed: %s", args.exc_type.__module__.split(".")[0], text)
