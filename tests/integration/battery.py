@@ -1,0 +1,150 @@
+"""Stand-ins and checks the reliability battery shares (issue 6).
+
+- :class:`FakeSecretsManager` speaks Secrets Manager's JSON protocol to the real boto3 client,
+  records every request and answers ``AccessDeniedException`` (moto cannot deny anything).
+- :class:`SilentListener` accepts TCP connections, counts them and never answers: a Snowflake
+  address that must never be contacted, or one that hangs until the connector's timeouts fire.
+- :func:`assert_user_failure` is the contract of a bad-input outcome; :func:`assert_no_secret`
+  searches every byte a job left behind for the distinctive secret value.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from launch.local import LocalJobResult
+
+ACCESS_DENIED = ("User: arn:aws:sts::123456789012:assumed-role/SageMakerJob/job is not authorized to perform: "
+                 "secretsmanager:GetSecretValue on resource: {secret} because no identity-based policy allows "
+                 "the secretsmanager:GetSecretValue action")
+
+
+class FakeSecretsManager:
+    """A local HTTP endpoint in Secrets Manager's JSON protocol that denies every request."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str]] = []  # (X-Amz-Target, SecretId)
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802  (http.server's naming)
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                secret = str(body.get("SecretId", ""))
+                owner.requests.append((self.headers.get("X-Amz-Target", ""), secret))
+                payload = json.dumps({"__type": "AccessDeniedException",
+                                      "Message": ACCESS_DENIED.format(secret=secret)}).encode()
+                self.send_response(400)
+                self.send_header("Content-Type", "application/x-amz-json-1.1")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                return None
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def calls(self, secret_id: str) -> int:
+        return sum(1 for _, secret in self.requests if secret == secret_id)
+
+    def __enter__(self) -> FakeSecretsManager:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class SilentListener:
+    """Accepts connections on a free port, counts them, and never sends a byte."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self._held: list[socket.socket] = []
+        self.connections = 0
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self._sock.getsockname()[1]
+
+    def _accept(self) -> None:
+        self._sock.settimeout(0.2)
+        while not self._stopped.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.connections += 1
+            self._held.append(conn)
+
+    def __enter__(self) -> SilentListener:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+        for conn in self._held:
+            conn.close()
+        self._sock.close()
+
+
+def closed_port() -> int:
+    """A port nobody listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_parallel(jobs: dict[str, Any], workers: int = 4) -> dict[str, Any]:
+    """Run ``{name: callable}`` a few at a time (local jobs mostly wait on imports and timeouts)."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {name: pool.submit(job) for name, job in jobs.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+def assert_user_failure(result: LocalJobResult, fragment: str) -> str:
+    """Exit code 1, one actionable line in output/failure and once in the log, no traceback anywhere."""
+    assert result.exit_code == 1 and all(code == 1 for code in result.exit_codes), result.exit_codes
+    failure_file = result.host_dirs[0] / "output" / "failure"
+    text = failure_file.read_text()
+    line = text.strip()
+    assert text == line + "\n" and "\n" not in line, f"not one line: {text!r}"
+    assert 0 < len(line) <= 1024, line
+    assert fragment in line, f"{fragment!r} not in {line!r}"
+    assert "Traceback" not in text and "internal error" not in line, line
+    log = result.logs[0].read_text(errors="replace")
+    assert log.count(f"training failed: {line}") == 1, log[-3000:]
+    assert "Traceback" not in log, log[-3000:]
+    return line
+
+
+def assert_no_secret(paths: list[Path], *values: str) -> int:
+    """Search every file under ``paths`` (logs, failure files, model, checkpoints, spill) byte by byte;
+    return how many files were searched."""
+    needles = [v.encode() for v in values if v]
+    searched = 0
+    for root in paths:
+        files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+        for path in files:
+            data = path.read_bytes()
+            searched += 1
+            for needle in needles:
+                assert needle not in data, f"a secret value leaked into {path}"
+    return searched
