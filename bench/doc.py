@@ -98,9 +98,37 @@ def _profile(results: dict[str, Any]) -> str:
 
 
 PROFILE = """\
-`bench/profile.py` runs path (c) under pyinstrument (`pip install pyinstrument`; it is not a
-project requirement) against the same local Snowflake: see its docstring. Findings on this run's
-machine are in the list below; what remains is the stand-in's, not ours.
+Measured while writing this page, on the same shared machine (`bench/profile.py` runs one path
+in-process under pyinstrument, which is not a project requirement:
+`.venv/bin/python -m pip install pyinstrument`, then `python -m bench.profile --rows 250000`).
+One ingest of path (c) at 250,000 rows, 4.2 s of wall time:
+
+| step | wall s | whose |
+|---|---:|---|
+| `cursor.execute`: the stand-in runs the query and sends the whole result inline | 1.46 | the stand-in |
+| `fetch_arrow_batches`: base64-decode and read the inline Arrow result | 0.33 | the connector |
+| `_spill`: cast to float32, split training/validation, append to the IPC files | 0.27 | ours |
+| two connections and `describe_table` | 0.20 | the stand-in |
+| `build_matrices`: `QuantileDMatrix` over `ArrowFileIter` (1.74 s inside XGBoost's C++) | 1.86 | ours + XGBoost |
+
+The build step used far less CPU than wall time (0.3 CPU s with one thread, 0.7 with two: the
+rest was waiting for a core on the busy machine), but its CPU is where ours can be cut. XGBoost
+sketches and merges every iterator step on its own, and `ArrowFileIter` hands it steps of at most
+65,536 rows, never more than one record batch of the spill file (the stand-in's batches are 122,880
+rows before the split; a real warehouse's chunks are smaller). Building a 3.2M-row, 8-feature
+`QuantileDMatrix` from a spill file of ~98k-row record batches, CPU seconds:
+
+| iterator steps | CPU s | peak above the imports |
+|---|---:|---:|
+| 65,536 rows, one record batch at most (today's `ArrowFileIter`) | 7.5 - 8.6 | 218 MiB |
+| a whole record batch (~98k rows) | 6.2 - 6.5 | |
+| 262,144 rows (8 MiB of features), coalesced across record batches | 4.8 | 233 MiB |
+| one pandas DataFrame, as path (b) | 4.3 - 4.8 | |
+
+So coalescing record batches into steps of about 8 MiB of features brings our build to the cost
+of the single in-memory frame for 15 MiB more memory; that change to `training/dataset.py` is
+proposed in the issue and not yet in the numbers above. What remains is the stand-in's: it runs
+the query and serialises the whole result before the first byte arrives, on the same two cores.
 """
 
 
@@ -115,11 +143,15 @@ goes, measured side by side in one run against the local Snowflake (fakesnow's s
 HTTP by the unmodified `snowflake-connector-python`). Every path runs in its own fresh Python
 process, which imports the same libraries first; it reads the table, builds the training matrix,
 trains {config['num_round']} rounds with the job's parameters (`eta` 0.1, `max_depth` 6, `max_bin`
-256, `hist`), and prints one JSON line. Peak memory is the process's `ru_maxrss`. Each figure is the
-median of {config['reps']} repetitions, interleaved path by path.
+256, `hist`), scores the model and prints one JSON line. Peak memory is the process's `ru_maxrss`.
+Ingest figures are the median of {config['reps']} repetitions, interleaved path by path; the first
+{config.get('train_reps', config['reps'])} of them also trained and scored, at sizes up to {config.get('train_max_rows', largest):,} rows (training is the same
+work on every path, so the others measure ingest only, to keep the run short).
 
-This page is generated: `{results['command']}` (that is `make bench`) wrote it, with the plot
-`benchmarks-memory.png` and the raw numbers of every repetition in `benchmarks.json`.
+This page is generated: `{results['command']}` wrote it (`make bench` runs
+`python -m bench.run --publish`), with the plot `benchmarks-memory.png` and the raw numbers of
+every repetition in `benchmarks.json`; `python -m bench.report docs/benchmarks.json --publish`
+re-renders it without measuring.
 
 ## Machine
 
@@ -139,10 +171,11 @@ and validation rows apart, as the job does, so it handles 25% more rows than the
 
 {markdown_table(results)}
 
-*ingest*: from connecting to the training matrix being ready (query, fetch, conversion, spill,
-sketch). *train*: the {config['num_round']} rounds. *process*: the child's whole life, interpreter
-start and imports included. *peak*: the process's peak resident memory at the end; *peak after
-ingest*: at the moment the matrix was ready; *after imports*: before any data (the libraries alone).
+*ingest*: wall time from connecting to the training matrix being ready (query, fetch, conversion,
+spill, sketch); *ingest CPU*: the CPU seconds of the child's threads over the same span (the server's
+work is not in it). *train*: the {config['num_round']} rounds. *peak MiB, ingest*: the process's peak
+resident memory when the matrix was ready; *whole run*: at the end of training; *after imports*:
+before any data (the libraries alone, the same for every path).
 
 ## Ours over the baselines at {largest:,} rows
 
@@ -169,7 +202,7 @@ rows, so paths agree up to a small spread; the run flags a spread above {config[
 
 ## Scaling: one table, 1 to 4 local hosts
 
-The real container program per host (`launch.local.start_local_job`), `fetch_pages` 1, the hosts
+The real container program per host (`launch.local.start_local_job`), {config.get('scaling_rounds', config['num_round'])} rounds, `fetch_pages` 1, the hosts
 sharing this machine's {results['machine']['cores']} cores (each gets `OMP_NUM_THREADS` = cores / hosts). Peak per
 host: the process's `VmHWM`, polled from `/proc`. Wall: start to the last host's exit, fetch,
 collective set-up, matrix, training and model included.

@@ -54,6 +54,8 @@ class Options:
     sizes: tuple[int, ...]
     reps: int
     train_reps: int
+    train_max_rows: int
+    scaling_rounds: int
     page_rows: int
     num_round: int
     scaling_rows: int
@@ -70,10 +72,13 @@ def parse_options(argv: list[str]) -> Options:
     parser.add_argument("--reps", type=int, default=3, help="repetitions per path and size (median reported)")
     parser.add_argument("--train-reps", type=int, default=1,
                         help="repetitions that also train and score (the rest measure ingest only)")
+    parser.add_argument("--train-max-rows", type=int, default=1_000_000,
+                        help="train and score only at sizes up to this many rows (0: every size)")
     parser.add_argument("--page-rows", type=int, default=500_000,
                         help="rows per page of path c': fetch_pages = ceil(rows / page-rows)")
     parser.add_argument("--num-round", type=int, default=100, help="boosting rounds of every path")
     parser.add_argument("--scaling-rows", type=int, default=0, help="table of the scaling runs (default: largest size)")
+    parser.add_argument("--scaling-rounds", type=int, default=20, help="boosting rounds of the scaling jobs")
     parser.add_argument("--scaling-hosts", default="1,2,4", help="host counts of the scaling runs ('' to skip)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
     parser.add_argument("--workdir", type=Path, default=None, help="servers, tables and spills (default: OUT/work)")
@@ -85,7 +90,9 @@ def parse_options(argv: list[str]) -> Options:
     if not sizes or min(sizes) < 1000 or args.reps < 1 or args.page_rows < 1:
         parser.error("--sizes needs sizes of at least 1000 rows; --reps and --page-rows must be positive")
     out = args.out.resolve()
-    return Options(sizes=sizes, reps=args.reps, train_reps=min(max(args.train_reps, 1), args.reps), page_rows=args.page_rows, num_round=args.num_round,
+    return Options(sizes=sizes, reps=args.reps, train_reps=min(max(args.train_reps, 1), args.reps),
+                   train_max_rows=args.train_max_rows or max(sizes), scaling_rounds=args.scaling_rounds,
+                   page_rows=args.page_rows, num_round=args.num_round,
                    scaling_rows=args.scaling_rows or max(sizes),
                    scaling_hosts=tuple(int(h) for h in args.scaling_hosts.split(",") if h.strip()),
                    out=out, workdir=(args.workdir or out / "work").resolve(), publish=args.publish,
@@ -140,7 +147,7 @@ def measure_size(stack: LocalStack, rows: int, options: Options) -> list[dict[st
         for label in PATH_LABELS:
             spill = options.workdir / "spill" / f"{rows}-{rep}-{label.replace(chr(39), 'p')}"
             config = {**base, "label": label, "path": label[0], "features": setup["features"],
-                      "spill_dir": str(spill), "train": rep < options.train_reps,
+                      "spill_dir": str(spill), "train": rep < options.train_reps and rows <= options.train_max_rows,
                       "hyperparameters": hyperparameters(rows, options, pages if label == "c'" else 1)}
             result = run_child(config)
             shutil.rmtree(spill, ignore_errors=True)
@@ -182,7 +189,8 @@ def run_scalings(stack: LocalStack, options: Options) -> list[dict[str, Any]]:
     for hosts in options.scaling_hosts:
         stack.stop_snowflake()
         stack.start_snowflake()
-        result = run_scaling(hyperparameters(rows, options), hosts, options.workdir, env)
+        hps = {**hyperparameters(rows, options), "num_round": str(options.scaling_rounds)}
+        result = run_scaling(hps, hosts, options.workdir, env)
         if result["exit_code"] != 0:
             raise RuntimeError(f"the {hosts}-host scaling job failed: {result['failure']}")
         log.info("%d host(s), %s rows: %.1f s, peak per host %s MiB", hosts, f"{rows:,}", result["wall_s"],
@@ -216,7 +224,8 @@ def run(options: Options, argv: list[str]) -> dict[str, Any]:
     options.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"machine": machine_facts(), "command": "python -m bench.run " + " ".join(argv),
                                "config": {"sizes": list(options.sizes), "reps": options.reps,
-                                          "train_reps": options.train_reps, "page_rows": options.page_rows, "num_round": options.num_round,
+                                          "train_reps": options.train_reps, "train_max_rows": options.train_max_rows,
+                                          "scaling_rounds": options.scaling_rounds, "page_rows": options.page_rows, "num_round": options.num_round,
                                           "rmse_tolerance": options.rmse_tolerance,
                                           "hyperparameters": hyperparameters(max(options.sizes), options)}}
     started = time.perf_counter()
