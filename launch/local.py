@@ -298,8 +298,15 @@ def run_local_job(
     return start_local_job(hyperparameters, hosts, workdir, env, job_name, echo, command).wait(timeout)
 
 
+_JOB_SETTINGS = ("SNOWFLAKE_SECRET_ID", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_REQUIRED",
+                 "TUNING_JOB_NAME", "TRAINING_JOB_NAME", "SAGEMAKER_BASE_DIR", "SPILL_DIR")
+"""Variables a host sees only when the job passes them (as in SageMaker, where the job's
+Environment is all there is), never inherited from the launching process."""
+
+
 def _start_host(host_dir: Path, job_name: str, env: dict[str, str], command: list[str], echo: bool) -> Any:
-    host_env = {**os.environ, **env, "SAGEMAKER_BASE_DIR": str(host_dir), "TRAINING_JOB_NAME": job_name,
+    inherited = {k: v for k, v in os.environ.items() if k not in _JOB_SETTINGS}
+    host_env = {**inherited, **env, "SAGEMAKER_BASE_DIR": str(host_dir), "TRAINING_JOB_NAME": job_name,
                 "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
                 "PYTHONUNBUFFERED": "1"}
     log_path = host_dir / "log.txt"

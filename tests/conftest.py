@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,15 @@ import pytest
 
 from launch.local import LocalJobResult, LocalStack, run_local_job
 from tests.helpers import SECRET_ID, SECRET_PASSWORD, SYNTH_ROWS, SYNTH_TABLE
+
+
+@pytest.fixture(autouse=True)
+def _restore_environ():
+    """Undo process-wide environment changes a test causes (mlflow.set_tracking_uri sets one)."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.fixture(scope="session")
