@@ -121,30 +121,35 @@ def run_parallel(jobs: dict[str, Any], workers: int = 4) -> dict[str, Any]:
 
 def assert_user_failure(result: LocalJobResult, fragment: str) -> str:
     """Exit code 1, one actionable line in output/failure and once in the log, no traceback anywhere."""
-    assert result.exit_code == 1 and all(code == 1 for code in result.exit_codes), result.exit_codes
-    failure_file = result.host_dirs[0] / "output" / "failure"
-    text = failure_file.read_text()
-    line = text.strip()
-    assert text == line + "\n" and "\n" not in line, f"not one line: {text!r}"
+    failure = result.host_dirs[0] / "output" / "failure"
+    return check_user_failure(result.exit_codes, failure.read_text(), result.logs[0].read_text(errors="replace"),
+                              fragment)
+
+
+def check_user_failure(exit_codes: list[int], failure_text: str, log: str, fragment: str) -> str:
+    """:func:`assert_user_failure` on texts captured earlier (a restarted job rewrites its host tree)."""
+    assert all(code == 1 for code in exit_codes), exit_codes
+    line = failure_text.strip()
+    assert failure_text == line + "\n" and "\n" not in line, f"not one line: {failure_text!r}"
     assert 0 < len(line) <= 1024, line
     assert fragment in line, f"{fragment!r} not in {line!r}"
-    assert "Traceback" not in text and "internal error" not in line, line
-    log = result.logs[0].read_text(errors="replace")
+    assert "Traceback" not in failure_text and "internal error" not in line, line
     assert log.count(f"training failed: {line}") == 1, log[-3000:]
     assert "Traceback" not in log, log[-3000:]
     return line
 
 
-def assert_no_secret(paths: list[Path], *values: str) -> int:
-    """Search every file under ``paths`` (logs, failure files, model, checkpoints, spill) byte by byte;
-    return how many files were searched."""
+def leaks(paths: list[Path], *values: str) -> list[str]:
+    """Files under ``paths`` (logs, failure files, model, checkpoints, spill) holding any of ``values``."""
     needles = [v.encode() for v in values if v]
-    searched = 0
+    found = []
     for root in paths:
-        files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
-        for path in files:
+        for path in [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()):
             data = path.read_bytes()
-            searched += 1
-            for needle in needles:
-                assert needle not in data, f"a secret value leaked into {path}"
-    return searched
+            found += [str(path) for needle in needles if needle in data]
+    return found
+
+
+def assert_no_secret(paths: list[Path], *values: str) -> None:
+    """Search every byte a job left behind for the secret values."""
+    assert not (found := leaks(paths, *values)), f"a secret value leaked into {found}"
