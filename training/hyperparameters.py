@@ -205,7 +205,7 @@ def _parse_value(spec: Spec, raw: Any) -> Any:
     decoded = _decode(raw)
     shown = str(raw)[:60]
     try:
-        value = _coerce(spec.type, decoded if spec.type is not str else _as_text(raw, decoded))
+        value = _coerce(spec.type, decoded if spec.type is not str else _as_text(spec, raw, decoded))
     except (TypeError, ValueError):
         raise HyperparameterError(
             f"hyperparameter {spec.name!r} must be {spec.describe()}, got {shown!r}: fix its value"
@@ -217,12 +217,32 @@ def _parse_value(spec: Spec, raw: Any) -> Any:
     return value
 
 
-def _as_text(raw: Any, decoded: Any) -> str:
+IDENTIFIER_KEYS = ("table", "target", "features", "shard_key")
+"""Hyperparameters that name Snowflake objects (validated as identifiers, quoted in SQL)."""
+
+
+def _as_text(spec: Spec, raw: Any, decoded: Any) -> str:
     if isinstance(decoded, str):
+        if spec.name in IDENTIFIER_KEYS and isinstance(raw, str) and decoded != raw:
+            return _identifier_reading(spec.name, raw.strip(), decoded)
         return decoded
     if isinstance(raw, str):
         return raw
     raise TypeError("not a string")
+
+
+def _identifier_reading(name: str, raw: str, decoded: str) -> str:
+    """``"Key Col"`` is a quoted Snowflake identifier, not a JSON-encoded string: when only the raw
+    text is a valid identifier, decoding would drop the quotes the name needs, so keep it."""
+
+    def valid(text: str) -> bool:
+        try:
+            _check_identifier(name, text)
+        except HyperparameterError:
+            return False
+        return True
+
+    return raw if not valid(decoded) and valid(raw) else decoded
 
 
 def _coerce(kind: type, value: Any) -> Any:
@@ -266,13 +286,20 @@ def _check_eval_metrics(text: str) -> None:
 def _check_identifiers(values: dict[str, Any]) -> None:
     """Table and column names become SQL identifiers: reject any that is not one now, before the
     secret is read or Snowflake is contacted (the shard reader quotes them again to build its query)."""
+    for key in IDENTIFIER_KEYS:
+        _check_identifier(key, values[key])
+
+
+def _check_identifier(key: str, text: str) -> None:
     from training.snowflake import quote_part, quote_table
 
-    quote_table(values["table"])
-    quote_part(values["target"], "target column")
-    for key, what in (("features", "feature column"), ("shard_key", "shard_key column")):
-        for name in _split_list(values[key]):
-            quote_part(name, what)
+    if key == "table":
+        quote_table(text)
+    elif key == "target":
+        quote_part(text, "target column")
+    else:
+        for name in _split_list(text):
+            quote_part(name, "feature column" if key == "features" else "shard_key column")
 
 
 def tunable() -> list[Spec]:
