@@ -49,8 +49,11 @@ VICTIM = "DEMO.PUBLIC.VICTIM"
 ROWS, NULL_TARGETS = 600, 37
 BAD_DATA = {"table": TABLE, "target": "YFULL", "shard_key": "ID", "num_round": "5", "validation_fraction": "0.3"}
 FAST_SNOWFLAKE = {"SNOWFLAKE_LOGIN_TIMEOUT": "5", "SNOWFLAKE_NETWORK_TIMEOUT": "5"}
-UNREACHABLE_SECONDS = 90.0
-"""A generous behaviour bound (not a benchmark) for failing on an unreachable account with 5 s timeouts."""
+UNREACHABLE_SECONDS = {"snowflake_refused": 90.0, "snowflake_silent": 150.0}
+"""Generous behaviour bounds (not benchmarks) for failing on an unreachable account with 5 s timeouts.
+An endpoint that accepts the connection and never answers holds each sign-in request for the
+connector's own socket timeout (60 s, not lowered by login_timeout: Snowflake's query requests
+long-poll for about 45 s, so it must stay above that): measured 65 to 80 s."""
 
 
 @dataclass(frozen=True)
@@ -253,7 +256,7 @@ def test_unreachable_snowflake_fails_within_the_sign_in_timeout(ctx: Context) ->
     for name in ("snowflake_refused", "snowflake_silent"):
         line = ctx.outcomes[name][0].failure
         assert "VPC subnets need a NAT gateway or PrivateLink" in line and "account identifier" in line, line
-        assert ctx.outcomes[name][1] < UNREACHABLE_SECONDS, (name, ctx.outcomes[name][1])
+        assert ctx.outcomes[name][1] < UNREACHABLE_SECONDS[name], (name, ctx.outcomes[name][1])
     assert ctx.silent.connections >= 1  # the silent case did try, and gave up on its own
 
 
