@@ -2,8 +2,8 @@
 
 The child reads the table one way, builds the XGBoost training matrix, trains the same boosting
 rounds (unless the config says ``"train": false``: repetitions after the first measure ingest only), scores the model on the common evaluation rows and prints one JSON line: wall times of
-ingest (query to matrix) and training, and the process's peak resident set size
-(``getrusage(RUSAGE_SELF).ru_maxrss``) after the imports, after ingest and at the end.
+ingest (query to matrix) and training, and the process's peak resident set size (``VmHWM``)
+after the imports, after ingest and at the end.
 
 Paths (``PATHS``):
 
@@ -50,7 +50,18 @@ PARQUET_BATCH_ROWS = 65_536
 
 
 def peak_mib() -> float:
-    """Peak resident set size of this process so far, MiB (Linux reports KiB)."""
+    """Peak resident set size of this process so far, MiB.
+
+    Linux's ``VmHWM`` belongs to the process's own address space, whereas ``ru_maxrss`` survives
+    ``exec`` and so starts at the parent's peak when the child is forked: a child of a 600 MiB
+    parent would never report less than 600 MiB. ``ru_maxrss`` (KiB on Linux) is the fallback.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
