@@ -115,23 +115,20 @@ One ingest of path (c) at 250,000 rows, 4.2 s of wall time:
 | `build_matrices`: `QuantileDMatrix` over `ArrowFileIter` (1.74 s inside XGBoost's C++) | 1.86 | ours + XGBoost |
 
 The build step used far less CPU than wall time (0.3 CPU s with one thread, 0.7 with two: the
-rest was waiting for a core on the busy machine), but its CPU is where ours can be cut. XGBoost
-sketches and merges every iterator step on its own, and `ArrowFileIter` hands it steps of at most
-65,536 rows, never more than one record batch of the spill file (the stand-in's batches are 122,880
-rows before the split; a real warehouse's chunks are smaller). Building a 3.2M-row, 8-feature
-`QuantileDMatrix` from a spill file of ~98k-row record batches, CPU seconds:
+rest was waiting for a core on the busy machine). One suspect was ours: XGBoost sketches every
+iterator step on its own and `ArrowFileIter` hands it steps of at most 65,536 rows. A standalone
+build of a 3.2M-row matrix from 65,536-row steps used 7.5 - 8.6 CPU s against 4.8 for steps
+coalesced to 262,144 rows, but that was measured at a load average of 5 to 6, where XGBoost's
+threads spin while they wait for each other. End to end, path (c) at 4,000,000 rows with the
+coalesced steps (a patched `ArrowFileIter`, three runs each, same machine and hour) used 8.7 - 9.2
+ingest CPU s against 8.9 - 13.0 today, and the same peak: no gain worth a change, so the reader
+stays as it is.
 
-| iterator steps | CPU s | peak above the imports |
-|---|---:|---:|
-| 65,536 rows, one record batch at most (today's `ArrowFileIter`) | 7.5 - 8.6 | 218 MiB |
-| a whole record batch (~98k rows) | 6.2 - 6.5 | |
-| 262,144 rows (8 MiB of features), coalesced across record batches | 4.8 | 233 MiB |
-| one pandas DataFrame, as path (b) | 4.3 - 4.8 | |
-
-So coalescing record batches into steps of about 8 MiB of features brings our build to the cost
-of the single in-memory frame for 15 MiB more memory; that change to `training/dataset.py` is
-proposed in the issue and not yet in the numbers above. What remains is the stand-in's: it runs
-the query and serialises the whole result before the first byte arrives, on the same two cores.
+What remains is accounted for: ours fetches 1.25 times the rows of (b) (the validation rows too),
+and per row fetched it uses the same memory and about 1.1 times the client CPU of (b) (the float32
+cast, the split and the spill file, and the validation matrix). The rest is the stand-in's: it
+runs the query and serialises the whole result before the first byte arrives, on the same two
+cores as the client.
 """
 
 
