@@ -1,4 +1,4 @@
-"""One benchmark path, measured in a fresh process: ``python -m bench.paths '<config JSON>'``.
+"""One benchmark path, measured in a fresh process: ``python -m bench.paths < config.json``.
 
 The child reads the table one way, builds the XGBoost training matrix, trains the same boosting
 rounds (unless the config says ``"train": false``: repetitions after the first measure ingest only), scores the model on the common evaluation rows and prints one JSON line: wall times of
@@ -14,10 +14,11 @@ Paths (``PATHS``):
 - ``d``: the lower bound, the same training rows from a local Parquet file (pyarrow batches into
   ``QuantileDMatrix``).
 
-Paths a, b and d read only the training rows (the job's own validation hash, as a SQL predicate),
-their best case; ours reads the whole table and spills training and validation rows apart.
-Every path trains on the same rows and is scored on the same validation rows (``eval.parquet``,
-written by the ``setup`` step), so the validation RMSEs must agree up to row order.
+Every path does the same work a training job needs: read the whole table, split it into training
+and validation rows by the job's own split hash (the same column our query selects), and build
+both matrices (validation with the training bins where the API allows). Every path trains on the
+same rows and is scored on the same validation rows (``eval.parquet``, written by the ``setup``
+step), so the validation RMSEs must agree up to row order.
 """
 
 from __future__ import annotations
@@ -92,28 +93,45 @@ def _sample_connection(creds: SnowflakeCredentials) -> Any:
     return snowflake.connector.connect(**creds.connect_kwargs(), login_timeout=60, network_timeout=300)
 
 
+def _table_query(plan: ShardPlan, hps: Hyperparameters) -> tuple[str, dict[str, Any]]:
+    """The job's own query for the whole table (one host): features, target and the split flag."""
+    return plan.query_template, _bind(hps, 1, 0)
+
+
+def _split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    validation = frame[VALIDATION_COLUMN].astype(bool).to_numpy()
+    return frame.loc[~validation], frame.loc[validation]
+
+
 def path_a(config: dict[str, Any], hps: Hyperparameters, creds: SnowflakeCredentials) -> tuple[Any, dict]:
     plan = _plan(creds, hps)
-    sql, binds = split_query(plan, hps, validation=False)
+    sql, binds = _table_query(plan, hps)
     conn = _sample_connection(creds)
     with warnings.catch_warnings():  # pandas warns that the connection is not SQLAlchemy
         warnings.simplefilter("ignore", UserWarning)
         frame = pd.read_sql(sql, conn, params=binds)
     conn.close()
-    dtrain = xgb.DMatrix(frame[list(plan.features)], label=frame[plan.target], nthread=hps["nthread"] or None)
+    train, valid = _split(frame)
+    threads = hps["nthread"] or None
+    dtrain = xgb.DMatrix(train[list(plan.features)], label=train[plan.target], nthread=threads)
+    _dvalid = xgb.DMatrix(valid[list(plan.features)], label=valid[plan.target], nthread=threads)
     return dtrain, {"rows_fetched": len(frame)}
 
 
 def path_b(config: dict[str, Any], hps: Hyperparameters, creds: SnowflakeCredentials) -> tuple[Any, dict]:
     plan = _plan(creds, hps)
-    sql, binds = split_query(plan, hps, validation=False)
+    sql, binds = _table_query(plan, hps)
     conn = _sample_connection(creds)
     cursor = conn.cursor()
     cursor.execute(sql, binds)
     frame = cursor.fetch_pandas_all()
     conn.close()
-    dtrain = xgb.QuantileDMatrix(frame[list(plan.features)], label=frame[plan.target], max_bin=hps["max_bin"],
-                                 nthread=hps["nthread"] or None)
+    train, valid = _split(frame)
+    threads = hps["nthread"] or None
+    dtrain = xgb.QuantileDMatrix(train[list(plan.features)], label=train[plan.target], max_bin=hps["max_bin"],
+                                 nthread=threads)
+    _dvalid = xgb.QuantileDMatrix(valid[list(plan.features)], label=valid[plan.target], ref=dtrain,
+                                  max_bin=hps["max_bin"], nthread=threads)
     return dtrain, {"rows_fetched": len(frame)}
 
 
@@ -149,10 +167,12 @@ class ParquetBatches(xgb.DataIter):
 
 
 def path_d(config: dict[str, Any], hps: Hyperparameters, creds: SnowflakeCredentials) -> tuple[Any, dict]:
-    features, target = config["features"], hps["target"]
+    features, target, threads = config["features"], hps["target"], hps["nthread"] or None
     batches = ParquetBatches(Path(config["train_parquet"]), features, target)
-    dtrain = xgb.QuantileDMatrix(batches, max_bin=hps["max_bin"], nthread=hps["nthread"] or None)
-    return dtrain, {"rows_fetched": dtrain.num_row()}
+    dtrain = xgb.QuantileDMatrix(batches, max_bin=hps["max_bin"], nthread=threads)
+    dvalid = xgb.QuantileDMatrix(ParquetBatches(Path(config["eval_parquet"]), features, target), ref=dtrain,
+                                 max_bin=hps["max_bin"], nthread=threads)
+    return dtrain, {"rows_fetched": dtrain.num_row() + dvalid.num_row()}
 
 
 PATHS: dict[str, Callable[[dict[str, Any], Hyperparameters, SnowflakeCredentials], tuple[Any, dict]]] = {
@@ -222,7 +242,7 @@ def _write_parquet(cursor: Any, sql: str, binds: dict[str, Any], path: Path) -> 
 
 
 def main(argv: list[str]) -> int:
-    config = json.loads(argv[0])
+    config = json.loads(argv[0] if argv else sys.stdin.read())
     result = setup(config) if config["path"] == "setup" else measure(config)
     print(json.dumps(result), flush=True)
     return 0

@@ -119,7 +119,8 @@ def run_child(config: dict[str, Any]) -> dict[str, Any]:
     load = os.getloadavg()[0]  # the machine may be shared: record how busy it was
     started = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run([sys.executable, "-m", "bench.paths", json.dumps(config)], cwd=REPO_ROOT, env=env,
+    # The config (it holds the local secret) goes through stdin, not the command line other users can read.
+    proc = subprocess.run([sys.executable, "-m", "bench.paths"], input=json.dumps(config), cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=CHILD_TIMEOUT_SECONDS, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"bench child {config['path']} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
