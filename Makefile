@@ -33,8 +33,8 @@ lint: $(STAMP) ## ruff (Python 3.10 syntax for the container) and hadolint on th
 	$(VENV)/bin/ruff check .
 	@if [ -f Dockerfile ]; then $(VENV)/bin/hadolint Dockerfile; fi
 
-bench: $(STAMP) ## benchmark ingest time and peak memory against the usual approaches (docs/benchmarks.md)
-	$(PY) bench/run.py
+bench: $(STAMP) ## ingest time and peak memory of each path, 1/2/4-host scaling; rewrites docs/benchmarks.md (~20 min)
+	$(PY) -m bench.run --publish
 
 build-push: ## build the training image (linux/amd64), push it to ECR, print its image_uri (REGION= ACCOUNT= REPOSITORY= ALLOW_DIRTY=1)
 	bash container/build_push.sh
