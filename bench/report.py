@@ -73,13 +73,6 @@ def _targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         {"target": "ingest CPU seconds of (c) <= 1.1 x (b) (the client's threads)",
          "value": _ratio(c.get("ingest_cpu_s"), b.get("ingest_cpu_s")), "limit": 1.1},
     ]
-    fetched_b, fetched_c = _rows_fetched(results, largest, "b"), _rows_fetched(results, largest, "c")
-    if fetched_b and fetched_c:  # ours also fetches the validation rows: compare per row fetched too
-        per_row = _ratio((c["ingest_peak_mib"] - c["base_mib"]) / fetched_c, (b["ingest_peak_mib"] - b["base_mib"]) / fetched_b)
-        targets.append({"target": "(c) <= (b) per row fetched: ingest memory above the imports", "value": per_row,
-                        "limit": 1.0})
-        targets.append({"target": "(c) <= 1.1 x (b) per row fetched: ingest time",
-                        "value": _ratio(c["ingest_s"] / fetched_c, b["ingest_s"] / fetched_b), "limit": 1.1})
     first = _median(results, smallest, "c'")
     if first and largest > smallest:
         rows_growth = largest / smallest
@@ -90,10 +83,6 @@ def _targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     for target in targets:
         target["met"] = target["value"] <= target["limit"]
     return targets
-
-
-def _rows_fetched(results: dict[str, Any], rows: int, path: str) -> int | None:
-    return next((r.get("rows_fetched") for r in results["runs"] if r["rows"] == rows and r["path"] == path), None)
 
 
 def _ratio(mine: float | None, theirs: float | None) -> float | None:
