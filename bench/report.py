@@ -204,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     results = json.loads(args.results.read_text())
     results.update(analyse(results))
-    out = args.results.resolve().parent
+    # Re-rendered tables go to bench/results/ (git-ignored), never beside a published docs/benchmarks.json.
+    out = Path(__file__).resolve().parent / "results"
+    out.mkdir(parents=True, exist_ok=True)
     write_results(results, out)
     if args.publish:
         publish(results, out, Path(__file__).resolve().parents[1] / "docs")
