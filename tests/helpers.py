@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
-from launch.local import LocalJobResult
+from launch.local import LocalJob, LocalJobResult
 
 SECRET_ID = "test/snowflake"
 SECRET_PASSWORD = "Zq-distinctive-s3cret-7731"
@@ -34,3 +35,12 @@ def outputs_text(result: LocalJobResult) -> str:
 
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
+
+
+def wait_for_log(job: LocalJob, text: str, timeout: float = 180.0) -> None:
+    """Wait until ``text`` appears in the leader's log; fail if the leader exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while text not in job.leader_log():
+        assert job.processes[0][0].poll() is None, job.leader_log()[-3000:]
+        assert time.monotonic() < deadline, f"{text!r} never appeared:\n{job.leader_log()[-2000:]}"
+        time.sleep(0.05)

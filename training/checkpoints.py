@@ -36,13 +36,18 @@ def list_checkpoints(directory: Path | None) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def save_checkpoint(booster: xgb.Booster, directory: Path, rounds: int, keep: int = KEEP) -> Path:
-    """Write the model after ``rounds`` rounds atomically; delete all but the newest ``keep``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{PREFIX}{rounds}"
-    temp = directory / f".{path.name}.tmp"
+def write_model(booster: xgb.Booster, path: Path) -> Path:
+    """Write ``booster`` in XGBoost's UBJSON format atomically (temp file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
     temp.write_bytes(booster.save_raw("ubj"))
     os.replace(temp, path)
+    return path
+
+
+def save_checkpoint(booster: xgb.Booster, directory: Path, rounds: int, keep: int = KEEP) -> Path:
+    """Write the model after ``rounds`` rounds atomically; delete all but the newest ``keep``."""
+    path = write_model(booster, directory / f"{PREFIX}{rounds}")
     for _, old in list_checkpoints(directory)[:-keep]:
         old.unlink(missing_ok=True)
     return path

@@ -119,11 +119,11 @@ def _join(coll: Any, args: dict[str, Any], cluster: Cluster, timeout: int) -> No
             if time.monotonic() > deadline:
                 raise ClusterError(
                     f"host {cluster.current_host} could not join the other {cluster.size - 1} hosts at "
-                    f"{args['dmlc_tracker_uri']}:{args['dmlc_tracker_port']} within {timeout} s ({_first_line(err)}): "
+                    f"{args['dmlc_tracker_uri']}:{args['dmlc_tracker_port']} within {timeout} s ({error_summary(err)}): "
                     "check that all hosts started and can reach each other (security group allows traffic "
                     "between them); raise 'collective_timeout' if fetching takes longer"
                 ) from None
-            log.info("waiting for the tracker (attempt %d): %s", attempt, _first_line(err))
+            log.info("waiting for the tracker (attempt %d): %s", attempt, error_summary(err))
             time.sleep(min(2.0 * attempt, 10.0))
     log.info("joined the collective as rank %d of %d", coll.get_rank(), coll.get_world_size())
 
@@ -132,17 +132,13 @@ def _leave(coll: Any, tracker: Any) -> None:
     try:
         coll.finalize()
     except Exception as err:  # noqa: BLE001  leaving a broken group must not hide the real error
-        log.warning("leaving the collective failed: %s", _first_line(err))
+        log.warning("leaving the collective failed: %s", error_summary(err))
     if tracker is not None:
         try:
             tracker.wait_for(timeout=30)
         except Exception as err:  # noqa: BLE001
-            log.debug("tracker did not shut down cleanly: %s", _first_line(err))
+            log.debug("tracker did not shut down cleanly: %s", error_summary(err))
         tracker.free()
-
-
-def _first_line(err: BaseException) -> str:
-    return error_summary(err)
 
 
 _XGB_LOCATION = re.compile(r"^\[[0-9:]+\] \S+:\d+: ?")

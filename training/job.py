@@ -7,7 +7,6 @@ The leader (rank 0) logs summaries, writes checkpoints and the model, and talks 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ import numpy as np
 import xgboost as xgb
 
 from training import __version__
-from training.checkpoints import CheckpointCallback, StopFlag, resume_point
+from training.checkpoints import CheckpointCallback, StopFlag, resume_point, write_model
 from training.cluster import Cluster, allreduce_sum, collective, error_summary, gather
 from training.credentials import SECRET_ID_ENV, SnowflakeCredentials, read_secret
 from training.dataset import build_matrices, first_rows
@@ -209,11 +208,7 @@ def _final_metrics(booster: xgb.Booster, dtrain: Any, dvalid: Any) -> dict[str, 
 
 
 def _save_model(booster: xgb.Booster, model_dir: Path) -> Path:
-    model_dir.mkdir(parents=True, exist_ok=True)
-    path = model_dir / MODEL_FILE
-    temp = model_dir / f".{MODEL_FILE}.tmp"
-    temp.write_bytes(booster.save_raw("ubj"))
-    os.replace(temp, path)
+    path = write_model(booster, model_dir / MODEL_FILE)
     log.info("model saved to %s", path)
     return path
 

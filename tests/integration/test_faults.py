@@ -21,7 +21,7 @@ import pytest
 import xgboost as xgb
 
 from launch.local import LocalJob, LocalStack, start_local_job
-from tests.helpers import SECRET_ID, SECRET_PASSWORD, synth_hps
+from tests.helpers import SECRET_ID, SECRET_PASSWORD, synth_hps, wait_for_log
 from tests.integration.battery import (
     assert_no_secret,
     assert_user_failure,
@@ -93,18 +93,10 @@ def _drop_for_good(workdir: Path) -> dict[str, Any]:
         stack.stop()
 
 
-def _wait_for_log(job: LocalJob, text: str, timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in job.leader_log():
-        assert job.processes[0][0].poll() is None, job.leader_log()[-3000:]
-        assert time.monotonic() < deadline, f"{text!r} never appeared:\n{job.leader_log()[-2000:]}"
-        time.sleep(0.05)
-
-
 def _host_dies(workdir: Path, env: dict[str, str]) -> dict[str, Any]:
     hps = synth_hps(num_round=100_000, collective_timeout=COLLECTIVE_TIMEOUT, checkpoint_interval=1000)
     job = start_local_job(hps, hosts=2, workdir=workdir, env=env, job_name="host-dies")
-    _wait_for_log(job, "\ttrain-rmse")
+    wait_for_log(job, "\ttrain-rmse")
     leader, worker = job.processes[0][0], job.processes[1][0]
     worker.kill()  # SIGKILL: no goodbye to the collective
     killed = time.monotonic()
@@ -120,7 +112,7 @@ def _spot(workdir: Path, env: dict[str, str]) -> dict[str, Any]:
     # Checkpoints only every 1,000 rounds: any checkpoint found was written by the stop itself.
     hps = synth_hps(num_round=SPOT_ROUNDS, checkpoint_interval=1000)
     job = start_local_job(hps, hosts=1, workdir=workdir, env=env, job_name="spot")
-    _wait_for_log(job, "[10]\ttrain-rmse")
+    wait_for_log(job, "[10]\ttrain-rmse")
     job.signal(signal.SIGTERM)
     stopped = job.wait(timeout=120)
     host_dir = stopped.host_dirs[0]

@@ -5,7 +5,6 @@ one parent, and a tracking server that dies mid-run never costs the model.
 """
 
 import concurrent.futures
-import time
 
 import mlflow
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 import xgboost as xgb
 
 from launch.local import start_local_job
-from tests.helpers import SECRET_PASSWORD, synth_hps
+from tests.helpers import SECRET_PASSWORD, synth_hps, wait_for_log
 from tests.integration.mlflow_server import mlflow_server
 
 pytestmark = pytest.mark.slow
@@ -93,10 +92,7 @@ def test_lost_tracking_server_never_costs_the_model(run_job, tmp_path, job_env):
     with mlflow_server(tmp_path / "doomed") as server:
         env = {**job_env, "MLFLOW_TRACKING_URI": server.uri, "MLFLOW_EXPERIMENT_NAME": "doomed"}
         job = start_local_job(synth_hps(num_round=150, max_depth=6, eta=0.05), hosts=2, workdir=tmp_path, env=env)
-        deadline = time.monotonic() + 180
-        while "[5]\t" not in job.leader_log():
-            assert time.monotonic() < deadline, job.leader_log()[-2000:]
-            time.sleep(0.05)
+        wait_for_log(job, "[5]\t")
         server.stop()
         result = job.wait(timeout=300)
     assert result.exit_code == 0, result.failure

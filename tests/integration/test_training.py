@@ -4,7 +4,6 @@ Each job runs the container's entry program once per simulated host, as SageMake
 """
 
 import signal
-import time
 
 import numpy as np
 import pyarrow as pa
@@ -12,7 +11,7 @@ import pytest
 import xgboost as xgb
 
 from launch.local import start_local_job
-from tests.helpers import synth_hps
+from tests.helpers import synth_hps, wait_for_log
 from training.checkpoints import list_checkpoints
 from training.hyperparameters import parse_hyperparameters
 from training.shards import ShardPlan, _bind
@@ -76,20 +75,13 @@ def test_more_hosts_than_rows_still_trains(run_job, stack):
     assert result.rounds == 5 and result.model_path is not None
 
 
-def _wait_for(job, text, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while text not in job.leader_log():
-        assert time.monotonic() < deadline, f"{text!r} never appeared:\n{job.leader_log()[-2000:]}"
-        time.sleep(0.05)
-
-
 def test_stopped_job_resumes_from_its_checkpoint(tmp_path, job_env, run_job):
     hps = synth_hps(num_round=60, checkpoint_interval=5, max_depth=6, eta=0.1)
     reference = run_job(hps, hosts=2)
     assert reference.exit_code == 0, reference.failure
 
     job = start_local_job(hps, hosts=2, workdir=tmp_path, env=job_env, job_name="resumable")
-    _wait_for(job, "\ttrain-rmse", timeout=180)
+    wait_for_log(job, "\ttrain-rmse", timeout=180)
     job.signal(signal.SIGTERM)  # what SageMaker sends on stop or spot interruption
     stopped = job.wait(timeout=120)
     assert stopped.exit_code == 1 and "stopped by SIGTERM after round" in stopped.failure
