@@ -38,19 +38,6 @@ DEMO_TABLES = {"california": ("CALIFORNIA_HOUSING", datasets.CALIFORNIA_TARGET),
                "synthetic": ("SYNTHETIC", datasets.SYNTHETIC_TARGET)}
 _FINAL = re.compile(r"final metrics: (.*) rounds:(\d+)")
 _STOP_GRACE_SECONDS = 15.0
-_PERSISTENT_FAKESNOW = """
-import sys, threading
-import fakesnow
-serve = fakesnow.server  # the function: importing the fakesnow.server module below shadows it
-import fakesnow.server
-from fakesnow.instance import FakeSnow
-fakesnow.server.shared_fs = FakeSnow(db_path=sys.argv[2])
-with serve(port=int(sys.argv[1])):
-    threading.Event().wait()
-"""
-"""fakesnow's server with its shared instance keeping databases as files in a directory."""
-
-
 def free_port() -> int:
     """A TCP port nobody listens on now (tests and jobs never share fixed ports)."""
     with socket.socket() as sock:
@@ -97,17 +84,15 @@ class LocalStack:
         self.stop()
 
     def start_snowflake(self) -> None:
-        """Start (or restart, on the same port) the local Snowflake server.
+        """Start (or restart, on the same port) the local Snowflake server (:mod:`launch.local_snowflake`).
 
         With ``persist`` its databases live in files under ``snowflake_dir``, so they survive a restart.
-        (``fakesnow -s -d DIR`` ignores ``-d`` in server mode: the server is started with its shared
-        instance pointed at the directory instead.)
         """
         self.snowflake_port = self.snowflake_port or free_port()
-        args = [sys.executable, "-m", "fakesnow", "-s", "-p", str(self.snowflake_port)]
+        args = [sys.executable, "-m", "launch.local_snowflake", str(self.snowflake_port)]
         if self.persist:
             self.snowflake_dir.mkdir(parents=True, exist_ok=True)
-            args = [sys.executable, "-c", _PERSISTENT_FAKESNOW, str(self.snowflake_port), str(self.snowflake_dir)]
+            args.append(str(self.snowflake_dir))
         self._start("snowflake", args, self.snowflake_port)
 
     @property
@@ -125,7 +110,7 @@ class LocalStack:
 
     def _start(self, name: str, args: list[str], port: int) -> None:
         log_file = open(self.workdir / f"{name}-server.log", "ab")  # noqa: SIM115  closed with the process
-        process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(args, cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
         log_file.close()
         self._processes[name] = process
         _wait_for_port(port, process, f"{name} server")

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from launch.local import LocalJob, LocalJobResult
+from training.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
 
 SECRET_ID = "test/snowflake"
 SECRET_PASSWORD = "Zq-distinctive-s3cret-7731"
@@ -44,3 +45,9 @@ def wait_for_log(job: LocalJob, text: str, timeout: float = 180.0) -> None:
         assert job.processes[0][0].poll() is None, job.leader_log()[-3000:]
         assert time.monotonic() < deadline, f"{text!r} never appeared:\n{job.leader_log()[-2000:]}"
         time.sleep(0.05)
+
+
+def numeric_plan(features: list[str], label: str = "target") -> ColumnPlan:
+    """The column plan of an all-float table (what a job on the synthetic table builds)."""
+    return ColumnPlan(tuple([ColumnSpec(f, "REAL", "numeric", FEATURE) for f in features]
+                            + [ColumnSpec(label, "REAL", "numeric", LABEL)]))

@@ -16,6 +16,8 @@ import numpy as np
 import pyarrow as pa
 import xgboost as xgb
 
+from training.columns import ColumnPlan
+
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 65_536
@@ -23,42 +25,41 @@ BATCH_ROWS = 65_536
 
 
 class ArrowFileIter(xgb.DataIter):
-    """Replays an Arrow IPC file of float32 features + ``__LABEL`` as XGBoost batches.
+    """Replays a spilled Arrow IPC file (features, label[, weight]) as XGBoost batches.
 
+    The column plan turns each batch into numbers: text columns become the job's category codes.
     A file with no rows yields one empty batch of the right width, so a host whose shard is empty
     can still take part in distributed training.
     """
 
-    def __init__(self, path: Path, batch_rows: int = BATCH_ROWS) -> None:
+    def __init__(self, path: Path, plan: ColumnPlan, batch_rows: int = BATCH_ROWS) -> None:
         self._path = Path(path)
+        self._plan = plan
         self._batch_rows = batch_rows
-        self._batches: Iterator[tuple[np.ndarray, np.ndarray]] | None = None
-        with pa.memory_map(str(self._path)) as source:
-            schema = pa.ipc.open_file(source).schema
-        self.feature_names = [f.name for f in schema][:-1]
+        self._batches: Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]] | None = None
         super().__init__(release_data=True)
 
-    def _read(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def _read(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
         with pa.memory_map(str(self._path)) as source:
             reader = pa.ipc.open_file(source)
             yielded = False
             for i in range(reader.num_record_batches):
                 batch = reader.get_batch(i)
                 for start in range(0, batch.num_rows, self._batch_rows):
-                    yield _to_numpy(batch.slice(start, self._batch_rows))
+                    yield self._plan.matrix(batch.slice(start, self._batch_rows))
                     yielded = True
             if not yielded:
-                width = len(self.feature_names)
-                yield np.empty((0, width), dtype=np.float32), np.empty(0, dtype=np.float32)
+                yield self._plan.matrix(pa.RecordBatch.from_pylist([], schema=reader.schema))
 
     def next(self, input_data: Callable[..., Any]) -> bool:
         if self._batches is None:
             self._batches = self._read()
         try:
-            features, label = next(self._batches)
+            features, label, weight = next(self._batches)
         except StopIteration:
             return False
-        input_data(data=features, label=label, feature_names=self.feature_names)
+        input_data(data=features, label=label, weight=weight, feature_names=self._plan.feature_names,
+                   feature_types=self._plan.feature_types)
         return True
 
     def reset(self) -> None:
@@ -67,37 +68,18 @@ class ArrowFileIter(xgb.DataIter):
         self._batches = None
 
 
-def _to_numpy(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray]:
-    width = batch.num_columns - 1
-    features = np.empty((batch.num_rows, width), dtype=np.float32)
-    for i in range(width):
-        # float32 Arrow -> NumPy: nulls become NaN, which XGBoost treats as missing
-        features[:, i] = batch.column(i).to_numpy(zero_copy_only=False)
-    label = batch.column(width).to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-    return features, label
-
-
 def build_matrices(
-    train_path: Path, validation_path: Path, max_bin: int, nthread: int = 0
+    train_path: Path, validation_path: Path, plan: ColumnPlan, max_bin: int, nthread: int = 0
 ) -> tuple[xgb.QuantileDMatrix, xgb.QuantileDMatrix]:
     """Training and validation matrices; validation reuses the training bins (``ref=``).
 
     Inside a collective, every host must call this at the same point: the quantile sketch is
-    all-reduced across hosts.
+    all-reduced across hosts, and every host codes categories with the same vocabulary.
     """
     threads = nthread or None
-    dtrain = xgb.QuantileDMatrix(ArrowFileIter(train_path), max_bin=max_bin, nthread=threads)
-    dvalid = xgb.QuantileDMatrix(ArrowFileIter(validation_path), ref=dtrain, max_bin=max_bin, nthread=threads)
+    categorical = plan.categorical
+    dtrain = xgb.QuantileDMatrix(ArrowFileIter(train_path, plan), max_bin=max_bin, nthread=threads,
+                                 enable_categorical=categorical)
+    dvalid = xgb.QuantileDMatrix(ArrowFileIter(validation_path, plan), ref=dtrain, max_bin=max_bin,
+                                 nthread=threads, enable_categorical=categorical)
     return dtrain, dvalid
-
-
-def first_rows(path: Path, limit: int = 5) -> np.ndarray:
-    """A few feature rows of a spilled file (the model's input example), without reading the rest."""
-    with pa.memory_map(str(path)) as source:
-        reader = pa.ipc.open_file(source)
-        for i in range(reader.num_record_batches):
-            batch = reader.get_batch(i)
-            if batch.num_rows:
-                return _to_numpy(batch.slice(0, limit))[0]
-        width = len(reader.schema) - 1
-    return np.empty((0, width), dtype=np.float32)

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from training import names
 from training.errors import HyperparameterError
 
 REQUIRED = object()
@@ -81,6 +82,10 @@ HYPERPARAMETERS: tuple[Spec, ...] = (
     Spec("target", str, REQUIRED, "target (label) column"),
     Spec("features", str, "", "comma-separated feature columns; empty: every column but the target and shard key"),
     Spec("shard_key", str, "", "comma-separated columns hashed to assign rows to hosts; empty: all selected columns"),
+    Spec("weight_column", str, "", "numeric column of per-row weights (training and validation); empty: none"),
+    Spec("max_categories", int, 1000,
+         "most distinct values a text column (or a class label) may have; a column over it fails the job",
+         low=2, high=1_000_000),
     Spec("validation_fraction", float, 0.2, "fraction of rows held out for validation (by a deterministic hash)",
          low=0.0, high=1.0, low_open=True, high_open=True),
     Spec("split_seed", int, 0, "salt of the train/validation hash: change it to draw another split", low=0),
@@ -107,10 +112,19 @@ HYPERPARAMETERS: tuple[Spec, ...] = (
     Spec("gamma", float, 0.0, "minimum loss reduction to split", low=0.0,
          tuning=TuningRange("continuous", 0.0, 5.0), xgboost=True),
     Spec("max_bin", int, 256, "histogram bins per feature", low=2, high=65_536, xgboost=True),
+    Spec("max_cat_to_onehot", int, 4, "text columns with fewer categories than this split one-vs-rest",
+         low=1, high=1_000_000, xgboost=True),
+    Spec("max_cat_threshold", int, 64, "most categories on one side of a partition split of a text column",
+         low=1, high=1_000_000, tuning=TuningRange("integer", 8, 128), xgboost=True),
     Spec("objective", str, "reg:squarederror", "learning objective", xgboost=True,
          choices=("reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror", "reg:squaredlogerror",
-                  "reg:tweedie", "reg:gamma", "count:poisson", "binary:logistic")),
-    Spec("eval_metric", str, "rmse", "comma-separated evaluation metrics; the first drives early stopping"),
+                  "reg:logistic", "reg:tweedie", "reg:gamma", "count:poisson", "binary:logistic",
+                  "binary:logitraw", "binary:hinge", "multi:softprob", "multi:softmax")),
+    Spec("num_class", int, 0, "classes of a multi:* objective; 0: the label's distinct values (checked if given)",
+         low=0, high=1_000_000),
+    Spec("eval_metric", str, "",
+         "comma-separated evaluation metrics; the first drives early stopping; empty: rmse for regression, "
+         "logloss for binary:*, mlogloss for multi:*"),
     Spec("tree_method", str, "hist", "tree construction algorithm", choices=("hist", "approx"), xgboost=True),
     Spec("seed", int, 0, "random seed", low=0, high=2**31 - 1, xgboost=True),
     Spec("early_stopping_rounds", int, 0, "stop after this many rounds without validation improvement; 0: off",
@@ -126,9 +140,21 @@ HYPERPARAMETERS: tuple[Spec, ...] = (
 
 SPECS: dict[str, Spec] = {spec.name: spec for spec in HYPERPARAMETERS}
 
-EVAL_METRICS = ("rmse", "mae", "mape", "rmsle", "mphe", "logloss", "error", "auc", "aucpr",
+EVAL_METRICS = ("rmse", "mae", "mape", "rmsle", "mphe", "logloss", "error", "auc", "aucpr", "merror", "mlogloss",
                 "poisson-nloglik", "gamma-nloglik", "tweedie-nloglik")
-"""Evaluation metrics the job accepts (regression and binary ones XGBoost computes distributed)."""
+"""Evaluation metrics the job accepts (ones XGBoost all-reduces across hosts)."""
+
+CLASSIFICATION_PREFIXES = ("binary:", "multi:")
+"""Objectives whose label is a class: its distinct values become the label vocabulary."""
+
+
+def default_eval_metric(objective: str) -> str:
+    """The metric a job reports when ``eval_metric`` is empty."""
+    if objective.startswith("multi:"):
+        return "mlogloss"
+    if objective.startswith("binary:"):
+        return "logloss"
+    return "rmse"
 
 
 @dataclass(frozen=True)
@@ -136,21 +162,20 @@ class Hyperparameters:
     """A job's validated hyperparameters: every declared one, given or defaulted."""
 
     values: dict[str, Any] = field(default_factory=dict)
+    readings: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Every valid reading of each identifier hyperparameter (see :mod:`training.names`)."""
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
 
     @property
-    def features(self) -> list[str]:
-        return _split_list(self.values["features"])
-
-    @property
-    def shard_key(self) -> list[str]:
-        return _split_list(self.values["shard_key"])
-
-    @property
     def eval_metrics(self) -> list[str]:
-        return _split_list(self.values["eval_metric"])
+        return _split_list(self.values["eval_metric"] or default_eval_metric(self.values["objective"]))
+
+    @property
+    def classification(self) -> bool:
+        """True when the label is a class (``binary:*``, ``multi:*``)."""
+        return self.values["objective"].startswith(CLASSIFICATION_PREFIXES)
 
     def xgboost_params(self) -> dict[str, Any]:
         """The parameters every host passes to ``xgb.train`` (identical on all hosts)."""
@@ -187,8 +212,10 @@ def parse_hyperparameters(raw: dict[str, Any]) -> Hyperparameters:
         else:
             values[spec.name] = spec.default
     _check_eval_metrics(values["eval_metric"])
-    _check_identifiers(values)
-    return Hyperparameters(values)
+    found = {key: names.readings(key, str(given[key])) for key in names.IDENTIFIER_KEYS if key in given}
+    for key, texts in found.items():
+        values[key] = texts[-1]  # shown in logs and MLflow params: the decoded reading when there are two
+    return Hyperparameters(values, {key: found.get(key, (values[key],)) for key in names.IDENTIFIER_KEYS})
 
 
 def _decode(text: Any) -> Any:
@@ -217,32 +244,14 @@ def _parse_value(spec: Spec, raw: Any) -> Any:
     return value
 
 
-IDENTIFIER_KEYS = ("table", "target", "features", "shard_key")
-"""Hyperparameters that name Snowflake objects (validated as identifiers, quoted in SQL)."""
-
-
 def _as_text(spec: Spec, raw: Any, decoded: Any) -> str:
+    if spec.name in names.IDENTIFIER_KEYS and isinstance(raw, str):
+        return raw  # every reading is kept and resolved against the table (training.names)
     if isinstance(decoded, str):
-        if spec.name in IDENTIFIER_KEYS and isinstance(raw, str) and decoded != raw:
-            return _identifier_reading(spec.name, raw.strip(), decoded)
         return decoded
     if isinstance(raw, str):
         return raw
     raise TypeError("not a string")
-
-
-def _identifier_reading(name: str, raw: str, decoded: str) -> str:
-    """``"Key Col"`` is a quoted Snowflake identifier, not a JSON-encoded string: when only the raw
-    text is a valid identifier, decoding would drop the quotes the name needs, so keep it."""
-
-    def valid(text: str) -> bool:
-        try:
-            _check_identifier(name, text)
-        except HyperparameterError:
-            return False
-        return True
-
-    return raw if not valid(decoded) and valid(raw) else decoded
 
 
 def _coerce(kind: type, value: Any) -> Any:
@@ -276,30 +285,11 @@ def _in_range(spec: Spec, value: Any) -> bool:
 def _check_eval_metrics(text: str) -> None:
     metrics = _split_list(text)
     bad = [m for m in metrics if m.split("@")[0] not in EVAL_METRICS]
-    if not metrics or bad:
+    if (text.strip() and not metrics) or bad:
         raise HyperparameterError(
             f"hyperparameter 'eval_metric' must list metrics from {', '.join(EVAL_METRICS)}, "
             f"got {text[:60]!r}: fix its value"
         )
-
-
-def _check_identifiers(values: dict[str, Any]) -> None:
-    """Table and column names become SQL identifiers: reject any that is not one now, before the
-    secret is read or Snowflake is contacted (the shard reader quotes them again to build its query)."""
-    for key in IDENTIFIER_KEYS:
-        _check_identifier(key, values[key])
-
-
-def _check_identifier(key: str, text: str) -> None:
-    from training.snowflake import quote_part, quote_table
-
-    if key == "table":
-        quote_table(text)
-    elif key == "target":
-        quote_part(text, "target column")
-    else:
-        for name in _split_list(text):
-            quote_part(name, "feature column" if key == "features" else "shard_key column")
 
 
 def tunable() -> list[Spec]:

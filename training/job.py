@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,14 +19,17 @@ import xgboost as xgb
 
 from training import __version__
 from training.checkpoints import CheckpointCallback, StopFlag, resume_point, write_model
-from training.cluster import Cluster, allreduce_sum, collective, error_summary, gather
+from training.cluster import Cluster, allreduce_sum, broadcast, collective, error_summary, gather
+from training.columns import ColumnPlan, merge_vocabularies
 from training.credentials import SECRET_ID_ENV, SnowflakeCredentials, read_secret
-from training.dataset import build_matrices, first_rows
+from training.dataset import build_matrices
 from training.errors import ClusterError, ConfigError, DataError, Interrupted
 from training.hyperparameters import Hyperparameters
+from training.model import embed_plan
+from training.names import resolve_table
 from training.shards import Shard, ShardPlan, fetch_shard, plan_shard
-from training.snowflake import connect, describe_table, quote_table, table_parts
-from training.tracking import SnowflakeLineage, schema_digest
+from training.snowflake import connect, count_distinct, describe_table, table_parts
+from training.tracking import SnowflakeLineage
 
 log = logging.getLogger(__name__)
 
@@ -69,24 +73,27 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, tracker: Any = None) ->
     durations = {"fetch_seconds": shard.fetch_seconds}
     with _collective_errors(cluster), collective(cluster, hps["tracker_port"], hps["collective_timeout"]):
         rows_per_host = _check_totals(shard, plan, cluster, hps)
+        columns = _agree_vocabularies(shard, plan, cluster, hps, lambda name: _count_distinct(creds, plan, name))
         query_ids = gather(shard.query_ids, cluster)
         started = time.monotonic()
-        dtrain, dvalid = build_matrices(shard.train_path, shard.validation_path, hps["max_bin"], hps["nthread"])
+        dtrain, dvalid = build_matrices(shard.train_path, shard.validation_path, columns, hps["max_bin"],
+                                        hps["nthread"])
         durations["build_seconds"] = time.monotonic() - started
         started = time.monotonic()
-        booster, rounds = _train(spec, dtrain, dvalid, cluster, stop, tracker)
+        booster, rounds = _train(spec, _params(hps, columns), dtrain, dvalid, cluster, stop, tracker)
         durations["train_seconds"] = time.monotonic() - started
         final = _final_metrics(booster, dtrain, dvalid)
     if rounds < hps["num_round"] and stop.is_set():
         raise Interrupted(f"stopped by SIGTERM after round {rounds} of {hps['num_round']}; a checkpoint was "
                           "saved: restart the job with the same checkpoint location to resume")
     log.info("final metrics: %s rounds:%d", " ".join(f"{k}:{v:.6f}" for k, v in final.items()), rounds)
+    embed_plan(booster, columns)
     model_path = _save_model(booster, spec.model_dir) if cluster.leader else None
     if tracker is not None:
         tracker.log_rows(rows_per_host)
         tracker.log_durations(durations)
-        tracker.log_dataset(_lineage(creds, plan, shard, query_ids, sum(rows_per_host)))
-        tracker.finish(booster, final, first_rows(shard.train_path), list(plan.features))
+        tracker.log_dataset(_lineage(creds, plan, columns, shard, query_ids, sum(rows_per_host)))
+        tracker.finish(booster, final, columns, shard.example)
     return JobResult(final, rounds, sum(rows_per_host), model_path)
 
 
@@ -103,11 +110,14 @@ def _fetch(creds: SnowflakeCredentials, spec: JobSpec, cluster: Cluster) -> tupl
     hps = spec.hyperparameters
     conn = connect(creds, hps["query_tag"])
     try:
-        plan = plan_shard(describe_table(conn, quote_table(hps["table"]), hps["table"]), hps)
+        table_sql, columns = resolve_table(hps.readings["table"], lambda sql: describe_table(conn, sql), hps["table"])
+        plan = plan_shard(columns, hps, table_sql)
     finally:
         conn.close()
-    log.info("reading shard %d of %d from %s (%d features, target %s, %d page(s))", cluster.rank, cluster.size,
-             hps["table"], len(plan.features), plan.target, hps["fetch_pages"])
+    kinds = Counter(c.kind for c in plan.columns.features)
+    log.info("reading shard %d of %d from %s (%d features: %s; target %s as %s; %d page(s))", cluster.rank,
+             cluster.size, hps["table"], len(plan.features), ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())),
+             plan.target, plan.columns.label.kind, hps["fetch_pages"])
     shard = fetch_shard(lambda: connect(creds, hps["query_tag"]), plan, cluster.rank, cluster.size, hps,
                         spec.spill_dir)
     return shard, plan
@@ -136,11 +146,11 @@ def _check_totals(shard: Shard, plan: ShardPlan, cluster: Cluster, hps: Hyperpar
     """Check the all-reduced counts (every host reaches the same verdict); return rows per host."""
     per_host = np.zeros(cluster.size, dtype=np.int64)
     per_host[cluster.rank] = shard.rows
-    local = np.array([shard.rows_train, shard.rows_validation, shard.null_target_rows, *shard.non_null, *per_host],
-                     dtype=np.int64)
+    local = np.array([shard.rows_train, shard.rows_validation, shard.null_target_rows, shard.null_weight_rows,
+                      shard.negative_weight_rows, *shard.non_null, *per_host], dtype=np.int64)
     totals = allreduce_sum(local, cluster)
     width = len(plan.features)
-    rows_train, rows_valid, null_target = (int(x) for x in totals[:3])
+    rows_train, rows_valid, null_target, null_weight, negative_weight = (int(x) for x in totals[:5])
     total = rows_train + rows_valid
     if cluster.leader:
         log.info("total rows across %d hosts: %s (train %s, validation %s)", cluster.size, f"{total:,}",
@@ -152,16 +162,82 @@ def _check_totals(shard: Shard, plan: ShardPlan, cluster: Cluster, hps: Hyperpar
         log.warning("left out %s rows whose target %s is NULL (null_target=drop)", f"{null_target:,}", plan.target)
     if total == 0:
         raise DataError(f"table {hps['table']!r} has no rows to train on: load data or point 'table' at another table")
-    empty = [name for name, count in zip(plan.features, totals[3:3 + width], strict=True) if count == 0]
+    weight = plan.columns.weight
+    if weight is not None and (null_weight or negative_weight):
+        what = f"a NULL weight in {weight.name!r}" if null_weight else f"a negative weight in {weight.name!r}"
+        raise DataError(f"{null_weight or negative_weight:,} rows have {what}: weights must be numbers >= 0; "
+                        f"fix them in a view (e.g. COALESCE({weight.name}, 1)) or leave out 'weight_column'")
+    empty = [name for name, count in zip(plan.features, totals[5:5 + width], strict=True) if count == 0]
     if empty:
         raise DataError(f"column {empty[0]!r} is entirely NULL: drop it from 'features'")
     if rows_valid == 0 or rows_train == 0:
         which = "validation" if rows_valid == 0 else "training"
         raise DataError(f"the split left no {which} rows out of {total:,}: adjust 'validation_fraction'")
-    return [int(n) for n in totals[3 + width:]]
+    return [int(n) for n in totals[5 + width:]]
 
 
-def _train(spec: JobSpec, dtrain: Any, dvalid: Any, cluster: Cluster, stop: StopFlag,
+def _agree_vocabularies(shard: Shard, plan: ShardPlan, cluster: Cluster, hps: Hyperparameters,
+                        count: Callable[[str], int]) -> ColumnPlan:
+    """One vocabulary per text column (and class label) for the whole job, identical on every host.
+
+    XGBoost 3.0 never checks that a category code means the same value on every worker, so the
+    hosts gather their partial vocabularies and each merges them the same way. A column over
+    ``max_categories`` fails the job on every host with the same line.
+    """
+    columns = plan.columns
+    if not columns.vocabulary_columns:
+        return columns
+    partials = gather([shard.vocabulary.partial()], cluster)
+    vocabularies, over = merge_vocabularies(columns, partials, hps["max_categories"])
+    if over:
+        name = next(iter(over))
+        distinct = over[name] if over[name] is not None else broadcast(count(name) if cluster.leader else None,
+                                                                       cluster)
+        fix = ("use an objective for fewer classes, or group rare classes in a view" if name == plan.target
+               else "raise the hyperparameter 'max_categories', or drop the column from 'features'")
+        raise DataError(f"column {name!r} has {distinct:,} distinct values, over max_categories="
+                        f"{hps['max_categories']:,}: {fix}")
+    columns = columns.with_vocabularies(vocabularies)
+    if cluster.leader:
+        log.info("vocabularies agreed across %d host(s): %s", cluster.size,
+                 ", ".join(f"{name} {len(values):,}" for name, values in vocabularies.items()))
+    _check_classes(columns, hps)
+    return columns
+
+
+def _check_classes(columns: ColumnPlan, hps: Hyperparameters) -> None:
+    classes = columns.classes
+    if classes is None:
+        return
+    objective, label, shown = hps["objective"], columns.label.name, ", ".join(map(str, classes[:10]))
+    if len(classes) < 2:
+        raise DataError(f"target {label!r} has {len(classes)} distinct value(s) ({shown}): a classifier needs at "
+                        "least two classes; check the table or the target")
+    if objective.startswith("binary:") and len(classes) != 2:
+        raise DataError(f"target {label!r} has {len(classes)} classes ({shown}), but objective {objective!r} needs "
+                        "exactly 2: use objective=multi:softprob")
+    if objective.startswith("multi:") and hps["num_class"] and hps["num_class"] != len(classes):
+        raise DataError(f"hyperparameter 'num_class' is {hps['num_class']}, but target {label!r} has "
+                        f"{len(classes)} classes ({shown}): set num_class={len(classes)} or leave it out")
+
+
+def _params(hps: Hyperparameters, columns: ColumnPlan) -> dict[str, Any]:
+    """``xgb.train``'s parameters: the hyperparameters, plus what the data decides (``num_class``)."""
+    params = hps.xgboost_params()
+    if hps["objective"].startswith("multi:"):
+        params["num_class"] = len(columns.classes or [])
+    return params
+
+
+def _count_distinct(creds: SnowflakeCredentials, plan: ShardPlan, column: str) -> int:
+    conn = connect(creds, "sagemaker-xgboost")
+    try:
+        return count_distinct(conn, plan.table_sql, column)
+    finally:
+        conn.close()
+
+
+def _train(spec: JobSpec, params: dict[str, Any], dtrain: Any, dvalid: Any, cluster: Cluster, stop: StopFlag,
            tracker: Any) -> tuple[xgb.Booster, int]:
     hps = spec.hyperparameters
     done, model = resume_point(spec.checkpoint_dir, cluster)
@@ -176,7 +252,7 @@ def _train(spec: JobSpec, dtrain: Any, dvalid: Any, cluster: Cluster, stop: Stop
         callbacks.append(tracker.callback(done))
     if remaining == 0:
         return start, done
-    booster = xgb.train(hps.xgboost_params(), dtrain, num_boost_round=remaining, xgb_model=start,
+    booster = xgb.train(params, dtrain, num_boost_round=remaining, xgb_model=start,
                         evals=[(dtrain, "train"), (dvalid, "validation")], callbacks=callbacks, verbose_eval=False)
     rounds = checkpoints.stopped_at or booster.num_boosted_rounds()
     return booster, rounds
@@ -213,15 +289,15 @@ def _save_model(booster: xgb.Booster, model_dir: Path) -> Path:
     return path
 
 
-def _lineage(creds: SnowflakeCredentials, plan: ShardPlan, shard: Shard, query_ids: list[str],
-             rows: int) -> SnowflakeLineage:
+def _lineage(creds: SnowflakeCredentials, plan: ShardPlan, columns: ColumnPlan, shard: Shard,
+             query_ids: list[str], rows: int) -> SnowflakeLineage:
     """Where the rows came from, for the run's dataset input (from what the hosts already know)."""
     parts = table_parts(plan.table)
     database = parts[-3] if len(parts) == 3 else creds.database
     schema = parts[-2] if len(parts) >= 2 else creds.schema
-    columns = [*plan.features, plan.target]
     return SnowflakeLineage(
         account=creds.account, database=database, schema=schema, table=parts[-1],
         query_template=plan.query_template, query_ids=query_ids, read_at=shard.read_at, rows=rows,
-        columns=columns, schema_digest=schema_digest(columns, ["FLOAT32"] * len(columns)),
+        columns=columns.names, schema_digest=columns.schema_digest(),
+        column_types=[c.kind_spec.mlflow_type for c in columns.columns],
     )

@@ -84,8 +84,10 @@ class SnowflakeDataset(Dataset):
 
     @property
     def schema(self) -> Schema:
-        # The reader casts every column to float32, so the schema is the column names as floats.
-        return Schema([ColSpec("float", name) for name in self.lineage.columns])
+        # Each column under its table name, in the type the table has it.
+        types = self.lineage.column_types or ["double"] * len(self.lineage.columns)
+        return Schema([ColSpec(kind, name, required=False) for name, kind in zip(self.lineage.columns, types,
+                                                                                 strict=True)])
 
     def to_dict(self) -> dict[str, str]:
         config = super().to_dict()

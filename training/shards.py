@@ -6,9 +6,11 @@ since ``h mod n == (h mod n*p) mod n`` the pages of a host are exactly its shard
 hash marks a fixed fraction of rows as validation, so a row is validation on exactly one host and
 training on none.
 
-Every batch from ``fetch_arrow_batches()`` is cast to one float32 schema (NULL becomes NaN, i.e.
+Every batch from ``fetch_arrow_batches()`` is cast to the column plan's spill schema
+(:mod:`training.columns`: numbers, booleans, dates and times as float32, text as text; NULL is
 missing) and appended to ``train.arrow`` / ``validation.arrow``, so the shard is never held in
-memory as a whole and can be re-read as often as XGBoost needs.
+memory as a whole and can be re-read as often as XGBoost needs. Text columns keep their values in
+the spill; their codes come from the job's one vocabulary, which the hosts agree on after fetching.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from training import names
+from training.columns import CLASS, FEATURE, LABEL, WEIGHT, ColumnPlan, ColumnSpec, VocabularyCounter, kind_of
 from training.errors import DataError, SnowflakeError
 from training.hyperparameters import Hyperparameters
-from training.snowflake import Column, quote_column, quote_part, quote_table, unquoted
+from training.snowflake import Column, quote_column, quote_table
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +51,21 @@ class ShardPlan:
 
     table: str
     table_sql: str
-    features: tuple[str, ...]
-    target: str
+    columns: ColumnPlan
     key: tuple[str, ...]
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return tuple(self.columns.feature_names)
+
+    @property
+    def target(self) -> str:
+        return self.columns.label.name
 
     @property
     def query_template(self) -> str:
         """The SQL every host runs, with bind placeholders for host, page and split."""
-        cols = ", ".join(quote_column(c) for c in (*self.features, self.target))
+        cols = ", ".join(quote_column(c) for c in self.columns.names)
         key = ", ".join(quote_column(c) for c in self.key)
         # Identifiers are validated and quoted; every value is a bind parameter.
         split = f"(MOD(ABS(HASH({key}, %(split_salt)s)), {SPLIT_BUCKETS}) < %(split_cut)s)"
@@ -62,39 +73,75 @@ class ShardPlan:
         return f'SELECT {cols}, {split} AS "{VALIDATION_COLUMN}" FROM {self.table_sql} WHERE {where}'  # noqa: S608
 
 
-def plan_shard(columns: list[Column], hps: Hyperparameters) -> ShardPlan:
-    """Resolve target, features and shard key against the table's columns; check they are numeric."""
+def plan_shard(columns: list[Column], hps: Hyperparameters, table_sql: str | None = None) -> ShardPlan:
+    """Resolve target, features, weight and shard key against the table's columns and give each a kind.
+
+    With ``features`` empty, every column but the target, weight and shard key is a feature, and
+    columns of a type the job cannot train on are left out with one warning; listed explicitly,
+    such a column fails the job.
+    """
     by_name = {c.name: c for c in columns}
-    target = _resolve(by_name, hps["target"], "target column", hps["table"])
-    key_names = [_resolve(by_name, k, "shard_key column", hps["table"]) for k in hps.shard_key]
-    if hps.features:
-        features = [_resolve(by_name, f, "feature column", hps["table"]) for f in hps.features]
-    else:
-        features = [c.name for c in columns if c.name != target and c.name not in key_names]
-    if target in features:
-        raise DataError(f"the target {target!r} is also listed in 'features': remove it from 'features'")
+    table = hps["table"]
+
+    def resolve(key: str) -> list[str]:
+        texts = hps.readings[key]
+        return names.resolve_columns(key, texts, list(by_name), table) if any(t.strip() for t in texts) else []
+
+    target = resolve("target")[0]
+    weight = (resolve("weight_column") or [None])[0]
+    key_names = resolve("shard_key")
+    features = resolve("features")
     if not features:
-        raise DataError(f"table {hps['table']!r} has no feature columns besides the target: set 'features'")
-    for name in (*features, target):
-        if not by_name[name].numeric:
-            raise DataError(
-                f"column {name!r} is {by_name[name].type_name}, not numeric: drop it from 'features' "
-                "or cast it to a number in a view and train on the view"
-            )
+        features = [c.name for c in columns if c.name not in (target, weight, *key_names)]
+        skipped = [c for c in features if kind_of(by_name[c].type_name) is None]
+        if skipped:
+            log.warning("left out %d column(s) of types the job cannot train on: %s", len(skipped),
+                        ", ".join(f"{c} ({by_name[c].type_name})" for c in skipped))
+        features = [c for c in features if c not in skipped]
+    for name in (target, weight):
+        if name is not None and name in features:
+            role = "target" if name == target else "weight_column"
+            raise DataError(f"the {role} {name!r} is also listed in 'features': remove it from 'features'")
+    if weight is not None and weight == target:
+        raise DataError(f"the weight_column {weight!r} is the target: choose another column")
+    if not features:
+        raise DataError(f"table {table!r} has no feature columns besides the target: set 'features'")
+    specs = [_feature(by_name[name]) for name in features]
+    specs.append(_label(by_name[target], hps))
+    if weight is not None:
+        specs.append(_weight(by_name[weight]))
     return ShardPlan(
-        table=hps["table"], table_sql=quote_table(hps["table"]), features=tuple(features),
-        target=target, key=tuple(key_names or [*features, target]),
+        table=table, table_sql=table_sql or quote_table(table), columns=ColumnPlan(tuple(specs)),
+        key=tuple(key_names or [*features, target]),
     )
 
 
-def _resolve(by_name: dict[str, Column], given: str, what: str, table: str) -> str:
-    name = unquoted(quote_part(given, what))
-    if name in by_name:
-        return name
-    shown = ", ".join(list(by_name)[:20])
-    raise SnowflakeError(
-        f"{what} {given!r} is not in table {table!r} (columns: {shown}): fix the hyperparameter"
-    )
+def _feature(column: Column) -> ColumnSpec:
+    kind = kind_of(column.type_name)
+    if kind is None:
+        raise DataError(f"column {column.name!r} is {column.type_name}, which the job cannot train on: drop it "
+                        "from 'features', or extract a number or text from it in a view")
+    return ColumnSpec(column.name, column.type_name, kind.name, FEATURE)
+
+
+def _label(column: Column, hps: Hyperparameters) -> ColumnSpec:
+    kind = kind_of(column.type_name)
+    if kind is None:
+        raise DataError(f"target {column.name!r} is {column.type_name}, which cannot be a label: choose a "
+                        "numeric, boolean or text target")
+    if hps.classification:
+        return ColumnSpec(column.name, column.type_name, CLASS.name, LABEL)
+    if kind.xgboost_type != "q":
+        raise DataError(f"target {column.name!r} is {column.type_name} but objective {hps['objective']!r} needs a "
+                        "number: use a classification objective (binary:logistic, multi:softprob) or a numeric target")
+    return ColumnSpec(column.name, column.type_name, kind.name, LABEL)
+
+
+def _weight(column: Column) -> ColumnSpec:
+    kind = kind_of(column.type_name)
+    if kind is None or kind.name != "numeric":
+        raise DataError(f"weight_column {column.name!r} is {column.type_name}, not a number: choose a numeric column")
+    return ColumnSpec(column.name, column.type_name, kind.name, WEIGHT)
 
 
 @dataclass
@@ -104,11 +151,16 @@ class Shard:
     train_path: Path
     validation_path: Path
     features: list[str]
+    vocabulary: VocabularyCounter
     rows_train: int = 0
     rows_validation: int = 0
     batches: int = 0
     null_target_rows: int = 0
+    null_weight_rows: int = 0
+    negative_weight_rows: int = 0
     non_null: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    example: pa.Table | None = None
+    """A few raw rows of the features, as the table has them (the model's input example)."""
     query_ids: list[str] = field(default_factory=list)
     query_template: str = ""
     read_at: str = ""
@@ -170,30 +222,43 @@ def _fetch_once(conn: Any, plan: ShardPlan, rank: int, hosts: int, hps: Hyperpar
     spill_dir.mkdir(parents=True, exist_ok=True)
     pages = hps["fetch_pages"]
     shard = Shard(spill_dir / "train.arrow", spill_dir / "validation.arrow", list(plan.features),
+                  VocabularyCounter(plan.columns, hps["max_categories"]),
                   non_null=np.zeros(len(plan.features), dtype=np.int64), query_template=plan.query_template,
                   read_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    schema = spill_schema(plan.features)
+    schema = plan.columns.spill_schema
     started = time.monotonic()
     progress = _Progress(rank, pages)
     with pa.OSFile(str(shard.train_path), "wb") as train_sink, \
             pa.OSFile(str(shard.validation_path), "wb") as valid_sink, \
             pa.ipc.new_file(train_sink, schema) as train, pa.ipc.new_file(valid_sink, schema) as valid:
         for page in range(pages):
-            cursor = conn.cursor()
-            try:
-                cursor.execute(plan.query_template, _bind(hps, hosts * pages, rank + hosts * page))
-                shard.query_ids.append(cursor.sfqid)
-                for result in cursor.fetch_arrow_batches():  # a pyarrow Table per result chunk
-                    for batch in result.to_batches():
-                        _spill(batch, schema, shard, train, valid)
-                    progress.update(shard, page)
-            finally:
-                cursor.close()
+            if not _fetch_page(conn, plan, hps, hosts, rank + hosts * page, shard, (train, valid)):
+                break
+            progress.update(shard, page)
     shard.fetch_seconds = time.monotonic() - started
     log.info("fetched %s rows in %d batches in %.1f s (train %s, validation %s, %d queries)",
              f"{shard.rows:,}", shard.batches, shard.fetch_seconds, f"{shard.rows_train:,}",
              f"{shard.rows_validation:,}", len(shard.query_ids))
     return shard
+
+
+def _fetch_page(conn: Any, plan: ShardPlan, hps: Hyperparameters, hosts: int, remainder: int, shard: Shard,
+                sinks: tuple[Any, Any]) -> bool:
+    """Spill one page's rows; False once a text column passed the cap (fetching more is wasted)."""
+    cursor = conn.cursor()
+    try:
+        cursor.execute(plan.query_template, _bind(hps, hosts * hps["fetch_pages"], remainder))
+        shard.query_ids.append(cursor.sfqid)
+        for result in cursor.fetch_arrow_batches():  # a pyarrow Table per result chunk
+            for batch in result.to_batches():
+                _spill(batch, plan.columns, shard, *sinks)
+                if shard.vocabulary.over_cap:
+                    log.warning("column %r has more than %s distinct values: stopped fetching",
+                                shard.vocabulary.over_cap[0], f"{shard.vocabulary.cap:,}")
+                    return False
+    finally:
+        cursor.close()
+    return True
 
 
 def _bind(hps: Hyperparameters, modulus: int, remainder: int) -> dict[str, Any]:
@@ -205,38 +270,35 @@ def _bind(hps: Hyperparameters, modulus: int, remainder: int) -> dict[str, Any]:
     }
 
 
-def spill_schema(features: tuple[str, ...] | list[str]) -> pa.Schema:
-    """The fixed schema of the spilled files: every feature and the label as float32."""
-    return pa.schema([pa.field(name, pa.float32()) for name in features] + [pa.field("__LABEL", pa.float32())])
-
-
-def _spill(batch: pa.RecordBatch, schema: pa.Schema, shard: Shard, train: Any, valid: Any) -> None:
-    width = len(schema) - 1
-    columns = [_to_float32(batch.column(i), schema.field(i).name) for i in range(width + 1)]
-    label_ok = pc.is_valid(batch.column(width))
+def _spill(batch: pa.RecordBatch, plan: ColumnPlan, shard: Shard, train: Any, valid: Any) -> None:
+    width = len(plan.columns)
+    try:
+        table = plan.to_spill([batch.column(i) for i in range(width)])
+    except ValueError as err:
+        raise DataError(f"{err}: cast the column in a view, or drop it from 'features'") from None
+    if shard.example is None and batch.num_rows:
+        shard.example = pa.Table.from_batches([batch.slice(0, 5)]).select(plan.feature_names)
+    labels = len(plan.features)
+    label_ok = pc.is_valid(table.column(labels))
     shard.null_target_rows += batch.num_rows - (pc.sum(label_ok).as_py() or 0)
-    is_valid_row = pc.fill_null(batch.column(width + 1).cast(pa.bool_()), False)
-    table = pa.RecordBatch.from_arrays(columns, schema=schema)
-    for sink, mask in ((train, pc.and_(label_ok, pc.invert(is_valid_row))), (valid, pc.and_(label_ok, is_valid_row))):
+    is_valid_row = pc.fill_null(batch.column(width).cast(pa.bool_()), False)
+    table = table.filter(label_ok)
+    is_valid_row = is_valid_row.filter(label_ok)
+    if plan.weight is not None:
+        weights = table.column(labels + 1)
+        shard.null_weight_rows += weights.null_count
+        shard.negative_weight_rows += pc.sum(pc.less(weights, 0)).as_py() or 0
+    shard.vocabulary.update(table)
+    for sink, mask in ((train, pc.invert(is_valid_row)), (valid, is_valid_row)):
         part = table.filter(mask)
         if part.num_rows:
             sink.write_batch(part)
-            shard.non_null += [part.num_rows - part.column(i).null_count for i in range(width)]
+            shard.non_null += [part.num_rows - part.column(i).null_count for i in range(labels)]
         if sink is train:
             shard.rows_train += part.num_rows
         else:
             shard.rows_validation += part.num_rows
     shard.batches += 1
-
-
-def _to_float32(column: pa.Array, name: str) -> pa.Array:
-    try:
-        return pc.cast(column, pa.float32(), safe=False)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise DataError(
-            f"column {name!r} arrived as {column.type}, which does not convert to a number: drop it "
-            "from 'features' or cast it in a view"
-        ) from None
 
 
 class _Progress:

@@ -29,10 +29,11 @@ _PART = rf"(?:{_BARE}|{_QUOTED})"
 _TABLE = re.compile(rf"{_PART}(?:\.{_PART}){{0,2}}")
 _PARTS = re.compile(_PART)
 
-# Snowflake result type codes (snowflake.connector.constants.FIELD_TYPES) that convert to numbers.
-NUMERIC_TYPE_CODES = {0: "NUMBER", 1: "FLOAT", 13: "BOOLEAN"}
-TYPE_NAMES = {2: "TEXT", 3: "DATE", 4: "TIMESTAMP", 5: "VARIANT", 6: "TIMESTAMP_LTZ", 7: "TIMESTAMP_TZ",
-              8: "TIMESTAMP_NTZ", 9: "OBJECT", 10: "ARRAY", 11: "BINARY", 12: "TIME"}
+TYPE_NAMES = ("FIXED", "REAL", "TEXT", "DATE", "TIMESTAMP", "VARIANT", "TIMESTAMP_LTZ", "TIMESTAMP_TZ",
+              "TIMESTAMP_NTZ", "OBJECT", "ARRAY", "BINARY", "TIME", "BOOLEAN", "GEOGRAPHY", "GEOMETRY", "VECTOR",
+              "MAP", "FILE", "INTERVAL_YEAR_MONTH", "INTERVAL_DAY_TIME")
+"""Snowflake's result type names by type code (``snowflake.connector.constants.FIELD_TYPES``, in
+order; a test keeps the two equal). FIXED is NUMBER/DECIMAL/INT, REAL is FLOAT, TEXT is VARCHAR."""
 
 
 def quote_part(name: str, what: str) -> str:
@@ -83,12 +84,9 @@ class Column:
     type_code: int
 
     @property
-    def numeric(self) -> bool:
-        return self.type_code in NUMERIC_TYPE_CODES
-
-    @property
     def type_name(self) -> str:
-        return NUMERIC_TYPE_CODES.get(self.type_code) or TYPE_NAMES.get(self.type_code, f"type {self.type_code}")
+        """Snowflake's name of the column's type (see :data:`TYPE_NAMES`)."""
+        return TYPE_NAMES[self.type_code] if 0 <= self.type_code < len(TYPE_NAMES) else f"TYPE{self.type_code}"
 
 
 def connect(creds: SnowflakeCredentials, query_tag: str) -> Any:
@@ -124,8 +122,9 @@ def _connect_message(creds: SnowflakeCredentials, err: Any) -> str:
             "PrivateLink) and that the account identifier is right (ORGNAME-ACCOUNTNAME)")
 
 
-def describe_table(conn: Any, table_sql: str, table: str) -> list[Column]:
-    """The table's columns, from a query that reads no rows (fails clearly if the table is missing)."""
+def describe_table(conn: Any, table_sql: str) -> list[Column] | None:
+    """The table's columns, from a query that reads no rows; None if the table does not exist
+    (or the role cannot see it)."""
     from snowflake.connector.errors import ProgrammingError
 
     cursor = conn.cursor()
@@ -134,10 +133,17 @@ def describe_table(conn: Any, table_sql: str, table: str) -> list[Column]:
         return [Column(meta.name, meta.type_code) for meta in cursor.description]
     except ProgrammingError as err:
         if getattr(err, "errno", None) == 2003 or "does not exist" in str(err).lower():
-            raise SnowflakeError(
-                f"table {table!r} does not exist or the role cannot see it: check the 'table' "
-                "hyperparameter and the secret's database, schema and role"
-            ) from None
+            return None
         raise
+    finally:
+        cursor.close()
+
+
+def count_distinct(conn: Any, table_sql: str, column: str) -> int:
+    """Distinct non-NULL values of one column (one aggregate query; only when a job must say how many)."""
+    cursor = conn.cursor()
+    try:
+        cursor.execute(f"SELECT COUNT(DISTINCT {quote_column(column)}) FROM {table_sql}")  # noqa: S608  (quoted)
+        return int(cursor.fetchone()[0])
     finally:
         cursor.close()

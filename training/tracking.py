@@ -11,7 +11,7 @@ Contract, in the order the loop calls it::
     tracker.start(params)                             # the run (a child of the tuning parent on trials)
     xgb.train(..., callbacks=[tracker.callback()])    # per-round metrics, written in the background
     tracker.log_dataset(lineage); tracker.log_rows(...); tracker.log_durations(...)
-    tracker.finish(booster, final_metrics, input_example, feature_names)   # or tracker.fail(reason)
+    tracker.finish(booster, final_metrics, column_plan, raw_example_rows)   # or tracker.fail(reason)
 
 Once :meth:`RunTracker.check_reachable` has passed, no method raises into training: a lost
 server is retried with back-off, then logged once, and everything after that is skipped, so
@@ -28,20 +28,24 @@ import queue
 import re
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from training.errors import ConfigError
 
 if TYPE_CHECKING:
-    import numpy
+    import pyarrow
     import xgboost
     from mlflow import MlflowClient
     from mlflow.entities import Run
+
+    from training.columns import ColumnPlan
 
 _logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -159,14 +163,8 @@ class SnowflakeLineage:
     rows: int
     columns: list[str]
     schema_digest: str
-
-
-def schema_digest(columns: list[str], types: list[str] | None = None) -> str:
-    """A short, stable digest of the columns (and their types) a job read, for :class:`SnowflakeLineage`."""
-    import hashlib
-
-    parts = [f"{name}:{kind}" for name, kind in zip(columns, types or ["" for _ in columns], strict=True)]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+    column_types: list[str] = field(default_factory=list)
+    """MLflow type of each column as the table has it (``double``, ``string``, ``boolean``, ``datetime``)."""
 
 
 def safe_uri(uri: str) -> str:
@@ -581,19 +579,20 @@ class RunTracker:
 
     # --- the end -----------------------------------------------------------------------------------------
 
-    def finish(self, booster: xgboost.Booster, final_metrics: dict[str, float], input_example: numpy.ndarray,
-               feature_names: list[str], status: str = "FINISHED") -> None:
+    def finish(self, booster: xgboost.Booster, final_metrics: dict[str, float], plan: ColumnPlan,
+               example: pyarrow.Table | None, status: str = "FINISHED") -> None:
         """Final metrics, the model (signature and input example), the tuning parent's best; never raises.
 
         Final metrics are logged under the names given at ``step`` = the last round, so they are
-        the run's latest values. The model is logged as ``model`` with ``mlflow.xgboost``.
+        the run's latest values. The model is logged as ``model``: a pyfunc that scores rows as
+        the table has them (:mod:`training.pyfunc`), with ``example``'s raw rows as input example.
         """
         try:
             self._flush()
             if not self._active():
                 return
             self._log_metrics("logging final metrics", final_metrics, step=max(self.last_step, 0))
-            self._guard.call("logging the model", self._log_model, booster, input_example, feature_names)
+            self._guard.call("logging the model", self._log_model, booster, plan, example)
             if self.parent_run_id:
                 self._guard.call("updating the tuning parent", self._update_parent)
             self._guard.call("ending the run", self.client.set_terminated, self.run_id, status)
@@ -618,21 +617,34 @@ class RunTracker:
             self._writer.close()
             self._writer = None
 
-    def _log_model(self, booster: xgboost.Booster, input_example: numpy.ndarray, feature_names: list[str]) -> None:
-        import mlflow.xgboost
-        import pandas as pd
-        import xgboost as xgb
-        from mlflow.models import infer_signature
+    def _log_model(self, booster: xgboost.Booster, plan: ColumnPlan, example: pyarrow.Table | None) -> None:
+        import tempfile
 
+        import mlflow.pyfunc
+        from mlflow.models import Model
+
+        from training.model import embed_plan, predict_rows
+
+        with warnings.catch_warnings():
+            # The signature is given; MLflow's advice to add type hints to predict() does not apply.
+            warnings.filterwarnings("ignore", message=".*type hints to the `predict` method")
+            from training import pyfunc
+        embed_plan(booster, plan)
         # log_model files the logged model under the *active* experiment, not the run's: set it.
         mlflow.set_experiment(experiment_id=self.experiment_id)
-        example = pd.DataFrame(input_example[:5], columns=feature_names)
-        predictions = booster.predict(xgb.DMatrix(example))
-        info = mlflow.xgboost.log_model(
-            booster, name=MODEL_NAME, run_id=self.run_id, model_format="ubj",
-            signature=infer_signature(example, predictions), input_example=example,
-            pip_requirements=[f"xgboost=={_version('xgboost')}", f"mlflow=={_version('mlflow-skinny')}"],
-        )
+        frame = pyfunc.example_frame(plan, example) if example is not None and example.num_rows else None
+        outputs = predict_rows(booster, plan, frame) if frame is not None else None
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "xgboost-model"
+            path.write_bytes(booster.save_raw("ubj"))
+            # Model.log, as mlflow.pyfunc.log_model does, but for this run (not an active run).
+            info = Model.log(
+                artifact_path=None, name=MODEL_NAME, flavor=mlflow.pyfunc, python_model=pyfunc.TableModel(), artifacts={pyfunc.ARTIFACT: str(path)},
+                code_paths=[str(pyfunc.PACKAGE_DIR)], run_id=self.run_id,
+                signature=pyfunc.signature(plan, frame, outputs) if outputs is not None else None, input_example=frame,
+                pip_requirements=[f"xgboost=={_version('xgboost')}", f"mlflow=={_version('mlflow-skinny')}",
+                                  f"pyarrow=={_version('pyarrow')}", f"pandas=={_version('pandas')}"],
+            )
         self.model_uri = info.model_uri
 
     def _update_parent(self) -> None:

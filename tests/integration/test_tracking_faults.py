@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
+from tests.helpers import numeric_plan
 from tests.integration.mlflow_server import MlflowServer, mlflow_server
 from training import tracking
 from training.tracking import JobInfo, RunTracker
@@ -74,7 +76,8 @@ def test_server_lost_mid_run_costs_nothing_but_one_log_line(
                         verbose_eval=False)
     trained = time.monotonic() - began
     tracker.log_rows([400])
-    tracker.finish(booster, {"validation-rmse": 0.1}, x[:3], ["a", "b", "c"])
+    tracker.finish(booster, {"validation-rmse": 0.1}, numeric_plan(["a", "b", "c"]),
+                   pa.table({f: x[:3, i] for i, f in enumerate("abc")}))
     tracker.fail("never reaches the server either")
     elapsed = time.monotonic() - began
 

@@ -8,6 +8,7 @@ import concurrent.futures
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import xgboost as xgb
 
@@ -61,11 +62,12 @@ def test_two_host_job_logs_exactly_one_complete_run(run_job, tracking):
     mlflow.set_tracking_uri(tracking.uri)
     models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")
     assert len(models) == 1
-    logged = mlflow.xgboost.load_model(models[0].model_uri)
+    logged = mlflow.pyfunc.load_model(models[0].model_uri)
     booster = xgb.Booster(model_file=str(result.model_path))
     x = np.random.default_rng(0).normal(size=(50, 8)).astype(np.float32)
     names = [f"F{i}" for i in range(8)]
-    np.testing.assert_array_equal(logged.predict(xgb.DMatrix(x, feature_names=names)),
+    rows = pd.DataFrame(x.astype(np.float64), columns=names)
+    np.testing.assert_array_equal(logged.predict(rows)["prediction"],
                                   booster.predict(xgb.DMatrix(x, feature_names=names)))
     # the secret never reaches MLflow
     assert SECRET_PASSWORD not in str(run.data.params) + str(run.data.tags) + str(run.data.metrics) + source

@@ -20,8 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
 import pytest
 
+from tests.helpers import numeric_plan
 from tests.integration.mlflow_server import MlflowServer, mlflow_server
 from training import tracking
 from training.tracking import JobInfo, RunTracker, SnowflakeLineage
@@ -57,7 +60,8 @@ def lineage(rows: int) -> SnowflakeLineage:
         account="xy12345.us-east-1", database="ANALYTICS", schema="PUBLIC", table="HOUSING",
         query_template='SELECT "F0", ... FROM "ANALYTICS"."PUBLIC"."HOUSING" WHERE MOD(ABS(HASH(...)), :n) = :rank',
         query_ids=["01b2-0001", "01b2-0002"], read_at="2025-01-02T03:04:05+00:00", rows=rows,
-        columns=[*FEATURES, "target"], schema_digest=tracking.schema_digest([*FEATURES, "target"]))
+        columns=[*FEATURES, "target"], schema_digest=numeric_plan(FEATURES).schema_digest(),
+        column_types=["double"] * (len(FEATURES) + 1))
 
 
 def train_tracked(env: dict[str, str], params: dict[str, Any], hyperparameters_raw: dict[str, Any] | None = None,
@@ -82,7 +86,7 @@ def train_tracked(env: dict[str, str], params: dict[str, Any], hyperparameters_r
     tracker.log_rows([160, 140])
     tracker.log_durations({"fetch_seconds": 1.5, "build_seconds": 0.25, "train_seconds": 2.0})
     final = {"train-rmse": _rmse(booster, train, y[:240]), "validation-rmse": _rmse(booster, valid, y[240:])}
-    tracker.finish(booster, final, x[:5], FEATURES)
+    tracker.finish(booster, final, numeric_plan(FEATURES), pa.table({f: x[:5, i] for i, f in enumerate(FEATURES)}))
     return tracker, booster, x
 
 
@@ -157,12 +161,13 @@ def test_one_run_records_every_round_params_tags_and_summaries(finished_run: Fin
 
 
 def test_the_logged_model_predicts_like_the_booster(finished_run: FinishedRun) -> None:
-    import mlflow.xgboost
+    import mlflow.pyfunc
     import xgboost as xgb
 
-    model = mlflow.xgboost.load_model(finished_run.tracker.model_uri)
+    model = mlflow.pyfunc.load_model(finished_run.tracker.model_uri)
     data = xgb.DMatrix(finished_run.x, feature_names=FEATURES)
-    np.testing.assert_array_equal(model.predict(data), finished_run.booster.predict(data))
+    rows = pd.DataFrame(finished_run.x.astype(np.float64), columns=FEATURES)
+    np.testing.assert_array_equal(model.predict(rows)["prediction"], finished_run.booster.predict(data))
     info = mlflow.models.get_model_info(finished_run.tracker.model_uri)
     assert [c["name"] for c in info.signature.inputs.to_dict()] == FEATURES
     assert info.saved_input_example_info is not None
@@ -250,7 +255,8 @@ def _train_trial(tracker: RunTracker, eta: float, seed: int) -> None:
     booster = xgb.train({"eta": eta, "max_depth": 3, "seed": seed}, train, ROUNDS,
                         evals=[(train, "train"), (valid, "validation")], callbacks=[tracker.callback()],
                         verbose_eval=False)
-    tracker.finish(booster, {"validation-rmse": _rmse(booster, valid, y[150:])}, x[:3], FEATURES)
+    tracker.finish(booster, {"validation-rmse": _rmse(booster, valid, y[150:])}, numeric_plan(FEATURES),
+                   pa.table({f: x[:3, i] for i, f in enumerate(FEATURES)}))
 
 
 @dataclass
@@ -295,7 +301,7 @@ def test_parallel_trials_share_one_parent_that_names_the_best(tuning: Tuning, se
 
 
 def test_register_a_run_and_point_champion_at_it(finished_run: FinishedRun, server: MlflowServer) -> None:
-    import mlflow.xgboost
+    import mlflow.pyfunc
     import xgboost as xgb
 
     from launch.register import register
@@ -305,9 +311,10 @@ def test_register_a_run_and_point_champion_at_it(finished_run: FinishedRun, serv
     client = client_for(server)
     version = client.get_model_version_by_alias("housing", "champion")
     assert (version.version, version.run_id) == ("1", finished_run.tracker.run_id)
-    model = mlflow.xgboost.load_model("models:/housing@champion")
+    model = mlflow.pyfunc.load_model("models:/housing@champion")
     data = xgb.DMatrix(finished_run.x, feature_names=FEATURES)
-    np.testing.assert_array_equal(model.predict(data), finished_run.booster.predict(data))
+    rows = pd.DataFrame(finished_run.x.astype(np.float64), columns=FEATURES)
+    np.testing.assert_array_equal(model.predict(rows)["prediction"], finished_run.booster.predict(data))
 
 
 def test_register_the_best_trial_of_a_tuning_job_from_the_command_line(

@@ -14,8 +14,8 @@ from launch.local import start_local_job
 from tests.helpers import synth_hps, wait_for_log
 from training.checkpoints import list_checkpoints
 from training.hyperparameters import parse_hyperparameters
-from training.shards import ShardPlan, _bind
-from training.snowflake import quote_table
+from training.shards import _bind, plan_shard
+from training.snowflake import Column
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +48,9 @@ def test_model_file_is_xgboost_format_and_reproduces_the_reported_metric(run_job
 def _mixed_split_seed(stack, table, fraction):
     """A split_seed that leaves both training and validation rows in a tiny table, found with the
     job's own shard query on the local Snowflake (its HASH differs from Snowflake's)."""
-    plan = ShardPlan(table=table, table_sql=quote_table(table), features=("F0",), target="Y", key=("ID",))
+    columns = [Column("ID", 0), Column("F0", 1), Column("Y", 1)]
+    plan = plan_shard(columns, parse_hyperparameters({"table": table, "target": "Y", "features": "F0",
+                                                      "shard_key": "ID"}))
     conn = stack.connect()
     try:
         for seed in range(100):

@@ -35,7 +35,7 @@ def test_column_names_with_quotes_are_rejected():
         quote_part('Y" FROM x --', "target column")
 
 
-COLUMNS = [Column("ID", 0), Column("F0", 1), Column("F1", 0), Column("NAME", 2), Column("Y", 1)]
+COLUMNS = [Column("ID", 0), Column("F0", 1), Column("F1", 0), Column("NAME", 2), Column("DOC", 5), Column("Y", 1)]
 
 
 def _hps(**kw):
@@ -55,11 +55,14 @@ def test_missing_target_names_the_columns():
         plan_shard(COLUMNS, parse_hyperparameters({"table": "db.s.t", "target": "price"}))
 
 
-def test_non_numeric_feature_is_rejected_with_the_fix():
-    with pytest.raises(DataError, match="column 'NAME' is TEXT, not numeric: drop it from 'features'"):
-        plan_shard(COLUMNS, _hps(shard_key="ID"))
+def test_listed_variant_feature_is_rejected_with_the_fix():
+    with pytest.raises(DataError, match="column 'DOC' is VARIANT, which the job cannot train on: drop it from "
+                                        "'features'"):
+        plan_shard(COLUMNS, _hps(shard_key="ID", features="F0,DOC"))
 
 
-def test_default_features_exclude_target_and_shard_key():
-    plan = plan_shard([c for c in COLUMNS if c.name != "NAME"], _hps(shard_key="ID"))
-    assert plan.features == ("F0", "F1") and plan.key == ("ID",)
+def test_default_features_exclude_target_shard_key_and_untrainable_types(caplog):
+    plan = plan_shard(COLUMNS, _hps(shard_key="ID"))
+    assert plan.features == ("F0", "F1", "NAME") and plan.key == ("ID",)
+    assert [c.kind for c in plan.columns.features] == ["numeric", "numeric", "categorical"]
+    assert "left out 1 column(s) of types the job cannot train on: DOC (VARIANT)" in caplog.text

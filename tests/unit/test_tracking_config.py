@@ -108,10 +108,3 @@ def test_the_spurious_sagemaker_mlflow_warning_is_dropped_on_http_only() -> None
     assert not logger.filter(record)
     mlflow.set_tracking_uri("arn:aws:sagemaker:us-west-2:123456789012:mlflow-tracking-server/main")
     assert logger.filter(record)
-
-
-def test_schema_digest_changes_with_columns_and_types() -> None:
-    base = tracking.schema_digest(["a", "b"], ["FLOAT", "NUMBER"])
-    assert base == tracking.schema_digest(["a", "b"], ["FLOAT", "NUMBER"])
-    assert base != tracking.schema_digest(["a", "c"], ["FLOAT", "NUMBER"])
-    assert base != tracking.schema_digest(["a", "b"], ["FLOAT", "FLOAT"])

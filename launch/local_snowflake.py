@@ -1,0 +1,59 @@
+"""The local Snowflake: fakesnow's server, made faithful where the job depends on it.
+
+Run as ``python -m launch.local_snowflake PORT [DB_DIR]``: with ``DB_DIR`` its databases live in
+files there and survive a restart (``fakesnow -s -d DIR`` ignores ``-d`` in server mode, so the
+server's shared instance is pointed at the directory instead).
+
+Where fakesnow 0.12.1 differs from Snowflake in a way the job would notice, it is patched here:
+
+- **NULL timestamps.** fakesnow sends TIMESTAMP_NTZ/LTZ/TZ values as Snowflake's ``(epoch,
+  fraction[, timezone])`` struct but drops the validity bitmap, so the connector reads a NULL
+  timestamp as 1970-01-01 00:00:00. Snowflake keeps it NULL; so does this server.
+
+What it still does not do: see ``../shared/REFERENCE.md`` (one result batch, no Time Travel,
+``RESULT_SCAN`` answers wrongly, ``HASH`` values differ from Snowflake's).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Any
+
+
+def _keep_null_timestamps() -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from fakesnow import arrow
+
+    original = arrow.timestamp_to_sf_struct
+
+    def timestamp_to_sf_struct(ts: Any) -> pa.Array:
+        if isinstance(ts, pa.ChunkedArray):
+            ts = ts.combine_chunks()
+        struct = original(ts)
+        if not ts.null_count:
+            return struct
+        children = [struct.field(i) for i in range(struct.type.num_fields)]
+        return pa.StructArray.from_arrays(children, fields=list(struct.type), mask=pc.is_null(ts))
+
+    arrow.timestamp_to_sf_struct = timestamp_to_sf_struct
+
+
+def serve(port: int, db_dir: str | None = None) -> None:
+    """Serve the local Snowflake on ``127.0.0.1:port`` until the process is stopped."""
+    import fakesnow
+
+    _keep_null_timestamps()
+    run = fakesnow.server  # the function: importing the fakesnow.server module below shadows it
+    if db_dir:
+        import fakesnow.server
+        from fakesnow.instance import FakeSnow
+
+        fakesnow.server.shared_fs = FakeSnow(db_path=db_dir)
+    with run(port=port):
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    serve(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None)

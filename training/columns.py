@@ -1,0 +1,396 @@
+"""The column plan: what each selected column becomes, decided once from the table's description.
+
+Every use of a column's type derives from the plan: the spill schema and the cast of each fetched
+batch (:meth:`ColumnPlan.to_spill`), the matrix batch and XGBoost's ``feature_types``
+(:meth:`ColumnPlan.matrix`), the vocabularies of text columns, the lineage digest, the model's
+signature, and the coding of raw rows when the model scores them. Adding a kind means adding one
+entry to :data:`KINDS`.
+
+How Snowflake types are treated (docs/your-table.md has the same table for users):
+
+========================================  ===========  ========================================
+Snowflake type                            kind         value XGBoost sees
+========================================  ===========  ========================================
+NUMBER, DECIMAL, INT, FLOAT               numeric      float32 (XGBoost's own precision)
+BOOLEAN                                   boolean      0 / 1
+VARCHAR, TEXT, CHAR, STRING               categorical  category code from the job's vocabulary
+DATE                                      date         days since 1970-01-01
+TIMESTAMP_NTZ / _LTZ / _TZ                timestamp    seconds since 1970-01-01 00:00 UTC
+TIME                                      time         seconds since midnight
+VARIANT, OBJECT, ARRAY, BINARY, GEO...    (none)       left out with a warning, or refused
+========================================  ===========  ========================================
+
+NULL is missing (NaN) in every kind; a category the vocabulary does not hold is missing too. The
+label of a classification objective (``binary:*``, ``multi:*``) has kind ``class``: its distinct
+values, over the whole job, become the label vocabulary, and predictions map back to them.
+
+This module needs only numpy, pyarrow and pandas: the MLflow model runs it to score raw rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import time as dt_time
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+PLAN_VERSION = 1
+"""Version of :meth:`ColumnPlan.to_json`'s format (stored in the model file)."""
+
+FEATURE, LABEL, WEIGHT = "feature", "label", "weight"
+"""A column's role in the job."""
+
+_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+# ---------------------------------------------------------------------------------------------
+# Kinds: how one Snowflake type becomes the value XGBoost sees
+
+
+def _plain(array: pa.Array) -> pa.Array:
+    return array.dictionary_decode() if pa.types.is_dictionary(array.type) else array
+
+
+def _to_float32(array: pa.Array) -> pa.Array:
+    array = _plain(array)
+    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+        array = pc.cast(array, pa.float64())  # numbers given as text by a caller of the model
+    return pc.cast(array, pa.float32(), safe=False)
+
+
+def _seconds(array: pa.Array) -> pa.Array:
+    """Seconds since the epoch (UTC) of timestamps, dates or ISO 8601 text, as float64."""
+    array = _plain(array)
+    if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+        array = pc.cast(array, pa.timestamp("us"))
+    if pa.types.is_date(array.type):
+        days = pc.cast(pc.cast(array, pa.date32()), pa.int32())
+        return pc.multiply(pc.cast(days, pa.float64()), 86_400.0)
+    if pa.types.is_timestamp(array.type):
+        ticks = pc.cast(array.cast(pa.int64()), pa.float64())
+        return pc.divide(ticks, float(_PER_SECOND[array.type.unit]))
+    raise TypeError(f"{array.type} is not a date or timestamp")
+
+
+def _date_days(array: pa.Array) -> pa.Array:
+    return pc.cast(pc.divide(_seconds(array), 86_400.0), pa.float32())
+
+
+def _timestamp_seconds(array: pa.Array) -> pa.Array:
+    return pc.cast(_seconds(array), pa.float32())
+
+
+def _time_seconds(array: pa.Array) -> pa.Array:
+    array = _plain(array)
+    if pa.types.is_time(array.type):
+        ticks = pc.cast(array.cast(pa.int64()), pa.float64())
+        return pc.cast(pc.divide(ticks, float(_PER_SECOND[array.type.unit])), pa.float32())
+    values = [None if v is None else _clock_seconds(v) for v in array.to_pylist()]  # text from a model caller
+    return pa.array(values, pa.float32())
+
+
+def _clock_seconds(value: Any) -> float:
+    clock = value if isinstance(value, dt_time) else dt_time.fromisoformat(str(value))
+    return clock.hour * 3600 + clock.minute * 60 + clock.second + clock.microsecond / 1e6
+
+
+def _to_text(array: pa.Array) -> pa.Array:
+    return pc.cast(_plain(array), pa.string())
+
+
+def _class_text(array: pa.Array) -> pa.Array:
+    """A class label as text: ``true``/``false``, numbers in their shortest form (1.0 -> ``1``), text as is."""
+    array = _plain(array)
+    if pa.types.is_boolean(array.type) or pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+        return pc.cast(array, pa.string())
+    return pc.cast(pc.cast(array, pa.float64()), pa.string())
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How a column of some Snowflake types is spilled, shown to XGBoost and described to MLflow."""
+
+    name: str
+    snowflake_types: tuple[str, ...]
+    spill_type: pa.DataType
+    xgboost_type: str  # "q" (quantitative) or "c" (categorical)
+    mlflow_type: str  # the MLflow signature's column type
+    to_spill: Callable[[pa.Array], pa.Array]
+    treatment: str  # the value XGBoost sees, in words
+
+
+KINDS: tuple[Kind, ...] = (
+    Kind("numeric", ("FIXED", "REAL"), pa.float32(), "q", "double", _to_float32, "float32"),
+    Kind("boolean", ("BOOLEAN",), pa.float32(), "q", "boolean", _to_float32, "0 / 1"),
+    Kind("categorical", ("TEXT",), pa.string(), "c", "string", _to_text, "category code"),
+    Kind("date", ("DATE",), pa.float32(), "q", "datetime", _date_days, "days since 1970-01-01"),
+    Kind("timestamp", ("TIMESTAMP", "TIMESTAMP_NTZ", "TIMESTAMP_LTZ", "TIMESTAMP_TZ"), pa.float32(), "q",
+         "datetime", _timestamp_seconds, "seconds since 1970-01-01 00:00 UTC"),
+    Kind("time", ("TIME",), pa.float32(), "q", "string", _time_seconds, "seconds since midnight"),
+)
+CLASS = Kind("class", (), pa.string(), "c", "string", _class_text, "class code from the label vocabulary")
+"""The kind of a classification label (any supported type)."""
+
+KIND_BY_NAME: dict[str, Kind] = {kind.name: kind for kind in (*KINDS, CLASS)}
+KIND_OF_TYPE: dict[str, Kind] = {t: kind for kind in KINDS for t in kind.snowflake_types}
+
+
+def kind_of(snowflake_type: str) -> Kind | None:
+    """The kind of a Snowflake type name (the connector's ``FIELD_TYPES`` name), or None if unsupported."""
+    return KIND_OF_TYPE.get(snowflake_type)
+
+
+# ---------------------------------------------------------------------------------------------
+# The plan
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One selected column: its name in Snowflake, its type there, its kind and its role."""
+
+    name: str
+    snowflake_type: str
+    kind: str
+    role: str
+
+    @property
+    def kind_spec(self) -> Kind:
+        return KIND_BY_NAME[self.kind]
+
+    @property
+    def needs_vocabulary(self) -> bool:
+        return self.kind_spec.xgboost_type == "c"
+
+
+@dataclass(frozen=True)
+class ColumnPlan:
+    """The selected columns in query and spill order (features, label, weight) and their vocabularies.
+
+    ``vocabularies`` maps each categorical feature and a class label to its values in code order;
+    it is empty until the hosts have agreed on it (:func:`merge_vocabularies`).
+    """
+
+    columns: tuple[ColumnSpec, ...]
+    vocabularies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    # --- the columns ------------------------------------------------------------------------------
+
+    @property
+    def features(self) -> list[ColumnSpec]:
+        return [c for c in self.columns if c.role == FEATURE]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [c.name for c in self.features]
+
+    @property
+    def label(self) -> ColumnSpec:
+        return next(c for c in self.columns if c.role == LABEL)
+
+    @property
+    def weight(self) -> ColumnSpec | None:
+        return next((c for c in self.columns if c.role == WEIGHT), None)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def feature_types(self) -> list[str]:
+        """XGBoost's ``feature_types``: ``q`` for numbers, ``c`` for category codes."""
+        return [c.kind_spec.xgboost_type for c in self.features]
+
+    @property
+    def categorical(self) -> bool:
+        return "c" in self.feature_types
+
+    @property
+    def vocabulary_columns(self) -> list[str]:
+        """Columns whose values the hosts must code identically (text features, a class label)."""
+        return [c.name for c in self.columns if c.needs_vocabulary]
+
+    @property
+    def classes(self) -> list[Any] | None:
+        """The label's classes in code order, as the table has them (None for a numeric label)."""
+        if self.label.kind != CLASS.name:
+            return None
+        source = self.label.snowflake_type
+        return [class_value(text, source) for text in self.vocabularies.get(self.label.name, ())]
+
+    # --- spilling ---------------------------------------------------------------------------------
+
+    @cached_property
+    def spill_schema(self) -> pa.Schema:
+        """The fixed schema of the spilled files: each column in its kind's spill type."""
+        return pa.schema([pa.field(c.name, c.kind_spec.spill_type) for c in self.columns])
+
+    def to_spill(self, arrays: Sequence[pa.Array]) -> pa.RecordBatch:
+        """The selected columns of a fetched batch (in plan order), each cast by its kind."""
+        out = []
+        for spec, array in zip(self.columns, arrays, strict=True):
+            try:
+                out.append(spec.kind_spec.to_spill(array))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError, ValueError) as err:
+                raise ValueError(f"column {spec.name!r} ({spec.snowflake_type}) arrived as {array.type}, which "
+                                 f"does not convert to {spec.kind_spec.treatment}: {str(err)[:120]}") from None
+        return pa.RecordBatch.from_arrays(out, schema=self.spill_schema)
+
+    # --- the matrix -------------------------------------------------------------------------------
+
+    def with_vocabularies(self, vocabularies: Mapping[str, Sequence[str]]) -> ColumnPlan:
+        return replace(self, vocabularies={k: tuple(v) for k, v in vocabularies.items()})
+
+    @cached_property
+    def _value_sets(self) -> dict[str, pa.Array]:
+        return {name: pa.array(values, pa.string()) for name, values in self.vocabularies.items()}
+
+    def codes(self, name: str, array: pa.Array) -> np.ndarray:
+        """Category codes of a spilled text column: its index in the vocabulary, NaN for NULL or unseen."""
+        if name not in self._value_sets:
+            raise KeyError(f"no vocabulary for column {name!r}: the hosts have not agreed on one yet")
+        indices = pc.index_in(array, value_set=self._value_sets[name])
+        return indices.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+
+    def matrix(self, batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Features (float32, codes for categories), label and weight of a spilled batch."""
+        features = np.empty((batch.num_rows, len(self.features)), dtype=np.float32)
+        for i, spec in enumerate(self.features):
+            features[:, i] = self._values(spec, batch.column(i))
+        label = self._values(self.label, batch.column(len(self.features)))
+        weight = self.weight
+        weights = None if weight is None else self._values(weight, batch.column(len(self.features) + 1))
+        return features, label, weights
+
+    def _values(self, spec: ColumnSpec, array: pa.Array) -> np.ndarray:
+        if spec.needs_vocabulary:
+            return self.codes(spec.name, array)
+        return array.to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+
+    def feature_matrix(self, columns: Mapping[str, Any]) -> np.ndarray:
+        """Features of raw rows given by column name (a DataFrame, or arrays as the table has them).
+
+        The same casts and codes as training: a raw row scores exactly as the container coded it.
+        """
+        missing = [name for name in self.feature_names if name not in columns]
+        if missing:
+            raise ValueError(f"the rows have no column {missing[0]!r}: the model needs {', '.join(self.feature_names)}")
+        arrays = [_arrow(columns[spec.name]) for spec in self.features]
+        out = np.empty((len(arrays[0]) if arrays else 0, len(arrays)), dtype=np.float32)
+        for i, (spec, array) in enumerate(zip(self.features, arrays, strict=True)):
+            spilled = spec.kind_spec.to_spill(array)
+            out[:, i] = self._values(spec, spilled)
+        return out
+
+    # --- what is stored and compared ------------------------------------------------------------
+
+    def to_json(self) -> str:
+        """The plan as JSON: stored in the model file, so the model alone can code raw rows."""
+        return json.dumps({
+            "version": PLAN_VERSION,
+            "columns": [{"name": c.name, "snowflake_type": c.snowflake_type, "kind": c.kind, "role": c.role}
+                        for c in self.columns],
+            "vocabularies": {k: list(v) for k, v in self.vocabularies.items()},
+        })
+
+    @classmethod
+    def from_json(cls, text: str) -> ColumnPlan:
+        data = json.loads(text)
+        if data.get("version") != PLAN_VERSION:
+            raise ValueError(f"column plan version {data.get('version')!r} is not {PLAN_VERSION}")
+        columns = tuple(ColumnSpec(**c) for c in data["columns"])
+        return cls(columns, {k: tuple(v) for k, v in data["vocabularies"].items()})
+
+    def schema_digest(self) -> str:
+        """A short digest of the columns read, their Snowflake types, kinds and roles (for lineage)."""
+        parts = [f"{c.name}:{c.snowflake_type}:{c.kind}:{c.role}" for c in self.columns]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+    def signature_columns(self) -> list[tuple[str, str]]:
+        """``(name, MLflow type)`` of each feature: the model's input as the table has it."""
+        return [(c.name, c.kind_spec.mlflow_type) for c in self.features]
+
+
+def _arrow(values: Any) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        return values.combine_chunks()
+    if isinstance(values, pa.Array):
+        return values
+    return pa.array(values, from_pandas=True)
+
+
+def class_value(text: str, snowflake_type: str) -> Any:
+    """A class as the table has it: ``true`` -> True for BOOLEAN, ``3`` -> 3 for numbers, text as is."""
+    kind = kind_of(snowflake_type)
+    if kind is not None and kind.name == "boolean":
+        return text == "true"
+    if kind is not None and kind.name == "numeric":
+        number = float(text)
+        return int(number) if number.is_integer() else number
+    return text
+
+
+def _class_order(snowflake_type: str) -> Callable[[str], Any]:
+    kind = kind_of(snowflake_type)
+    if kind is not None and kind.name == "numeric":
+        return lambda text: (float(text), text)
+    return lambda text: (0.0, text)
+
+
+# ---------------------------------------------------------------------------------------------
+# Vocabularies: seen while spilling, agreed across hosts
+
+
+class VocabularyCounter:
+    """Distinct values of each vocabulary column seen while spilling; memory bounded by ``cap``.
+
+    A column that passes ``cap`` distinct values is marked over the cap and its values dropped,
+    so a text column with millions of values costs at most ``cap + 1`` strings.
+    """
+
+    def __init__(self, plan: ColumnPlan, cap: int) -> None:
+        self.cap = cap
+        self.values: dict[str, set[str]] = {name: set() for name in plan.vocabulary_columns}
+        self.over_cap: list[str] = []
+
+    def update(self, batch: pa.RecordBatch) -> None:
+        for name, seen in self.values.items():
+            if name in self.over_cap:
+                continue
+            seen.update(v for v in pc.unique(batch.column(name)).to_pylist() if v is not None)
+            if len(seen) > self.cap:
+                self.over_cap.append(name)
+                seen.clear()
+
+    def partial(self) -> dict[str, list[str] | None]:
+        """This host's values per column (None: over the cap), to be merged across hosts."""
+        return {name: None if name in self.over_cap else sorted(seen) for name, seen in self.values.items()}
+
+
+def merge_vocabularies(plan: ColumnPlan, partials: Iterable[Mapping[str, list[str] | None]],
+                       cap: int) -> tuple[dict[str, tuple[str, ...]], dict[str, int | None]]:
+    """One vocabulary per column from every host's partial one, identical on every host.
+
+    Returns ``(vocabularies, over)``: ``over`` maps each column over ``cap`` to its distinct count
+    when the partial vocabularies tell it (None when a host stopped counting at the cap).
+    """
+    merged: dict[str, set[str] | None] = {name: set() for name in plan.vocabulary_columns}
+    for partial in partials:
+        for name, values in partial.items():
+            current = merged[name]
+            merged[name] = None if current is None or values is None else current | set(values)
+    order = {c.name: _class_order(c.snowflake_type) if c.kind == CLASS.name else (lambda t: t)
+             for c in plan.columns}
+    vocabularies, over = {}, {}
+    for name, values in merged.items():
+        if values is None or len(values) > cap:
+            over[name] = None if values is None else len(values)
+        else:
+            vocabularies[name] = tuple(sorted(values, key=order[name]))
+    return vocabularies, over

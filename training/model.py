@@ -1,0 +1,84 @@
+"""The model file carries its column plan, so the model alone can score rows as the table has them.
+
+SageMaker's XGBoost serving container loads the *first* file it lists in ``model/``, so the model
+directory holds exactly one file. The column plan (each column's kind, every category vocabulary
+and the label's classes) is stored inside it as the booster attribute :data:`PLAN_ATTRIBUTE`:
+``xgb.Booster(model_file=path)`` alone can code raw rows (:func:`predict_rows`).
+
+This module needs only xgboost, numpy, pyarrow and pandas (the MLflow model runs it).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xgboost as xgb
+
+from training.columns import ColumnPlan
+
+PLAN_ATTRIBUTE = "column_plan"
+"""Booster attribute holding :meth:`ColumnPlan.to_json`."""
+PREDICTION = "prediction"
+"""Output column: the predicted value, or the predicted class as the table names it."""
+PROBABILITY = "probability"
+"""Output column of a binary classifier: the probability of the second class (``classes[1]``)."""
+
+
+def embed_plan(booster: xgb.Booster, plan: ColumnPlan) -> None:
+    """Store ``plan`` in the booster, so every saved model file carries it."""
+    booster.set_attr(**{PLAN_ATTRIBUTE: plan.to_json()})
+
+
+def read_plan(booster: xgb.Booster) -> ColumnPlan:
+    """The column plan a model was trained with."""
+    text = booster.attr(PLAN_ATTRIBUTE)
+    if text is None:
+        raise ValueError(f"the model has no {PLAN_ATTRIBUTE!r} attribute: it was not written by this project")
+    return ColumnPlan.from_json(text)
+
+
+def load(path: Path | str) -> tuple[xgb.Booster, ColumnPlan]:
+    """A model file and its column plan."""
+    booster = xgb.Booster(model_file=str(path))
+    return booster, read_plan(booster)
+
+
+def objective(booster: xgb.Booster) -> str:
+    return json.loads(booster.save_config())["learner"]["objective"]["name"]
+
+
+def raw_predictions(booster: xgb.Booster, plan: ColumnPlan, rows: Any) -> np.ndarray:
+    """XGBoost's output for raw rows (a DataFrame or a mapping of column name to values)."""
+    features = plan.feature_matrix(rows)
+    matrix = xgb.DMatrix(features, feature_names=plan.feature_names, feature_types=plan.feature_types,
+                         enable_categorical=plan.categorical)
+    return booster.predict(matrix)
+
+
+def predict_rows(booster: xgb.Booster, plan: ColumnPlan, rows: Any) -> Any:
+    """Predictions for raw rows as a DataFrame, with classes named as the table names them.
+
+    Regression: ``prediction``. Binary: ``prediction`` (the class) and ``probability`` (of
+    ``classes[1]``). ``multi:softprob``: ``prediction`` and one probability column per class.
+    """
+    import pandas as pd
+
+    output = raw_predictions(booster, plan, rows)
+    classes = plan.classes
+    if classes is None:
+        return pd.DataFrame({PREDICTION: output})
+    name = objective(booster)
+    if name == "multi:softprob":
+        probabilities = pd.DataFrame(output, columns=[str(c) for c in classes])
+        picked = np.asarray(classes, dtype=object)[output.argmax(axis=1)]
+        return pd.concat([pd.DataFrame({PREDICTION: picked}), probabilities], axis=1)
+    if name == "multi:softmax":
+        return pd.DataFrame({PREDICTION: np.asarray(classes, dtype=object)[output.astype(int)]})
+    if name == "binary:logistic":
+        picked = np.asarray(classes, dtype=object)[(output >= 0.5).astype(int)]
+        return pd.DataFrame({PREDICTION: picked, PROBABILITY: output})
+    threshold = 0.5 if name == "binary:hinge" else 0.0  # hinge: 0/1; logitraw: a margin
+    return pd.DataFrame({PREDICTION: np.asarray(classes, dtype=object)[(output > threshold).astype(int)]})
