@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,13 @@ CALIFORNIA_TARGET = "MEDHOUSEVAL"
 SYNTHETIC_TARGET = "Y"
 _CHUNK_ROWS = 250_000
 _SQL_TYPES = {pa.int64(): "INTEGER", pa.int32(): "INTEGER", pa.float64(): "FLOAT", pa.float32(): "FLOAT",
-              pa.string(): "VARCHAR", pa.large_string(): "VARCHAR", pa.bool_(): "BOOLEAN"}
+              pa.string(): "VARCHAR", pa.large_string(): "VARCHAR", pa.bool_(): "BOOLEAN", pa.date32(): "DATE"}
+
+MIXED_REGIONS = ("north", "south", "east", "west", "central", "coast")
+"""Categories of the mixed table's ``region``; a seventh, ``island``, appears in exactly one row."""
+MIXED_REGION_EFFECT = {"north": 0.0, "south": 40.0, "east": -30.0, "west": 15.0, "central": -10.0, "coast": 25.0,
+                       "island": 60.0}
+MIXED_SEGMENTS = ("bronze", "silver", "gold")
 
 
 def california_parquet() -> Path:
@@ -78,22 +85,83 @@ def synthetic_chunk(start: int, rows: int, seed: int, features: int = 8, null_fr
 
 def write_synthetic(path: Path, rows: int, seed: int = 0, features: int = 8, null_fraction: float = 0.0) -> Path:
     """Write the synthetic table to Parquet in chunks (bounded memory at any size)."""
+    return _write_chunks(path, rows, lambda start, n: synthetic_chunk(start, n, seed, features, null_fraction))
+
+
+def mixed_chunk(start: int, rows: int, seed: int, rare_row: int | None = 0, codes: int = 0) -> pa.Table:
+    """Rows of a table shaped like a real one: case-sensitive names (one with a space), NUMBER(10,2),
+    NULLs, a BOOLEAN, a DATE, a TIMESTAMP, a text ``region`` that carries signal (one rare value in
+    row ``rare_row`` only), the numeric target ``Spend`` in the middle, a three-class text label
+    ``Segment``, a two-class text label ``churned`` and a weight ``w``. ``codes`` > 0 adds the text
+    columns ``code_a`` (50 values) and ``code_b`` (``codes`` values), for benchmarks.
+    """
+    rng = np.random.default_rng([seed, start])
+    ids = np.arange(start, start + rows, dtype=np.int64)
+    region = rng.choice(MIXED_REGIONS, size=rows).astype(object)
+    if rare_row is not None and start <= rare_row < start + rows:
+        region[rare_row - start] = "island"
+    price = np.round(rng.uniform(1, 500, rows), 2)
+    units = rng.integers(0, 40, rows).astype(np.float64)
+    member = rng.random(rows) < 0.4
+    signup = rng.integers(15_000, 20_000, rows)  # days since 1970
+    seen = 1_600_000_000 + rng.integers(0, 90 * 86_400, rows)  # seconds since 1970
+    effect = np.array([MIXED_REGION_EFFECT[r] for r in region])
+    spend = effect + 0.2 * price + 3 * units + 20 * member + 0.002 * (signup - 15_000) + rng.normal(0, 8, rows)
+    score = spend + rng.normal(0, 15, rows)
+    segment = np.where(score < 60, "bronze", np.where(score < 110, "silver", "gold"))
+    columns: dict[str, Any] = {
+        "id": ids,
+        "Price": pa.array([Decimal(f"{p:.2f}") for p in price], pa.decimal128(10, 2)),
+        "Units Sold": pa.array(units, mask=rng.random(rows) < 0.05),
+        "Spend": pa.array([Decimal(f"{v:.2f}") for v in spend], pa.decimal128(12, 2)),
+        "is_member": pa.array(member, mask=rng.random(rows) < 0.03),
+        "signup_date": pa.array(signup.astype("datetime64[D]"), pa.date32()),
+        "last_seen": pa.array(seen.astype("datetime64[s]"), pa.timestamp("us")),
+        "region": pa.array(region, pa.string(), mask=rng.random(rows) < 0.02),
+        "noise": rng.normal(size=rows),
+        "Segment": segment.astype(object),
+        "churned": np.where(score + rng.normal(0, 20, rows) < 80, "yes", "no").astype(object),
+        "w": np.ones(rows),
+    }
+    if codes:
+        columns["code_a"] = np.char.add("a", rng.integers(0, 50, rows).astype(str)).astype(object)
+        columns["code_b"] = np.char.add("b", rng.integers(0, codes, rows).astype(str)).astype(object)
+    return pa.table(columns)
+
+
+def write_mixed(path: Path, rows: int, seed: int = 0, codes: int = 0) -> Path:
+    """Write the mixed table (see :func:`mixed_chunk`) to Parquet in chunks."""
+    return _write_chunks(path, rows, lambda start, n: mixed_chunk(start, n, seed, codes=codes))
+
+
+def _write_chunks(path: Path, rows: int, chunk: Any) -> Path:
     writer = None
     try:
         for start in range(0, rows, _CHUNK_ROWS):
-            chunk = synthetic_chunk(start, min(_CHUNK_ROWS, rows - start), seed, features, null_fraction)
-            writer = writer or pq.ParquetWriter(path, chunk.schema)
-            writer.write_table(chunk)
+            table = chunk(start, min(_CHUNK_ROWS, rows - start))
+            writer = writer or pq.ParquetWriter(path, table.schema)
+            writer.write_table(table)
     finally:
         if writer is not None:
             writer.close()
     return path
 
 
+def _sql_type(dtype: pa.DataType) -> str:
+    if pa.types.is_decimal(dtype):
+        return f"NUMBER({dtype.precision},{dtype.scale})"
+    if pa.types.is_timestamp(dtype):
+        return "TIMESTAMP_NTZ" if dtype.tz is None else "TIMESTAMP_TZ"
+    return _SQL_TYPES.get(dtype, "FLOAT")
+
+
 def load_parquet(conn: Any, table: str, parquet: Path) -> int:
-    """(Re)create ``table`` from a Parquet file with PUT + COPY INTO; return its row count."""
+    """(Re)create ``table`` from a Parquet file with PUT + COPY INTO; return its row count.
+
+    Column names are quoted as the file has them (lower or mixed case stays case-sensitive).
+    """
     schema = pq.read_schema(parquet)
-    columns = ", ".join(f'"{f.name}" {_SQL_TYPES.get(f.type, "FLOAT")}' for f in schema)
+    columns = ", ".join(f'"{f.name}" {_sql_type(f.type)}' for f in schema)
     cursor = conn.cursor()
     try:
         cursor.execute(f"CREATE OR REPLACE TABLE {table} ({columns})")

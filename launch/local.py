@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from launch import datasets
+from training import names
 from training.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -380,7 +381,8 @@ def main_local(args: Any) -> int:
         log.info("local Snowflake on port %d, table %s.%s.%s (%s rows); local Secrets Manager at %s",
                  stack.snowflake_port, DATABASE, SCHEMA, table, f"{count:,}", stack.aws_endpoint)
         stack.put_secret(DEMO_SECRET_ID, stack.snowflake_secret())
-        hps = {**demo_hyperparameters(data, table), **_overrides(getattr(args, "set", None) or [])}
+        overrides = _overrides(getattr(args, "set", None) or [])
+        hps = {**demo_hyperparameters(data, table), **{k: names.encode(k, v) for k, v in overrides.items()}}
         env = {**stack.aws_env(), "SNOWFLAKE_SECRET_ID": DEMO_SECRET_ID, **mlflow_env(workdir)}
         log.info("starting %d hosts (the leader's log follows)", hosts)
         result = run_local_job(hps, hosts=hosts, workdir=workdir, env=env, echo=True)

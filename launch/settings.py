@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from training import names
 from training.errors import ConfigError, HyperparameterError
 from training.hyperparameters import SPECS, TuningRange, parse_hyperparameters, tunable
 
@@ -177,13 +178,17 @@ class Settings:
 
     @property
     def job_hyperparameters(self) -> dict[str, str]:
-        """What the job receives: ``[hyperparameters]`` plus table, target and features, as strings."""
+        """What the job receives: ``[hyperparameters]`` plus table, target and features, as strings.
+
+        Snowflake names are encoded so that each has one reading in the container
+        (:func:`training.names.encode`): ``target = '"Label"'`` reaches the column ``Label``.
+        """
         merged = dict(self.hyperparameters)
         merged["table"] = self.data.table
         merged["target"] = self.data.target
         if self.data.features:
             merged["features"] = ",".join(self.data.features)
-        return merged
+        return {key: names.encode(key, value) for key, value in merged.items()}
 
     @property
     def eval_metrics(self) -> list[str]:

@@ -74,7 +74,7 @@ def _seconds(array: pa.Array) -> pa.Array:
         days = pc.cast(pc.cast(array, pa.date32()), pa.int32())
         return pc.multiply(pc.cast(days, pa.float64()), 86_400.0)
     if pa.types.is_timestamp(array.type):
-        ticks = pc.cast(array.cast(pa.int64()), pa.float64())
+        ticks = pc.cast(array.cast(pa.int64()), pa.float64(), safe=False)
         return pc.divide(ticks, float(_PER_SECOND[array.type.unit]))
     raise TypeError(f"{array.type} is not a date or timestamp")
 
@@ -90,7 +90,7 @@ def _timestamp_seconds(array: pa.Array) -> pa.Array:
 def _time_seconds(array: pa.Array) -> pa.Array:
     array = _plain(array)
     if pa.types.is_time(array.type):
-        ticks = pc.cast(array.cast(pa.int64()), pa.float64())
+        ticks = pc.cast(array.cast(pa.int64()), pa.float64(), safe=False)
         return pc.cast(pc.divide(ticks, float(_PER_SECOND[array.type.unit])), pa.float32())
     values = [None if v is None else _clock_seconds(v) for v in array.to_pylist()]  # text from a model caller
     return pa.array(values, pa.float32())
@@ -311,6 +311,11 @@ class ColumnPlan:
         """A short digest of the columns read, their Snowflake types, kinds and roles (for lineage)."""
         parts = [f"{c.name}:{c.snowflake_type}:{c.kind}:{c.role}" for c in self.columns]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+    def vocabulary_digest(self) -> str:
+        """A short digest of every vocabulary in code order: equal digests mean equal category codes."""
+        text = json.dumps(sorted((k, list(v)) for k, v in self.vocabularies.items()))
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def signature_columns(self) -> list[tuple[str, str]]:
         """``(name, MLflow type)`` of each feature: the model's input as the table has it."""

@@ -198,9 +198,10 @@ def _agree_vocabularies(shard: Shard, plan: ShardPlan, cluster: Cluster, hps: Hy
         raise DataError(f"column {name!r} has {distinct:,} distinct values, over max_categories="
                         f"{hps['max_categories']:,}: {fix}")
     columns = columns.with_vocabularies(vocabularies)
-    if cluster.leader:
-        log.info("vocabularies agreed across %d host(s): %s", cluster.size,
-                 ", ".join(f"{name} {len(values):,}" for name, values in vocabularies.items()))
+    # Every host logs the digest of the codes it trains with: equal digests mean equal codes.
+    log.info("category codes agreed across %d host(s): %s (digest %s)", cluster.size,
+             ", ".join(f"{name} {len(values):,} values" for name, values in vocabularies.items()),
+             columns.vocabulary_digest())
     _check_classes(columns, hps)
     return columns
 

@@ -14,7 +14,7 @@ columns (:func:`resolve_columns`):
 - if none exists but a column matches case-insensitively, the job fails naming that column
   and how to write it. A wrong column is never picked silently.
 
-Our launcher JSON-encodes these names itself (:func:`encode`), so what it sends has one reading.
+Our launcher encodes these names itself (:func:`encode`), so what it sends has one reading.
 """
 
 from __future__ import annotations
@@ -113,8 +113,18 @@ def _json_string(raw: str) -> str | None:
 
 
 def encode(key: str, text: str) -> str:
-    """What a launcher sends for identifier ``key``: JSON-encoded, so it has exactly one reading."""
-    return json.dumps(text) if key in IDENTIFIER_KEYS and text else text
+    """What a launcher sends for identifier ``key``, so that it has exactly one reading.
+
+    Only a text that is itself one JSON string (a lone quoted name, ``"Label"``) has two readings;
+    JSON-encoding it once more leaves one (``"\\"Label\\""`` can only mean the quoted name).
+    Everything else (``LABEL``, ``DB."My Schema".T``, ``"a","B"``) is sent as it is.
+    """
+    if key not in IDENTIFIER_KEYS:
+        return text
+    try:
+        return json.dumps(text) if len(readings(key, text)) > 1 else text
+    except HyperparameterError:
+        return text  # invalid either way: the container's check names the problem
 
 
 def table_sql_readings(texts: Sequence[str]) -> list[str]:

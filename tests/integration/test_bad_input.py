@@ -135,10 +135,22 @@ CASES: dict[str, Case] = {
     "table_missing": Case("table 'DEMO.PUBLIC.NO_SUCH_TABLE' does not exist or the role cannot see it",
                           hps={**BAD_DATA, "table": "DEMO.PUBLIC.NO_SUCH_TABLE"}, snowflake="describe"),
     "target_missing": Case(f"target column 'PRICE' is not in table '{TABLE}' (columns: ID, F0, F1, TXT, NUL, Y, "
-                           "YFULL): fix the hyperparameter", hps={**BAD_DATA, "target": "PRICE"},
+                           "YFULL, DOC): fix the hyperparameter", hps={**BAD_DATA, "target": "PRICE"},
                            snowflake="describe"),
-    "feature_not_numeric": Case("column 'TXT' is TEXT, not numeric: drop it from 'features'",
-                                hps={**BAD_DATA, "features": "F0,TXT"}, snowflake="describe"),
+    "feature_variant": Case("column 'DOC' is VARIANT, which the job cannot train on: drop it from 'features', or "
+                            "extract a number or text from it in a view", hps={**BAD_DATA, "features": "F0,DOC"},
+                            snowflake="describe"),
+    "target_text_regression": Case("target 'TXT' is TEXT but objective 'reg:squarederror' needs a number: use a "
+                                   "classification objective", hps={**BAD_DATA, "target": "TXT", "features": "F0"},
+                                   snowflake="describe"),
+    "weight_text": Case("weight_column 'TXT' is TEXT, not a number: choose a numeric column",
+                        hps={**BAD_DATA, "features": "F0", "weight_column": "TXT"}, snowflake="describe"),
+    "weight_negative": Case("rows have a negative weight in 'F0': weights must be numbers >= 0",
+                            hps={**BAD_DATA, "features": "F1", "weight_column": "F0"}, snowflake="fetch"),
+    # --- a text column over the cap: fails in bounded memory, naming the column and its count ------
+    "text_over_cap": Case(f"column 'TXT' has {ROWS} distinct values, over max_categories=100: raise the "
+                          "hyperparameter 'max_categories', or drop the column from 'features'",
+                          hps={**BAD_DATA, "features": "F0,TXT", "max_categories": "100"}, snowflake="fetch"),
     # --- the data: only the rows can tell -------------------------------------------------------
     "column_all_null": Case("column 'NUL' is entirely NULL: drop it from 'features'",
                             hps={**BAD_DATA, "features": "F0,NUL"}, snowflake="fetch"),
@@ -176,6 +188,7 @@ def _seed_tables(stack: LocalStack, workdir: Path) -> None:
             path = workdir / f"{name.rsplit('.', 1)[-1].lower()}.parquet"
             pq.write_table(data, path)
             datasets.load_parquet(conn, name.rsplit(".", 1)[-1], path)
+        conn.cursor().execute(f'ALTER TABLE {TABLE} ADD COLUMN "DOC" VARIANT')  # semi-structured: not trainable
     finally:
         conn.close()
 
@@ -243,6 +256,8 @@ def test_bad_input(ctx: Context, name: str) -> None:
         assert "reading shard" not in log and "fetched" not in log
     if case.snowflake == "fetch":
         assert "fetched" in log
+    if name == "text_over_cap":  # the spill stopped at the cap instead of holding every value
+        assert "column 'TXT' has more than 100 distinct values: stopped fetching" in log
     assert_no_secret(result.host_dirs, SECRET_PASSWORD)
 
 
