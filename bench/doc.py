@@ -7,6 +7,7 @@ from typing import Any
 
 from bench.report import (
     PATH_NAMES,
+    categorical_table,
     markdown_table,
     ratio_table,
     rmse_table,
@@ -201,6 +202,16 @@ Every model scored on the same validation rows. Bin cut points depend on the ord
 rows, so paths agree up to a small spread; the run flags a spread above {config['rmse_tolerance']:.0%}.
 
 {rmse_table(results)}
+
+## What text columns cost
+
+Path (c) on a table with two text columns against the all-numeric table of the same row count,
+each ingested (fetch, spill, one vocabulary per text column, both matrices with category codes)
+{config['reps']} times, interleaved, in fresh processes; medians. Text stays text in the spill, and
+the codes are looked up per batch each time XGBoost reads the iterator
+([docs/your-table.md](your-table.md)).
+
+{categorical_table(results)}
 
 ## Scaling: one table, 1 to 4 local hosts
 

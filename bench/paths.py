@@ -40,6 +40,7 @@ import pyarrow.parquet as pq
 import snowflake.connector
 import xgboost as xgb
 
+from training.columns import merge_vocabularies
 from training.credentials import SnowflakeCredentials, parse_secret
 from training.dataset import build_matrices
 from training.hyperparameters import Hyperparameters, parse_hyperparameters
@@ -83,7 +84,8 @@ def split_query(plan: ShardPlan, hps: Hyperparameters, validation: bool) -> tupl
 def _plan(creds: SnowflakeCredentials, hps: Hyperparameters) -> ShardPlan:
     conn = connect(creds, hps["query_tag"])
     try:
-        return plan_shard(describe_table(conn, quote_table(hps["table"]), hps["table"]), hps)
+        table_sql = quote_table(hps["table"])
+        return plan_shard(describe_table(conn, table_sql), hps, table_sql)
     finally:
         conn.close()
 
@@ -138,7 +140,10 @@ def path_b(config: dict[str, Any], hps: Hyperparameters, creds: SnowflakeCredent
 def path_c(config: dict[str, Any], hps: Hyperparameters, creds: SnowflakeCredentials) -> tuple[Any, dict]:
     plan = _plan(creds, hps)
     shard = fetch_shard(lambda: connect(creds, hps["query_tag"]), plan, 0, 1, hps, Path(config["spill_dir"]))
-    dtrain, _dvalid = build_matrices(shard.train_path, shard.validation_path, hps["max_bin"], hps["nthread"])
+    vocabularies, _ = merge_vocabularies(plan.columns, [shard.vocabulary.partial()], hps["max_categories"])
+    columns = plan.columns.with_vocabularies(vocabularies)  # one host: its own values are the job's
+    dtrain, _dvalid = build_matrices(shard.train_path, shard.validation_path, columns, hps["max_bin"],
+                                     hps["nthread"])
     return dtrain, {"rows_fetched": shard.rows, "queries": len(shard.query_ids), "batches": shard.batches,
                     "fetch_s": round(shard.fetch_seconds, 3)}
 

@@ -60,6 +60,7 @@ class Options:
     num_round: int
     scaling_rows: int
     scaling_hosts: tuple[int, ...]
+    categorical_rows: int
     out: Path
     workdir: Path
     publish: bool
@@ -80,6 +81,8 @@ def parse_options(argv: list[str]) -> Options:
     parser.add_argument("--scaling-rows", type=int, default=0, help="table of the scaling runs (default: largest size)")
     parser.add_argument("--scaling-rounds", type=int, default=20, help="boosting rounds of the scaling jobs")
     parser.add_argument("--scaling-hosts", default="1,2,4", help="host counts of the scaling runs ('' to skip)")
+    parser.add_argument("--categorical-rows", type=int, default=-1,
+                        help="rows of the text-column cost measurement (default: the largest size up to 1M; 0: skip)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
     parser.add_argument("--workdir", type=Path, default=None, help="servers, tables and spills (default: OUT/work)")
     parser.add_argument("--publish", action="store_true", help="also write docs/benchmarks.md, .png and .json")
@@ -95,17 +98,23 @@ def parse_options(argv: list[str]) -> Options:
                    page_rows=args.page_rows, num_round=args.num_round,
                    scaling_rows=args.scaling_rows or max(sizes),
                    scaling_hosts=tuple(int(h) for h in args.scaling_hosts.split(",") if h.strip()),
+                   categorical_rows=(max([s for s in sizes if s <= 1_000_000] or [min(sizes)])
+                                     if args.categorical_rows < 0 else args.categorical_rows),
                    out=out, workdir=(args.workdir or out / "work").resolve(), publish=args.publish,
                    rmse_tolerance=args.rmse_tolerance)
 
 
-def table_name(rows: int) -> str:
-    return f"BENCH_{rows}"
+CATEGORIES = (50, 1000)
+"""Distinct values of the text columns ``C50`` and ``C1000`` of the categorical table."""
 
 
-def hyperparameters(rows: int, options: Options, pages: int = 1) -> dict[str, str]:
+def table_name(rows: int, categorical: bool = False) -> str:
+    return f"BENCH_CAT_{rows}" if categorical else f"BENCH_{rows}"
+
+
+def hyperparameters(rows: int, options: Options, pages: int = 1, categorical: bool = False) -> dict[str, str]:
     """The job's hyperparameters on the table of ``rows`` rows (every path trains with these)."""
-    return {"table": f"{DATABASE}.{SCHEMA}.{table_name(rows)}", "target": "Y", "shard_key": "ID",
+    return {"table": f"{DATABASE}.{SCHEMA}.{table_name(rows, categorical)}", "target": "Y", "shard_key": "ID",
             "num_round": str(options.num_round), "eta": "0.1", "max_depth": "6", "validation_fraction": "0.2",
             "fetch_pages": str(pages), "query_tag": "bench", "collective_timeout": "600"}
 
@@ -159,6 +168,38 @@ def measure_size(stack: LocalStack, rows: int, options: Options) -> list[dict[st
         stack.stop_snowflake()  # free every result the server kept
         stack.start_snowflake()
     return runs
+
+
+def measure_categorical(stack: LocalStack, options: Options) -> dict[str, Any] | None:
+    """What two text columns (50 and 1,000 categories) cost our path against the all-numeric table.
+
+    Path (c) ingests each table (fetch, spill, vocabulary, both matrices) ``reps`` times,
+    interleaved, in fresh processes; the ratios of the medians are reported.
+    """
+    rows = options.categorical_rows
+    if not rows:
+        return None
+    stack.ensure_table(table_name(rows), data="synthetic", rows=rows, seed=SEED)
+    stack.ensure_table(table_name(rows, True), data="synthetic", rows=rows, seed=SEED, categories=CATEGORIES)
+    runs: dict[str, list[dict[str, Any]]] = {"numeric": [], "categorical": []}
+    for rep in range(options.reps):
+        stack.stop_snowflake()
+        stack.start_snowflake()
+        for kind in runs:
+            spill = options.workdir / "spill" / f"cat-{rows}-{rep}-{kind}"
+            config = {"secret": stack.snowflake_secret(), "label": "c", "path": "c", "train": False,
+                      "spill_dir": str(spill), "hyperparameters": hyperparameters(rows, options,
+                                                                                   categorical=kind == "categorical")}
+            result = run_child(config)
+            shutil.rmtree(spill, ignore_errors=True)
+            runs[kind].append(result)
+            log.info("%s rows, rep %d, %s table: ingest %.1f s, %.0f MiB", f"{rows:,}", rep + 1, kind,
+                     result["ingest_s"], result["ingest_peak_mib"])
+    out: dict[str, Any] = {"rows": rows, "categories": list(CATEGORIES), "runs": runs}
+    for kind, group in runs.items():
+        out[kind] = {m: statistics.median(r[m] for r in group) for m in ("ingest_s", "ingest_peak_mib", "ingest_cpu_s")}
+    out["ratio"] = {m: round(out["categorical"][m] / out["numeric"][m], 3) for m in out["numeric"]}
+    return out
 
 
 def medians(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -226,13 +267,15 @@ def run(options: Options, argv: list[str]) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": machine_facts(), "command": "python -m bench.run " + " ".join(argv),
                                "config": {"sizes": list(options.sizes), "reps": options.reps,
                                           "train_reps": options.train_reps, "train_max_rows": options.train_max_rows,
-                                          "scaling_rounds": options.scaling_rounds, "page_rows": options.page_rows, "num_round": options.num_round,
+                                          "scaling_rounds": options.scaling_rounds, "page_rows": options.page_rows,
+                                          "num_round": options.num_round, "categorical_rows": options.categorical_rows,
                                           "rmse_tolerance": options.rmse_tolerance,
                                           "hyperparameters": hyperparameters(max(options.sizes), options)}}
     started = time.perf_counter()
     with LocalStack(options.workdir, persist=True) as stack:
         runs = [run for rows in options.sizes for run in measure_size(stack, rows, options)]
         results["runs"], results["medians"] = runs, medians(runs)
+        results["categorical"] = measure_categorical(stack, options)
         results["scaling"] = run_scalings(stack, options)
     results["wall_s"] = round(time.perf_counter() - started, 1)
     results.update(report.analyse(results))

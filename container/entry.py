@@ -94,6 +94,7 @@ def _configure_logging(host: str) -> None:
     root.setLevel(logging.INFO)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in the job log
     threading.excepthook = _library_threads_in_one_line
 
 

@@ -41,7 +41,9 @@ MIXED_REGIONS = ("north", "south", "east", "west", "central", "coast")
 """Categories of the mixed table's ``region``; a seventh, ``island``, appears in exactly one row."""
 MIXED_REGION_EFFECT = {"north": 0.0, "south": 40.0, "east": -30.0, "west": 15.0, "central": -10.0, "coast": 25.0,
                        "island": 60.0}
-MIXED_SEGMENTS = ("bronze", "silver", "gold")
+MIXED_TARGET = '"Spend"'
+MIXED_FEATURES = ('"Price"', '"Units Sold"', '"is_member"', '"signup_date"', '"last_seen"', '"region"', '"noise"')
+"""The mixed table's features, as a user writes them (quoted: the names are case-sensitive)."""
 
 
 def california_parquet() -> Path:
@@ -66,8 +68,13 @@ def write_california(path: Path) -> Path:
     return path
 
 
-def synthetic_chunk(start: int, rows: int, seed: int, features: int = 8, null_fraction: float = 0.0) -> pa.Table:
-    """Rows ``start .. start+rows`` of the synthetic table; the same arguments give the same rows."""
+def synthetic_chunk(start: int, rows: int, seed: int, features: int = 8, null_fraction: float = 0.0,
+                    categories: tuple[int, ...] = ()) -> pa.Table:
+    """Rows ``start .. start+rows`` of the synthetic table; the same arguments give the same rows.
+
+    ``categories`` adds one text column per entry, ``C<k>`` with ``k`` distinct values (benchmarks
+    measure what text columns cost against the all-numeric table).
+    """
     rng = np.random.default_rng([seed, start])
     x = rng.normal(size=(rows, features))
     y = 3 * np.sin(x[:, 0]) + x[:, 1] + 0.5 * x[:, 1] * x[:, 2 % features] + 0.5 * x[:, 3 % features] ** 2
@@ -79,13 +86,17 @@ def synthetic_chunk(start: int, rows: int, seed: int, features: int = 8, null_fr
         if null_fraction:
             column = pa.array(column, mask=rng.random(rows) < null_fraction)
         columns[f"F{i}"] = column
+    for k in categories:
+        columns[f"C{k}"] = np.char.add(f"c{k}-", rng.integers(0, k, rows).astype(str)).astype(object)
     columns[SYNTHETIC_TARGET] = y
     return pa.table(columns)
 
 
-def write_synthetic(path: Path, rows: int, seed: int = 0, features: int = 8, null_fraction: float = 0.0) -> Path:
+def write_synthetic(path: Path, rows: int, seed: int = 0, features: int = 8, null_fraction: float = 0.0,
+                    categories: tuple[int, ...] = ()) -> Path:
     """Write the synthetic table to Parquet in chunks (bounded memory at any size)."""
-    return _write_chunks(path, rows, lambda start, n: synthetic_chunk(start, n, seed, features, null_fraction))
+    return _write_chunks(path, rows, lambda start, n: synthetic_chunk(start, n, seed, features, null_fraction,
+                                                                      categories))
 
 
 def mixed_chunk(start: int, rows: int, seed: int, rare_row: int | None = 0, codes: int = 0) -> pa.Table:

@@ -36,7 +36,8 @@ REGION = "us-east-1"
 DATABASE, SCHEMA = "DEMO", "PUBLIC"
 DEMO_SECRET_ID = "local/snowflake-demo"
 DEMO_TABLES = {"california": ("CALIFORNIA_HOUSING", datasets.CALIFORNIA_TARGET),
-               "synthetic": ("SYNTHETIC", datasets.SYNTHETIC_TARGET)}
+               "synthetic": ("SYNTHETIC", datasets.SYNTHETIC_TARGET),
+               "mixed": ("MIXED", datasets.MIXED_TARGET)}
 _FINAL = re.compile(r"final metrics: (.*) rounds:(\d+)")
 _STOP_GRACE_SECONDS = 15.0
 def free_port() -> int:
@@ -174,7 +175,7 @@ class LocalStack:
         return conn
 
     def ensure_table(self, name: str, data: str = "california", rows: int = 20_000, seed: int = 0,
-                     null_fraction: float = 0.0, replace: bool = False) -> int:
+                     null_fraction: float = 0.0, replace: bool = False, categories: tuple[int, ...] = ()) -> int:
         """Seed table ``name`` with demo data unless it exists; return its row count."""
         conn = self.connect()
         try:
@@ -184,8 +185,10 @@ class LocalStack:
             parquet = self.workdir / f"{name.lower()}.parquet"
             if data == "california":
                 datasets.write_california(parquet)
+            elif data == "mixed":
+                datasets.write_mixed(parquet, rows, seed=seed)
             else:
-                datasets.write_synthetic(parquet, rows, seed=seed, null_fraction=null_fraction)
+                datasets.write_synthetic(parquet, rows, seed=seed, null_fraction=null_fraction, categories=categories)
             count = datasets.load_parquet(conn, name, parquet)
             parquet.unlink(missing_ok=True)
             log.info("seeded table %s.%s.%s with %s rows", DATABASE, SCHEMA, name, f"{count:,}")
@@ -361,8 +364,11 @@ def _collect(job_name: str, host_dirs: list[Path], codes: list[int]) -> LocalJob
 def demo_hyperparameters(data: str, table: str) -> dict[str, str]:
     """Hyperparameters of the demo job on a seeded table."""
     target = DEMO_TABLES[data][1]
-    return {"table": f"{DATABASE}.{SCHEMA}.{table}", "target": target, "shard_key": "ID",
-            "num_round": "100", "eta": "0.1", "max_depth": "6", "validation_fraction": "0.2"}
+    hps = {"table": f"{DATABASE}.{SCHEMA}.{table}", "target": target, "shard_key": "ID",
+           "num_round": "100", "eta": "0.1", "max_depth": "6", "validation_fraction": "0.2"}
+    if data == "mixed":  # case-sensitive names, and no feature that is another label
+        hps.update(shard_key='"id"', features=",".join(datasets.MIXED_FEATURES))
+    return {key: names.encode(key, value) for key, value in hps.items()}
 
 
 def main_local(args: Any) -> int:

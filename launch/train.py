@@ -62,8 +62,8 @@ def parser() -> argparse.ArgumentParser:
     local.add_argument("--local", action="store_true", help="run the job on this machine")
     local.add_argument("--hosts", type=int, default=2, help="simulated hosts (default 2)")
     local.add_argument("--workdir", type=Path, help="work directory (default ./work)")
-    local.add_argument("--demo-data", choices=("california", "synthetic"), default="california")
-    local.add_argument("--rows", type=int, help="rows of synthetic demo data")
+    local.add_argument("--demo-data", choices=("california", "synthetic", "mixed"), default="california")
+    local.add_argument("--rows", type=int, help="rows of synthetic or mixed demo data")
     return p
 
 

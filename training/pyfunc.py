@@ -25,6 +25,8 @@ ARTIFACT = "xgboost_model"
 """Name of the model file among the MLflow model's artifacts."""
 PACKAGE_DIR = Path(__file__).resolve().parent
 """The ``training`` package, shipped with the MLflow model as code (it holds the coding)."""
+CODE_FILE = PACKAGE_DIR / "mlflow_model.py"
+"""The model's code file (MLflow's models from code: no pickled Python object in the model)."""
 
 
 class TableModel(mlflow.pyfunc.PythonModel):

@@ -623,25 +623,25 @@ class RunTracker:
         import mlflow.pyfunc
         from mlflow.models import Model
 
+        from training import pyfunc
         from training.model import embed_plan, predict_rows
 
-        with warnings.catch_warnings():
-            # The signature is given; MLflow's advice to add type hints to predict() does not apply.
-            warnings.filterwarnings("ignore", message=".*type hints to the `predict` method")
-            from training import pyfunc
         embed_plan(booster, plan)
         # log_model files the logged model under the *active* experiment, not the run's: set it.
         mlflow.set_experiment(experiment_id=self.experiment_id)
         frame = pyfunc.example_frame(plan, example) if example is not None and example.num_rows else None
         outputs = predict_rows(booster, plan, frame) if frame is not None else None
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+            # The signature is given; MLflow's advice to add type hints to predict() does not apply.
+            warnings.filterwarnings("ignore", message=".*type hints to the `predict` method")
             path = Path(tmp) / "xgboost-model"
             path.write_bytes(booster.save_raw("ubj"))
             # Model.log, as mlflow.pyfunc.log_model does, but for this run (not an active run).
             info = Model.log(
-                artifact_path=None, name=MODEL_NAME, flavor=mlflow.pyfunc, python_model=pyfunc.TableModel(), artifacts={pyfunc.ARTIFACT: str(path)},
-                code_paths=[str(pyfunc.PACKAGE_DIR)], run_id=self.run_id,
-                signature=pyfunc.signature(plan, frame, outputs) if outputs is not None else None, input_example=frame,
+                artifact_path=None, name=MODEL_NAME, flavor=mlflow.pyfunc, run_id=self.run_id,
+                python_model=str(pyfunc.CODE_FILE), artifacts={pyfunc.ARTIFACT: str(path)},
+                code_paths=[str(pyfunc.PACKAGE_DIR)], input_example=frame,
+                signature=pyfunc.signature(plan, frame, outputs) if outputs is not None else None,
                 pip_requirements=[f"xgboost=={_version('xgboost')}", f"mlflow=={_version('mlflow-skinny')}",
                                   f"pyarrow=={_version('pyarrow')}", f"pandas=={_version('pandas')}"],
             )
