@@ -31,7 +31,7 @@ def _fetch_all(stack, tmp_path, hosts, pages=1, tag="a"):
     hps = parse_hyperparameters({"table": f"DEMO.PUBLIC.{SYNTH_TABLE}", "target": "Y", "features": "ID,F0,F1",
                                  "shard_key": "ID", "fetch_pages": str(pages)})
     conn = connect(creds, "t")
-    plan = plan_shard(describe_table(conn, quote_table(hps["table"]), hps["table"]), hps)
+    plan = plan_shard(describe_table(conn, quote_table(hps["table"])), hps)
     conn.close()
     shards = []
     for rank in range(hosts):
@@ -75,7 +75,7 @@ def test_spill_is_float32_with_nulls_as_nan(stack, tmp_path):
     creds = parse_secret(json.dumps(stack.snowflake_secret()), "test")
     hps = parse_hyperparameters({"table": "WITH_NULLS", "target": "Y", "shard_key": "ID"})
     conn = connect(creds, "t")
-    plan = plan_shard(describe_table(conn, quote_table("WITH_NULLS"), "WITH_NULLS"), hps)
+    plan = plan_shard(describe_table(conn, quote_table("WITH_NULLS")), hps)
     conn.close()
     shard = fetch_shard(lambda: connect(creds, "t"), plan, 0, 1, hps, tmp_path / "nulls")
     with pa.memory_map(str(shard.train_path)) as source:
