@@ -42,7 +42,7 @@ def _paths(results: dict[str, Any]) -> str:
         f"- **{PATH_NAMES['b']}**: `cursor.fetch_pandas_all()` (Arrow to pandas), then `xgb.QuantileDMatrix`.",
         f"- **{PATH_NAMES['c']}**: the training code's own functions (`parse_hyperparameters`, `describe_table`, "
         "`plan_shard`, `fetch_shard` with `fetch_pages=1`, `build_matrices`), called as the job calls them: every "
-        "Arrow batch is cast to float32 and appended to `train.arrow` / `validation.arrow`, then "
+        "Arrow batch is cast by the column plan (float32 for numbers) and appended to `train.arrow` / `validation.arrow`, then "
         "`ArrowFileIter` replays the memory-mapped files into `QuantileDMatrix`.",
         f"- **{PATH_NAMES[chr(99) + chr(39)]}**: the same code with `fetch_pages = ceil(rows / {page_rows:,})` "
         f"({pages} pages at {largest:,} rows): the shard is fetched, spilled and released one page query at a time.",
@@ -110,7 +110,7 @@ One ingest of path (c) at 250,000 rows, 4.2 s of wall time:
 |---|---:|---|
 | `cursor.execute`: the stand-in runs the query and sends the whole result inline | 1.46 | the stand-in |
 | `fetch_arrow_batches`: base64-decode and read the inline Arrow result | 0.33 | the connector |
-| `_spill`: cast to float32, split training/validation, append to the IPC files | 0.27 | ours |
+| `_spill`: cast by the column plan (float32 here), split training/validation, append to the IPC files | 0.27 | ours |
 | two connections and `describe_table` | 0.20 | the stand-in |
 | `build_matrices`: `QuantileDMatrix` over `ArrowFileIter` (1.74 s inside XGBoost's C++) | 1.86 | ours + XGBoost |
 

@@ -110,8 +110,9 @@ def _fetch(creds: SnowflakeCredentials, spec: JobSpec, cluster: Cluster) -> tupl
     hps = spec.hyperparameters
     conn = connect(creds, hps["query_tag"])
     try:
-        table_sql, columns = resolve_table(hps.readings["table"], lambda sql: describe_table(conn, sql), hps["table"])
-        plan = plan_shard(columns, hps, table_sql)
+        table, table_sql, columns = resolve_table(hps.readings["table"], lambda sql: describe_table(conn, sql),
+                                                  hps["table"])
+        plan = plan_shard(columns, hps, table_sql, table)
     finally:
         conn.close()
     kinds = Counter(c.kind for c in plan.columns.features)

@@ -127,13 +127,11 @@ def encode(key: str, text: str) -> str:
         return text  # invalid either way: the container's check names the problem
 
 
-def table_sql_readings(texts: Sequence[str]) -> list[str]:
-    """The distinct quoted SQL forms of a table's readings (``"A.B"`` vs ``"A"."B"``)."""
-    out: list[str] = []
+def table_sql_readings(texts: Sequence[str]) -> dict[str, str]:
+    """The distinct quoted SQL forms of a table's readings (``"A.B"`` vs ``"A"."B"``), each with its text."""
+    out: dict[str, str] = {}
     for text in texts:
-        sql = quote_table(text)
-        if sql not in out:
-            out.append(sql)
+        out.setdefault(quote_table(text), text)
     return out
 
 
@@ -169,7 +167,7 @@ def _missing(key: str, texts: Sequence[str], columns: Sequence[str], table: str)
                 continue
             near = by_fold.get(stored.casefold())
             if near is not None:
-                how = quote_part(f'"{near}"', "column") if not re.fullmatch(r"[A-Z_][A-Z0-9_$]*", near) else near
+                how = near if re.fullmatch(r"[A-Z_][A-Z0-9_$]*", near) else f'"{near}"'
                 reason = ("unquoted names mean upper case in Snowflake" if not name.startswith('"')
                           else "quoted names are case-sensitive")
                 return (f"{what(key)} {name!r} is not in table {table!r} ({reason}), but column {near!r} is: "
@@ -178,17 +176,19 @@ def _missing(key: str, texts: Sequence[str], columns: Sequence[str], table: str)
     return f"{what(key)} {given!r} is not in table {table!r} (columns: {shown}): fix the hyperparameter"
 
 
-def resolve_table(texts: Sequence[str], describe: Callable[[str], list | None], table: str) -> tuple[str, list]:
-    """The one reading of the table name that exists: ``(quoted SQL, describe's result)``.
+def resolve_table(texts: Sequence[str], describe: Callable[[str], list | None],
+                  table: str) -> tuple[str, str, list]:
+    """The one reading of the table name that exists: ``(its text, quoted SQL, describe's result)``.
 
     ``describe(sql)`` returns the table's columns, or None when no such table is visible.
     """
-    found = [(sql, cols) for sql in table_sql_readings(texts) if (cols := describe(sql)) is not None]
+    found = [(text, sql, cols) for sql, text in table_sql_readings(texts).items()
+             if (cols := describe(sql)) is not None]
     if len(found) == 1:
         return found[0]
     if len(found) > 1:
         raise SnowflakeError(
-            f"table {table!r} names two different tables, {found[0][0]} and {found[1][0]}: to mean the first "
+            f"table {table!r} names two different tables, {found[0][1]} and {found[1][1]}: to mean the first "
             f"JSON-encode it once more ({json.dumps(table)}); to mean the second write it without the outer quotes")
     raise SnowflakeError(
         f"table {table!r} does not exist or the role cannot see it: check the 'table' "

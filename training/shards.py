@@ -73,7 +73,8 @@ class ShardPlan:
         return f'SELECT {cols}, {split} AS "{VALIDATION_COLUMN}" FROM {self.table_sql} WHERE {where}'  # noqa: S608
 
 
-def plan_shard(columns: list[Column], hps: Hyperparameters, table_sql: str | None = None) -> ShardPlan:
+def plan_shard(columns: list[Column], hps: Hyperparameters, table_sql: str | None = None,
+               table: str | None = None) -> ShardPlan:
     """Resolve target, features, weight and shard key against the table's columns and give each a kind.
 
     With ``features`` empty, every column but the target, weight and shard key is a feature, and
@@ -81,7 +82,7 @@ def plan_shard(columns: list[Column], hps: Hyperparameters, table_sql: str | Non
     such a column fails the job.
     """
     by_name = {c.name: c for c in columns}
-    table = hps["table"]
+    table = table or hps["table"]
 
     def resolve(key: str) -> list[str]:
         texts = hps.readings[key]
