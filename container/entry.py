@@ -26,6 +26,8 @@ log = logging.getLogger("container")
 FAILURE_LIMIT = 1024
 """SageMaker keeps the first 1,024 characters of ``output/failure`` as FailureReason."""
 QUIET_LOGGERS = ("botocore", "boto3", "urllib3", "snowflake", "s3transfer", "filelock")
+MLFLOW_PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+"""MLflow's switch for its artifact progress bars: off, they would fill the job log."""
 
 
 def main(argv: list[str]) -> int:
@@ -94,7 +96,7 @@ def _configure_logging(host: str) -> None:
     root.setLevel(logging.INFO)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in the job log
+    os.environ.setdefault(MLFLOW_PROGRESS_BAR_ENV, "false")
     threading.excepthook = _library_threads_in_one_line
 
 

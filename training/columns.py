@@ -6,23 +6,11 @@ batch (:meth:`ColumnPlan.to_spill`), the matrix batch and XGBoost's ``feature_ty
 signature, and the coding of raw rows when the model scores them. Adding a kind means adding one
 entry to :data:`KINDS`.
 
-How Snowflake types are treated (docs/your-table.md has the same table for users):
-
-========================================  ===========  ========================================
-Snowflake type                            kind         value XGBoost sees
-========================================  ===========  ========================================
-NUMBER, DECIMAL, INT, FLOAT               numeric      float32 (XGBoost's own precision)
-BOOLEAN                                   boolean      0 / 1
-VARCHAR, TEXT, CHAR, STRING               categorical  category code from the job's vocabulary
-DATE                                      date         days since 1970-01-01
-TIMESTAMP_NTZ / _LTZ / _TZ                timestamp    seconds since 1970-01-01 00:00 UTC
-TIME                                      time         seconds since midnight
-VARIANT, OBJECT, ARRAY, BINARY, GEO...    (none)       left out with a warning, or refused
-========================================  ===========  ========================================
-
-NULL is missing (NaN) in every kind; a category the vocabulary does not hold is missing too. The
-label of a classification objective (``binary:*``, ``multi:*``) has kind ``class``: its distinct
-values, over the whole job, become the label vocabulary, and predictions map back to them.
+How each Snowflake type is treated is :data:`KINDS` (docs/your-table.md shows it to users, and a
+test keeps the two equal). NULL is missing (NaN) in every kind; a category the vocabulary does not
+hold is missing too. The label of a classification objective (``binary:*``, ``multi:*``) has kind
+``class``: its distinct values, over the whole job, become the label vocabulary, and predictions
+map back to them.
 
 This module needs only numpy, pyarrow and pandas: the MLflow model runs it to score raw rows.
 """
@@ -48,6 +36,7 @@ FEATURE, LABEL, WEIGHT = "feature", "label", "weight"
 """A column's role in the job."""
 
 _PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+_XGBOOST_UNSAFE = str.maketrans({"[": "_", "]": "_", "<": "_"})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -80,7 +69,8 @@ def _seconds(array: pa.Array) -> pa.Array:
 
 
 def _date_days(array: pa.Array) -> pa.Array:
-    return pc.cast(pc.divide(_seconds(array), 86_400.0), pa.float32())
+    # floor: a date given as a timestamp with a time of day is still that day, as in the table
+    return pc.cast(pc.floor(pc.divide(_seconds(array), 86_400.0)), pa.float32())
 
 
 def _timestamp_seconds(array: pa.Array) -> pa.Array:
@@ -110,7 +100,7 @@ def _class_text(array: pa.Array) -> pa.Array:
     array = _plain(array)
     if pa.types.is_boolean(array.type) or pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
         return pc.cast(array, pa.string())
-    return pc.cast(pc.cast(array, pa.float64()), pa.string())
+    return pc.cast(pc.add(pc.cast(array, pa.float64()), 0.0), pa.string())  # + 0.0: -0.0 is class 0
 
 
 @dataclass(frozen=True)
@@ -128,11 +118,11 @@ class Kind:
 
 KINDS: tuple[Kind, ...] = (
     Kind("numeric", ("FIXED", "REAL"), pa.float32(), "q", "double", _to_float32, "float32"),
-    Kind("boolean", ("BOOLEAN",), pa.float32(), "q", "boolean", _to_float32, "0 / 1"),
-    Kind("categorical", ("TEXT",), pa.string(), "c", "string", _to_text, "category code"),
+    Kind("boolean", ("BOOLEAN",), pa.float32(), "q", "boolean", _to_float32, "1 (true) / 0 (false)"),
+    Kind("categorical", ("TEXT",), pa.string(), "c", "string", _to_text, "code in the job's vocabulary"),
     Kind("date", ("DATE",), pa.float32(), "q", "datetime", _date_days, "days since 1970-01-01"),
     Kind("timestamp", ("TIMESTAMP", "TIMESTAMP_NTZ", "TIMESTAMP_LTZ", "TIMESTAMP_TZ"), pa.float32(), "q",
-         "datetime", _timestamp_seconds, "seconds since 1970-01-01 00:00 UTC"),
+         "datetime", _timestamp_seconds, "seconds since 1970-01-01 00:00"),
     Kind("time", ("TIME",), pa.float32(), "q", "string", _time_seconds, "seconds since midnight"),
 )
 CLASS = Kind("class", (), pa.string(), "c", "string", _class_text, "class code from the label vocabulary")
@@ -168,6 +158,12 @@ class ColumnSpec:
     def needs_vocabulary(self) -> bool:
         return self.kind_spec.xgboost_type == "c"
 
+    @property
+    def mlflow_type(self) -> str:
+        """The column's type as the table has it, in MLflow's terms (a class label: its source type's)."""
+        source = kind_of(self.snowflake_type) if self.kind == CLASS.name else self.kind_spec
+        return source.mlflow_type if source is not None else "string"
+
 
 @dataclass(frozen=True)
 class ColumnPlan:
@@ -201,6 +197,18 @@ class ColumnPlan:
     @property
     def names(self) -> list[str]:
         return [c.name for c in self.columns]
+
+    @property
+    def xgboost_feature_names(self) -> list[str]:
+        """Feature names as XGBoost accepts them: ``[``, ``]`` and ``<`` (refused by XGBoost) become ``_``.
+
+        The table's own names stay in the plan; a name made equal to another gets its position appended.
+        """
+        out: list[str] = []
+        for i, name in enumerate(self.feature_names):
+            safe = name.translate(_XGBOOST_UNSAFE)
+            out.append(f"{safe}_{i}" if safe != name and safe in self.feature_names + out else safe)
+        return out
 
     @property
     def feature_types(self) -> list[str]:
@@ -277,15 +285,16 @@ class ColumnPlan:
         """Features of raw rows given by column name (a DataFrame, or arrays as the table has them).
 
         The same casts and codes as training: a raw row scores exactly as the container coded it.
+        A feature column the rows leave out is missing (NULL) in every row.
         """
-        missing = [name for name in self.feature_names if name not in columns]
-        if missing:
-            raise ValueError(f"the rows have no column {missing[0]!r}: the model needs {', '.join(self.feature_names)}")
-        arrays = [_arrow(columns[spec.name]) for spec in self.features]
-        out = np.empty((len(arrays[0]) if arrays else 0, len(arrays)), dtype=np.float32)
-        for i, (spec, array) in enumerate(zip(self.features, arrays, strict=True)):
-            spilled = spec.kind_spec.to_spill(array)
-            out[:, i] = self._values(spec, spilled)
+        present = [name for name in self.feature_names if name in columns]
+        if not present and not hasattr(columns, "shape"):
+            raise ValueError(f"the rows have none of the model's columns: {', '.join(self.feature_names)}")
+        rows = len(columns[present[0]]) if present else columns.shape[0]
+        out = np.full((rows, len(self.features)), np.nan, dtype=np.float32)  # a column left out is all NULL
+        for i, spec in enumerate(self.features):
+            if spec.name in columns:
+                out[:, i] = self._values(spec, spec.kind_spec.to_spill(_arrow(columns[spec.name])))
         return out
 
     # --- what is stored and compared ------------------------------------------------------------
@@ -319,7 +328,7 @@ class ColumnPlan:
 
     def signature_columns(self) -> list[tuple[str, str]]:
         """``(name, MLflow type)`` of each feature: the model's input as the table has it."""
-        return [(c.name, c.kind_spec.mlflow_type) for c in self.features]
+        return [(c.name, c.mlflow_type) for c in self.features]
 
 
 def _arrow(values: Any) -> pa.Array:

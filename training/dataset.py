@@ -58,7 +58,7 @@ class ArrowFileIter(xgb.DataIter):
             features, label, weight = next(self._batches)
         except StopIteration:
             return False
-        input_data(data=features, label=label, weight=weight, feature_names=self._plan.feature_names,
+        input_data(data=features, label=label, weight=weight, feature_names=self._plan.xgboost_feature_names,
                    feature_types=self._plan.feature_types)
         return True
 

@@ -144,15 +144,16 @@ EVAL_METRICS = ("rmse", "mae", "mape", "rmsle", "mphe", "logloss", "error", "auc
                 "poisson-nloglik", "gamma-nloglik", "tweedie-nloglik")
 """Evaluation metrics the job accepts (ones XGBoost all-reduces across hosts)."""
 
-CLASSIFICATION_PREFIXES = ("binary:", "multi:")
+MULTICLASS_PREFIX = "multi:"
+CLASSIFICATION_PREFIXES = ("binary:", MULTICLASS_PREFIX)
 """Objectives whose label is a class: its distinct values become the label vocabulary."""
 
 
 def default_eval_metric(objective: str) -> str:
     """The metric a job reports when ``eval_metric`` is empty."""
-    if objective.startswith("multi:"):
+    if objective.startswith(MULTICLASS_PREFIX):
         return "mlogloss"
-    if objective.startswith("binary:"):
+    if objective.startswith(CLASSIFICATION_PREFIXES):
         return "logloss"
     return "rmse"
 
@@ -176,6 +177,11 @@ class Hyperparameters:
     def classification(self) -> bool:
         """True when the label is a class (``binary:*``, ``multi:*``)."""
         return self.values["objective"].startswith(CLASSIFICATION_PREFIXES)
+
+    @property
+    def multiclass(self) -> bool:
+        """True for ``multi:*`` objectives (``num_class`` classes); the other classifiers have two."""
+        return self.values["objective"].startswith(MULTICLASS_PREFIX)
 
     def xgboost_params(self) -> dict[str, Any]:
         """The parameters every host passes to ``xgb.train`` (identical on all hosts)."""

@@ -25,10 +25,10 @@ from training.credentials import SECRET_ID_ENV, SnowflakeCredentials, read_secre
 from training.dataset import build_matrices
 from training.errors import ClusterError, ConfigError, DataError, Interrupted
 from training.hyperparameters import Hyperparameters
-from training.model import embed_plan
+from training.model import PLAN_ATTRIBUTE, embed_plan
 from training.names import resolve_table
 from training.shards import Shard, ShardPlan, fetch_shard, plan_shard
-from training.snowflake import connect, count_distinct, describe_table, table_parts
+from training.snowflake import connect, count_distinct, describe_table, quote_column, table_parts
 from training.tracking import SnowflakeLineage
 
 log = logging.getLogger(__name__)
@@ -72,15 +72,17 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, tracker: Any = None) ->
     shard, plan = _fetch(creds, spec, cluster)
     durations = {"fetch_seconds": shard.fetch_seconds}
     with _collective_errors(cluster), collective(cluster, hps["tracker_port"], hps["collective_timeout"]):
+        # the cap first: a host that passed it stopped fetching, so its other counts are partial
+        columns = _agree_vocabularies(shard, plan, cluster, hps, lambda name: _count_distinct(creds, plan, name, hps["query_tag"]))
         rows_per_host = _check_totals(shard, plan, cluster, hps)
-        columns = _agree_vocabularies(shard, plan, cluster, hps, lambda name: _count_distinct(creds, plan, name))
+        _check_classes(columns, hps)
         query_ids = gather(shard.query_ids, cluster)
         started = time.monotonic()
         dtrain, dvalid = build_matrices(shard.train_path, shard.validation_path, columns, hps["max_bin"],
                                         hps["nthread"])
         durations["build_seconds"] = time.monotonic() - started
         started = time.monotonic()
-        booster, rounds = _train(spec, _params(hps, columns), dtrain, dvalid, cluster, stop, tracker)
+        booster, rounds = _train(spec, columns, dtrain, dvalid, cluster, stop, tracker)
         durations["train_seconds"] = time.monotonic() - started
         final = _final_metrics(booster, dtrain, dvalid)
     if rounds < hps["num_round"] and stop.is_set():
@@ -117,7 +119,7 @@ def _fetch(creds: SnowflakeCredentials, spec: JobSpec, cluster: Cluster) -> tupl
         conn.close()
     kinds = Counter(c.kind for c in plan.columns.features)
     log.info("reading shard %d of %d from %s (%d features: %s; target %s as %s; %d page(s))", cluster.rank,
-             cluster.size, hps["table"], len(plan.features), ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())),
+             cluster.size, plan.table, len(plan.features), ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())),
              plan.target, plan.columns.label.kind, hps["fetch_pages"])
     shard = fetch_shard(lambda: connect(creds, hps["query_tag"]), plan, cluster.rank, cluster.size, hps,
                         spec.spill_dir)
@@ -148,9 +150,9 @@ def _check_totals(shard: Shard, plan: ShardPlan, cluster: Cluster, hps: Hyperpar
     per_host = np.zeros(cluster.size, dtype=np.int64)
     per_host[cluster.rank] = shard.rows
     local = np.array([shard.rows_train, shard.rows_validation, shard.null_target_rows, shard.null_weight_rows,
-                      shard.negative_weight_rows, *shard.non_null, *per_host], dtype=np.int64)
+                      shard.negative_weight_rows, *shard.non_null, *shard.infinite, *per_host], dtype=np.int64)
     totals = allreduce_sum(local, cluster)
-    width = len(plan.features)
+    width, columns = len(plan.features), len(plan.columns.columns)
     rows_train, rows_valid, null_target, null_weight, negative_weight = (int(x) for x in totals[:5])
     total = rows_train + rows_valid
     if cluster.leader:
@@ -162,19 +164,30 @@ def _check_totals(shard: Shard, plan: ShardPlan, cluster: Cluster, hps: Hyperpar
     if null_target and cluster.leader:
         log.warning("left out %s rows whose target %s is NULL (null_target=drop)", f"{null_target:,}", plan.target)
     if total == 0:
-        raise DataError(f"table {hps['table']!r} has no rows to train on: load data or point 'table' at another table")
+        raise DataError(f"table {plan.table!r} has no rows to train on: load data or point 'table' at another table")
     weight = plan.columns.weight
     if weight is not None and (null_weight or negative_weight):
-        what = f"a NULL weight in {weight.name!r}" if null_weight else f"a negative weight in {weight.name!r}"
+        what, fix = ((f"a NULL weight in {weight.name!r}", f"COALESCE({weight.name}, 1)") if null_weight
+                     else (f"a negative weight in {weight.name!r}", f"GREATEST({weight.name}, 0)"))
         raise DataError(f"{null_weight or negative_weight:,} rows have {what}: weights must be numbers >= 0; "
-                        f"fix them in a view (e.g. COALESCE({weight.name}, 1)) or leave out 'weight_column'")
-    empty = [name for name, count in zip(plan.features, totals[5:5 + width], strict=True) if count == 0]
-    if empty:
-        raise DataError(f"column {empty[0]!r} is entirely NULL: drop it from 'features'")
+                        f"fix them in a view (e.g. {fix}) or leave out 'weight_column'")
+    _check_values(plan.columns, totals[5:5 + width], totals[5 + width:5 + width + columns])
     if rows_valid == 0 or rows_train == 0:
         which = "validation" if rows_valid == 0 else "training"
         raise DataError(f"the split left no {which} rows out of {total:,}: adjust 'validation_fraction'")
-    return [int(n) for n in totals[5 + width:]]
+    return [int(n) for n in totals[5 + width + columns:]]
+
+
+def _check_values(columns: ColumnPlan, non_null: np.ndarray, infinite: np.ndarray) -> None:
+    """No feature entirely NULL; no infinite number anywhere (XGBoost refuses them)."""
+    empty = [name for name, count in zip(columns.feature_names, non_null, strict=True) if count == 0]
+    if empty:
+        raise DataError(f"column {empty[0]!r} is entirely NULL: drop it from 'features'")
+    for name, count in zip(columns.names, infinite, strict=True):
+        if count:
+            raise DataError(f"column {name!r} has {int(count):,} infinite values (or numbers beyond float32's "
+                            f"3.4e38): replace them in a view (e.g. NULLIF({quote_column(name)}, 'inf'::FLOAT)) or "
+                            "drop the column")
 
 
 def _agree_vocabularies(shard: Shard, plan: ShardPlan, cluster: Cluster, hps: Hyperparameters,
@@ -203,7 +216,6 @@ def _agree_vocabularies(shard: Shard, plan: ShardPlan, cluster: Cluster, hps: Hy
     log.info("category codes agreed across %d host(s): %s (digest %s)", cluster.size,
              ", ".join(f"{name} {len(values):,} values" for name, values in vocabularies.items()),
              columns.vocabulary_digest())
-    _check_classes(columns, hps)
     return columns
 
 
@@ -215,10 +227,10 @@ def _check_classes(columns: ColumnPlan, hps: Hyperparameters) -> None:
     if len(classes) < 2:
         raise DataError(f"target {label!r} has {len(classes)} distinct value(s) ({shown}): a classifier needs at "
                         "least two classes; check the table or the target")
-    if objective.startswith("binary:") and len(classes) != 2:
+    if not hps.multiclass and len(classes) != 2:
         raise DataError(f"target {label!r} has {len(classes)} classes ({shown}), but objective {objective!r} needs "
                         "exactly 2: use objective=multi:softprob")
-    if objective.startswith("multi:") and hps["num_class"] and hps["num_class"] != len(classes):
+    if hps.multiclass and hps["num_class"] and hps["num_class"] != len(classes):
         raise DataError(f"hyperparameter 'num_class' is {hps['num_class']}, but target {label!r} has "
                         f"{len(classes)} classes ({shown}): set num_class={len(classes)} or leave it out")
 
@@ -226,27 +238,30 @@ def _check_classes(columns: ColumnPlan, hps: Hyperparameters) -> None:
 def _params(hps: Hyperparameters, columns: ColumnPlan) -> dict[str, Any]:
     """``xgb.train``'s parameters: the hyperparameters, plus what the data decides (``num_class``)."""
     params = hps.xgboost_params()
-    if hps["objective"].startswith("multi:"):
+    if hps.multiclass:
         params["num_class"] = len(columns.classes or [])
     return params
 
 
-def _count_distinct(creds: SnowflakeCredentials, plan: ShardPlan, column: str) -> int:
-    conn = connect(creds, "sagemaker-xgboost")
+def _count_distinct(creds: SnowflakeCredentials, plan: ShardPlan, column: str, query_tag: str) -> int:
+    conn = connect(creds, query_tag)
     try:
         return count_distinct(conn, plan.table_sql, column)
     finally:
         conn.close()
 
 
-def _train(spec: JobSpec, params: dict[str, Any], dtrain: Any, dvalid: Any, cluster: Cluster, stop: StopFlag,
+def _train(spec: JobSpec, columns: ColumnPlan, dtrain: Any, dvalid: Any, cluster: Cluster, stop: StopFlag,
            tracker: Any) -> tuple[xgb.Booster, int]:
     hps = spec.hyperparameters
     done, model = resume_point(spec.checkpoint_dir, cluster)
     remaining = max(hps["num_round"] - done, 0)
     start = xgb.Booster(model_file=bytearray(model)) if model else None
+    if start is not None:
+        _check_resumable(start, columns, done)
     checkpoints = CheckpointCallback(spec.checkpoint_dir, hps["checkpoint_interval"], done, cluster, stop)
-    callbacks: list[xgb.callback.TrainingCallback] = [RoundLogger(done, cluster.leader), checkpoints]
+    callbacks: list[xgb.callback.TrainingCallback] = [PlanAttribute(columns), RoundLogger(done, cluster.leader),
+                                                      checkpoints]
     if hps["early_stopping_rounds"]:
         callbacks.append(xgb.callback.EarlyStopping(rounds=hps["early_stopping_rounds"], data_name="validation",
                                                     metric_name=hps.eval_metrics[0]))
@@ -254,10 +269,34 @@ def _train(spec: JobSpec, params: dict[str, Any], dtrain: Any, dvalid: Any, clus
         callbacks.append(tracker.callback(done))
     if remaining == 0:
         return start, done
-    booster = xgb.train(params, dtrain, num_boost_round=remaining, xgb_model=start,
+    booster = xgb.train(_params(hps, columns), dtrain, num_boost_round=remaining, xgb_model=start,
                         evals=[(dtrain, "train"), (dvalid, "validation")], callbacks=callbacks, verbose_eval=False)
     rounds = checkpoints.stopped_at or booster.num_boosted_rounds()
     return booster, rounds
+
+
+def _check_resumable(start: xgb.Booster, columns: ColumnPlan, done: int) -> None:
+    """A checkpoint continues only the model of the same columns and category codes.
+
+    Between a stop and its restart the table may have changed (a new category sorts in and shifts
+    the codes): continuing the trees with other codes would silently corrupt the model.
+    """
+    text = start.attr(PLAN_ATTRIBUTE)
+    if text is not None and ColumnPlan.from_json(text) != columns:
+        raise DataError(f"the checkpoint after round {done} was trained on other columns or category values than "
+                        "the table has now: restart the job with an empty checkpoint location to train afresh")
+
+
+class PlanAttribute(xgb.callback.TrainingCallback):
+    """Stores the column plan in the booster before the first round, so every checkpoint carries it."""
+
+    def __init__(self, columns: ColumnPlan) -> None:
+        super().__init__()
+        self.columns = columns
+
+    def before_training(self, model: Any) -> Any:
+        embed_plan(model, self.columns)
+        return model
 
 
 class RoundLogger(xgb.callback.TrainingCallback):
@@ -301,5 +340,5 @@ def _lineage(creds: SnowflakeCredentials, plan: ShardPlan, columns: ColumnPlan, 
         account=creds.account, database=database, schema=schema, table=parts[-1],
         query_template=plan.query_template, query_ids=query_ids, read_at=shard.read_at, rows=rows,
         columns=columns.names, schema_digest=columns.schema_digest(),
-        column_types=[c.kind_spec.mlflow_type for c in columns.columns],
+        column_types=[c.mlflow_type for c in columns.columns],
     )

@@ -53,7 +53,7 @@ def objective(booster: xgb.Booster) -> str:
 def raw_predictions(booster: xgb.Booster, plan: ColumnPlan, rows: Any) -> np.ndarray:
     """XGBoost's output for raw rows (a DataFrame or a mapping of column name to values)."""
     features = plan.feature_matrix(rows)
-    matrix = xgb.DMatrix(features, feature_names=plan.feature_names, feature_types=plan.feature_types,
+    matrix = xgb.DMatrix(features, feature_names=plan.xgboost_feature_names, feature_types=plan.feature_types,
                          enable_categorical=plan.categorical)
     return booster.predict(matrix)
 

@@ -160,6 +160,9 @@ class Shard:
     null_weight_rows: int = 0
     negative_weight_rows: int = 0
     non_null: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Non-NULL values of each feature."""
+    infinite: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Infinite values of each selected column (features, label, weight)."""
     example: pa.Table | None = None
     """A few raw rows of the features, as the table has them (the model's input example)."""
     query_ids: list[str] = field(default_factory=list)
@@ -224,7 +227,8 @@ def _fetch_once(conn: Any, plan: ShardPlan, rank: int, hosts: int, hps: Hyperpar
     pages = hps["fetch_pages"]
     shard = Shard(spill_dir / "train.arrow", spill_dir / "validation.arrow", list(plan.features),
                   VocabularyCounter(plan.columns, hps["max_categories"]),
-                  non_null=np.zeros(len(plan.features), dtype=np.int64), query_template=plan.query_template,
+                  non_null=np.zeros(len(plan.features), dtype=np.int64),
+                  infinite=np.zeros(len(plan.columns.columns), dtype=np.int64), query_template=plan.query_template,
                   read_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     schema = plan.columns.spill_schema
     started = time.monotonic()
@@ -290,6 +294,7 @@ def _spill(batch: pa.RecordBatch, plan: ColumnPlan, shard: Shard, train: Any, va
         shard.null_weight_rows += weights.null_count
         shard.negative_weight_rows += pc.sum(pc.less(weights, 0)).as_py() or 0
     shard.vocabulary.update(table)
+    shard.infinite += [pc.sum(pc.is_inf(c)).as_py() or 0 if pa.types.is_floating(c.type) else 0 for c in table.columns]
     for sink, mask in ((train, pc.invert(is_valid_row)), (valid, is_valid_row)):
         part = table.filter(mask)
         if part.num_rows:

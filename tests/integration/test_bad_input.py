@@ -135,7 +135,7 @@ CASES: dict[str, Case] = {
     "table_missing": Case("table 'DEMO.PUBLIC.NO_SUCH_TABLE' does not exist or the role cannot see it",
                           hps={**BAD_DATA, "table": "DEMO.PUBLIC.NO_SUCH_TABLE"}, snowflake="describe"),
     "target_missing": Case(f"target column 'PRICE' is not in table '{TABLE}' (columns: ID, F0, F1, TXT, NUL, Y, "
-                           "YFULL, DOC): fix the hyperparameter", hps={**BAD_DATA, "target": "PRICE"},
+                           "YFULL, FINF, DOC): fix the hyperparameter", hps={**BAD_DATA, "target": "PRICE"},
                            snowflake="describe"),
     "feature_variant": Case("column 'DOC' is VARIANT, which the job cannot train on: drop it from 'features', or "
                             "extract a number or text from it in a view", hps={**BAD_DATA, "features": "F0,DOC"},
@@ -145,6 +145,8 @@ CASES: dict[str, Case] = {
                                    snowflake="describe"),
     "weight_text": Case("weight_column 'TXT' is TEXT, not a number: choose a numeric column",
                         hps={**BAD_DATA, "features": "F0", "weight_column": "TXT"}, snowflake="describe"),
+    "infinite_values": Case(f"column 'FINF' has {ROWS // 120} infinite values (or numbers beyond float32's 3.4e38): "
+                            "replace them in a view", hps={**BAD_DATA, "features": "F0,FINF"}, snowflake="fetch"),
     "weight_negative": Case("rows have a negative weight in 'F0': weights must be numbers >= 0",
                             hps={**BAD_DATA, "features": "F1", "weight_column": "F0"}, snowflake="fetch"),
     # --- a text column over the cap: fails in bounded memory, naming the column and its count ------
@@ -181,7 +183,7 @@ def _seed_tables(stack: LocalStack, workdir: Path) -> None:
     target = pa.array(y, mask=np.arange(ROWS) < NULL_TARGETS)
     table = pa.table({"ID": np.arange(ROWS), "F0": rng.normal(size=ROWS), "F1": rng.normal(size=ROWS),
                       "TXT": [f"t{i}" for i in range(ROWS)], "NUL": pa.nulls(ROWS, pa.float64()), "Y": target,
-                      "YFULL": y})
+                      "YFULL": y, "FINF": np.where(np.arange(ROWS) % 120 == 0, np.inf, 1.0)})
     conn = stack.connect()
     try:
         for name, data in ((TABLE, table), (EMPTY_TABLE, table.slice(0, 0)), (VICTIM, table.slice(0, 10))):

@@ -197,7 +197,7 @@ def test_the_mlflow_model_scores_raw_rows_exactly_as_the_container_codes_them(ou
     booster, plan = table_model.load(result.model_path)
     spilled = plan.to_spill([arrow.column(c.name).combine_chunks() for c in plan.columns])
     features, _, _ = plan.matrix(spilled)
-    expected = booster.predict(xgb.DMatrix(features, feature_names=plan.feature_names,
+    expected = booster.predict(xgb.DMatrix(features, feature_names=plan.xgboost_feature_names,
                                            feature_types=plan.feature_types, enable_categorical=True))
     np.testing.assert_array_equal(scored, expected)
     schema = {c["name"]: c["type"] for c in model.metadata.get_input_schema().to_dict()}

@@ -142,3 +142,42 @@ def test_classification_objective_makes_a_text_target_a_class_and_weights_must_b
                                                                  ("W", "numeric", WEIGHT)]
     with pytest.raises(DataError, match="weight_column 'LABEL' is TEXT, not a number"):
         plan_shard(columns, parse_hyperparameters({"table": "t", "target": "x", "weight_column": "label"}))
+
+
+def test_names_xgboost_refuses_are_made_safe_and_kept_distinct():
+    plan = ColumnPlan((ColumnSpec("temp[C]", "REAL", "numeric", FEATURE), ColumnSpec("temp_C_", "REAL", "numeric", FEATURE),
+                       ColumnSpec("a<b", "REAL", "numeric", FEATURE), ColumnSpec("y", "REAL", "numeric", LABEL)))
+    assert plan.xgboost_feature_names == ["temp_C__0", "temp_C_", "a_b"]
+    assert plan.feature_names == ["temp[C]", "temp_C_", "a<b"]
+
+
+def test_a_feature_the_rows_leave_out_is_missing_and_dates_are_whole_days():
+    plan = PLAN.with_vocabularies({"Region": ("north",), "Label": ("a", "b")})
+    import pandas as pd
+
+    rows = pd.DataFrame({"price": [1.5], "d": pd.to_datetime(["1970-01-03 18:00"])})  # the rest left out
+    features = plan.feature_matrix(rows)
+    assert features[0, 0] == 1.5 and features[0, 3] == 2.0  # the day, not 2.75
+    assert np.isnan(features[0, [1, 2, 4, 5]]).all()
+
+
+def test_minus_zero_is_the_same_class_as_zero():
+    label = ColumnPlan((ColumnSpec("x", "REAL", "numeric", FEATURE), ColumnSpec("y", "REAL", "class", LABEL)))
+    spilled = label.to_spill([pa.array([1.0, 2.0]), pa.array([-0.0, 0.0])])
+    assert spilled.column("y").to_pylist() == ["0", "0"]
+
+
+def test_the_users_type_table_says_what_the_code_does():
+    from pathlib import Path
+
+    from training.columns import KINDS
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "your-table.md").read_text()
+    rows = [line for line in doc.splitlines() if line.startswith("| ") and line.count("|") == 4]
+    for kind in KINDS:
+        mine = [row for row in rows if row.split("|")[2].strip() == kind.name]
+        assert mine and all(kind.treatment in row for row in mine), kind.name
+    unsupported = next(row for row in rows if row.split("|")[2].strip() == "—")
+    for name in TYPE_NAMES:
+        if kind_of(name) is None:
+            assert name.split("_")[0] in unsupported, name
