@@ -33,6 +33,7 @@ from typing import Any
 from bench import report
 from bench.scaling import run_scaling
 from launch.local import DATABASE, SCHEMA, LocalStack
+from training import contract
 
 log = logging.getLogger("bench")
 
@@ -226,7 +227,7 @@ def run_scalings(stack: LocalStack, options: Options) -> list[dict[str, Any]]:
     rows = options.scaling_rows
     stack.ensure_table(table_name(rows), data="synthetic", rows=rows, seed=SEED)
     stack.put_secret(SECRET_ID, stack.snowflake_secret())
-    env = {**stack.aws_env(), "SNOWFLAKE_SECRET_ID": SECRET_ID, "MLFLOW_TRACKING_URI": ""}
+    env = {**stack.aws_env(), contract.SECRET_ID_ENV: SECRET_ID, contract.TRACKING_URI_ENV: ""}
     results = []
     for hosts in options.scaling_hosts:
         stack.stop_snowflake()

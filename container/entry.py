@@ -13,9 +13,10 @@ import sys
 import threading
 from pathlib import Path
 
-from container.env import TrainingEnv, base_dir_from, failure_file
+from container.env import TrainingEnv, base_dir_from
 from training.checkpoints import StopFlag
 from training.cluster import Cluster
+from training.contract import RESOURCE_CONFIG, config_dir, failure_file
 from training.errors import UserError
 from training.hyperparameters import parse_hyperparameters
 from training.job import JobSpec, run_job
@@ -81,7 +82,7 @@ def _host_label(base_dir: Path) -> str:
     try:
         import json
 
-        config = json.loads((base_dir / "input" / "config" / "resourceconfig.json").read_text())
+        config = json.loads((config_dir(base_dir) / RESOURCE_CONFIG).read_text())
         return str(config.get("current_host", "?"))
     except (OSError, ValueError):
         return "?"

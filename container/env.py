@@ -15,13 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from training.contract import (
+    BASE_DIR_ENV,
+    CHECKPOINT_CONFIG,
+    DEFAULT_BASE_DIR,
+    HYPERPARAMETERS,
+    RESOURCE_CONFIG,
+    SPILL_DIR_ENV,
+    config_dir,
+    default_spill_dir,
+    failure_file,
+    model_dir,
+)
 from training.errors import ConfigError
-
-BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
-"""Overrides the base directory (default ``/opt/ml``); same name as sagemaker-training's."""
-DEFAULT_BASE_DIR = "/opt/ml"
-SPILL_DIR_ENV = "SPILL_DIR"
-"""Where a host spills its shard (default ``<base>/spill``, on the job's ML storage volume)."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,7 @@ class TrainingEnv:
 
     @property
     def model_dir(self) -> Path:
-        return self.base_dir / "model"
+        return model_dir(self.base_dir)
 
     @property
     def failure_file(self) -> Path:
@@ -48,30 +54,25 @@ class TrainingEnv:
     @classmethod
     def from_dir(cls, base_dir: Path, environ: Mapping[str, str] | None = None) -> TrainingEnv:
         environ = os.environ if environ is None else environ
-        config = base_dir / "input" / "config"
-        resources = _read_json(config / "resourceconfig.json", required=True)
+        config = config_dir(base_dir)
+        resources = _read_json(config / RESOURCE_CONFIG, required=True)
         hosts, current = resources.get("hosts"), resources.get("current_host")
         if not isinstance(hosts, list) or not isinstance(current, str):
-            raise ConfigError(f"{config / 'resourceconfig.json'} lacks 'hosts' or 'current_host': SageMaker "
+            raise ConfigError(f"{config / RESOURCE_CONFIG} lacks 'hosts' or 'current_host': SageMaker "
                               "writes both; in local mode, regenerate the host tree")
-        checkpoint = _read_json(config / "checkpointconfig.json", required=False)
+        checkpoint = _read_json(config / CHECKPOINT_CONFIG, required=False)
         return cls(
             base_dir=base_dir, hosts=[str(h) for h in hosts], current_host=current,
             instance_type=str(resources.get("current_instance_type", "local")),
             resource_config=resources,
-            hyperparameters=_read_json(config / "hyperparameters.json", required=False),
+            hyperparameters=_read_json(config / HYPERPARAMETERS, required=False),
             checkpoint_dir=Path(checkpoint["LocalPath"]) if checkpoint.get("LocalPath") else None,
-            spill_dir=Path(environ.get(SPILL_DIR_ENV) or base_dir / "spill"),
+            spill_dir=Path(environ.get(SPILL_DIR_ENV) or default_spill_dir(base_dir)),
         )
 
 
 def base_dir_from(environ: Mapping[str, str]) -> Path:
     return Path(environ.get(BASE_DIR_ENV) or DEFAULT_BASE_DIR)
-
-
-def failure_file(base_dir: Path) -> Path:
-    """``output/failure``: its first 1,024 characters become the job's FailureReason."""
-    return base_dir / "output" / "failure"
 
 
 def _read_json(path: Path, required: bool) -> dict[str, Any]:

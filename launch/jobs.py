@@ -34,15 +34,12 @@ import boto3
 
 from launch import aws
 from launch.settings import Settings, search_space
+from training.contract import EXPERIMENT_ENV, SECRET_ID_ENV, TRACKING_URI_ENV
 from training.errors import ConfigError
 from training.hyperparameters import TuningRange
 
 logger = logging.getLogger(__name__)
 
-ENV_SECRET_ID = "SNOWFLAKE_SECRET_ID"
-"""Environment variable the container reads the Snowflake secret's id from."""
-ENV_MLFLOW_URI = "MLFLOW_TRACKING_URI"
-ENV_MLFLOW_EXPERIMENT = "MLFLOW_EXPERIMENT_NAME"
 
 DATASETS = ("train", "validation")
 """The evaluation sets the container prints, in its per-round and final lines."""
@@ -82,11 +79,11 @@ def check_objective(settings: Settings) -> list[dict[str, str]]:
 
 def environment(settings: Settings) -> dict[str, str]:
     """The job's environment: the secret's id (never a value) and MLflow's settings."""
-    env = {ENV_SECRET_ID: settings.data.snowflake_secret_id}
+    env = {SECRET_ID_ENV: settings.data.snowflake_secret_id}
     if settings.mlflow.tracking_uri:
-        env[ENV_MLFLOW_URI] = settings.mlflow.tracking_uri
+        env[TRACKING_URI_ENV] = settings.mlflow.tracking_uri
     if settings.mlflow.experiment:
-        env[ENV_MLFLOW_EXPERIMENT] = settings.mlflow.experiment
+        env[EXPERIMENT_ENV] = settings.mlflow.experiment
     return env
 
 

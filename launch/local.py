@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from launch import datasets
-from training import names
+from training import contract, names
 from training.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -220,12 +220,12 @@ def host_names(hosts: int) -> list[str]:
 
 def write_host_tree(host_dir: Path, hosts: list[str], host: str, hyperparameters: dict[str, str]) -> None:
     """The files SageMaker writes under /opt/ml before it starts the image."""
-    config = host_dir / "input" / "config"
+    config = contract.config_dir(host_dir)
     config.mkdir(parents=True, exist_ok=True)
-    (config / "resourceconfig.json").write_text(json.dumps(
+    (config / contract.RESOURCE_CONFIG).write_text(json.dumps(
         {"current_host": host, "hosts": hosts, "current_instance_type": "local", "network_interface_name": "lo"}))
-    (config / "hyperparameters.json").write_text(json.dumps({k: str(v) for k, v in hyperparameters.items()}))
-    (config / "checkpointconfig.json").write_text(json.dumps({"LocalPath": str(host_dir / "checkpoints")}))
+    (config / contract.HYPERPARAMETERS).write_text(json.dumps({k: str(v) for k, v in hyperparameters.items()}))
+    (config / contract.CHECKPOINT_CONFIG).write_text(json.dumps({"LocalPath": str(host_dir / "checkpoints")}))
 
 
 def container_command() -> list[str]:
@@ -272,7 +272,7 @@ def start_local_job(
     processes = []
     for name, host_dir in zip(names, host_dirs, strict=True):
         write_host_tree(host_dir, names, name, hps)
-        (host_dir / "output" / "failure").unlink(missing_ok=True)
+        contract.failure_file(host_dir).unlink(missing_ok=True)
         processes.append(_start_host(host_dir, job_name, host_env, command or container_command(),
                                      echo and name == names[0]))
     return LocalJob(job_name, host_dirs, processes)
@@ -287,15 +287,9 @@ def run_local_job(
     return start_local_job(hyperparameters, hosts, workdir, env, job_name, echo, command).wait(timeout)
 
 
-_JOB_SETTINGS = ("SNOWFLAKE_SECRET_ID", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_REQUIRED",
-                 "TUNING_JOB_NAME", "TRAINING_JOB_NAME", "SAGEMAKER_BASE_DIR", "SPILL_DIR")
-"""Variables a host sees only when the job passes them (as in SageMaker, where the job's
-Environment is all there is), never inherited from the launching process."""
-
-
 def _start_host(host_dir: Path, job_name: str, env: dict[str, str], command: list[str], echo: bool) -> Any:
-    inherited = {k: v for k, v in os.environ.items() if k not in _JOB_SETTINGS}
-    host_env = {**inherited, **env, "SAGEMAKER_BASE_DIR": str(host_dir), "TRAINING_JOB_NAME": job_name,
+    inherited = {k: v for k, v in os.environ.items() if k not in contract.JOB_SETTINGS}
+    host_env = {**inherited, **env, contract.BASE_DIR_ENV: str(host_dir), contract.JOB_NAME_ENV: job_name,
                 "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
                 "PYTHONUNBUFFERED": "1"}
     log_path = host_dir / "log.txt"
@@ -354,8 +348,8 @@ def _collect(job_name: str, host_dirs: list[Path], codes: list[int]) -> LocalJob
         match = matches[-1]
         metrics = {k: float(v) for k, v in (item.rsplit(":", 1) for item in match.group(1).split())}
         rounds = int(match.group(2))
-    failure = next((f.read_text().strip() for d in host_dirs if (f := d / "output" / "failure").exists()), None)
-    model = host_dirs[0] / "model" / "xgboost-model"
+    failure = next((f.read_text().strip() for d in host_dirs if (f := contract.failure_file(d)).exists()), None)
+    model = contract.model_dir(host_dirs[0]) / contract.MODEL_FILE
     exit_code = next((c for c in codes if c != 0), 0)
     return LocalJobResult(job_name, exit_code, codes, host_dirs, logs, model if model.exists() else None,
                           metrics, rounds, failure)
@@ -389,10 +383,10 @@ def main_local(args: Any) -> int:
         stack.put_secret(DEMO_SECRET_ID, stack.snowflake_secret())
         overrides = _overrides(getattr(args, "set", None) or [])
         hps = {**demo_hyperparameters(data, table), **{k: names.encode(k, v) for k, v in overrides.items()}}
-        env = {**stack.aws_env(), "SNOWFLAKE_SECRET_ID": DEMO_SECRET_ID, **mlflow_env(workdir)}
+        env = {**stack.aws_env(), contract.SECRET_ID_ENV: DEMO_SECRET_ID, **mlflow_env(workdir)}
         log.info("starting %d hosts (the leader's log follows)", hosts)
         result = run_local_job(hps, hosts=hosts, workdir=workdir, env=env, echo=True)
-    _report(result, time.monotonic() - started, env.get("MLFLOW_TRACKING_URI", ""))
+    _report(result, time.monotonic() - started, env.get(contract.TRACKING_URI_ENV, ""))
     return result.exit_code
 
 
@@ -401,8 +395,8 @@ def mlflow_env(workdir: Path) -> dict[str, str]:
 
     ``MLFLOW_TRACKING_URI=`` (set but empty) turns tracking off.
     """
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME") or "snowflake-xgboost-demo"
+    uri = os.environ.get(contract.TRACKING_URI_ENV)
+    experiment = os.environ.get(contract.EXPERIMENT_ENV) or "snowflake-xgboost-demo"
     if uri == "":
         return {}
     if uri is None:
@@ -410,7 +404,7 @@ def mlflow_env(workdir: Path) -> dict[str, str]:
         store.mkdir(parents=True, exist_ok=True)
         uri = f"sqlite:///{store / 'mlflow.db'}"
         _create_experiment(uri, experiment, store / "artifacts")
-    return {"MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": experiment}
+    return {contract.TRACKING_URI_ENV: uri, contract.EXPERIMENT_ENV: experiment}
 
 
 def _create_experiment(uri: str, name: str, artifacts: Path) -> None:

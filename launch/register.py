@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # run as a script: import from the repo root, not
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from launch import cli
-from training import tracking
+from training import contract, tracking
 from training.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -136,8 +136,8 @@ def parser() -> argparse.ArgumentParser:
 
 def _where(args: argparse.Namespace) -> tuple[str, str]:
     """Tracking URI and experiment: flags, then the environment, then the settings file."""
-    uri = args.tracking_uri or os.environ.get(tracking.TRACKING_URI_ENV, "")
-    experiment = args.experiment or os.environ.get(tracking.EXPERIMENT_ENV, "")
+    uri = args.tracking_uri or os.environ.get(contract.TRACKING_URI_ENV, "")
+    experiment = args.experiment or os.environ.get(contract.EXPERIMENT_ENV, "")
     if not uri or not experiment:
         from launch.settings import load_settings
 

@@ -27,6 +27,7 @@ if __package__ in (None, ""):  # run as a script: import from the repo root, not
 
 from launch import aws, cli, jobs
 from launch.settings import Settings, find_settings_file, load_settings, search_space
+from training import contract
 from training.errors import ConfigError, UserError
 from training.hyperparameters import TuningRange, tunable
 
@@ -171,8 +172,8 @@ def main_local(args: argparse.Namespace) -> int:
         stack.put_secret(local.DEMO_SECRET_ID, stack.snowflake_secret())
         # Every trial's MLflow run becomes a child of one parent named after this local tuning job.
         tuning_job = f"local-tune-{time.strftime('%Y%m%d-%H%M%S')}"
-        env = {**stack.aws_env(), "SNOWFLAKE_SECRET_ID": local.DEMO_SECRET_ID, **local.mlflow_env(workdir),
-               "TUNING_JOB_NAME": tuning_job}
+        env = {**stack.aws_env(), contract.SECRET_ID_ENV: local.DEMO_SECRET_ID, **local.mlflow_env(workdir),
+               contract.TUNING_JOB_ENV: tuning_job}
         # The demo's defaults fill in what is not searched; the user's pins win over the search.
         demo = {k: v for k, v in local.demo_hyperparameters("synthetic", table).items() if k not in space}
         fixed = {**demo, **_fixed(settings, args)}

@@ -10,6 +10,7 @@ import pytest
 
 from launch.local import LocalJobResult, LocalStack, run_local_job
 from tests.helpers import SECRET_ID, SECRET_PASSWORD, SYNTH_ROWS, SYNTH_TABLE
+from training import contract
 
 
 @pytest.fixture(autouse=True)
@@ -33,8 +34,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 @pytest.fixture(scope="session")
 def job_env(stack: LocalStack) -> dict[str, str]:
     """Environment of a host process: local AWS endpoint and the test secret's id."""
-    return {**stack.aws_env(), "SNOWFLAKE_SECRET_ID": SECRET_ID, "SNOWFLAKE_LOGIN_TIMEOUT": "20",
-            "SNOWFLAKE_NETWORK_TIMEOUT": "30"}
+    return {**stack.aws_env(), contract.SECRET_ID_ENV: SECRET_ID, contract.LOGIN_TIMEOUT_ENV: "20",
+            contract.NETWORK_TIMEOUT_ENV: "30"}
 
 
 @pytest.fixture

@@ -22,12 +22,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from training.contract import SECRET_ID_ENV
 from training.errors import CredentialsError
 
 log = logging.getLogger(__name__)
 
-SECRET_ID_ENV = "SNOWFLAKE_SECRET_ID"
-"""Environment variable holding the Secrets Manager secret id or ARN (never the secret itself)."""
 
 REQUIRED_FIELDS = ("account", "user", "warehouse", "database", "schema", "role", "auth")
 AUTH_METHODS = {"password": ("password",), "keypair": ("private_key",), "pat": ("token",)}

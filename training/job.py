@@ -21,7 +21,8 @@ from training import __version__
 from training.checkpoints import CheckpointCallback, StopFlag, resume_point, write_model
 from training.cluster import Cluster, allreduce_sum, broadcast, collective, error_summary, gather
 from training.columns import ColumnPlan, merge_vocabularies
-from training.credentials import SECRET_ID_ENV, SnowflakeCredentials, read_secret
+from training.contract import MODEL_FILE, SECRET_ID_ENV
+from training.credentials import SnowflakeCredentials, read_secret
 from training.dataset import build_matrices
 from training.errors import ClusterError, ConfigError, DataError, Interrupted
 from training.hyperparameters import Hyperparameters
@@ -33,8 +34,6 @@ from training.tracking import SnowflakeLineage
 
 log = logging.getLogger(__name__)
 
-MODEL_FILE = "xgboost-model"
-"""Model file name in the model directory (what SageMaker's XGBoost hosting loads), UBJ format."""
 
 
 @dataclass(frozen=True)

@@ -13,15 +13,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from training.contract import LOGIN_TIMEOUT_ENV, NETWORK_TIMEOUT_ENV
 from training.credentials import SnowflakeCredentials
 from training.errors import HyperparameterError, SnowflakeError
 
 log = logging.getLogger(__name__)
 
-LOGIN_TIMEOUT_ENV = "SNOWFLAKE_LOGIN_TIMEOUT"
-"""Seconds to wait for Snowflake sign-in (default 60): a wrong account fails in bounded time."""
-NETWORK_TIMEOUT_ENV = "SNOWFLAKE_NETWORK_TIMEOUT"
-"""Seconds the connector keeps retrying one request (default 300)."""
 
 _BARE = r"[A-Za-z_][A-Za-z0-9_$]*"
 _QUOTED = r'"[^"\x00]+"'

@@ -37,6 +37,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from training.contract import (
+    EXPERIMENT_ENV,
+    IMAGE_ENV,
+    JOB_NAME_ENV,
+    MODEL_FILE,
+    REQUIRE_TRACKING_ENV,
+    TRACKING_URI_ENV,
+    TUNING_JOB_ENV,
+)
 from training.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -49,19 +58,6 @@ if TYPE_CHECKING:
 
 _logger = logging.getLogger(__name__)
 T = TypeVar("T")
-
-TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
-"""Where to log: http(s) server, sqlite:/file store, or a SageMaker MLflow ARN. Unset: tracking off."""
-EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"
-"""The experiment the run goes into (created if missing); default :data:`DEFAULT_EXPERIMENT`."""
-REQUIRE_TRACKING_ENV = "MLFLOW_REQUIRED"
-"""``false``: if the server cannot be reached at start, train without tracking instead of failing."""
-TUNING_JOB_ENV = "TUNING_JOB_NAME"
-"""Set by the local tuning mode (SageMaker trials are recognised by their job name instead)."""
-JOB_NAME_ENV = "TRAINING_JOB_NAME"
-"""Set by SageMaker in every training container."""
-IMAGE_ENV = "IMAGE_URI"
-"""The image the job runs, if the launcher passed it in the job's environment."""
 
 DEFAULT_EXPERIMENT = "snowflake-xgboost"
 OBJECTIVE_HYPERPARAMETER = "_tuning_objective_metric"
@@ -634,7 +630,7 @@ class RunTracker:
         with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
             # The signature is given; MLflow's advice to add type hints to predict() does not apply.
             warnings.filterwarnings("ignore", message=".*type hints to the `predict` method")
-            path = Path(tmp) / "xgboost-model"
+            path = Path(tmp) / MODEL_FILE
             path.write_bytes(booster.save_raw("ubj"))
             # Model.log, as mlflow.pyfunc.log_model does, but for this run (not an active run).
             info = Model.log(

@@ -1,0 +1,73 @@
+"""The names the container, the launcher and the tests share: environment variables and ``/opt/ml``.
+
+Each name is defined here once and imported wherever it is used (``container/env.py``,
+``training/``, ``launch/``, ``bench/``), so a rename cannot ship on one side only.
+The layout is SageMaker's:
+https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-running-container.html
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# --- the job's environment ------------------------------------------------------------------------
+
+SECRET_ID_ENV = "SNOWFLAKE_SECRET_ID"
+"""Id or ARN of the Secrets Manager secret with the Snowflake credentials (never the secret itself)."""
+LOGIN_TIMEOUT_ENV = "SNOWFLAKE_LOGIN_TIMEOUT"
+"""Seconds to wait for Snowflake sign-in (default 60): a wrong account fails in bounded time."""
+NETWORK_TIMEOUT_ENV = "SNOWFLAKE_NETWORK_TIMEOUT"
+"""Seconds the connector keeps retrying one request (default 300)."""
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+"""Where to log: http(s) server, sqlite:/file store, or a SageMaker MLflow ARN. Unset: tracking off."""
+EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"
+"""MLflow experiment of the job's run (created if missing)."""
+REQUIRE_TRACKING_ENV = "MLFLOW_REQUIRED"
+"""``false``: if the server cannot be reached at start, train without tracking instead of failing."""
+TUNING_JOB_ENV = "TUNING_JOB_NAME"
+"""Set by the local tuning mode (SageMaker trials are recognised by their job name instead)."""
+JOB_NAME_ENV = "TRAINING_JOB_NAME"
+"""Set by SageMaker in every training container."""
+IMAGE_ENV = "IMAGE_URI"
+"""The image the job runs, if the launcher passed it in the job's environment."""
+BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
+"""Overrides the base directory (default ``/opt/ml``); same name as sagemaker-training's."""
+SPILL_DIR_ENV = "SPILL_DIR"
+"""Where a host spills its shard (default ``<base>/spill``, on the job's ML storage volume)."""
+
+JOB_SETTINGS = (SECRET_ID_ENV, TRACKING_URI_ENV, EXPERIMENT_ENV, REQUIRE_TRACKING_ENV, TUNING_JOB_ENV,
+                JOB_NAME_ENV, BASE_DIR_ENV, SPILL_DIR_ENV)
+"""Variables a host sees only when the job passes them (in SageMaker the job's Environment is all
+there is): the local mode never lets a host inherit them from the launching process."""
+
+# --- the /opt/ml layout ---------------------------------------------------------------------------
+
+DEFAULT_BASE_DIR = Path("/opt/ml")
+RESOURCE_CONFIG = "resourceconfig.json"
+"""``input/config/resourceconfig.json``: ``hosts``, ``current_host``, instance type."""
+HYPERPARAMETERS = "hyperparameters.json"
+"""``input/config/hyperparameters.json``: every value a string."""
+CHECKPOINT_CONFIG = "checkpointconfig.json"
+"""``input/config/checkpointconfig.json``: ``LocalPath`` of the checkpoint directory."""
+MODEL_FILE = "xgboost-model"
+"""The model file in ``model/`` (what SageMaker's XGBoost hosting loads), UBJ format."""
+
+
+def config_dir(base_dir: Path) -> Path:
+    """``input/config``: the files SageMaker writes before it starts the image."""
+    return base_dir / "input" / "config"
+
+
+def model_dir(base_dir: Path) -> Path:
+    """``model/``: tarred to S3 when the job ends; holds exactly :data:`MODEL_FILE`."""
+    return base_dir / "model"
+
+
+def failure_file(base_dir: Path) -> Path:
+    """``output/failure``: its first 1,024 characters become the job's FailureReason."""
+    return base_dir / "output" / "failure"
+
+
+def default_spill_dir(base_dir: Path) -> Path:
+    """Where a host spills its shard unless :data:`SPILL_DIR_ENV` says otherwise."""
+    return base_dir / "spill"
