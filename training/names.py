@@ -24,16 +24,14 @@ import re
 from collections.abc import Callable, Sequence
 
 from training.errors import HyperparameterError, SnowflakeError
-from training.snowflake import quote_part, quote_table
+from training.snowflake import IDENTIFIER, quote_part, quote_table, unquoted
 
 IDENTIFIER_KEYS = ("table", "target", "features", "shard_key", "weight_column")
 """Hyperparameters that name Snowflake objects (validated as identifiers, quoted in SQL)."""
 LIST_KEYS = ("features", "shard_key")
 """Identifier hyperparameters that hold a comma-separated list of column names."""
 
-_BARE = r"[A-Za-z_][A-Za-z0-9_$]*"
-_QUOTED = r'"[^"\x00]+"'
-_NAME = re.compile(rf"\s*({_BARE}|{_QUOTED})\s*")
+_NAME = re.compile(rf"\s*({IDENTIFIER})\s*")
 
 _WHAT = {"table": "table", "target": "target column", "features": "feature column",
          "shard_key": "shard_key column", "weight_column": "weight column"}
@@ -65,7 +63,7 @@ def split_names(text: str) -> list[str]:
 
 def stored_name(name: str) -> str:
     """The name Snowflake stores for an identifier as written (``price`` -> ``PRICE``, ``"Price"`` -> ``Price``)."""
-    return quote_part(name, "column")[1:-1]
+    return unquoted(quote_part(name, "column"))
 
 
 def check(key: str, text: str) -> None:

@@ -22,9 +22,10 @@ log = logging.getLogger(__name__)
 
 _BARE = r"[A-Za-z_][A-Za-z0-9_$]*"
 _QUOTED = r'"[^"\x00]+"'
-_PART = rf"(?:{_BARE}|{_QUOTED})"
-_TABLE = re.compile(rf"{_PART}(?:\.{_PART}){{0,2}}")
-_PARTS = re.compile(_PART)
+IDENTIFIER = rf"(?:{_BARE}|{_QUOTED})"
+"""One Snowflake identifier as written: a bare name or a double-quoted one."""
+_TABLE = re.compile(rf"{IDENTIFIER}(?:\.{IDENTIFIER}){{0,2}}")
+_PARTS = re.compile(IDENTIFIER)
 
 TYPE_NAMES = ("FIXED", "REAL", "TEXT", "DATE", "TIMESTAMP", "VARIANT", "TIMESTAMP_LTZ", "TIMESTAMP_TZ",
               "TIMESTAMP_NTZ", "OBJECT", "ARRAY", "BINARY", "TIME", "BOOLEAN", "GEOGRAPHY", "GEOMETRY", "VECTOR",
