@@ -8,8 +8,9 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-help: ## list the targets
+help: ## list the targets, and the launcher's CLI
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@echo "  launcher: .venv/bin/python -m launch {train,tune,pipeline,register} --help   (also: snowflake-xgboost)"
 
 # The virtual environment under the repo, created on first use (uv inside it for fast installs).
 $(STAMP): requirements.txt requirements-base.txt requirements-dev.txt pyproject.toml
@@ -24,7 +25,7 @@ $(STAMP): requirements.txt requirements-base.txt requirements-dev.txt pyproject.
 venv: $(STAMP) ## create the virtual environment (.venv) with every dependency
 
 demo: $(STAMP) ## run the whole job locally: 2 hosts, embedded Snowflake, local Secrets Manager
-	$(PY) launch/train.py --local --hosts $(HOSTS)
+	$(PY) -m launch train --local --hosts $(HOSTS)
 
 test: $(STAMP) lint ## lint, then the whole test suite (what CI runs)
 	$(PY) -m pytest $(PYTEST_ARGS)

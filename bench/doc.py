@@ -215,7 +215,7 @@ the codes are looked up per batch each time XGBoost reads the iterator
 
 ## Scaling: one table, 1 to 4 local hosts
 
-The real container program per host (`launch.local.start_local_job`), {config.get('scaling_rounds', config['num_round'])} rounds, `fetch_pages` 1, the hosts
+The real container program per host (`launch.local.hosts.start_local_job`), {config.get('scaling_rounds', config['num_round'])} rounds, `fetch_pages` 1, the hosts
 sharing this machine's {results['machine']['cores']} cores (each gets `OMP_NUM_THREADS` = cores / hosts). Peak per
 host: the process's `VmHWM`, polled from `/proc`. Wall: start to the last host's exit, fetch,
 collective set-up, matrix, training and model included.

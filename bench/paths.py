@@ -44,7 +44,7 @@ from training.columns import merge_vocabularies
 from training.credentials import SnowflakeCredentials, parse_secret
 from training.dataset import build_matrices
 from training.hyperparameters import Hyperparameters, parse_hyperparameters
-from training.shards import VALIDATION_COLUMN, ShardPlan, _bind, fetch_shard, plan_shard
+from training.shards import VALIDATION_COLUMN, ShardPlan, fetch_shard, plan_shard, query_parameters
 from training.snowflake import connect, describe_table, quote_column, quote_table
 
 PARQUET_BATCH_ROWS = 65_536
@@ -78,7 +78,7 @@ def split_query(plan: ShardPlan, hps: Hyperparameters, validation: bool) -> tupl
     cols = ", ".join(quote_column(c) for c in (*plan.features, plan.target))
     keep = "" if validation else "NOT "
     sql = f'SELECT {cols} FROM ({plan.query_template}) WHERE {keep}"{VALIDATION_COLUMN}"'  # noqa: S608
-    return sql, _bind(hps, 1, 0)  # the job's split binds, one host: every row of the table
+    return sql, query_parameters(hps, 1, 0)  # the job's split binds, one host: every row of the table
 
 
 def _plan(creds: SnowflakeCredentials, hps: Hyperparameters) -> ShardPlan:
@@ -97,7 +97,7 @@ def _sample_connection(creds: SnowflakeCredentials) -> Any:
 
 def _table_query(plan: ShardPlan, hps: Hyperparameters) -> tuple[str, dict[str, Any]]:
     """The job's own query for the whole table (one host): features, target and the split flag."""
-    return plan.query_template, _bind(hps, 1, 0)
+    return plan.query_template, query_parameters(hps, 1, 0)
 
 
 def _split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

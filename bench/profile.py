@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench import paths
 from bench.run import DEFAULT_OUT, SEED, hyperparameters, parse_options, table_name
-from launch.local import LocalStack
+from launch.local.services import LocalStack
 
 
 def profile_path(rows: int, path: str, pages: int, out: Path) -> Path:

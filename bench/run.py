@@ -32,7 +32,7 @@ from typing import Any
 
 from bench import report
 from bench.scaling import run_scaling
-from launch.local import DATABASE, SCHEMA, LocalStack
+from launch.local.services import DATABASE, SCHEMA, LocalStack
 from training import contract
 
 log = logging.getLogger("bench")

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from launch.local import start_local_job
+from launch.local.hosts import start_local_job
 
 _FETCHED = re.compile(r"fetched ([\d,]+) rows in (\d+) batches in ([\d.]+) s")
 _POLL_SECONDS = 0.1

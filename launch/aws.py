@@ -98,12 +98,15 @@ def capture_request(session: boto3.Session, operation: str) -> Iterator[Capture]
     here; the captured parameters are in the yielded :class:`Capture`.
     """
     capture = Capture(operation)
+    active = True  # clients made inside the block keep these hooks (the SDK caches clients): inert after it
 
     def _record(params: dict[str, Any], **_: Any) -> None:
-        capture.params = dict(params)
+        if active:
+            capture.params = dict(params)
 
     def _stop(**_: Any) -> None:
-        raise RequestCaptured(operation, capture.params)
+        if active:
+            raise RequestCaptured(operation, capture.params)
 
     session.events.register(f"provide-client-params.sagemaker.{operation}", _record)
     session.events.register(f"before-call.sagemaker.{operation}", _stop)
@@ -111,6 +114,10 @@ def capture_request(session: boto3.Session, operation: str) -> Iterator[Capture]
         yield capture
     except RequestCaptured:
         pass
+    finally:  # the caller's session sends normally afterwards
+        active = False
+        session.events.unregister(f"provide-client-params.sagemaker.{operation}", _record)
+        session.events.unregister(f"before-call.sagemaker.{operation}", _stop)
     if not capture.params:
         raise RuntimeError(f"the SDK made no {operation} call")
 

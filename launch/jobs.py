@@ -295,18 +295,19 @@ def _import_mlops(region: str) -> None:
 # Exact requests, for --dry-run and the offline tests (built by the SDK, validated, not sent)
 
 
-def training_request(settings: Settings) -> dict[str, Any]:
-    """The CreateTrainingJob request ``train`` would send."""
-    session = aws.boto_session(settings.region)
+def training_request(settings: Settings, session: boto3.Session | None = None) -> dict[str, Any]:
+    """The CreateTrainingJob request ``train`` would send through ``session`` (stopped before sending)."""
+    session = session or aws.boto_session(settings.region)
     with aws.capture_request(session, "CreateTrainingJob") as capture:
         aws.submit_training(build_trainer(settings, aws.sdk_session(session)))
     return capture.params
 
 
-def tuning_request(settings: Settings, job_name: str | None = None) -> dict[str, Any]:
-    """The CreateHyperParameterTuningJob request ``tune`` would send."""
+def tuning_request(settings: Settings, job_name: str | None = None,
+                   session: boto3.Session | None = None) -> dict[str, Any]:
+    """The CreateHyperParameterTuningJob request ``tune`` would send through ``session`` (not sent)."""
     check_objective(settings)
-    session = aws.boto_session(settings.region)
+    session = session or aws.boto_session(settings.region)
     with aws.capture_request(session, "CreateHyperParameterTuningJob") as capture:
         tuner = build_tuner(settings, build_trainer(settings, aws.sdk_session(session)))
         aws.submit_tuning(tuner, job_name or tuning_job_name(settings.job_prefix))

@@ -9,14 +9,12 @@ The tracking URI and experiment come from ``--tracking-uri``/``--experiment``, e
 section. A SageMaker managed MLflow ARN works like any URI. Aliases (default ``champion``) replace
 the deprecated stages: serving code loads ``models:/<name>@champion``.
 
-:func:`register` is the command; :func:`main` only parses arguments and reports.
+:func:`register` is the command; :mod:`launch.commands.register` parses arguments and reports.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +24,7 @@ if __package__ in (None, ""):  # run as a script: import from the repo root, not
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from launch import cli
-from training import contract, tracking
+from training import tracking
 from training.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -118,60 +116,5 @@ def _create_version(client: MlflowClient, model_name: str, source: str, run_id: 
     return str(version.version)
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Register a run's model (or a tuning job's best trial) in the MLflow "
-                                "Model Registry and point an alias at it.")
-    which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--run-id", help="the MLflow run whose model to register")
-    which.add_argument("--tuning-job", help="a tuning job's name: register its best trial")
-    p.add_argument("--model-name", required=True, help="registered model name (created if missing)")
-    p.add_argument("--alias", default=DEFAULT_ALIAS, help=f"alias to point at the new version (default {DEFAULT_ALIAS})")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI or SageMaker MLflow ARN "
-                   "(default: $MLFLOW_TRACKING_URI, else the settings' mlflow.tracking_uri)")
-    p.add_argument("--experiment", help="experiment of the tuning job (default: $MLFLOW_EXPERIMENT_NAME, else the "
-                   f"settings' mlflow.experiment, else {tracking.DEFAULT_EXPERIMENT})")
-    cli.add_settings_arguments(p)
-    return p
-
-
-def _where(args: argparse.Namespace) -> tuple[str, str]:
-    """Tracking URI and experiment: flags, then the environment, then the settings file."""
-    uri = args.tracking_uri or os.environ.get(contract.TRACKING_URI_ENV, "")
-    experiment = args.experiment or os.environ.get(contract.EXPERIMENT_ENV, "")
-    if not uri or not experiment:
-        from launch.settings import load_settings
-
-        try:
-            settings = load_settings(args.settings, args.set)
-            uri, experiment = uri or settings.mlflow.tracking_uri, experiment or settings.mlflow.experiment
-        except ConfigError:
-            if not uri:
-                raise
-    if not uri:
-        raise ConfigError("no MLflow tracking URI: pass --tracking-uri, set MLFLOW_TRACKING_URI, or set "
-                          "mlflow.tracking_uri in the settings file")
-    return uri, experiment or tracking.DEFAULT_EXPERIMENT
-
-
-def _register(args: argparse.Namespace) -> int:
-    from mlflow.exceptions import MlflowException
-
-    uri, experiment = _where(args)
-    try:
-        done = register(uri, args.model_name, run_id=args.run_id, tuning_job=args.tuning_job,
-                        experiment=experiment, alias=args.alias)
-    except MlflowException as err:  # unreachable server, unknown run, no permission: one line, no traceback
-        raise ConfigError(f"MLflow at {tracking.safe_uri(uri)}: {' '.join(err.message.split())[:300]}") from err
-    print(f"registered {done.model_name} version {done.version} (run {done.run_id}); "
-          f"models:/{done.model_name}@{done.alias} now loads it")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    cli.configure_logging(args.verbose)
-    return cli.run(lambda: _register(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the name users know: the same as ``python -m launch register``
+    cli.alias("register")

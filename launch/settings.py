@@ -530,3 +530,33 @@ def _check_range_bounds(settings: Settings, name: str, rng: TuningRange) -> None
             raise ConfigError(f"settings key {key!r}: {err}") from None
     if rng.scaling in ("Logarithmic", "ReverseLogarithmic") and (rng.low or 0) <= 0:
         raise ConfigError(f"settings key {key!r}: {rng.scaling} scaling needs low > 0: raise low or use Linear")
+
+
+# ---------------------------------------------------------------------------------------------
+# Local mode: the demo job's hyperparameters from --set, with no settings file
+
+
+LOCAL_SECTIONS = ("hyperparameters", "data")
+
+
+def local_hyperparameters(overrides: Sequence[str]) -> dict[str, str]:
+    """Hyperparameters that ``--set`` overrides give a local job: ``hyperparameters.NAME`` and ``data.*``.
+
+    The same keys as in a settings file (``--set`` means one thing in every mode); what a local job
+    cannot use (compute, output, ...) fails in one line rather than being ignored.
+    """
+    raw: dict[str, Any] = {}
+    for override in overrides:
+        apply_override(raw, override)
+    for key, value in raw.items():
+        if key not in LOCAL_SECTIONS or not isinstance(value, dict):
+            hint = (f"hyperparameters are set as hyperparameters.{key}=..." if key in SPECS else
+                    "local mode takes hyperparameters.NAME=VALUE and data.table/target/features (use --hosts "
+                    "for the host count)")
+            raise ConfigError(f"--set {key}: not a setting local mode uses: {hint}")
+    data = raw.get("data", {})
+    unknown = sorted(set(data) - set(DATA_HYPERPARAMETERS))
+    if unknown:
+        raise ConfigError(f"--set data.{unknown[0]}: unknown data key: expected one of {', '.join(DATA_HYPERPARAMETERS)}")
+    hyperparameters = _hyperparameters("hyperparameters", raw.get("hyperparameters", {}))
+    return {**hyperparameters, **{k: hyperparameter_string(v) for k, v in data.items()}}

@@ -1,16 +1,11 @@
-"""Shared fixtures: the local stand-ins (fakesnow server, moto server) behind the real clients."""
+"""Fixtures every test shares. The local stand-ins live in tests/integration/conftest.py: unit tests
+never start (or import) them."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-
-from launch.local import LocalJobResult, LocalStack, run_local_job
-from tests.helpers import SECRET_ID, SECRET_PASSWORD, SYNTH_ROWS, SYNTH_TABLE
-from training import contract
 
 
 @pytest.fixture(autouse=True)
@@ -20,31 +15,3 @@ def _restore_environ():
     yield
     os.environ.clear()
     os.environ.update(saved)
-
-
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """Local Snowflake and Secrets Manager for the whole session, with the test secret and table."""
-    with LocalStack(tmp_path_factory.mktemp("stack"), persist=False) as local:
-        local.put_secret(SECRET_ID, local.snowflake_secret(password=SECRET_PASSWORD))
-        local.ensure_table(SYNTH_TABLE, data="synthetic", rows=SYNTH_ROWS, seed=7)
-        yield local
-
-
-@pytest.fixture(scope="session")
-def job_env(stack: LocalStack) -> dict[str, str]:
-    """Environment of a host process: local AWS endpoint and the test secret's id."""
-    return {**stack.aws_env(), contract.SECRET_ID_ENV: SECRET_ID, contract.LOGIN_TIMEOUT_ENV: "20",
-            contract.NETWORK_TIMEOUT_ENV: "30"}
-
-
-@pytest.fixture
-def run_job(tmp_path: Path, job_env: dict[str, str]):
-    """Run a local job with the test environment; returns a LocalJobResult."""
-
-    def run(hyperparameters: dict[str, str], hosts: int = 1, env: dict[str, str] | None = None,
-            **kwargs: object) -> LocalJobResult:
-        return run_local_job(hyperparameters, hosts=hosts, workdir=tmp_path, env={**job_env, **(env or {})},
-                             timeout=300, **kwargs)
-
-    return run

@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from launch.local import LocalJob, LocalJobResult
+from launch.local.hosts import LocalJob, LocalJobResult
 from training.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
 
 SECRET_ID = "test/snowflake"

@@ -252,7 +252,7 @@ def _fetch_page(conn: Any, plan: ShardPlan, hps: Hyperparameters, hosts: int, re
     """Spill one page's rows; False once a text column passed the cap (fetching more is wasted)."""
     cursor = conn.cursor()
     try:
-        cursor.execute(plan.query_template, _bind(hps, hosts * hps["fetch_pages"], remainder))
+        cursor.execute(plan.query_template, query_parameters(hps, hosts * hps["fetch_pages"], remainder))
         shard.query_ids.append(cursor.sfqid)
         for result in cursor.fetch_arrow_batches():  # a pyarrow Table per result chunk
             for batch in result.to_batches():
@@ -266,7 +266,12 @@ def _fetch_page(conn: Any, plan: ShardPlan, hps: Hyperparameters, hosts: int, re
     return True
 
 
-def _bind(hps: Hyperparameters, modulus: int, remainder: int) -> dict[str, Any]:
+def query_parameters(hps: Hyperparameters, modulus: int, remainder: int) -> dict[str, Any]:
+    """The bind parameters of ``query_template`` for the rows with hash remainder ``remainder`` of ``modulus``.
+
+    The validation split's salt and cut come from ``hps``; ``modulus`` 1 and ``remainder`` 0 select
+    every row of the table (what the tests and benchmarks compare a job's shards against).
+    """
     return {
         "split_salt": f"validation-{hps['split_seed']}",
         "split_cut": round(hps["validation_fraction"] * SPLIT_BUCKETS),

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from launch.local import LocalJobResult
+from launch.local.hosts import LocalJobResult
 
 ACCESS_DENIED = ("User: arn:aws:sts::123456789012:assumed-role/SageMakerJob/job is not authorized to perform: "
                  "secretsmanager:GetSecretValue on resource: {secret} because no identity-based policy allows "

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from launch.local import free_port
+from launch.local.services import free_port
 
 START_TIMEOUT_S = 90.0
 """How long to wait for ``/health`` before giving up (a cold start on 2 cores takes ~20 s)."""

@@ -29,7 +29,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from launch import datasets
-from launch.local import LocalStack, run_local_job
+from launch.local.hosts import run_local_job
+from launch.local.services import LocalStack
 from tests import keys
 from tests.helpers import SECRET_PASSWORD, synth_hps
 from tests.integration.battery import (

@@ -20,7 +20,8 @@ import pyarrow as pa
 import pytest
 import xgboost as xgb
 
-from launch.local import LocalJob, LocalStack, start_local_job
+from launch.local.hosts import LocalJob, start_local_job
+from launch.local.services import LocalStack
 from tests.helpers import SECRET_ID, SECRET_PASSWORD, synth_hps, wait_for_log
 from tests.integration.battery import (
     assert_no_secret,

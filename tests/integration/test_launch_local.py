@@ -7,7 +7,7 @@ import re
 import pytest
 
 from launch import jobs
-from launch.tune import tune_local
+from launch.local.tuning import tune_local
 from tests.helpers import synth_hps
 from training.hyperparameters import SPECS
 
@@ -34,3 +34,18 @@ def test_tune_local_runs_trials_over_the_table_space(run_job) -> None:
     assert all(t.hyperparameters["num_round"] == "5" for t in trials)  # pinned, so not searched
     assert trials[0].value <= trials[1].value  # best first
     assert trials[0].hyperparameters["eta"] != trials[1].hyperparameters["eta"]
+
+
+def test_the_local_command_runs_the_demo_with_set_hyperparameters(tmp_path, monkeypatch, capsys) -> None:
+    """``python -m launch train --local``: the stand-ins, a seeded table, N hosts, the report a user reads."""
+    from launch.cli import main
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")  # tracking off: this test is about the command
+    argv = ["train", "--local", "--hosts", "2", "--demo-data", "synthetic", "--rows", "3000",
+            "--workdir", str(tmp_path), "--set", "hyperparameters.num_round=4", "--set", "hyperparameters.eta=0.5"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"local job local-\S+ succeeded in [\d.]+ s", out)
+    assert re.search(r"final metrics: train-rmse [\d.]+, validation-rmse [\d.]+ after 4 rounds", out), out
+    (leader,) = [p for p in (tmp_path / "jobs").glob("*/127.0.0.1/input/config/hyperparameters.json")]
+    assert '"eta": "0.5"' in leader.read_text()

@@ -15,9 +15,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from launch import pipeline as pipeline_cli
-from launch import train as train_cli
-from launch import tune as tune_cli
+from launch.cli import main
+from launch.commands.train import train
+from launch.commands.tune import tune
 from launch.settings import load_settings
 
 SECRET_VALUE = "Zq-distinctive-launcher-s3cret-4410"
@@ -55,10 +55,16 @@ class Recorder:
 
     def __init__(self, session: boto3.Session) -> None:
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.completed: list[str] = []
         session.events.register("provide-client-params.*.*", self._record)
+        session.events.register("after-call.*.*", self._complete)
 
     def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         self.calls.append((model.name, json.loads(json.dumps(params, default=str))))
+
+    def _complete(self, model: Any, **_: Any) -> None:
+        """A call the service answered (a dry run stops every call before this)."""
+        self.completed.append(model.name)
 
     def sent(self, operation: str) -> list[dict[str, Any]]:
         return [params for name, params in self.calls if name == operation]
@@ -109,7 +115,7 @@ def assert_job_definition(job: dict[str, Any], secret_arn: str) -> None:
 
 def test_train_sends_the_job_and_waits(settings_file: Path, session: boto3.Session, recorder: Recorder,
                                        capsys: pytest.CaptureFixture[str]) -> None:
-    assert train_cli.main(["--settings", str(settings_file), "--wait"], session=session) == 0
+    assert main(["train", "--settings", str(settings_file), "--wait"], session=session) == 0
     (sent,) = recorder.sent("CreateTrainingJob")
     secret_arn = load_settings(settings_file).data.snowflake_secret_id
     assert_job_definition(sent, secret_arn)
@@ -126,11 +132,14 @@ def test_train_sends_the_job_and_waits(settings_file: Path, session: boto3.Sessi
 
 def test_dry_run_prints_what_train_sends(settings_file: Path, session: boto3.Session, recorder: Recorder,
                                          capsys: pytest.CaptureFixture[str]) -> None:
-    assert train_cli.main(["--settings", str(settings_file), "--dry-run"], session=session) == 0
+    assert main(["train", "--settings", str(settings_file), "--dry-run"], session=session) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert not recorder.calls
-    train_cli.train(load_settings(settings_file), session=session)
-    (sent,) = recorder.sent("CreateTrainingJob")
+    (built,) = recorder.sent("CreateTrainingJob")  # the dry run goes through the session it is given
+    assert [name for name, _ in recorder.calls] == ["CreateTrainingJob"] and not recorder.completed
+    assert printed == built
+    train(load_settings(settings_file), session=session)
+    sent = recorder.sent("CreateTrainingJob")[-1]
+    assert recorder.completed[0] == "CreateTrainingJob"  # now sent and answered
     for request in (printed, sent):
         request.pop("TrainingJobName")
     assert printed == sent
@@ -139,19 +148,19 @@ def test_dry_run_prints_what_train_sends(settings_file: Path, session: boto3.Ses
 def test_two_submissions_in_the_same_second_get_different_names(settings_file: Path, session: boto3.Session,
                                                                 recorder: Recorder) -> None:
     settings = load_settings(settings_file)
-    first = train_cli.train(settings, session=session).job_name
-    second = train_cli.train(settings, session=session).job_name
+    first = train(settings, session=session).job_name
+    second = train(settings, session=session).job_name
     assert first != second
     assert first.rsplit("-", 1)[0] != second.rsplit("-", 1)[0]  # apart even with the same timestamp
     assert [p["TrainingJobName"] for p in recorder.sent("CreateTrainingJob")] == [first, second]
-    a = tune_cli.tune(settings, session=session).job_name
-    b = tune_cli.tune(settings, session=session).job_name
+    a = tune(settings, session=session).job_name
+    b = tune(settings, session=session).job_name
     assert a != b and len(a) <= 32
 
 
 def test_tune_sends_ranges_metrics_and_the_trial_definition(settings_file: Path, session: boto3.Session,
                                                             recorder: Recorder) -> None:
-    assert tune_cli.main(["--settings", str(settings_file), "--job-name", "xgb-moto-tune-1"], session=session) == 0
+    assert main(["tune", "--settings", str(settings_file), "--job-name", "xgb-moto-tune-1"], session=session) == 0
     (sent,) = recorder.sent("CreateHyperParameterTuningJob")
     assert sent["HyperParameterTuningJobName"] == "xgb-moto-tune-1"
     config = sent["HyperParameterTuningJobConfig"]
@@ -173,8 +182,8 @@ def test_tune_sends_ranges_metrics_and_the_trial_definition(settings_file: Path,
 def test_pipeline_upsert_and_start(settings_file: Path, session: boto3.Session, recorder: Recorder,
                                    capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["--settings", str(settings_file), "--upsert", "--start"]
-    assert pipeline_cli.main(argv, session=session) == 0
-    assert pipeline_cli.main(argv, session=session) == 0  # the second upsert updates
+    assert main(["pipeline", *argv], session=session) == 0
+    assert main(["pipeline", *argv], session=session) == 0  # the second upsert updates
     created = recorder.sent("CreatePipeline")[0]  # the second upsert tries to create, then updates
     assert recorder.sent("UpdatePipeline") and len(recorder.sent("StartPipelineExecution")) == 2
     assert created["PipelineName"] == "xgb-moto-tuning" and created["RoleArn"].endswith(":role/Training")
@@ -188,19 +197,19 @@ def test_pipeline_upsert_and_start(settings_file: Path, session: boto3.Session, 
     assert "execution: arn:aws:sagemaker:" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("cli", "overrides", "message"), [
-    (train_cli, ["role=TrainingRole"], "'role' must be an IAM role ARN"),
-    (train_cli, ["compute.max_wait_seconds=0"], "'compute.max_wait_seconds' must be an integer"),
-    (tune_cli, ["network.security_group_ids=[]"], "'network.subnets' is set but 'network.security_group_ids'"),
-    (tune_cli, ["hyperparameters.eval_metric=mae"], "'tuning.objective' is 'validation:rmse', which no metric"),
-    (pipeline_cli, ["hyperparameters.eval_metric=mae"], "which no metric definition produces"),
+@pytest.mark.parametrize(("command", "overrides", "message"), [
+    ("train", ["role=TrainingRole"], "'role' must be an IAM role ARN"),
+    ("train", ["compute.max_wait_seconds=0"], "'compute.max_wait_seconds' must be an integer"),
+    ("tune", ["network.security_group_ids=[]"], "'network.subnets' is set but 'network.security_group_ids'"),
+    ("tune", ["hyperparameters.eval_metric=mae"], "'tuning.objective' is 'validation:rmse', which no metric"),
+    ("pipeline", ["hyperparameters.eval_metric=mae"], "which no metric definition produces"),
 ])
 def test_settings_errors_stop_before_any_aws_call(settings_file: Path, session: boto3.Session, recorder: Recorder,
-                                                  capsys: pytest.CaptureFixture[str], cli: Any,
+                                                  capsys: pytest.CaptureFixture[str], command: str,
                                                   overrides: list[str], message: str) -> None:
-    argv = ["--settings", str(settings_file), *[f"--set={o}" for o in overrides]]
-    argv += ["--upsert", "--start"] if cli is pipeline_cli else []
-    assert cli.main(argv, session=session) == 1
+    argv = [command, "--settings", str(settings_file), *[f"--set={o}" for o in overrides]]
+    argv += ["--upsert", "--start"] if command == "pipeline" else []
+    assert main(argv, session=session) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Traceback" not in err
     assert not recorder.calls
@@ -209,12 +218,12 @@ def test_settings_errors_stop_before_any_aws_call(settings_file: Path, session: 
 def test_spot_without_max_wait_stops_before_any_aws_call(settings_file: Path, session: boto3.Session,
                                                          recorder: Recorder, capsys: pytest.CaptureFixture[str]) -> None:
     settings_file.write_text(settings_file.read_text().replace("max_wait_seconds = 7200\n", ""))
-    assert train_cli.main(["--settings", str(settings_file)], session=session) == 1
+    assert main(["train", "--settings", str(settings_file)], session=session) == 1
     assert "needs a max wait" in capsys.readouterr().err
     assert not recorder.calls
 
 
 def test_missing_settings_file(session: boto3.Session, recorder: Recorder, tmp_path: Path,
                                capsys: pytest.CaptureFixture[str]) -> None:
-    assert train_cli.main(["--settings", str(tmp_path / "absent.toml")], session=session) == 1
+    assert main(["train", "--settings", str(tmp_path / "absent.toml")], session=session) == 1
     assert "copy" in capsys.readouterr().err and not recorder.calls

@@ -23,7 +23,8 @@ import pytest
 import xgboost as xgb
 
 from launch import datasets, jobs
-from launch.local import LocalJobResult, LocalStack, run_local_job
+from launch.local.hosts import LocalJobResult, run_local_job
+from launch.local.services import LocalStack
 from launch.settings import load_settings
 from tests.integration.battery import assert_user_failure, run_parallel
 from training import model as table_model

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
-from launch.local import start_local_job
+from launch.local.hosts import start_local_job
 from tests.helpers import SECRET_PASSWORD, synth_hps, wait_for_log
 from tests.integration.mlflow_server import mlflow_server
 

@@ -319,9 +319,9 @@ def test_register_a_run_and_point_champion_at_it(finished_run: FinishedRun, serv
 
 def test_register_the_best_trial_of_a_tuning_job_from_the_command_line(
         tuning: Tuning, server: MlflowServer, capsys: pytest.CaptureFixture[str]) -> None:
-    from launch.register import main
+    from launch.cli import main
 
-    argv = ["--tracking-uri", server.uri, "--experiment", tuning.experiment, "--tuning-job", tuning.name,
+    argv = ["register", "--tracking-uri", server.uri, "--experiment", tuning.experiment, "--tuning-job", tuning.name,
             "--model-name", "housing-tuned", "--alias", "champion"]
     assert main(argv) == 0
     client = client_for(server)
@@ -332,9 +332,9 @@ def test_register_the_best_trial_of_a_tuning_job_from_the_command_line(
 
 
 def test_register_an_unknown_tuning_job_is_one_line(server: MlflowServer, capsys: pytest.CaptureFixture[str]) -> None:
-    from launch.register import main
+    from launch.cli import main
 
-    assert main(["--tracking-uri", server.uri, "--experiment", "tuning", "--tuning-job", "no-such-job",
+    assert main(["register", "--tracking-uri", server.uri, "--experiment", "tuning", "--tuning-job", "no-such-job",
                  "--model-name", "x"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: no parent run for tuning job 'no-such-job'") and "\n" not in err

@@ -10,11 +10,11 @@ import pyarrow as pa
 import pytest
 import xgboost as xgb
 
-from launch.local import start_local_job
+from launch.local.hosts import start_local_job
 from tests.helpers import synth_hps, wait_for_log
 from training.checkpoints import list_checkpoints
 from training.hyperparameters import parse_hyperparameters
-from training.shards import _bind, plan_shard
+from training.shards import plan_shard, query_parameters
 from training.snowflake import Column
 
 pytestmark = pytest.mark.slow
@@ -57,7 +57,7 @@ def _mixed_split_seed(stack, table, fraction):
             hps = parse_hyperparameters({"table": table, "target": "Y", "split_seed": str(seed),
                                          "validation_fraction": str(fraction)})
             cursor = conn.cursor()
-            cursor.execute(plan.query_template, _bind(hps, 1, 0))
+            cursor.execute(plan.query_template, query_parameters(hps, 1, 0))
             flags = [row[-1] for row in cursor.fetchall()]
             if 0 < sum(flags) < len(flags):
                 return seed

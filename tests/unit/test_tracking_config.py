@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.integration.mlflow_server import free_port
+from launch.local.services import free_port
 from training import tracking
 from training.errors import ConfigError
 from training.tracking import JobInfo, RunTracker

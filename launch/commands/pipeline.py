@@ -1,0 +1,73 @@
+"""``python -m launch pipeline``: a SageMaker Pipeline whose one step runs the tuning job.
+
+    python -m launch pipeline                    # print the pipeline definition (no AWS call)
+    python -m launch pipeline --upsert --start   # create or update it, then start an execution
+
+Pipeline parameters: ``InstanceType``, ``InstanceCount`` and ``TrainingImage`` (defaults from the
+settings), so an execution can change them without a new definition. The definition is built
+with no AWS call and is the same on every build (no random names in it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from launch import aws, cli, jobs
+from launch.settings import Settings, load_settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PipelineOutcome:
+    name: str
+    definition: dict[str, Any]
+    pipeline_arn: str | None = None
+    execution_arn: str | None = None
+
+
+def pipeline(settings: Settings, *, upsert: bool = False, start: bool = False,
+             session: Any = None) -> PipelineOutcome:
+    """Build the pipeline; optionally upsert it and start an execution (``session``: boto3)."""
+    jobs.check_objective(settings)
+    boto = session or aws.boto_session(settings.region)
+    built = jobs.build_pipeline(settings, aws.sdk_session(boto, pipeline=True))
+    definition = json.loads(built.definition())
+    if not (upsert or start):
+        return PipelineOutcome(built.name, definition)
+    tags = [{"Key": k, "Value": v} for k, v in settings.tags.items()]
+    arn = aws.upsert_pipeline(built, settings.pipeline_role, tags) if upsert else None
+    execution = aws.start_pipeline(built) if start else None
+    return PipelineOutcome(built.name, definition, arn, execution)
+
+
+def command_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """``pipeline``'s flags: a subparser of ``python -m launch``."""
+    description = "Define, upsert and start the tuning pipeline."
+    p = subparsers.add_parser("pipeline", help="define, upsert and start the tuning pipeline",
+                               description=description)
+    cli.add_settings_arguments(p)
+    p.add_argument("--upsert", action="store_true", help="create or update the pipeline")
+    p.add_argument("--start", action="store_true", help="start an execution (after --upsert, or of an existing one)")
+    p.add_argument("--dry-run", action="store_true", help="print the definition only (the default)")
+    p.set_defaults(func=pipeline_command)
+    return p
+
+
+def pipeline_command(args: argparse.Namespace, session: Any = None) -> int:
+    cli.configure_logging(args.verbose)
+    settings = load_settings(args.settings, args.set)
+    send = not args.dry_run
+    outcome = pipeline(settings, upsert=args.upsert and send, start=args.start and send, session=session)
+    if not (outcome.pipeline_arn or outcome.execution_arn):
+        print(json.dumps(outcome.definition, indent=2, sort_keys=True))
+        return 0
+    if outcome.pipeline_arn:
+        print(f"pipeline: {outcome.pipeline_arn}")
+    if outcome.execution_arn:
+        print(f"execution: {outcome.execution_arn}")
+    return 0

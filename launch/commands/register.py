@@ -1,0 +1,74 @@
+"""``python -m launch register``: register a run's model in the MLflow Model Registry and point an alias at it.
+
+    python -m launch register --model-name housing --run-id 4c10bf9a...          # one job's run
+    python -m launch register --model-name housing --tuning-job xgb-tune-0101     # the best trial
+
+The tracking URI and experiment come from ``--tracking-uri``/``--experiment``, else from
+``MLFLOW_TRACKING_URI``/``MLFLOW_EXPERIMENT_NAME``, else from the launcher settings' ``[mlflow]``
+section. :func:`launch.register.register` is the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from launch import cli
+from launch.register import DEFAULT_ALIAS, register
+from training import contract, tracking
+from training.errors import ConfigError
+
+
+def command_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """``register``'s flags: a subparser of ``python -m launch``."""
+    description = ("Register a run's model (or a tuning job's best trial) in the MLflow Model Registry and "
+                   "point an alias at it.")
+    p = subparsers.add_parser("register", help="register a run's (or a tuning job's best) model in MLflow",
+                              description=description)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run-id", help="the MLflow run whose model to register")
+    which.add_argument("--tuning-job", help="a tuning job's name: register its best trial")
+    p.add_argument("--model-name", required=True, help="registered model name (created if missing)")
+    p.add_argument("--alias", default=DEFAULT_ALIAS, help=f"alias to point at the new version (default {DEFAULT_ALIAS})")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI or SageMaker MLflow ARN "
+                   "(default: $MLFLOW_TRACKING_URI, else the settings' mlflow.tracking_uri)")
+    p.add_argument("--experiment", help="experiment of the tuning job (default: $MLFLOW_EXPERIMENT_NAME, else the "
+                   f"settings' mlflow.experiment, else {tracking.DEFAULT_EXPERIMENT})")
+    cli.add_settings_arguments(p)
+    p.set_defaults(func=register_command)
+    return p
+
+
+def register_command(args: argparse.Namespace, session: Any = None) -> int:
+    from mlflow.exceptions import MlflowException
+
+    cli.configure_logging(args.verbose)
+    uri, experiment = _where(args)
+    try:
+        done = register(uri, args.model_name, run_id=args.run_id, tuning_job=args.tuning_job,
+                        experiment=experiment, alias=args.alias)
+    except MlflowException as err:  # unreachable server, unknown run, no permission: one line, no traceback
+        raise ConfigError(f"MLflow at {tracking.safe_uri(uri)}: {' '.join(err.message.split())[:300]}") from err
+    print(f"registered {done.model_name} version {done.version} (run {done.run_id}); "
+          f"models:/{done.model_name}@{done.alias} now loads it")
+    return 0
+
+
+def _where(args: argparse.Namespace) -> tuple[str, str]:
+    """Tracking URI and experiment: flags, then the environment, then the settings file."""
+    uri = args.tracking_uri or os.environ.get(contract.TRACKING_URI_ENV, "")
+    experiment = args.experiment or os.environ.get(contract.EXPERIMENT_ENV, "")
+    if not uri or not experiment:
+        from launch.settings import load_settings
+
+        try:
+            settings = load_settings(args.settings, args.set)
+            uri, experiment = uri or settings.mlflow.tracking_uri, experiment or settings.mlflow.experiment
+        except ConfigError:
+            if not uri:
+                raise
+    if not uri:
+        raise ConfigError("no MLflow tracking URI: pass --tracking-uri, set MLFLOW_TRACKING_URI, or set "
+                          "mlflow.tracking_uri in the settings file")
+    return uri, experiment or tracking.DEFAULT_EXPERIMENT

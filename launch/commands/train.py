@@ -1,0 +1,123 @@
+"""``python -m launch train``: submit one SageMaker training job (or run it locally).
+
+    python -m launch train --dry-run         # print the exact CreateTrainingJob request, send nothing
+    python -m launch train --wait            # submit, follow, end with the status and failure reason
+    python -m launch train --local --hosts 2 # the same container program on this machine
+
+:func:`train` (AWS) and :func:`launch.local.demo.run_local` (local) are the commands;
+:func:`train_command` only loads settings, calls one of them and reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from launch import aws, cli, jobs
+from launch.settings import Settings, load_settings, local_hyperparameters
+from training.errors import UserError
+
+if TYPE_CHECKING:
+    from launch.local.demo import LocalRun
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What ``train`` did: the request (dry run) or the job's name, and its end when waited for."""
+
+    job_name: str
+    request: dict[str, Any] | None = None
+    status: str | None = None
+    failure_reason: str | None = None
+    final_metrics: dict[str, float] | None = None
+
+
+def train(settings: Settings, *, dry_run: bool = False, wait: bool = False,
+          session: Any = None, poll_seconds: float = 30.0) -> TrainOutcome:
+    """Submit the training job described by ``settings`` (``session``: a boto3 session)."""
+    session = session or aws.boto_session(settings.region)
+    if dry_run:
+        request = jobs.training_request(settings, session)
+        return TrainOutcome(request["TrainingJobName"], request=request)
+    name = aws.submit_training(jobs.build_trainer(settings, aws.sdk_session(session)))
+    if not wait:
+        return TrainOutcome(name)
+    desc = aws.wait_for_training(session.client("sagemaker"), name, poll_seconds)
+    metrics = {m["MetricName"]: m["Value"] for m in desc.get("FinalMetricDataList", [])}
+    return TrainOutcome(name, status=desc["TrainingJobStatus"], failure_reason=desc.get("FailureReason"),
+                        final_metrics=metrics)
+
+
+def command_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """``train``'s flags: a subparser of ``python -m launch``."""
+    description = "Train XGBoost on a Snowflake table with SageMaker."
+    p = subparsers.add_parser("train", help="submit a training job, or run it locally", description=description)
+    cli.add_settings_arguments(p)
+    p.add_argument("--dry-run", action="store_true", help="print the CreateTrainingJob request; send nothing")
+    p.add_argument("--wait", action="store_true", help="follow the job to its end")
+    local = p.add_argument_group("local mode (no AWS)")
+    local.add_argument("--local", action="store_true", help="run the job on this machine")
+    local.add_argument("--hosts", type=int, default=2, help="simulated hosts (default 2)")
+    local.add_argument("--workdir", type=Path, help="work directory (default ./work)")
+    local.add_argument("--demo-data", choices=("california", "synthetic", "mixed"), default="california")
+    local.add_argument("--rows", type=int, help="rows of synthetic or mixed demo data")
+    p.set_defaults(func=train_command)
+    return p
+
+
+def train_command(args: argparse.Namespace, session: Any = None) -> int:
+    if args.local:
+        return _local(args)
+    cli.configure_logging(args.verbose)
+    settings = load_settings(args.settings, args.set)
+    outcome = train(settings, dry_run=args.dry_run, wait=args.wait, session=session)
+    if outcome.request is not None:
+        print(json.dumps(outcome.request, indent=2, sort_keys=True, default=str))
+        return 0
+    print(f"training job: {outcome.job_name}")
+    if outcome.status is None:
+        return 0
+    print(f"status: {outcome.status}")
+    for name, value in (outcome.final_metrics or {}).items():
+        print(f"  {name} = {value:g}")
+    if outcome.status != "Completed":
+        raise UserError(f"training job {outcome.job_name} {outcome.status}: "
+                            f"{outcome.failure_reason or 'no reason given'}")
+    return 0
+
+
+def _local(args: argparse.Namespace) -> int:
+    """The demo job on this machine; ``--set hyperparameters.NAME=VALUE`` overrides the demo's."""
+    from launch.local import demo, services
+
+    cli.configure_logging(args.verbose, prefix="local: ")
+    hyperparameters = local_hyperparameters(args.set)
+    done = demo.run_local(hyperparameters, hosts=args.hosts, workdir=args.workdir or services.DEFAULT_WORKDIR,
+                          data=args.demo_data, rows=args.rows or demo.DEFAULT_ROWS)
+    _report(done)
+    return done.result.exit_code
+
+
+def _report(done: LocalRun) -> None:
+    result = done.result
+    print()
+    status = "succeeded" if result.exit_code == 0 else f"FAILED (exit code {result.exit_code})"
+    print(f"local job {result.job_name} {status} in {done.seconds:.1f} s")
+    if result.final_metrics:
+        print("final metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in result.final_metrics.items())
+              + f" after {result.rounds} rounds")
+    if result.failure:
+        print(f"failure: {result.failure}")
+    if result.model_path:
+        print(f"model: {result.model_path}")
+    print("logs:  " + "  ".join(str(p) for p in result.logs))
+    if done.tracking_uri.startswith("sqlite:"):
+        print(f"MLflow: .venv/bin/mlflow ui --backend-store-uri {done.tracking_uri}   (then open http://127.0.0.1:5000)")
+    elif done.tracking_uri:
+        print(f"MLflow: {done.tracking_uri}")

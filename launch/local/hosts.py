@@ -1,0 +1,187 @@
+"""The SageMaker host emulator: one ``/opt/ml`` tree and one container process per simulated host.
+
+SageMaker writes each host's configuration under ``/opt/ml``, starts the image with ``train``,
+stops every host once one fails (after a grace period), and reports the failure file. This does
+the same on one machine. Hosts are named ``127.0.0.1``, ``127.0.0.2``, ...: they resolve without
+touching /etc/hosts. The stand-ins the job talks to are started by :mod:`launch.local.services`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from launch.local.services import DEFAULT_WORKDIR, REPO_ROOT, free_port
+from training import contract
+from training.errors import ConfigError
+
+_FINAL = re.compile(r"final metrics: (.*) rounds:(\d+)")
+_STOP_GRACE_SECONDS = 15.0
+
+
+@dataclass
+class LocalJobResult:
+    """The outcome of a local job: exit code, per-host trees and logs, model and final metrics."""
+
+    job_name: str
+    exit_code: int
+    exit_codes: list[int]
+    host_dirs: list[Path]
+    logs: list[Path]
+    model_path: Path | None
+    final_metrics: dict[str, float]
+    rounds: int | None
+    failure: str | None
+
+
+def host_names(hosts: int) -> list[str]:
+    if not 1 <= hosts <= 9:
+        raise ConfigError(f"--hosts must be between 1 and 9 in local mode, got {hosts}")
+    return [f"127.0.0.{i}" for i in range(1, hosts + 1)]
+
+
+def write_host_tree(host_dir: Path, hosts: list[str], host: str, hyperparameters: dict[str, str]) -> None:
+    """The files SageMaker writes under /opt/ml before it starts the image."""
+    config = contract.config_dir(host_dir)
+    config.mkdir(parents=True, exist_ok=True)
+    (config / contract.RESOURCE_CONFIG).write_text(json.dumps(
+        {"current_host": host, "hosts": hosts, "current_instance_type": "local", "network_interface_name": "lo"}))
+    (config / contract.HYPERPARAMETERS).write_text(json.dumps({k: str(v) for k, v in hyperparameters.items()}))
+    (config / contract.CHECKPOINT_CONFIG).write_text(json.dumps({"LocalPath": str(host_dir / "checkpoints")}))
+
+
+def container_command() -> list[str]:
+    """How the image runs our entry program (its ENTRYPOINT plus SageMaker's ``train``)."""
+    return [sys.executable, "-m", "container", "train"]
+
+
+class LocalJob:
+    """A running local job: one process per simulated host."""
+
+    def __init__(self, job_name: str, host_dirs: list[Path], processes: list[tuple[subprocess.Popen, Any]]) -> None:
+        self.job_name, self.host_dirs, self.processes = job_name, host_dirs, processes
+
+    def leader_log(self) -> str:
+        path = self.host_dirs[0] / "log.txt"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        """Send ``signum`` to every host still running (SIGTERM is SageMaker's stop signal)."""
+        for process, _ in self.processes:
+            if process.poll() is None:
+                process.send_signal(signum)
+
+    def wait(self, timeout: float = 900.0) -> LocalJobResult:
+        return _collect(self.job_name, self.host_dirs, _wait_all(self.processes, timeout))
+
+
+def start_local_job(
+    hyperparameters: dict[str, str], hosts: int = 2, workdir: Path | None = None,
+    env: dict[str, str] | None = None, job_name: str | None = None, echo: bool = False,
+    command: list[str] | None = None,
+) -> LocalJob:
+    """Start one job for ``hosts`` simulated hosts; the services must already run (see ``env``).
+
+    Reusing ``job_name`` reuses the host trees, so a stopped job resumes from its checkpoints.
+    """
+    job_name = job_name or f"local-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    job_dir = (workdir or DEFAULT_WORKDIR) / "jobs" / job_name
+    hostnames = host_names(hosts)
+    hps = {"tracker_port": str(free_port()), **{k: str(v) for k, v in hyperparameters.items()}}
+    host_dirs = [job_dir / name for name in hostnames]
+    # Simulated hosts share this machine's cores: give each its share, or they thrash.
+    host_env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // hosts)), **(env or {})}
+    processes = []
+    for name, host_dir in zip(hostnames, host_dirs, strict=True):
+        write_host_tree(host_dir, hostnames, name, hps)
+        contract.failure_file(host_dir).unlink(missing_ok=True)
+        processes.append(_start_host(host_dir, job_name, host_env, command or container_command(),
+                                     echo and name == hostnames[0]))
+    return LocalJob(job_name, host_dirs, processes)
+
+
+def run_local_job(
+    hyperparameters: dict[str, str], hosts: int = 2, workdir: Path | None = None,
+    env: dict[str, str] | None = None, job_name: str | None = None, echo: bool = False,
+    command: list[str] | None = None, timeout: float = 900.0,
+) -> LocalJobResult:
+    """Run one job to the end (see :func:`start_local_job`)."""
+    return start_local_job(hyperparameters, hosts, workdir, env, job_name, echo, command).wait(timeout)
+
+
+def _start_host(host_dir: Path, job_name: str, env: dict[str, str], command: list[str], echo: bool) -> Any:
+    inherited = {k: v for k, v in os.environ.items() if k not in contract.JOB_SETTINGS}
+    host_env = {**inherited, **env, contract.BASE_DIR_ENV: str(host_dir), contract.JOB_NAME_ENV: job_name,
+                "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+                "PYTHONUNBUFFERED": "1"}
+    log_path = host_dir / "log.txt"
+    sink = open(log_path, "wb")  # noqa: SIM115  closed by the pump thread
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env=host_env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    pump = threading.Thread(target=_pump, args=(process.stdout, sink, echo), daemon=True)
+    pump.start()
+    return process, pump
+
+
+def _pump(source: IO[bytes], sink: IO[bytes], echo: bool) -> None:
+    with sink:
+        for line in source:
+            sink.write(line)
+            sink.flush()
+            if echo:
+                sys.stdout.write(line.decode(errors="replace"))
+                sys.stdout.flush()
+
+
+def _wait_all(processes: list[tuple[subprocess.Popen, threading.Thread]], timeout: float) -> list[int]:
+    """Wait for every host; once one fails, stop the others after a grace period, as SageMaker does."""
+    deadline, failed_at = time.monotonic() + timeout, None
+    while any(p.poll() is None for p, _ in processes):
+        now = time.monotonic()
+        if failed_at is None and any(p.poll() not in (None, 0) for p, _ in processes):
+            failed_at = now
+        if now > deadline or (failed_at is not None and now - failed_at > _STOP_GRACE_SECONDS):
+            for p, _ in processes:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+            _reap(processes)
+            break
+        time.sleep(0.1)
+    for _, pump in processes:
+        pump.join(timeout=10)
+    return [p.returncode for p, _ in processes]
+
+
+def _reap(processes: list[tuple[subprocess.Popen, threading.Thread]]) -> None:
+    for p, _ in processes:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def _collect(job_name: str, host_dirs: list[Path], codes: list[int]) -> LocalJobResult:
+    logs = [d / "log.txt" for d in host_dirs]
+    metrics, rounds = {}, None
+    text = logs[0].read_text(errors="replace") if logs[0].exists() else ""
+    matches = list(_FINAL.finditer(text))
+    if matches:
+        match = matches[-1]
+        metrics = {k: float(v) for k, v in (item.rsplit(":", 1) for item in match.group(1).split())}
+        rounds = int(match.group(2))
+    failure = next((f.read_text().strip() for d in host_dirs if (f := contract.failure_file(d)).exists()), None)
+    model = contract.model_dir(host_dirs[0]) / contract.MODEL_FILE
+    exit_code = next((c for c in codes if c != 0), 0)
+    return LocalJobResult(job_name, exit_code, codes, host_dirs, logs, model if model.exists() else None,
+                          metrics, rounds, failure)

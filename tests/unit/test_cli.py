@@ -1,0 +1,61 @@
+"""The launcher's one CLI: subcommands, one meaning per flag, and the aliases users know."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from launch import cli
+from launch.settings import local_hyperparameters
+from training.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+COMMANDS = ("train", "tune", "pipeline", "register")
+
+
+def _subparsers() -> dict:
+    (action,) = [a for a in cli.parser()._subparsers._group_actions]  # noqa: SLF001  argparse has no public API
+    return action.choices
+
+
+def test_every_subcommand_is_listed_and_shares_the_settings_flags() -> None:
+    subparsers = _subparsers()
+    assert tuple(subparsers) == COMMANDS
+    for name, sub in subparsers.items():
+        flags = {opt for action in sub._actions for opt in action.option_strings}  # noqa: SLF001
+        assert {"--settings", "--set", "--verbose"} <= flags, name
+    assert "--hp" not in {opt for action in subparsers["tune"]._actions for opt in action.option_strings}  # noqa: SLF001
+
+
+@pytest.mark.parametrize("command", ["-m launch", "launch/train.py", "launch/tune.py", "launch/pipeline.py",
+                                     "launch/register.py"])
+def test_the_module_and_the_script_names_run_the_same_program(command: str) -> None:
+    args = command.split() + ["--help"] if command.startswith("-m") else [command, "--help"]
+    done = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    if command.startswith("-m"):
+        assert all(name in done.stdout for name in COMMANDS)
+    else:
+        assert f"python -m launch {Path(command).stem}" in done.stdout
+
+
+def test_set_takes_settings_keys_in_local_mode_too() -> None:
+    hps = local_hyperparameters(["hyperparameters.num_round=300", "hyperparameters.eval_metric=[\"rmse\", \"mae\"]",
+                                 "data.target='\"Label\"'", "data.features=[\"A\", \"B\"]"])
+    assert hps == {"num_round": "300", "eval_metric": "rmse,mae", "target": '"Label"', "features": "A,B"}
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("num_round=300", "hyperparameters are set as hyperparameters.num_round=..."),
+    ("compute.instance_count=4", "use --hosts"),
+    ("data.warehouse=X", "expected one of table, target, features"),
+    ("hyperparameters.table=T", "set data.table instead"),
+    ("num_round", "is not KEY=VALUE"),
+])
+def test_a_set_local_mode_cannot_use_is_one_line(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=".*") as err:
+        local_hyperparameters([override])
+    assert message in str(err.value) and "\n" not in str(err.value)
