@@ -96,12 +96,12 @@ scanning all of them.
 """
 
 
-def _profile(results: dict[str, Any]) -> str:
-    return PROFILE
+PROFILE_NOTE = """\
+*A dated note, written by hand on 2026-11-23 (commit 88e09fd) and not re-measured by
+`make bench`: the tables above are regenerated on every run, this section is not. Rerun
+`python -m bench.profile` to check it against today's code.*
 
-
-PROFILE = """\
-Measured while writing this page, on the same shared machine (`bench/profile.py` runs one path
+Measured on the same shared machine (`bench/profile.py` runs one path
 in-process under pyinstrument, which is not a project requirement:
 `.venv/bin/python -m pip install pyinstrument`, then `python -m bench.profile --rows 250000`).
 One ingest of path (c) at 250,000 rows, 4.2 s of wall time:
@@ -227,7 +227,7 @@ collective set-up, matrix, training and model included.
 {_paging_cost(results)}
 ## Where the time goes
 
-{_profile(results)}
+{PROFILE_NOTE}
 ## Caveats
 
 - The stand-in returns a whole result as one batch and runs on the same cores as the client, so

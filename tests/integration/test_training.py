@@ -43,6 +43,25 @@ def test_model_file_is_xgboost_format_and_reproduces_the_reported_metric(run_job
     booster = xgb.Booster(model_file=str(result.model_path))
     assert booster.num_boosted_rounds() == 10
     assert booster.feature_names == [f"F{i}" for i in range(8)]
+    # The job's validation rows, read with its own query on one "host", scored by the saved model,
+    # give the validation RMSE the job reported (all-reduced across its 2 hosts).
+    features = [f"F{i}" for i in range(8)]
+    hps = parse_hyperparameters(synth_hps(num_round=10))
+    plan = plan_shard([Column(name, 1) for name in ["ID", *features, "Y"]], hps)
+    conn = stack.connect()
+    try:
+        cursor = conn.cursor()
+        cursor.execute(plan.query_template, query_parameters(hps, 1, 0))
+        rows = cursor.fetch_arrow_all()
+    finally:
+        conn.close()
+    valid = rows.filter(pa.compute.equal(rows.column(rows.num_columns - 1), True))
+    x = np.column_stack([valid.column(name).to_numpy(zero_copy_only=False) for name in features])
+    y = valid.column("Y").to_numpy(zero_copy_only=False)
+    predicted = booster.predict(xgb.DMatrix(x, feature_names=features))
+    rmse = float(np.sqrt(np.mean((predicted - y) ** 2)))
+    assert 0 < valid.num_rows < rows.num_rows
+    assert rmse == pytest.approx(result.final_metrics["validation-rmse"], rel=1e-4)
 
 
 def _mixed_split_seed(stack, table, fraction):
