@@ -26,7 +26,8 @@ if __package__ in (None, ""):  # run as a script: import from the repo root, not
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from launch import aws, cli, jobs
-from launch.settings import Settings, find_settings_file, load_settings, search_space
+from launch.settings import Settings, find_settings_file, load_settings
+from launch.tuning_space import search_space
 from training import contract
 from training.errors import ConfigError, UserError
 from training.hyperparameters import TuningRange, tunable

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from launch.settings import EXAMPLE, load_settings, search_space
+from launch.settings import EXAMPLE, load_settings
+from launch.tuning_space import search_space
 from training.errors import ConfigError
 from training.hyperparameters import tunable
 
