@@ -33,7 +33,8 @@ from typing import Any
 import boto3
 
 from launch import aws
-from launch.settings import Settings, search_space
+from launch.settings import Settings
+from launch.tuning_space import search_space
 from training.contract import EXPERIMENT_ENV, SECRET_ID_ENV, TRACKING_URI_ENV
 from training.errors import ConfigError
 from training.hyperparameters import TuningRange

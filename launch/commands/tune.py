@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from launch import aws, cli, jobs
-from launch.settings import Settings, find_settings_file, load_settings, local_hyperparameters, search_space
+from launch.settings import Settings, find_settings_file, load_settings, local_hyperparameters
+from launch.tuning_space import search_space
 from training.errors import ConfigError, UserError
 from training.hyperparameters import tunable
 

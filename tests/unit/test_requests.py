@@ -192,9 +192,7 @@ def test_metric_regexes_read_the_containers_lines() -> None:
 
 
 def test_objective_without_a_metric_definition_is_refused(settings: Any) -> None:
-    import dataclasses
-
-    bad = dataclasses.replace(settings, hyperparameters={"eval_metric": "mae"})
+    bad = settings.model_copy(update={"hyperparameters": {"eval_metric": "mae"}})
     with pytest.raises(ConfigError, match="'tuning.objective' is 'validation:rmse', which no metric definition"):
         jobs.check_objective(bad)
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from launch.settings import EXAMPLE, load_settings, search_space
+from launch.settings import EXAMPLE, load_settings
+from launch.tuning_space import search_space
 from training.errors import ConfigError
 from training.hyperparameters import tunable
 
@@ -95,3 +96,16 @@ def test_ranges_override_and_exclude(tmp_path: Path) -> None:
     assert "gamma" not in space
     assert (space["max_depth"].kind, space["max_depth"].low, space["max_depth"].high) == ("integer", 4, 8)
     assert space["tree_method"].values == ("hist", "approx")
+
+
+@pytest.mark.parametrize("value", ["{password='hunter2', user='u'}", "['hunter2']", "'hunter2 x'"])
+def test_a_secret_pasted_for_its_id_is_not_repeated(tmp_path: Path, value: str) -> None:
+    message = error_of(tmp_path, f"data.snowflake_secret_id={value}")
+    assert "'data.snowflake_secret_id'" in message and "never the secret's value" in message
+    assert "hunter2" not in message
+
+
+def test_settings_are_frozen(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path))
+    with pytest.raises(ValueError, match="frozen"):
+        settings.compute.instance_count = 4  # type: ignore[misc]
