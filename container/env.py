@@ -28,11 +28,13 @@ from training.contract import (
     model_dir,
 )
 from training.errors import ConfigError
+from training.snowflake import SnowflakeTimeouts
 
 
 @dataclass(frozen=True)
 class TrainingEnv:
-    """The files SageMaker gives the container, read once at start."""
+    """The files SageMaker gives the container and the environment values the job parses, read and
+    validated once at start (a malformed value is a ConfigError before any work)."""
 
     base_dir: Path
     hosts: list[str]
@@ -42,6 +44,7 @@ class TrainingEnv:
     hyperparameters: dict[str, Any]
     checkpoint_dir: Path | None
     spill_dir: Path
+    snowflake_timeouts: SnowflakeTimeouts
 
     @property
     def model_dir(self) -> Path:
@@ -68,6 +71,7 @@ class TrainingEnv:
             hyperparameters=_read_json(config / HYPERPARAMETERS, required=False),
             checkpoint_dir=Path(checkpoint["LocalPath"]) if checkpoint.get("LocalPath") else None,
             spill_dir=Path(environ.get(SPILL_DIR_ENV) or default_spill_dir(base_dir)),
+            snowflake_timeouts=SnowflakeTimeouts.from_environ(environ),
         )
 
 

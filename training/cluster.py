@@ -65,11 +65,11 @@ def resolve(host: str, timeout: float) -> str:
     while True:
         try:
             return socket.gethostbyname(host)
-        except OSError:
+        except OSError as err:  # socket.gaierror / herror: not (yet) in DNS
             if time.monotonic() > deadline:
                 raise ClusterError(
                     f"cannot resolve host {host!r} within {timeout:.0f} s: check the job's network configuration"
-                ) from None
+                ) from err
             time.sleep(1.0)
 
 
@@ -93,21 +93,44 @@ def collective(cluster: Cluster, port: int, timeout: int) -> Iterator[None]:
 
 
 def _start_tracker(address: str, workers: int, port: int, timeout: int) -> Any:
+    """Start the tracker on the leader.
+
+    XGBoost 3.0 binds the port when the tracker is created (``XGTrackerCreate``) and reports any
+    failure as an ``XGBoostError``: a port in use reads "Failed to bind socket. system
+    error:Address already in use", an address not on this host "...:Cannot assign requested
+    address". An address Python cannot look up fails earlier, in ``socket.getaddrinfo`` (OSError).
+    Anything else is a bug and keeps its traceback.
+    """
+    from xgboost.core import XGBoostError
     from xgboost.tracker import RabitTracker
 
     try:
         tracker = RabitTracker(n_workers=workers, host_ip=address, port=port, sortby="task", timeout=timeout)
         tracker.start()
-    except Exception as err:
-        raise ClusterError(
-            f"cannot start the XGBoost tracker on {address}:{port} ({err}): the port may be in use; "
-            "set the 'tracker_port' hyperparameter to a free port"
-        ) from None
+    except (XGBoostError, OSError) as err:
+        raise ClusterError(_tracker_message(address, port, err)) from err
     log.info("tracker listening on %s:%d for %d hosts", address, port, workers)
     return tracker
 
 
+def _tracker_message(address: str, port: int, err: BaseException) -> str:
+    cause = error_summary(err)
+    if "address already in use" in str(err).lower():
+        return (f"cannot start the XGBoost tracker on {address}:{port} ({cause}): the port may be in use; "
+                "set the 'tracker_port' hyperparameter to a free port")
+    return (f"cannot start the XGBoost tracker on {address}:{port} ({cause}): the first host's name must "
+            "resolve to an address of that host; check the job's network configuration")
+
+
 def _join(coll: Any, args: dict[str, Any], cluster: Cluster, timeout: int) -> None:
+    """Join the collective, retrying while the tracker boots.
+
+    ``collective.init`` reports every failure to reach the tracker (connection refused while it
+    boots, a timeout) as an ``XGBoostError``: those are retried until ``timeout``. Anything else
+    (a TypeError from bad arguments) is a bug and is raised at once.
+    """
+    from xgboost.core import XGBoostError
+
     deadline = time.monotonic() + timeout
     attempt = 0
     while True:
@@ -115,30 +138,38 @@ def _join(coll: Any, args: dict[str, Any], cluster: Cluster, timeout: int) -> No
         try:
             coll.init(**args)
             break
-        except Exception as err:  # the tracker may not be up yet: XGBoostError or OSError
+        except XGBoostError as err:  # the tracker may not be up yet
             if time.monotonic() > deadline:
                 raise ClusterError(
                     f"host {cluster.current_host} could not join the other {cluster.size - 1} hosts at "
                     f"{args['dmlc_tracker_uri']}:{args['dmlc_tracker_port']} within {timeout} s ({error_summary(err)}): "
                     "check that all hosts started and can reach each other (security group allows traffic "
                     "between them); raise 'collective_timeout' if fetching takes longer"
-                ) from None
+                ) from err
             log.info("waiting for the tracker (attempt %d): %s", attempt, error_summary(err))
             time.sleep(min(2.0 * attempt, 10.0))
     log.info("joined the collective as rank %d of %d", coll.get_rank(), coll.get_world_size())
 
 
 def _leave(coll: Any, tracker: Any) -> None:
+    """Leave the collective and stop the tracker; XGBoost's own failures here are logged, not raised.
+
+    This runs in a ``finally``: raising would hide the error that broke the group. ``finalize``,
+    ``wait_for`` (on timeout) and ``free`` (after a tracker that timed out) raise ``XGBoostError``.
+    """
+    from xgboost.core import XGBoostError
+
     try:
         coll.finalize()
-    except Exception as err:  # noqa: BLE001  leaving a broken group must not hide the real error
+    except XGBoostError as err:
         log.warning("leaving the collective failed: %s", error_summary(err))
-    if tracker is not None:
+    if tracker is None:
+        return
+    for step in (lambda: tracker.wait_for(timeout=30), tracker.free):
         try:
-            tracker.wait_for(timeout=30)
-        except Exception as err:  # noqa: BLE001
+            step()
+        except XGBoostError as err:
             log.debug("tracker did not shut down cleanly: %s", error_summary(err))
-        tracker.free()
 
 
 _XGB_LOCATION = re.compile(r"^\[[0-9:]+\] \S+:\d+: ?")

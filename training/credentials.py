@@ -13,12 +13,16 @@ JSON naming an explicit auth method::
 Optional ``host``, ``port`` and ``protocol`` override the endpoint (PrivateLink, or the local
 Snowflake of the local mode). Messages name fields and fixes, never values: the secret's values
 stay inside :class:`SnowflakeCredentials`, whose ``repr`` hides them.
+
+Each auth method is one entry of :data:`AUTH_METHODS`: the fields it needs and the connector
+arguments it builds. A method is supported when, and only when, it has an entry.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,8 +33,48 @@ log = logging.getLogger(__name__)
 
 
 REQUIRED_FIELDS = ("account", "user", "warehouse", "database", "schema", "role", "auth")
-AUTH_METHODS = {"password": ("password",), "keypair": ("private_key",), "pat": ("token",)}
-OPTIONAL_FIELDS = ("private_key_passphrase", "host", "port", "protocol")
+ENDPOINT_FIELDS = ("host", "port", "protocol")
+
+
+@dataclass(frozen=True)
+class AuthMethod:
+    """One way to sign in: the secret fields it needs and the connector arguments it builds."""
+
+    authenticator: str
+    """The connector's ``authenticator`` for this method (always passed, never left to inference)."""
+    required: tuple[str, ...]
+    """Secret fields the method cannot sign in without; a missing one fails naming it."""
+    build: Callable[[Mapping[str, str], str], dict[str, Any]]
+    """(the method's secret fields, the secret's id) -> its credential arguments for the connector."""
+    optional: tuple[str, ...] = ()
+    """Secret fields the method uses when present."""
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Every secret field this method may read (nothing else of the secret reaches the connector)."""
+        return (*self.required, *self.optional)
+
+
+def _password_args(secrets: Mapping[str, str], secret_id: str) -> dict[str, Any]:
+    return {"password": secrets["password"]}
+
+
+def _keypair_args(secrets: Mapping[str, str], secret_id: str) -> dict[str, Any]:
+    return {"private_key": _decode_private_key(secrets["private_key"], secrets.get("private_key_passphrase"),
+                                               secret_id)}
+
+
+def _token_args(secrets: Mapping[str, str], secret_id: str) -> dict[str, Any]:
+    return {"token": secrets["token"]}
+
+
+AUTH_METHODS: dict[str, AuthMethod] = {
+    "password": AuthMethod("SNOWFLAKE", ("password",), _password_args),
+    "keypair": AuthMethod("SNOWFLAKE_JWT", ("private_key",), _keypair_args, optional=("private_key_passphrase",)),
+    "pat": AuthMethod("PROGRAMMATIC_ACCESS_TOKEN", ("token",), _token_args),
+}
+"""The secret's ``auth`` value -> its method (the connector's authenticator names:
+https://docs.snowflake.com/en/developer-guide/python-connector/python-connector-api#connect)."""
 
 
 @dataclass(frozen=True)
@@ -50,20 +94,12 @@ class SnowflakeCredentials:
 
     def connect_kwargs(self) -> dict[str, Any]:
         """Arguments for ``snowflake.connector.connect`` (secret values included: never log them)."""
-        kwargs: dict[str, Any] = {
+        method = AUTH_METHODS[self.auth]
+        return {
             "account": self.account, "user": self.user, "warehouse": self.warehouse,
             "database": self.database, "schema": self.schema, "role": self.role, **self.endpoint,
+            "authenticator": method.authenticator, **method.build(self._secrets, self.secret_id),
         }
-        if self.auth == "password":
-            kwargs["password"] = self._secrets["password"]
-        elif self.auth == "keypair":
-            kwargs["private_key"] = _decode_private_key(
-                self._secrets["private_key"], self._secrets.get("private_key_passphrase"), self.secret_id
-            )
-        else:
-            kwargs["authenticator"] = "PROGRAMMATIC_ACCESS_TOKEN"
-            kwargs["token"] = self._secrets["token"]
-        return kwargs
 
 
 def read_secret(secret_id: str, client: Any) -> SnowflakeCredentials:
@@ -118,23 +154,27 @@ def parse_secret(text: str, secret_id: str = "the secret") -> SnowflakeCredentia
             f"secret {secret_id!r} has no {missing[0]!r} field: add it "
             f"(required fields: {', '.join(REQUIRED_FIELDS)})"
         )
+    auth = _auth_method(data, secret_id)
+    secrets = {name: str(data[name]) for name in AUTH_METHODS[auth].fields if _text(data.get(name))}
+    creds = SnowflakeCredentials(
+        **{name: str(data[name]) for name in REQUIRED_FIELDS if name != "auth"},
+        auth=auth, _secrets=secrets, endpoint=_endpoint(data, secret_id), secret_id=secret_id,
+    )
+    creds.connect_kwargs()  # build them now: a method that cannot (a bad key) fails before any network call
+    return creds
+
+
+def _auth_method(data: dict[str, Any], secret_id: str) -> str:
+    """The secret's ``auth`` (lower case), checked against :data:`AUTH_METHODS` with its required fields."""
     auth = str(data["auth"]).lower()
     if auth not in AUTH_METHODS:
         raise CredentialsError(
             f"secret {secret_id!r} field 'auth' names an unknown method: use one of {', '.join(AUTH_METHODS)}"
         )
-    needed = AUTH_METHODS[auth]
-    absent = [name for name in needed if not _text(data.get(name))]
+    absent = [name for name in AUTH_METHODS[auth].required if not _text(data.get(name))]
     if absent:
         raise CredentialsError(f"secret {secret_id!r} uses auth {auth!r} but has no {absent[0]!r} field: add it")
-    secrets = {name: str(data[name]) for name in (*needed, "private_key_passphrase") if _text(data.get(name))}
-    creds = SnowflakeCredentials(
-        **{name: str(data[name]) for name in REQUIRED_FIELDS if name != "auth"},
-        auth=auth, _secrets=secrets, endpoint=_endpoint(data, secret_id), secret_id=secret_id,
-    )
-    if auth == "keypair":
-        creds.connect_kwargs()  # decode the key now: a bad key fails here, before any network call
-    return creds
+    return auth
 
 
 def _text(value: Any) -> bool:

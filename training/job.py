@@ -29,7 +29,15 @@ from training.hyperparameters import Hyperparameters
 from training.model import PLAN_ATTRIBUTE, embed_plan
 from training.names import resolve_table
 from training.shards import Shard, ShardPlan, fetch_shard, plan_shard
-from training.snowflake import connect, count_distinct, describe_table, quote_column, table_parts
+from training.snowflake import (
+    DEFAULT_TIMEOUTS,
+    SnowflakeTimeouts,
+    connect,
+    count_distinct,
+    describe_table,
+    quote_column,
+    table_parts,
+)
 from training.tracking import SnowflakeLineage
 
 log = logging.getLogger(__name__)
@@ -46,6 +54,7 @@ class JobSpec:
     spill_dir: Path
     checkpoint_dir: Path | None = None
     environ: Mapping[str, str] = field(default_factory=dict)
+    snowflake_timeouts: SnowflakeTimeouts = DEFAULT_TIMEOUTS
 
 
 @dataclass
@@ -72,7 +81,7 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, tracker: Any = None) ->
     durations = {"fetch_seconds": shard.fetch_seconds}
     with _collective_errors(cluster), collective(cluster, hps["tracker_port"], hps["collective_timeout"]):
         # the cap first: a host that passed it stopped fetching, so its other counts are partial
-        columns = _agree_vocabularies(shard, plan, cluster, hps, lambda name: _count_distinct(creds, plan, name, hps["query_tag"]))
+        columns = _agree_vocabularies(shard, plan, cluster, hps, lambda name: _count_distinct(creds, plan, name, spec))
         rows_per_host = _check_totals(shard, plan, cluster, hps)
         _check_classes(columns, hps)
         query_ids = gather(shard.query_ids, cluster)
@@ -109,7 +118,8 @@ def _credentials(environ: Mapping[str, str]) -> SnowflakeCredentials:
 
 def _fetch(creds: SnowflakeCredentials, spec: JobSpec, cluster: Cluster) -> tuple[Shard, ShardPlan]:
     hps = spec.hyperparameters
-    conn = connect(creds, hps["query_tag"])
+    timeouts = spec.snowflake_timeouts
+    conn = connect(creds, hps["query_tag"], timeouts)
     try:
         table, table_sql, columns = resolve_table(hps.readings["table"], lambda sql: describe_table(conn, sql),
                                                   hps["table"])
@@ -120,7 +130,7 @@ def _fetch(creds: SnowflakeCredentials, spec: JobSpec, cluster: Cluster) -> tupl
     log.info("reading shard %d of %d from %s (%d features: %s; target %s as %s; %d page(s))", cluster.rank,
              cluster.size, plan.table, len(plan.features), ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())),
              plan.target, plan.columns.label.kind, hps["fetch_pages"])
-    shard = fetch_shard(lambda: connect(creds, hps["query_tag"]), plan, cluster.rank, cluster.size, hps,
+    shard = fetch_shard(lambda: connect(creds, hps["query_tag"], timeouts), plan, cluster.rank, cluster.size, hps,
                         spec.spill_dir)
     return shard, plan
 
@@ -242,8 +252,8 @@ def _params(hps: Hyperparameters, columns: ColumnPlan) -> dict[str, Any]:
     return params
 
 
-def _count_distinct(creds: SnowflakeCredentials, plan: ShardPlan, column: str, query_tag: str) -> int:
-    conn = connect(creds, query_tag)
+def _count_distinct(creds: SnowflakeCredentials, plan: ShardPlan, column: str, spec: JobSpec) -> int:
+    conn = connect(creds, spec.hyperparameters["query_tag"], spec.snowflake_timeouts)
     try:
         return count_distinct(conn, plan.table_sql, column)
     finally:

@@ -8,14 +8,14 @@ name); a double-quoted name is taken verbatim, so ``"My Col"`` reaches a case-se
 from __future__ import annotations
 
 import logging
-import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from training.contract import LOGIN_TIMEOUT_ENV, NETWORK_TIMEOUT_ENV
 from training.credentials import SnowflakeCredentials
-from training.errors import HyperparameterError, SnowflakeError
+from training.errors import ConfigError, HyperparameterError, SnowflakeError
 
 log = logging.getLogger(__name__)
 
@@ -87,15 +87,50 @@ class Column:
         return TYPE_NAMES[self.type_code] if 0 <= self.type_code < len(TYPE_NAMES) else f"TYPE{self.type_code}"
 
 
-def connect(creds: SnowflakeCredentials, query_tag: str) -> Any:
+@dataclass(frozen=True)
+class SnowflakeTimeouts:
+    """The connector's bounded waits, in whole seconds: a wrong account or a dead network fails in
+    bounded time. Read from the job's environment with the rest of the container contract."""
+
+    login: int = 60
+    """Sign-in (:data:`~training.contract.LOGIN_TIMEOUT_ENV`)."""
+    network: int = 300
+    """How long the connector keeps retrying one request (:data:`~training.contract.NETWORK_TIMEOUT_ENV`)."""
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> SnowflakeTimeouts:
+        """Parse both variables; unset or empty means the default; anything else not a whole number
+        of seconds >= 1 is a :class:`~training.errors.ConfigError` naming the variable and the fix."""
+        return cls(login=_seconds(environ, LOGIN_TIMEOUT_ENV, cls.login),
+                   network=_seconds(environ, NETWORK_TIMEOUT_ENV, cls.network))
+
+
+def _seconds(environ: Mapping[str, str], name: str, default: int) -> int:
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value: int | None = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 1:
+        raise ConfigError(f"{name} is {text[:40]!r}: expected a whole number of seconds, at least 1 (default "
+                          f"{default}): fix it in the job's environment, or leave it unset for the default")
+    return value
+
+
+DEFAULT_TIMEOUTS = SnowflakeTimeouts()
+
+
+def connect(creds: SnowflakeCredentials, query_tag: str, timeouts: SnowflakeTimeouts = DEFAULT_TIMEOUTS) -> Any:
     """Open a connection with bounded sign-in and network waits; errors name the likely causes."""
     import snowflake.connector
     from snowflake.connector.errors import DatabaseError, Error
 
     kwargs = creds.connect_kwargs()
     kwargs.update(
-        login_timeout=int(os.environ.get(LOGIN_TIMEOUT_ENV, "60")),
-        network_timeout=int(os.environ.get(NETWORK_TIMEOUT_ENV, "300")),
+        login_timeout=timeouts.login,
+        network_timeout=timeouts.network,
         session_parameters={"QUERY_TAG": query_tag},
         application="sagemaker-xgboost-snowflake",
     )

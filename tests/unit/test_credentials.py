@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tests import keys
-from training.credentials import parse_secret
+from training.credentials import AUTH_METHODS, ENDPOINT_FIELDS, REQUIRED_FIELDS, parse_secret
 from training.errors import CredentialsError
 
 SECRET_VALUE = "Zq-distinctive-s3cret-7731"
@@ -19,7 +19,7 @@ def _parse(**fields):
 def test_password_secret():
     kwargs = _parse(auth="password", password=SECRET_VALUE).connect_kwargs()
     assert kwargs["password"] == SECRET_VALUE and kwargs["account"] == "org-acct" and kwargs["role"] == "R"
-    assert "authenticator" not in kwargs
+    assert kwargs["authenticator"] == "SNOWFLAKE"  # the connector's default, now said explicitly
 
 
 def test_keypair_is_handed_over_as_der_bytes():
@@ -28,7 +28,7 @@ def test_keypair_is_handed_over_as_der_bytes():
         if passphrase:
             fields["private_key_passphrase"] = passphrase
         kwargs = _parse(**fields).connect_kwargs()
-        assert kwargs["private_key"] == keys.der()
+        assert kwargs["private_key"] == keys.der() and kwargs["authenticator"] == "SNOWFLAKE_JWT"
         assert "private_key_passphrase" not in kwargs and "password" not in kwargs
 
 
@@ -71,3 +71,56 @@ def test_defects_name_the_field_and_never_the_value(text, fragment):
     message = str(info.value)
     assert fragment in message and "sf/secret" in message
     assert SECRET_VALUE not in message and "\n" not in message
+
+
+# --- every entry of the auth table ----------------------------------------------------------------
+
+PASSPHRASE = "Zq-passphrase-4410"
+SAMPLES = {"password": "Zq-password-5521", "private_key": keys.pem(PASSPHRASE), "private_key_passphrase": PASSPHRASE,
+           "token": "Zq-token-9902"}
+"""A distinctive, valid value for every field any method reads (a new method's fields need one here)."""
+
+
+def _connector_authenticators() -> set[str]:
+    from snowflake.connector import network
+
+    return {network.DEFAULT_AUTHENTICATOR, network.KEY_PAIR_AUTHENTICATOR, network.PROGRAMMATIC_ACCESS_TOKEN,
+            network.OAUTH_AUTHENTICATOR, network.WORKLOAD_IDENTITY_AUTHENTICATOR}
+
+
+def test_every_field_of_every_method_has_a_sample():
+    assert {name for method in AUTH_METHODS.values() for name in method.fields} <= set(SAMPLES)
+
+
+@pytest.mark.parametrize("auth", list(AUTH_METHODS))
+def test_each_method_checks_each_required_field_by_name(auth):
+    for missing in AUTH_METHODS[auth].required:
+        fields = {name: value for name, value in SAMPLES.items() if name != missing}
+        with pytest.raises(CredentialsError) as info:
+            _parse(auth=auth, **fields)
+        assert str(info.value) == f"secret 'sf/secret' uses auth {auth!r} but has no {missing!r} field: add it"
+
+
+@pytest.mark.parametrize("auth", list(AUTH_METHODS))
+def test_each_method_builds_its_authenticator_and_never_another_methods_credentials(auth):
+    method = AUTH_METHODS[auth]
+    # the secret holds every method's fields: only this method's may reach the connector
+    kwargs = _parse(auth=auth.upper(), **SAMPLES).connect_kwargs()
+    assert kwargs["authenticator"] == method.authenticator and method.authenticator in _connector_authenticators()
+    others = {name for other in AUTH_METHODS.values() for name in other.fields} - set(method.fields)
+    assert not others & set(kwargs), (auth, sorted(kwargs))
+    shown = " ".join(map(str, kwargs.values()))
+    assert not [name for name in others if SAMPLES[name] in shown], auth
+    credentials = set(kwargs) - {*REQUIRED_FIELDS, *ENDPOINT_FIELDS, "authenticator"}
+    assert credentials, auth  # it hands the connector something of its own to sign in with
+
+
+def test_methods_sign_in_differently():
+    authenticators = [method.authenticator for method in AUTH_METHODS.values()]
+    assert len(set(authenticators)) == len(authenticators)
+
+
+def test_an_unknown_method_lists_every_entry():
+    with pytest.raises(CredentialsError) as info:
+        _parse(auth="oauth", **SAMPLES)
+    assert str(info.value).endswith(f"names an unknown method: use one of {', '.join(AUTH_METHODS)}")

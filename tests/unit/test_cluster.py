@@ -1,0 +1,102 @@
+"""The collective's set-up: XGBoost's own failures become one actionable line; a bug stays a bug."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+import pytest
+from xgboost.core import XGBoostError
+
+from training import cluster as cluster_module
+from training.cluster import Cluster, collective
+from training.errors import ClusterError
+
+JOIN_ARGS = {"dmlc_tracker_uri": "10.0.0.1", "dmlc_tracker_port": 9099}
+
+
+class FakeCollective:
+    """Stands in for ``xgboost.collective``: ``init`` raises the given errors in turn, then succeeds."""
+
+    def __init__(self, *errors: BaseException, finalize_error: BaseException | None = None) -> None:
+        self.errors = list(errors)
+        self.finalize_error = finalize_error
+        self.inits = 0
+
+    def init(self, **args: Any) -> None:
+        self.inits += 1
+        if self.errors:
+            raise self.errors.pop(0)
+
+    def finalize(self) -> None:
+        if self.finalize_error is not None:
+            raise self.finalize_error
+
+    def get_rank(self) -> int:
+        return 0
+
+    def get_world_size(self) -> int:
+        return 2
+
+
+def _leader() -> Cluster:
+    return Cluster.from_hosts(["localhost", "peer-not-needed"], "localhost")
+
+
+def test_a_port_in_use_names_the_port_and_the_fix():
+    with socket.socket() as held:  # XGBoost binds when the tracker is created: this port is taken
+        held.bind(("127.0.0.1", 0))
+        held.listen(1)
+        port = held.getsockname()[1]
+        with pytest.raises(ClusterError) as info, collective(_leader(), port, timeout=5):
+            pass
+    message = str(info.value)
+    assert f"cannot start the XGBoost tracker on 127.0.0.1:{port}" in message
+    assert "Address already in use" in message and "set the 'tracker_port' hyperparameter to a free port" in message
+    assert "Stack trace" not in message and "[bt]" not in message  # the cause, not XGBoost's native trace
+    assert isinstance(info.value.__cause__, XGBoostError)
+
+
+def test_an_address_not_on_this_host_is_not_reported_as_a_port_in_use():
+    # 192.0.2.1 (TEST-NET-1) is on no interface: XGBoost cannot bind it
+    with pytest.raises(ClusterError) as info:
+        cluster_module._start_tracker("192.0.2.1", 2, 0, 5)
+    message = str(info.value)
+    assert "Cannot assign requested address" in message and "port may be in use" not in message
+    assert "check the job's network configuration" in message
+
+
+def test_join_retries_while_the_tracker_boots(monkeypatch):
+    monkeypatch.setattr(cluster_module.time, "sleep", lambda seconds: None)
+    coll = FakeCollective(XGBoostError("- [socket.h:348|00:00:00]: Socket error. Connection refused"),
+                          XGBoostError("- [socket.h:348|00:00:00]: Socket error. Connection refused"))
+    cluster_module._join(coll, JOIN_ARGS, _leader(), timeout=60)
+    assert coll.inits == 3
+
+
+def test_join_gives_up_after_the_timeout_naming_the_cause():
+    refused = XGBoostError("[01:36:23] /workspace/src/collective/result.cc:78: \n"
+                           "- [comm.cc:41|01:36:23]: Failed to connect to the tracker.\n"
+                           "- [socket.h:348|01:36:23]: Socket error. Connection refused\nStack trace:\n  [bt] (0) x")
+    with pytest.raises(ClusterError) as info:
+        cluster_module._join(FakeCollective(refused), JOIN_ARGS, _leader(), timeout=-1)
+    message = str(info.value)
+    assert "could not join the other 1 hosts at 10.0.0.1:9099" in message
+    assert "Failed to connect to the tracker; Socket error. Connection refused" in message
+    assert info.value.__cause__ is refused
+
+
+def test_a_bug_while_joining_is_raised_at_once_not_retried():
+    coll = FakeCollective(TypeError("Object of type object is not JSON serializable"))
+    with pytest.raises(TypeError):
+        cluster_module._join(coll, JOIN_ARGS, _leader(), timeout=60)
+    assert coll.inits == 1
+
+
+def test_leaving_a_broken_group_logs_xgboost_errors_and_raises_bugs(caplog):
+    with caplog.at_level(logging.WARNING, logger="training.cluster"):
+        cluster_module._leave(FakeCollective(finalize_error=XGBoostError("- [x|0]: peer gone")), None)
+    assert "leaving the collective failed: peer gone" in caplog.text
+    with pytest.raises(RuntimeError):
+        cluster_module._leave(FakeCollective(finalize_error=RuntimeError("a bug")), None)

@@ -1,0 +1,50 @@
+"""The container contract: environment values the job parses are validated with the /opt/ml files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from container.env import TrainingEnv
+from training.contract import LOGIN_TIMEOUT_ENV, NETWORK_TIMEOUT_ENV, RESOURCE_CONFIG, config_dir
+from training.errors import ConfigError
+from training.snowflake import DEFAULT_TIMEOUTS, SnowflakeTimeouts
+
+
+def _tree(tmp_path: Path) -> Path:
+    config = config_dir(tmp_path)
+    config.mkdir(parents=True)
+    (config / RESOURCE_CONFIG).write_text(json.dumps({"hosts": ["algo-1"], "current_host": "algo-1"}))
+    return tmp_path
+
+
+def test_timeouts_default_when_unset_or_empty():
+    assert SnowflakeTimeouts.from_environ({}) == DEFAULT_TIMEOUTS == SnowflakeTimeouts(login=60, network=300)
+    assert SnowflakeTimeouts.from_environ({LOGIN_TIMEOUT_ENV: "", NETWORK_TIMEOUT_ENV: "  "}) == DEFAULT_TIMEOUTS
+
+
+def test_timeouts_are_read_as_whole_seconds():
+    parsed = SnowflakeTimeouts.from_environ({LOGIN_TIMEOUT_ENV: "5", NETWORK_TIMEOUT_ENV: " 30 "})
+    assert parsed == SnowflakeTimeouts(login=5, network=30)
+
+
+@pytest.mark.parametrize("name", [LOGIN_TIMEOUT_ENV, NETWORK_TIMEOUT_ENV])
+@pytest.mark.parametrize("value", ["5s", "1.5", "0", "-3", "sixty"])
+def test_a_malformed_timeout_is_a_config_error_naming_variable_value_and_fix(name, value):
+    with pytest.raises(ConfigError) as info:
+        SnowflakeTimeouts.from_environ({name: value})
+    default = 60 if name == LOGIN_TIMEOUT_ENV else 300
+    assert str(info.value) == (f"{name} is {value!r}: expected a whole number of seconds, at least 1 (default "
+                               f"{default}): fix it in the job's environment, or leave it unset for the default")
+
+
+def test_the_container_contract_carries_the_timeouts(tmp_path):
+    env = TrainingEnv.from_dir(_tree(tmp_path), {LOGIN_TIMEOUT_ENV: "7"})
+    assert env.snowflake_timeouts == SnowflakeTimeouts(login=7, network=300)
+
+
+def test_the_container_contract_rejects_a_malformed_timeout_before_any_work(tmp_path):
+    with pytest.raises(ConfigError, match=f"^{NETWORK_TIMEOUT_ENV} is '5m': expected a whole number of seconds"):
+        TrainingEnv.from_dir(_tree(tmp_path), {NETWORK_TIMEOUT_ENV: "5m"})
