@@ -41,6 +41,7 @@ from tests.integration.battery import (
     closed_port,
     run_parallel,
 )
+from training import contract
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +50,7 @@ EMPTY_TABLE = "DEMO.PUBLIC.BATTERY_EMPTY"
 VICTIM = "DEMO.PUBLIC.VICTIM"
 ROWS, NULL_TARGETS = 600, 37
 BAD_DATA = {"table": TABLE, "target": "YFULL", "shard_key": "ID", "num_round": "5", "validation_fraction": "0.3"}
-FAST_SNOWFLAKE = {"SNOWFLAKE_LOGIN_TIMEOUT": "5", "SNOWFLAKE_NETWORK_TIMEOUT": "5"}
+FAST_SNOWFLAKE = {contract.LOGIN_TIMEOUT_ENV: "5", contract.NETWORK_TIMEOUT_ENV: "5"}
 UNREACHABLE_SECONDS = {"snowflake_refused": 90.0, "snowflake_silent": 150.0}
 """Generous behaviour bounds (not benchmarks) for failing on an unreachable account with 5 s timeouts.
 An endpoint that accepts the connection and never answers holds each sign-in request for the
@@ -104,10 +105,10 @@ CASES: dict[str, Case] = {
     # --- the job's environment: fails with the /opt/ml contract, before Secrets Manager is called ---
     "env_timeout_malformed": Case("SNOWFLAKE_NETWORK_TIMEOUT is '5m': expected a whole number of seconds, at "
                                   "least 1 (default 300): fix it in the job's environment",
-                                  env={"SNOWFLAKE_NETWORK_TIMEOUT": "5m"}, aws="recorder"),
+                                  env={contract.NETWORK_TIMEOUT_ENV: "5m"}, aws="recorder"),
     # --- the secret: fail before any Snowflake sign-in ---------------------------------------------
     "secret_id_unset": Case("SNOWFLAKE_SECRET_ID is not set: pass the Snowflake secret's id or ARN",
-                            env={"SNOWFLAKE_SECRET_ID": ""}, aws="recorder"),
+                            env={contract.SECRET_ID_ENV: ""}, aws="recorder"),
     "secret_not_found": Case("secret 'battery/secret_not_found' not found in Secrets Manager: check "
                              "SNOWFLAKE_SECRET_ID and the job's region"),
     "secret_access_denied": Case("access denied reading secret 'battery/secret_access_denied': grant the job's "
@@ -201,11 +202,11 @@ def _seed_tables(stack: LocalStack, workdir: Path) -> None:
 
 
 def _env(case_name: str, case: Case, ctx: Context, job_env: dict[str, str]) -> dict[str, str]:
-    env = {**job_env, "SNOWFLAKE_SECRET_ID": f"battery/{case_name}"}
+    env = {**job_env, contract.SECRET_ID_ENV: f"battery/{case_name}"}
     if case.aws in ("recorder", "denier"):
         env["AWS_ENDPOINT_URL"] = ctx.recorder.url
     if case.secret is None and case.aws == "moto" and case_name != "secret_not_found":
-        env["SNOWFLAKE_SECRET_ID"] = job_env["SNOWFLAKE_SECRET_ID"]  # the session's good secret
+        env[contract.SECRET_ID_ENV] = job_env[contract.SECRET_ID_ENV]  # the session's good secret
     return {**env, **case.env}
 
 

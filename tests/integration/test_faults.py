@@ -30,13 +30,14 @@ from tests.integration.battery import (
     leaks,
     run_parallel,
 )
+from training import contract
 from training.checkpoints import list_checkpoints
 from training.shards import FETCH_ATTEMPTS
 
 pytestmark = pytest.mark.slow
 
 DROP_TABLE, DROP_ROWS = "DEMO.PUBLIC.DROPS", 50_000
-FAST_SNOWFLAKE = {"SNOWFLAKE_LOGIN_TIMEOUT": "5", "SNOWFLAKE_NETWORK_TIMEOUT": "5"}
+FAST_SNOWFLAKE = {contract.LOGIN_TIMEOUT_ENV: "5", contract.NETWORK_TIMEOUT_ENV: "5"}
 # Many small pages: the fetch spans many queries, so the server can be stopped between two of them.
 DROP_HPS = synth_hps(table=DROP_TABLE, features="ID,F0", num_round=3, fetch_pages=64)
 GIVE_UP_SECONDS = 90.0
@@ -59,7 +60,7 @@ def _own_stack(workdir: Path) -> LocalStack:
 
 def _start_fetching(stack: LocalStack, workdir: Path, name: str) -> LocalJob:
     """Start a 1-host job on the stack; return once the first page's rows reach the spill file."""
-    env = {**stack.aws_env(), "SNOWFLAKE_SECRET_ID": SECRET_ID, **FAST_SNOWFLAKE}
+    env = {**stack.aws_env(), contract.SECRET_ID_ENV: SECRET_ID, **FAST_SNOWFLAKE}
     job = start_local_job(DROP_HPS, hosts=1, workdir=workdir, env=env, job_name=name)
     spill = job.host_dirs[0] / "spill" / "train.arrow"
     deadline = time.monotonic() + 120

@@ -9,6 +9,7 @@ import pytest
 from launch import jobs
 from launch.local.tuning import tune_local
 from tests.helpers import synth_hps
+from training import contract
 from training.hyperparameters import SPECS
 
 pytestmark = pytest.mark.slow
@@ -40,7 +41,7 @@ def test_the_local_command_runs_the_demo_with_set_hyperparameters(tmp_path, monk
     """``python -m launch train --local``: the stand-ins, a seeded table, N hosts, the report a user reads."""
     from launch.cli import main
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")  # tracking off: this test is about the command
+    monkeypatch.setenv(contract.TRACKING_URI_ENV, "")  # tracking off: this test is about the command
     argv = ["train", "--local", "--hosts", "2", "--demo-data", "synthetic", "--rows", "3000",
             "--workdir", str(tmp_path), "--set", "hyperparameters.num_round=4", "--set", "hyperparameters.eta=0.5"]
     assert main(argv) == 0

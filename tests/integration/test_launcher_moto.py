@@ -19,6 +19,7 @@ from launch.cli import main
 from launch.commands.train import train
 from launch.commands.tune import tune
 from launch.settings import load_settings
+from training import contract
 
 SECRET_VALUE = "Zq-distinctive-launcher-s3cret-4410"
 SETTINGS = """
@@ -103,7 +104,7 @@ def assert_job_definition(job: dict[str, Any], secret_arn: str) -> None:
     """What every training job (alone or as a trial) must carry."""
     image = job["AlgorithmSpecification"]["TrainingImage"]
     assert image == "123456789012.dkr.ecr.us-east-1.amazonaws.com/xgb:7" or image == {"Get": "Parameters.TrainingImage"}
-    assert job["Environment"] == {"SNOWFLAKE_SECRET_ID": secret_arn}
+    assert job["Environment"] == {contract.SECRET_ID_ENV: secret_arn}
     names = {m["Name"] for m in job["AlgorithmSpecification"]["MetricDefinitions"]}
     assert names == {"train:rmse", "validation:rmse"}
     assert job["EnableManagedSpotTraining"] is True

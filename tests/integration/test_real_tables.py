@@ -27,6 +27,7 @@ from launch.local.hosts import LocalJobResult, run_local_job
 from launch.local.services import LocalStack
 from launch.settings import load_settings
 from tests.integration.battery import assert_user_failure, run_parallel
+from training import contract
 from training import model as table_model
 
 pytestmark = pytest.mark.slow
@@ -106,7 +107,7 @@ def outcomes(stack: LocalStack, job_env: dict[str, str], workdir: Path) -> dict[
     weighted = {"table": DIRTY, "target": '"Spend"', "shard_key": '"id"', "num_round": "40", "max_depth": "4",
                 "features": ",".join(FEATURES)}
     plan = {
-        "with_region": (with_region, 3, {"MLFLOW_TRACKING_URI": tracking, "MLFLOW_EXPERIMENT_NAME": "mixed"}),
+        "with_region": (with_region, 3, {contract.TRACKING_URI_ENV: tracking, contract.EXPERIMENT_ENV: "mixed"}),
         "without_region": (without_region, 3, {}),
         # features left empty: every column but target and shard key, the VARIANT left out with a warning
         "binary": ({**base, "target": '"churned"', "objective": "binary:logistic", "eval_metric": "logloss,auc,error"},

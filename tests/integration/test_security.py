@@ -24,13 +24,15 @@ from training.job import JobSpec, run_job
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the Dockerfile reader
 from dockerfile_contract import DOCKERFILE, REPO, dockerignored, instruction_args  # noqa: E402
 
+from training import contract
+
 PROBE_TABLE = 'DEMO.PUBLIC."Probe Table"'
 PROBE_ROWS = 300
 
 
 @pytest.mark.slow
 def test_no_output_of_a_multi_host_job_holds_the_secret(run_job, tmp_path, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv(contract.TRACKING_URI_ENV, raising=False)
     tracking = mlflow_env(tmp_path / "tracking")  # a local MLflow store: runs, params, the model
     result = run_job(synth_hps(num_round=6, checkpoint_interval=2), hosts=2, env=tracking)
     assert result.exit_code == 0, result.failure
@@ -79,7 +81,7 @@ def test_sql_sent_to_snowflake_holds_user_identifiers_only_quoted(stack, tmp_pat
              "shard_key": '"Key Col"', "num_round": "2", "validation_fraction": "0.3"}
     spec = JobSpec(hyperparameters=parse_hyperparameters(given), cluster=Cluster.from_hosts(["h"], "h"),
                    model_dir=tmp_path / "model", spill_dir=tmp_path / "spill",
-                   environ={"SNOWFLAKE_SECRET_ID": SECRET_ID})
+                   environ={contract.SECRET_ID_ENV: SECRET_ID})
     queries = _record_sql(monkeypatch)
     result = run_job(spec)
     assert result.rows_total == PROBE_ROWS

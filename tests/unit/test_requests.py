@@ -15,6 +15,7 @@ from botocore.validate import ParamValidator
 
 from launch import jobs
 from launch.settings import load_settings
+from training import contract
 from training.errors import ConfigError
 from training.hyperparameters import tunable
 
@@ -102,9 +103,9 @@ def test_training_request_is_valid_and_complete(training: dict[str, Any]) -> Non
     assert training["ResourceConfig"] == {"InstanceType": "ml.m5.2xlarge", "InstanceCount": 3,
                                           "VolumeSizeInGB": 30, "VolumeKmsKeyId": "vol-key"}
     assert training["Environment"] == {
-        "SNOWFLAKE_SECRET_ID": "arn:aws:secretsmanager:us-west-2:123456789012:secret:sf-AbC",
-        "MLFLOW_TRACKING_URI": "arn:aws:sagemaker:us-west-2:123456789012:mlflow-tracking-server/main",
-        "MLFLOW_EXPERIMENT_NAME": "exp"}
+        contract.SECRET_ID_ENV: "arn:aws:secretsmanager:us-west-2:123456789012:secret:sf-AbC",
+        contract.TRACKING_URI_ENV: "arn:aws:sagemaker:us-west-2:123456789012:mlflow-tracking-server/main",
+        contract.EXPERIMENT_ENV: "exp"}
     assert training["HyperParameters"] == {"num_round": "50", "eval_metric": "rmse,mae", "table": "DB.S.T",
                                            "target": "Y", "features": "A,B"}
     assert training["EnableManagedSpotTraining"] is True
@@ -139,7 +140,7 @@ def test_tuning_request_is_valid_and_closes_the_sdk_gaps(tuning: dict[str, Any])
     assert definition["StoppingCondition"]["MaxWaitTimeInSeconds"] == 7200
     assert definition["CheckpointConfig"]["S3Uri"] == "s3://bucket/ckpt"
     assert definition["VpcConfig"]["Subnets"] == ["subnet-1"]
-    assert definition["Environment"]["SNOWFLAKE_SECRET_ID"].endswith(":secret:sf-AbC")
+    assert definition["Environment"][contract.SECRET_ID_ENV].endswith(":secret:sf-AbC")
     assert tuning["WarmStartConfig"] == {"ParentHyperParameterTuningJobs": [
         {"HyperParameterTuningJobName": "xgb-earlier-1"}], "WarmStartType": "IdenticalDataAndAlgorithm"}
     assert tuning["Tags"] == [{"Key": "team", "Value": "ml"}]
