@@ -26,11 +26,11 @@ from training.credentials import SnowflakeCredentials, read_secret
 from training.dataset import build_matrices
 from training.errors import ClusterError, ConfigError, DataError, Interrupted
 from training.hyperparameters import Hyperparameters
+from training.lineage import SnowflakeLineage
 from training.model import PLAN_ATTRIBUTE, embed_plan
 from training.names import resolve_table
 from training.shards import Shard, ShardPlan, fetch_shard, plan_shard
 from training.snowflake import connect, count_distinct, describe_table, quote_column, table_parts
-from training.tracking import SnowflakeLineage
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from mlflow.entities import Run
 
     from training.columns import ColumnPlan
+    from training.lineage import SnowflakeLineage
 
 _logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -143,24 +144,6 @@ def _tuning_job_from_name(job_name: str) -> str | None:
 def _metric_name(name: str) -> str:
     """SageMaker metric names use ``:`` (``validation:rmse``); XGBoost's evals log uses ``-``."""
     return name.replace(":", "-")
-
-
-@dataclass(frozen=True)
-class SnowflakeLineage:
-    """Where the training rows came from; recorded as the run's dataset input (see training/lineage.py)."""
-
-    account: str
-    database: str
-    schema: str
-    table: str
-    query_template: str
-    query_ids: list[str]
-    read_at: str  # ISO 8601, UTC
-    rows: int
-    columns: list[str]
-    schema_digest: str
-    column_types: list[str] = field(default_factory=list)
-    """MLflow type of each column as the table has it (``double``, ``string``, ``boolean``, ``datetime``)."""
 
 
 def safe_uri(uri: str) -> str:

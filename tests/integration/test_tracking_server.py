@@ -27,7 +27,8 @@ import pytest
 from tests.helpers import numeric_plan
 from tests.integration.mlflow_server import MlflowServer, mlflow_server
 from training import tracking
-from training.tracking import JobInfo, RunTracker, SnowflakeLineage
+from training.lineage import SnowflakeLineage
+from training.tracking import JobInfo, RunTracker
 
 pytestmark = pytest.mark.slow
 
