@@ -19,7 +19,7 @@ import pytest
 
 from tests.helpers import numeric_plan
 from tests.integration.mlflow_server import MlflowServer, mlflow_server
-from training import tracking
+from training import mlflow_client
 from training.tracking import JobInfo, RunTracker
 
 pytestmark = pytest.mark.slow
@@ -37,7 +37,7 @@ def doomed_server(tmp_path: Path) -> Iterator[MlflowServer]:
 def _isolated_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
     import mlflow.tracking._tracking_service.utils as service_utils
 
-    for name, value in tracking.HTTP_DEFAULTS.items():
+    for name, value in mlflow_client.HTTP_DEFAULTS.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(service_utils, "_tracking_uri", service_utils._tracking_uri)
 
@@ -48,7 +48,7 @@ def _stop_server_after(server: MlflowServer, epoch_to_stop: int) -> Any:
     class StopServer(xgb.callback.TrainingCallback):
         def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
             if epoch == epoch_to_stop:
-                time.sleep(tracking.METRIC_FLUSH_S + 0.5)  # let the first rounds reach the server
+                time.sleep(mlflow_client.METRIC_FLUSH_S + 0.5)  # let the first rounds reach the server
                 server.stop()
             return False
 

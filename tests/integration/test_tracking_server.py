@@ -26,7 +26,7 @@ import pytest
 
 from tests.helpers import numeric_plan
 from tests.integration.mlflow_server import MlflowServer, mlflow_server
-from training import tracking
+from training import mlflow_client
 from training.lineage import SnowflakeLineage
 from training.tracking import JobInfo, RunTracker
 
@@ -50,7 +50,7 @@ def _isolated_mlflow() -> Iterator[None]:
     import mlflow.tracking._tracking_service.utils as service_utils
 
     with pytest.MonkeyPatch.context() as mp:
-        for name, value in tracking.HTTP_DEFAULTS.items():
+        for name, value in mlflow_client.HTTP_DEFAULTS.items():
             mp.setenv(name, value)
         mp.setattr(service_utils, "_tracking_uri", service_utils._tracking_uri)
         yield
@@ -191,7 +191,7 @@ def test_the_dataset_input_records_the_snowflake_read(finished_run: FinishedRun,
 
 
 def test_no_spurious_header_warning_on_http(finished_run: FinishedRun) -> None:
-    spurious = [r for r in finished_run.records if tracking._SPURIOUS_HEADER_WARNING in r.getMessage()]
+    spurious = [r for r in finished_run.records if mlflow_client._SPURIOUS_HEADER_WARNING in r.getMessage()]
     assert spurious == []
     assert not [r for r in finished_run.records if r.levelno >= logging.WARNING and r.name.startswith("training")]
 
@@ -233,7 +233,7 @@ def _trial(uri: str, experiment: str, tuning_job: str, number: int, barrier: Any
 
     name = f"{tuning_job}-{number:03d}-{uuid.uuid4().hex[:8]}"
     env = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": experiment, "TRAINING_JOB_NAME": name}
-    for key, value in tracking.HTTP_DEFAULTS.items():
+    for key, value in mlflow_client.HTTP_DEFAULTS.items():
         os.environ[key] = value
     job = JobInfo.from_env(env, RC, {"_tuning_objective_metric": "validation:rmse"})
     assert job.tuning_job_name == tuning_job

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tests.integration.mlflow_server import free_port
-from training import tracking
+from training import mlflow_client
 from training.errors import ConfigError
 from training.tracking import JobInfo, RunTracker
 
@@ -22,7 +22,7 @@ SAGEMAKER_RC = {"current_host": "algo-1", "hosts": ["algo-1", "algo-2", "algo-3"
 @pytest.fixture(autouse=True)
 def _isolated_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keep the process-wide MLflow settings a tracker sets from leaking into other tests."""
-    for name, value in tracking.HTTP_DEFAULTS.items():
+    for name, value in mlflow_client.HTTP_DEFAULTS.items():
         monkeypatch.setenv(name, value)
     import mlflow.tracking._tracking_service.utils as service_utils
 
@@ -46,11 +46,11 @@ def test_a_plain_job_is_not_a_trial_and_local_tuning_names_itself() -> None:
 
 
 def test_uris_lose_credentials_and_arns_are_recognised() -> None:
-    assert tracking.safe_uri("https://user:hunter2@mlflow.example.com:8443/x?token=abc") == \
+    assert mlflow_client.safe_uri("https://user:hunter2@mlflow.example.com:8443/x?token=abc") == \
         "https://mlflow.example.com:8443/x"
-    assert tracking.is_arn("arn:aws:sagemaker:us-west-2:123456789012:mlflow-tracking-server/main")
-    assert tracking.is_arn("arn:aws:sagemaker:eu-west-1:123456789012:mlflow-app/app-ABC123")
-    assert not tracking.is_arn("http://127.0.0.1:5000")
+    assert mlflow_client.is_arn("arn:aws:sagemaker:us-west-2:123456789012:mlflow-tracking-server/main")
+    assert mlflow_client.is_arn("arn:aws:sagemaker:eu-west-1:123456789012:mlflow-app/app-ABC123")
+    assert not mlflow_client.is_arn("http://127.0.0.1:5000")
 
 
 def test_no_tracking_uri_turns_tracking_off_with_one_line(caplog: pytest.LogCaptureFixture) -> None:
@@ -75,7 +75,7 @@ def test_unreachable_at_start_fails_with_the_fix_and_no_credentials() -> None:
         tracker.check_reachable()
     message = str(info.value)
     assert "\n" not in message and "hunter2" not in message and "admin" not in message
-    assert tracking.safe_uri(uri) in message and "MLFLOW_REQUIRED=false" in message
+    assert mlflow_client.safe_uri(uri) in message and "MLFLOW_REQUIRED=false" in message
 
 
 def test_unreachable_at_start_with_required_false_trains_without_tracking(caplog: pytest.LogCaptureFixture) -> None:
@@ -97,13 +97,13 @@ def test_unreachable_at_start_with_required_false_trains_without_tracking(caplog
 def test_the_spurious_sagemaker_mlflow_warning_is_dropped_on_http_only() -> None:
     import mlflow
 
-    tracking.install_warning_filter()
-    tracking.install_warning_filter()  # idempotent
+    mlflow_client.install_warning_filter()
+    mlflow_client.install_warning_filter()  # idempotent
     logger = logging.getLogger("mlflow.tracking.request_header.registry")
     record = logger.makeRecord(logger.name, logging.WARNING, __file__, 1,
                                "Encountered unexpected error during resolving request headers: %s",
                                (IndexError("list index out of range"),), None)
-    assert len([f for f in logger.filters if isinstance(f, tracking._SpuriousHeaderWarningFilter)]) == 1
+    assert len([f for f in logger.filters if isinstance(f, mlflow_client._SpuriousHeaderWarningFilter)]) == 1
     mlflow.set_tracking_uri("http://127.0.0.1:5000")
     assert not logger.filter(record)
     mlflow.set_tracking_uri("arn:aws:sagemaker:us-west-2:123456789012:mlflow-tracking-server/main")
