@@ -1,12 +1,13 @@
 """MLflow tracking for one training job: one run, written by rank 0 only, that never costs a model.
 
-:class:`RunTracker` is the job's MLflow run; the training loop calls it on rank 0 only, so other hosts never talk to MLflow. Nothing happens
+:class:`MlflowRecorder` is the MLflow implementation of :class:`training.recorder.RunRecorder`;
+the training loop calls it on rank 0 only, so other hosts never talk to MLflow. Nothing happens
 at import time and ``mlflow`` (seconds to import) is imported only once tracking is on::
 
     job = JobInfo.from_env(os.environ, resource_config, hyperparameters_raw)
-    tracker = RunTracker.from_env(os.environ, job)   # None: tracking is off (logged once)
+    recorder = MlflowRecorder.from_env(os.environ, job)   # a NoRecorder when tracking is off (logged once)
 
-Once :meth:`RunTracker.check_reachable` has passed, no method raises into training: a lost
+Once :meth:`MlflowRecorder.check_reachable` has passed, no method raises into training: a lost
 server is retried with back-off, then logged once, and everything after that is skipped, so
 the loop still writes its model file and exits 0 (:mod:`training.mlflow_client`). Trials of a
 tuning job become children of one parent run (:mod:`training.tuning_parent`). The tracking URI
@@ -50,6 +51,7 @@ from training.mlflow_client import (
     safe_uri,
     store_errors,
 )
+from training.recorder import NO_RECORDER, NoRecorder
 
 if TYPE_CHECKING:
     import pyarrow
@@ -128,7 +130,7 @@ def _parse_required(environ: Mapping[str, str]) -> bool:
                       "unreachable at start, the default) or false (train without tracking)")
 
 
-class RunTracker:
+class MlflowRecorder:
     """The job's MLflow run. Create with :meth:`from_env`; every method is a no-op once tracking is off."""
 
     def __init__(self, uri: str, experiment: str, job: JobInfo, required: bool) -> None:
@@ -147,13 +149,13 @@ class RunTracker:
     # --- set-up -------------------------------------------------------------------------------------
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str], job: JobInfo) -> RunTracker | None:
-        """The tracker the job's environment asks for, or None (logged once) when no URI is set."""
+    def from_env(cls, environ: Mapping[str, str], job: JobInfo) -> MlflowRecorder | NoRecorder:
+        """The recorder the job's environment asks for; :class:`NoRecorder` (logged once) when no URI is set."""
         uri = environ.get(TRACKING_URI_ENV, "").strip()
         if not uri:
             _logger.info("MLflow tracking is off: set %s (an http(s) server, a sqlite:/file store or a SageMaker "
                          "MLflow ARN) to record this job", TRACKING_URI_ENV)
-            return None
+            return NO_RECORDER
         experiment = environ.get(EXPERIMENT_ENV, "").strip() or DEFAULT_EXPERIMENT
         return cls(uri, experiment, job, _parse_required(environ))
 

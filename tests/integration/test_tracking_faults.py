@@ -1,7 +1,7 @@
 """The tracking server dies mid-training: training goes on, nothing raises, the loss is logged once.
 
 Its own ``mlflow server`` (this test stops it), with MLflow's HTTP retry settings left at what
-the tracker sets for a job (bounded), so the elapsed time is what a real job would lose.
+the recorder sets for a job (bounded), so the elapsed time is what a real job would lose.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 from tests.helpers import numeric_plan
 from tests.integration.mlflow_server import MlflowServer, mlflow_server
 from training import mlflow_client
-from training.tracking import JobInfo, RunTracker
+from training.tracking import JobInfo, MlflowRecorder
 
 pytestmark = pytest.mark.slow
 
@@ -62,23 +62,23 @@ def test_server_lost_mid_run_costs_nothing_but_one_log_line(
     caplog.set_level(logging.INFO)
     env = {"MLFLOW_TRACKING_URI": doomed_server.uri, "MLFLOW_EXPERIMENT_NAME": "faults",
            "TRAINING_JOB_NAME": f"doomed-{uuid.uuid4().hex[:8]}"}
-    tracker = RunTracker.from_env(env, JobInfo.from_env(env, {}, {}))
-    assert tracker is not None
-    tracker.check_reachable()
-    tracker.start({"eta": 0.3, "num_round": ROUNDS})
+    recorder = MlflowRecorder.from_env(env, JobInfo.from_env(env, {}, {}))
+    assert isinstance(recorder, MlflowRecorder)
+    recorder.check_reachable()
+    recorder.start({"eta": 0.3, "num_round": ROUNDS})
     rng = np.random.default_rng(1)
     x = rng.random((400, 3), dtype=np.float32)
     data = xgb.DMatrix(x, x.sum(axis=1), feature_names=["a", "b", "c"])
 
     began = time.monotonic()
     booster = xgb.train({"eta": 0.3}, data, ROUNDS, evals=[(data, "train"), (data, "validation")],
-                        callbacks=[tracker.callback(), _stop_server_after(doomed_server, STOP_AT)],
+                        callbacks=[recorder.callback(), _stop_server_after(doomed_server, STOP_AT)],
                         verbose_eval=False)
     trained = time.monotonic() - began
-    tracker.log_rows([400])
-    tracker.finish(booster, {"validation-rmse": 0.1}, numeric_plan(["a", "b", "c"]),
+    recorder.log_rows([400])
+    recorder.finish(booster, {"validation-rmse": 0.1}, numeric_plan(["a", "b", "c"]),
                    pa.table({f: x[:3, i] for i, f in enumerate("abc")}))
-    tracker.fail("never reaches the server either")
+    recorder.fail("never reaches the server either")
     elapsed = time.monotonic() - began
 
     assert booster.num_boosted_rounds() == ROUNDS  # the model is whole; the loop writes it
@@ -93,7 +93,7 @@ def test_server_lost_mid_run_costs_nothing_but_one_log_line(
     from mlflow import MlflowClient
 
     store = MlflowClient(tracking_uri=doomed_server.backend_uri)
-    run = store.get_run(tracker.run_id)
+    run = store.get_run(recorder.run_id)
     assert run.info.status == "RUNNING"
     steps = [m.step for m in store.get_metric_history(run.info.run_id, "validation-rmse")]
     assert steps and set(range(STOP_AT)) <= set(steps) and max(steps) < ROUNDS - 1
