@@ -1,4 +1,4 @@
-"""Where a job's rows came from, and that record as an ``mlflow.data`` dataset (without reading the data again).
+"""Where a job's rows came from, and that record as an ``mlflow.data`` dataset (no second read).
 
 A run's dataset input says where the training data came from: the Snowflake account, the fully
 qualified table, the query template each host ran, the query ids (so Snowflake's query history

@@ -1,4 +1,4 @@
-"""The MLflow client as the job uses it: set-up, credential-free URIs, retries, per-round metrics off the training thread.
+"""The MLflow client as the job uses it: set-up, safe URIs, retries, per-round metrics off the training thread.
 
 Shared by the job's run (:mod:`training.tracking`), the tuning parent (:mod:`training.tuning_parent`)
 and ``launch/register.py``. Nothing here imports ``mlflow`` at import time: it takes seconds, and

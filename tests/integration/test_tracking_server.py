@@ -2,7 +2,7 @@
 
 One server for the module. A tiny XGBoost model is trained in-process on random data through the
 recorder's callback; tuning trials run as three parallel processes; the ARN test goes through
-sagemaker-mlflow's own endpoint override to a recorder that forwards to the same server.
+sagemaker-mlflow's own endpoint override to a recording endpoint that forwards to the same server.
 """
 
 from __future__ import annotations
@@ -344,17 +344,17 @@ def test_register_an_unknown_tuning_job_is_one_line(server: MlflowServer, capsys
 # --- SageMaker managed MLflow ARN -----------------------------------------------------------------------
 
 
-class _Recorder(http.server.ThreadingHTTPServer):
+class _RecordingEndpoint(http.server.ThreadingHTTPServer):
     """Stands in for the managed endpoint: records each request's headers, forwards it to the real server."""
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.seen: list[tuple[str, str, dict[str, str]]] = []
-        super().__init__(("127.0.0.1", 0), _RecorderHandler)
+        super().__init__(("127.0.0.1", 0), _EndpointHandler)
 
 
-class _RecorderHandler(http.server.BaseHTTPRequestHandler):
-    server: _Recorder
+class _EndpointHandler(http.server.BaseHTTPRequestHandler):
+    server: _RecordingEndpoint
 
     def _forward(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -380,8 +380,8 @@ class _RecorderHandler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def recorder(server: MlflowServer) -> Iterator[_Recorder]:
-    rec = _Recorder(server.port)
+def endpoint(server: MlflowServer) -> Iterator[_RecordingEndpoint]:
+    rec = _RecordingEndpoint(server.port)
     thread = threading.Thread(target=rec.serve_forever, daemon=True)
     thread.start()
     yield rec
@@ -394,11 +394,11 @@ def recorder(server: MlflowServer) -> Iterator[_Recorder]:
     ("mlflow-app/app-ABCDEF123456", "sagemaker", "x-sm-mlflow-app-arn"),
 ])
 def test_an_arn_uri_sends_sigv4_signed_requests_with_the_routing_header(
-        recorder: _Recorder, server: MlflowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        endpoint: _RecordingEndpoint, server: MlflowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         resource: str, service: str, routing_header: str) -> None:
     arn = f"arn:aws:sagemaker:us-west-2:123456789012:{resource}"
     # sagemaker-mlflow's own override of the endpoint it derives from the ARN.
-    monkeypatch.setenv("SAGEMAKER_MLFLOW_CUSTOM_ENDPOINT", f"http://127.0.0.1:{recorder.server_address[1]}")
+    monkeypatch.setenv("SAGEMAKER_MLFLOW_CUSTOM_ENDPOINT", f"http://127.0.0.1:{endpoint.server_address[1]}")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDTESTTRACKING")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret-key")
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
@@ -413,7 +413,7 @@ def test_an_arn_uri_sends_sigv4_signed_requests_with_the_routing_header(
     run = client_for(server).get_run(recorder.run_id)
     assert run.info.status == "FINISHED" and len(client_for(server).get_metric_history(run.info.run_id,
                                                                                        "validation-rmse")) > ROUNDS
-    api = [headers for _, path, headers in recorder.seen if path.startswith("/api/")]
+    api = [headers for _, path, headers in endpoint.seen if path.startswith("/api/")]
     assert len(api) > 5
     for headers in api:
         lowered = {k.lower(): v for k, v in headers.items()}
