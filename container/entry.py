@@ -20,7 +20,8 @@ from training.contract import RESOURCE_CONFIG, config_dir, failure_file
 from training.errors import UserError
 from training.hyperparameters import parse_hyperparameters
 from training.job import JobSpec, run_job
-from training.tracking import JobInfo, RunTracker
+from training.recorder import NO_RECORDER, RunRecorder
+from training.tracking import JobInfo, MlflowRecorder
 
 log = logging.getLogger("container")
 
@@ -39,7 +40,7 @@ def main(argv: list[str]) -> int:
         return 2
     base_dir = base_dir_from(os.environ)
     _configure_logging(_host_label(base_dir))
-    tracker = None
+    recorder: RunRecorder = NO_RECORDER
     try:
         env = TrainingEnv.from_dir(base_dir)
         spec = JobSpec(
@@ -50,23 +51,21 @@ def main(argv: list[str]) -> int:
         )
         if spec.cluster.leader:  # only the leader talks to MLflow: one run per job
             job = JobInfo.from_env(os.environ, env.resource_config, env.hyperparameters)
-            tracker = RunTracker.from_env(os.environ, job)
+            recorder = MlflowRecorder.from_env(os.environ, job)
         stop = StopFlag()
         stop.install()
-        run_job(spec, stop, tracker)
+        run_job(spec, stop, recorder)
     except UserError as err:
         message = str(err)
         log.error("training failed: %s", message)
         _write_failure(base_dir, message)
-        if tracker is not None:
-            tracker.fail(message)
+        recorder.fail(message)
         return 1
     except Exception as err:  # a bug: keep the traceback in the log, point to it in FailureReason
         log.exception("internal error")
         message = f"internal error ({type(err).__name__}): see the training job's log for the traceback"
         _write_failure(base_dir, message)
-        if tracker is not None:
-            tracker.fail(message)
+        recorder.fail(message)
         return 1
     log.info("training finished")
     return 0

@@ -24,8 +24,9 @@ if __package__ in (None, ""):  # run as a script: import from the repo root, not
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from launch import cli
-from training import tracking
+from training import tracking, tuning_parent
 from training.errors import ConfigError
+from training.mlflow_client import configure_client, safe_uri
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -54,7 +55,7 @@ def register(tracking_uri: str, model_name: str, *, run_id: str | None = None, t
     """Register the model of ``run_id`` (or of the best trial of ``tuning_job``) and set ``alias`` on it."""
     if (run_id is None) == (tuning_job is None):
         raise ConfigError("give exactly one of --run-id (a run's model) or --tuning-job (its best trial's model)")
-    client = tracking.configure_client(tracking_uri)
+    client = configure_client(tracking_uri)
     if tuning_job is not None:
         run_id = best_trial(client, experiment, tuning_job).info.run_id
     assert run_id is not None
@@ -66,31 +67,25 @@ def register(tracking_uri: str, model_name: str, *, run_id: str | None = None, t
 
 
 def best_trial(client: MlflowClient, experiment: str, tuning_job: str) -> Run:
-    """The finished child of the tuning job's parent run with the best objective metric."""
+    """The finished child of the tuning job's parent run with the best objective metric.
+
+    The parent is the one the trials elected, and "best" is :func:`training.tuning_parent.best_trial`,
+    the same choice the trials write to the parent.
+    """
     found = client.get_experiment_by_name(experiment)
     if found is None:
         raise ConfigError(f"MLflow experiment {experiment!r} not found: pass --experiment with the tuning job's one")
-    parent = _parent(client, found.experiment_id, tuning_job, experiment)
-    metric = parent.data.tags.get("objective_metric", DEFAULT_METRIC)
-    children = client.search_runs(
-        [found.experiment_id], max_results=5000,
-        filter_string=f"tags.`{tracking.PARENT_RUN_TAG}` = '{parent.info.run_id}' and attributes.status = 'FINISHED'")
-    scored = [run for run in children if metric in run.data.metrics]
-    if not scored:
-        raise ConfigError(f"tuning job {tuning_job!r} has no finished trial with metric {metric!r} yet: wait for a "
-                          "trial to finish, or register one run with --run-id")
-    pick = max if tracking._maximized(metric) else min
-    return pick(scored, key=lambda run: run.data.metrics[metric])
-
-
-def _parent(client: MlflowClient, experiment_id: str, tuning_job: str, experiment: str) -> Run:
-    parents = client.search_runs(
-        [experiment_id], filter_string=f"tags.`{tracking.TAG_TUNING_PARENT}` = '{tracking._quote(tuning_job)}'",
-        order_by=["attributes.start_time ASC"], max_results=10)
-    if not parents:
+    parent = tuning_parent.find_parent(client, found.experiment_id, tuning_job)
+    if parent is None:
         raise ConfigError(f"no parent run for tuning job {tuning_job!r} in experiment {experiment!r}: check the "
                           "name (the tuning job's, not a trial's) and --experiment")
-    return parents[0]
+    metric = parent.data.tags.get(tuning_parent.TAG_OBJECTIVE_METRIC, DEFAULT_METRIC)
+    finished = tuning_parent.trials(client, found.experiment_id, parent.info.run_id, finished_only=True)
+    best = tuning_parent.best_trial(finished, metric)
+    if best is None:
+        raise ConfigError(f"tuning job {tuning_job!r} has no finished trial with metric {metric!r} yet: wait for a "
+                          "trial to finish, or register one run with --run-id")
+    return best
 
 
 def _model_uri(client: MlflowClient, run_id: str) -> str:

@@ -26,8 +26,10 @@ from training.credentials import SnowflakeCredentials, read_secret
 from training.dataset import build_matrices
 from training.errors import ClusterError, ConfigError, DataError, Interrupted
 from training.hyperparameters import Hyperparameters
+from training.lineage import SnowflakeLineage
 from training.model import PLAN_ATTRIBUTE, embed_plan
 from training.names import resolve_table
+from training.recorder import NO_RECORDER, RunRecorder
 from training.shards import Shard, ShardPlan, fetch_shard, plan_shard
 from training.snowflake import (
     DEFAULT_TIMEOUTS,
@@ -38,7 +40,6 @@ from training.snowflake import (
     quote_column,
     table_parts,
 )
-from training.tracking import SnowflakeLineage
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +68,18 @@ class JobResult:
     model_path: Path | None
 
 
-def run_job(spec: JobSpec, stop: StopFlag | None = None, tracker: Any = None) -> JobResult:
-    """Train this host's part of the job; raise a :class:`~training.errors.UserError` on bad input."""
+def run_job(spec: JobSpec, stop: StopFlag | None = None, recorder: RunRecorder = NO_RECORDER) -> JobResult:
+    """Train this host's part of the job; raise a :class:`~training.errors.UserError` on bad input.
+
+    ``recorder`` keeps the run's record (MLflow on the leader when tracking is on, see
+    :mod:`training.recorder`); it is checked before any data is fetched.
+    """
     hps, cluster = spec.hyperparameters, spec.cluster
     stop = stop or StopFlag()
     log.info("xgboost %s, project %s, host %s is rank %d of %d", xgb.__version__, __version__,
              cluster.current_host, cluster.rank, cluster.size)
-    if tracker is not None:
-        tracker.check_reachable()  # before any data is fetched
-        tracker.start(dict(hps.values))
+    recorder.check_reachable()  # before any data is fetched
+    recorder.start(dict(hps.values))
     creds = _credentials(spec.environ)
     shard, plan = _fetch(creds, spec, cluster)
     durations = {"fetch_seconds": shard.fetch_seconds}
@@ -90,7 +94,7 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, tracker: Any = None) ->
                                         hps["nthread"])
         durations["build_seconds"] = time.monotonic() - started
         started = time.monotonic()
-        booster, rounds = _train(spec, columns, dtrain, dvalid, cluster, stop, tracker)
+        booster, rounds = _train(spec, columns, dtrain, dvalid, cluster, stop, recorder)
         durations["train_seconds"] = time.monotonic() - started
         final = _final_metrics(booster, dtrain, dvalid)
     if rounds < hps["num_round"] and stop.is_set():
@@ -99,11 +103,10 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, tracker: Any = None) ->
     log.info("final metrics: %s rounds:%d", " ".join(f"{k}:{v:.6f}" for k, v in final.items()), rounds)
     embed_plan(booster, columns)
     model_path = _save_model(booster, spec.model_dir) if cluster.leader else None
-    if tracker is not None:
-        tracker.log_rows(rows_per_host)
-        tracker.log_durations(durations)
-        tracker.log_dataset(_lineage(creds, plan, columns, shard, query_ids, sum(rows_per_host)))
-        tracker.finish(booster, final, columns, shard.example)
+    recorder.log_rows(rows_per_host)
+    recorder.log_durations(durations)
+    recorder.log_dataset(_lineage(creds, plan, columns, shard, query_ids, sum(rows_per_host)))
+    recorder.finish(booster, final, columns, shard.example)
     return JobResult(final, rounds, sum(rows_per_host), model_path)
 
 
@@ -261,7 +264,7 @@ def _count_distinct(creds: SnowflakeCredentials, plan: ShardPlan, column: str, s
 
 
 def _train(spec: JobSpec, columns: ColumnPlan, dtrain: Any, dvalid: Any, cluster: Cluster, stop: StopFlag,
-           tracker: Any) -> tuple[xgb.Booster, int]:
+           recorder: RunRecorder) -> tuple[xgb.Booster, int]:
     hps = spec.hyperparameters
     done, model = resume_point(spec.checkpoint_dir, cluster)
     remaining = max(hps["num_round"] - done, 0)
@@ -274,8 +277,7 @@ def _train(spec: JobSpec, columns: ColumnPlan, dtrain: Any, dvalid: Any, cluster
     if hps["early_stopping_rounds"]:
         callbacks.append(xgb.callback.EarlyStopping(rounds=hps["early_stopping_rounds"], data_name="validation",
                                                     metric_name=hps.eval_metrics[0]))
-    if tracker is not None:
-        callbacks.append(tracker.callback(done))
+    callbacks.append(recorder.callback(done))  # last: XGBoost skips later callbacks once one stops training
     if remaining == 0:
         return start, done
     booster = xgb.train(_params(hps, columns), dtrain, num_boost_round=remaining, xgb_model=start,

@@ -1,101 +1,143 @@
-"""Snowflake lineage as an ``mlflow.data`` dataset, without reading the data a second time.
+"""Where a job's rows came from, and that record as an ``mlflow.data`` dataset (no second read).
 
 A run's dataset input says where the training data came from: the Snowflake account, the fully
 qualified table, the query template each host ran, the query ids (so Snowflake's query history
 shows exactly what was read), when it was read, how many rows and a digest of the schema. The
-source is descriptive only: :meth:`SnowflakeSource.load` refuses, because re-running the query
-later would not return the same snapshot.
+source is descriptive only: its ``load`` refuses, because re-running the query later would not
+return the same snapshot.
 
-This module imports ``mlflow`` at the top: :mod:`training.tracking` imports it lazily, only when
-tracking is on.
+:class:`SnowflakeLineage` is a plain dataclass the training loop fills in whether or not tracking
+is on. ``mlflow`` (seconds to import, and absent where tracking is never used) is imported only
+inside :func:`snowflake_dataset`, which builds the dataset classes on first use.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+from dataclasses import dataclass, field
 from typing import Any
-
-from mlflow.data.dataset import Dataset
-from mlflow.data.dataset_source import DatasetSource
-from mlflow.types import ColSpec, Schema
-
-from training.tracking import SnowflakeLineage
 
 SOURCE_TYPE = "snowflake"
 """``source_type`` of the dataset input, shown in the MLflow UI next to the dataset name."""
 
 
-class SnowflakeSource(DatasetSource):
-    """Where a job's rows came from: a Snowflake table read by known queries at a known time."""
+@dataclass(frozen=True)
+class SnowflakeLineage:
+    """Where the training rows came from; recorded as the run's dataset input."""
 
-    def __init__(self, lineage: SnowflakeLineage) -> None:
-        self.lineage = lineage
+    account: str
+    database: str
+    schema: str
+    table: str
+    query_template: str
+    query_ids: list[str]
+    read_at: str  # ISO 8601, UTC
+    rows: int
+    columns: list[str]
+    schema_digest: str
+    """:meth:`training.columns.ColumnPlan.schema_digest`: names, Snowflake types, kinds and roles."""
+    column_types: list[str] = field(default_factory=list)
+    """MLflow type of each column as the table has it (``double``, ``string``, ``boolean``, ``datetime``)."""
 
-    @staticmethod
-    def _get_source_type() -> str:
-        return SOURCE_TYPE
-
-    def load(self) -> Any:
-        """Refuse: the table has moved on since the job read it; the query ids say what was read."""
-        raise NotImplementedError("A Snowflake source records a past read; query the table with the query ids instead")
-
-    @staticmethod
-    def _can_resolve(raw_source: Any) -> bool:
-        return False
-
-    @classmethod
-    def _resolve(cls, raw_source: Any) -> SnowflakeSource:
-        raise NotImplementedError("A Snowflake source is built from a SnowflakeLineage, not resolved from a string")
-
-    def to_dict(self) -> dict[str, Any]:
-        lin = self.lineage
+    def source_dict(self) -> dict[str, Any]:
+        """What the dataset's source records (everything but the columns, which its schema lists)."""
         return {
-            "account": lin.account, "database": lin.database, "schema": lin.schema, "table": lin.table,
-            "query_template": lin.query_template, "query_ids": list(lin.query_ids), "read_at": lin.read_at,
-            "rows": lin.rows, "schema_digest": lin.schema_digest,
+            "account": self.account, "database": self.database, "schema": self.schema, "table": self.table,
+            "query_template": self.query_template, "query_ids": list(self.query_ids), "read_at": self.read_at,
+            "rows": self.rows, "schema_digest": self.schema_digest,
         }
 
-    @classmethod
-    def from_dict(cls, source_dict: dict[Any, Any]) -> SnowflakeSource:
-        fields = dict(source_dict)
-        columns: list[str] = fields.pop("columns", [])
-        return cls(SnowflakeLineage(columns=columns, **fields))
-
-
-class SnowflakeDataset(Dataset):
-    """The rows a job trained on: named after the table, digested from what identifies the read."""
-
-    def __init__(self, lineage: SnowflakeLineage) -> None:
-        self.lineage = lineage
-        name = f"{lineage.database}.{lineage.schema}.{lineage.table}"
-        super().__init__(source=SnowflakeSource(lineage), name=name)
-
-    def _compute_digest(self) -> str:
-        # The same table read by the same queries with the same schema and row count is the same data.
-        lin = self.lineage
-        key = json.dumps([lin.account, lin.database, lin.schema, lin.table, sorted(lin.query_ids),
-                          lin.rows, lin.schema_digest])
+    def digest(self) -> str:
+        """The dataset's digest: the same table read by the same queries with the same schema and row
+        count is the same data."""
+        key = json.dumps([self.account, self.database, self.schema, self.table, sorted(self.query_ids),
+                          self.rows, self.schema_digest])
         return hashlib.sha256(key.encode()).hexdigest()[:10]
 
-    @property
-    def profile(self) -> dict[str, Any]:
-        return {"num_rows": self.lineage.rows}
 
-    @property
-    def schema(self) -> Schema:
-        # Each column under its table name, in the type the table has it.
-        types = self.lineage.column_types or ["double"] * len(self.lineage.columns)
-        return Schema([ColSpec(kind, name, required=False) for name, kind in zip(self.lineage.columns, types,
-                                                                                 strict=True)])
-
-    def to_dict(self) -> dict[str, str]:
-        config = super().to_dict()
-        config["schema"] = json.dumps({"mlflow_colspec": self.schema.to_dict()})
-        config["profile"] = json.dumps(self.profile)
-        return config
+def snowflake_dataset(lineage: SnowflakeLineage) -> Any:
+    """The ``mlflow.data`` dataset for ``lineage`` (no query is run); imports mlflow."""
+    return _dataset_class()(lineage)
 
 
-def snowflake_dataset(lineage: SnowflakeLineage) -> SnowflakeDataset:
-    """The ``mlflow.data`` dataset for ``lineage`` (no query is run)."""
-    return SnowflakeDataset(lineage)
+# The classes subclass mlflow's, so they are built on first use: importing this module imports no mlflow.
+
+
+@functools.cache
+def _source_class() -> type:
+    from mlflow.data.dataset_source import DatasetSource
+
+    class SnowflakeSource(DatasetSource):
+        """Where a job's rows came from: a Snowflake table read by known queries at a known time."""
+
+        def __init__(self, lineage: SnowflakeLineage) -> None:
+            self.lineage = lineage
+
+        @staticmethod
+        def _get_source_type() -> str:
+            return SOURCE_TYPE
+
+        def load(self) -> Any:
+            """Refuse: the table has moved on since the job read it; the query ids say what was read."""
+            raise NotImplementedError("A Snowflake source records a past read; query the table with the query ids "
+                                      "instead")
+
+        @staticmethod
+        def _can_resolve(raw_source: Any) -> bool:
+            return False
+
+        @classmethod
+        def _resolve(cls, raw_source: Any) -> SnowflakeSource:
+            raise NotImplementedError("A Snowflake source is built from a SnowflakeLineage, not resolved from a "
+                                      "string")
+
+        def to_dict(self) -> dict[str, Any]:
+            return self.lineage.source_dict()
+
+        @classmethod
+        def from_dict(cls, source_dict: dict[Any, Any]) -> SnowflakeSource:
+            fields = dict(source_dict)
+            columns: list[str] = fields.pop("columns", [])
+            return cls(SnowflakeLineage(columns=columns, **fields))
+
+    return SnowflakeSource
+
+
+@functools.cache
+def _dataset_class() -> type:
+    from mlflow.data.dataset import Dataset
+    from mlflow.types import ColSpec, Schema
+
+    source_class = _source_class()
+
+    class SnowflakeDataset(Dataset):
+        """The rows a job trained on: named after the table, digested from what identifies the read."""
+
+        def __init__(self, lineage: SnowflakeLineage) -> None:
+            self.lineage = lineage
+            name = f"{lineage.database}.{lineage.schema}.{lineage.table}"
+            super().__init__(source=source_class(lineage), name=name)
+
+        def _compute_digest(self) -> str:
+            return self.lineage.digest()
+
+        @property
+        def profile(self) -> dict[str, Any]:
+            return {"num_rows": self.lineage.rows}
+
+        @property
+        def schema(self) -> Schema:
+            # Each column under its table name, in the type the table has it.
+            types = self.lineage.column_types or ["double"] * len(self.lineage.columns)
+            return Schema([ColSpec(kind, name, required=False)
+                           for name, kind in zip(self.lineage.columns, types, strict=True)])
+
+        def to_dict(self) -> dict[str, str]:
+            config = super().to_dict()
+            config["schema"] = json.dumps({"mlflow_colspec": self.schema.to_dict()})
+            config["profile"] = json.dumps(self.profile)
+            return config
+
+    return SnowflakeDataset

@@ -11,7 +11,7 @@ when a model is logged.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow.pyfunc
 import pyarrow as pa
@@ -19,7 +19,11 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
 from training.columns import ColumnPlan
-from training.model import load, predict_rows
+from training.contract import MODEL_FILE
+from training.model import embed_plan, load, predict_rows
+
+if TYPE_CHECKING:
+    import xgboost as xgb
 
 ARTIFACT = "xgboost_model"
 """Name of the model file among the MLflow model's artifacts."""
@@ -47,6 +51,41 @@ def signature(plan: ColumnPlan, example: Any, outputs: Any) -> ModelSignature:
 
     inputs = Schema([ColSpec(kind, name, required=False) for name, kind in plan.signature_columns()])
     return ModelSignature(inputs=inputs, outputs=infer_signature(example, outputs).outputs)
+
+
+def log_model(run_id: str, experiment_id: str, name: str, booster: xgb.Booster, plan: ColumnPlan,
+              example: pa.Table | None) -> str:
+    """Log ``booster`` as this module's model named ``name`` in run ``run_id``; return its ``models:/`` URI.
+
+    The model file is the job's own (UBJ, the column plan embedded); ``example``'s raw rows become
+    the input example and, scored, the signature's outputs. Sets the process's active experiment:
+    MLflow files a logged model under the active experiment, not the run's.
+    """
+    import tempfile
+    import warnings
+
+    from mlflow.models import Model
+
+    from training.mlflow_client import package_version
+
+    embed_plan(booster, plan)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    frame = example_frame(plan, example) if example is not None and example.num_rows else None
+    outputs = predict_rows(booster, plan, frame) if frame is not None else None
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        # The signature is given; MLflow's advice to add type hints to predict() does not apply.
+        warnings.filterwarnings("ignore", message=".*type hints to the `predict` method")
+        path = Path(tmp) / MODEL_FILE
+        path.write_bytes(booster.save_raw("ubj"))
+        # Model.log, as mlflow.pyfunc.log_model does, but for this run (not an active run).
+        info = Model.log(
+            artifact_path=None, name=name, flavor=mlflow.pyfunc, run_id=run_id,
+            python_model=str(CODE_FILE), artifacts={ARTIFACT: str(path)}, code_paths=[str(PACKAGE_DIR)],
+            input_example=frame, signature=signature(plan, frame, outputs) if outputs is not None else None,
+            pip_requirements=[f"xgboost=={package_version('xgboost')}", f"mlflow=={package_version('mlflow-skinny')}",
+                              f"pyarrow=={package_version('pyarrow')}", f"pandas=={package_version('pandas')}"],
+        )
+    return str(info.model_uri)
 
 
 def example_frame(plan: ColumnPlan, rows: pa.Table) -> Any:

@@ -1,7 +1,7 @@
 """The tracking server dies mid-training: training goes on, nothing raises, the loss is logged once.
 
 Its own ``mlflow server`` (this test stops it), with MLflow's HTTP retry settings left at what
-the tracker sets for a job (bounded), so the elapsed time is what a real job would lose.
+the recorder sets for a job (bounded), so the elapsed time is what a real job would lose.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import pytest
 
 from tests.helpers import numeric_plan
 from tests.integration.mlflow_server import MlflowServer, mlflow_server
-from training import tracking
-from training.tracking import JobInfo, RunTracker
+from training import mlflow_client
+from training.tracking import JobInfo, MlflowRecorder
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,7 @@ def doomed_server(tmp_path: Path) -> Iterator[MlflowServer]:
 def _isolated_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
     import mlflow.tracking._tracking_service.utils as service_utils
 
-    for name, value in tracking.HTTP_DEFAULTS.items():
+    for name, value in mlflow_client.HTTP_DEFAULTS.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(service_utils, "_tracking_uri", service_utils._tracking_uri)
 
@@ -48,7 +48,7 @@ def _stop_server_after(server: MlflowServer, epoch_to_stop: int) -> Any:
     class StopServer(xgb.callback.TrainingCallback):
         def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
             if epoch == epoch_to_stop:
-                time.sleep(tracking.METRIC_FLUSH_S + 0.5)  # let the first rounds reach the server
+                time.sleep(mlflow_client.METRIC_FLUSH_S + 0.5)  # let the first rounds reach the server
                 server.stop()
             return False
 
@@ -62,23 +62,23 @@ def test_server_lost_mid_run_costs_nothing_but_one_log_line(
     caplog.set_level(logging.INFO)
     env = {"MLFLOW_TRACKING_URI": doomed_server.uri, "MLFLOW_EXPERIMENT_NAME": "faults",
            "TRAINING_JOB_NAME": f"doomed-{uuid.uuid4().hex[:8]}"}
-    tracker = RunTracker.from_env(env, JobInfo.from_env(env, {}, {}))
-    assert tracker is not None
-    tracker.check_reachable()
-    tracker.start({"eta": 0.3, "num_round": ROUNDS})
+    recorder = MlflowRecorder.from_env(env, JobInfo.from_env(env, {}, {}))
+    assert isinstance(recorder, MlflowRecorder)
+    recorder.check_reachable()
+    recorder.start({"eta": 0.3, "num_round": ROUNDS})
     rng = np.random.default_rng(1)
     x = rng.random((400, 3), dtype=np.float32)
     data = xgb.DMatrix(x, x.sum(axis=1), feature_names=["a", "b", "c"])
 
     began = time.monotonic()
     booster = xgb.train({"eta": 0.3}, data, ROUNDS, evals=[(data, "train"), (data, "validation")],
-                        callbacks=[tracker.callback(), _stop_server_after(doomed_server, STOP_AT)],
+                        callbacks=[recorder.callback(), _stop_server_after(doomed_server, STOP_AT)],
                         verbose_eval=False)
     trained = time.monotonic() - began
-    tracker.log_rows([400])
-    tracker.finish(booster, {"validation-rmse": 0.1}, numeric_plan(["a", "b", "c"]),
+    recorder.log_rows([400])
+    recorder.finish(booster, {"validation-rmse": 0.1}, numeric_plan(["a", "b", "c"]),
                    pa.table({f: x[:3, i] for i, f in enumerate("abc")}))
-    tracker.fail("never reaches the server either")
+    recorder.fail("never reaches the server either")
     elapsed = time.monotonic() - began
 
     assert booster.num_boosted_rounds() == ROUNDS  # the model is whole; the loop writes it
@@ -93,7 +93,7 @@ def test_server_lost_mid_run_costs_nothing_but_one_log_line(
     from mlflow import MlflowClient
 
     store = MlflowClient(tracking_uri=doomed_server.backend_uri)
-    run = store.get_run(tracker.run_id)
+    run = store.get_run(recorder.run_id)
     assert run.info.status == "RUNNING"
     steps = [m.step for m in store.get_metric_history(run.info.run_id, "validation-rmse")]
     assert steps and set(range(STOP_AT)) <= set(steps) and max(steps) < ROUNDS - 1

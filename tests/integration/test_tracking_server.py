@@ -1,8 +1,8 @@
-"""RunTracker end to end against a real ``mlflow server`` (SQLite backend, served artifacts) over HTTP.
+"""MlflowRecorder end to end against a real ``mlflow server`` (SQLite backend, served artifacts) over HTTP.
 
 One server for the module. A tiny XGBoost model is trained in-process on random data through the
-tracker's callback; tuning trials run as three parallel processes; the ARN test goes through
-sagemaker-mlflow's own endpoint override to a recorder that forwards to the same server.
+recorder's callback; tuning trials run as three parallel processes; the ARN test goes through
+sagemaker-mlflow's own endpoint override to a recording endpoint that forwards to the same server.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ import pytest
 
 from tests.helpers import numeric_plan
 from tests.integration.mlflow_server import MlflowServer, mlflow_server
-from training import tracking
-from training.tracking import JobInfo, RunTracker, SnowflakeLineage
+from training import mlflow_client
+from training.lineage import SnowflakeLineage
+from training.tracking import JobInfo, MlflowRecorder
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +50,7 @@ def _isolated_mlflow() -> Iterator[None]:
     import mlflow.tracking._tracking_service.utils as service_utils
 
     with pytest.MonkeyPatch.context() as mp:
-        for name, value in tracking.HTTP_DEFAULTS.items():
+        for name, value in mlflow_client.HTTP_DEFAULTS.items():
             mp.setenv(name, value)
         mp.setattr(service_utils, "_tracking_uri", service_utils._tracking_uri)
         yield
@@ -65,29 +66,29 @@ def lineage(rows: int) -> SnowflakeLineage:
 
 
 def train_tracked(env: dict[str, str], params: dict[str, Any], hyperparameters_raw: dict[str, Any] | None = None,
-                  seed: int = 0) -> tuple[RunTracker, Any, np.ndarray]:
-    """What the training loop does on rank 0, on 300 random rows: returns the tracker, booster and data."""
+                  seed: int = 0) -> tuple[MlflowRecorder, Any, np.ndarray]:
+    """What the training loop does on rank 0, on 300 random rows: returns the recorder, booster and data."""
     import xgboost as xgb
 
     job = JobInfo.from_env(env, RC, hyperparameters_raw or {})
-    tracker = RunTracker.from_env(env, job)
-    assert tracker is not None
-    tracker.check_reachable()
-    tracker.start(params)
+    recorder = MlflowRecorder.from_env(env, job)
+    assert isinstance(recorder, MlflowRecorder)
+    recorder.check_reachable()
+    recorder.start(params)
     rng = np.random.default_rng(seed)
     x = rng.random((300, len(FEATURES)), dtype=np.float32)
     y = x @ np.array([1.0, -2.0, 0.5, 3.0], dtype=np.float32) + rng.normal(0, 0.1, 300).astype(np.float32)
     train = xgb.DMatrix(x[:240], y[:240], feature_names=FEATURES)
     valid = xgb.DMatrix(x[240:], y[240:], feature_names=FEATURES)
     booster = xgb.train({"eta": params["eta"], "max_depth": 3, "seed": seed}, train, ROUNDS,
-                        evals=[(train, "train"), (valid, "validation")], callbacks=[tracker.callback()],
+                        evals=[(train, "train"), (valid, "validation")], callbacks=[recorder.callback()],
                         verbose_eval=False)
-    tracker.log_dataset(lineage(300))
-    tracker.log_rows([160, 140])
-    tracker.log_durations({"fetch_seconds": 1.5, "build_seconds": 0.25, "train_seconds": 2.0})
+    recorder.log_dataset(lineage(300))
+    recorder.log_rows([160, 140])
+    recorder.log_durations({"fetch_seconds": 1.5, "build_seconds": 0.25, "train_seconds": 2.0})
     final = {"train-rmse": _rmse(booster, train, y[:240]), "validation-rmse": _rmse(booster, valid, y[240:])}
-    tracker.finish(booster, final, numeric_plan(FEATURES), pa.table({f: x[:5, i] for i, f in enumerate(FEATURES)}))
-    return tracker, booster, x
+    recorder.finish(booster, final, numeric_plan(FEATURES), pa.table({f: x[:5, i] for i, f in enumerate(FEATURES)}))
+    return recorder, booster, x
 
 
 def _rmse(booster: Any, data: Any, y: np.ndarray) -> float:
@@ -96,7 +97,7 @@ def _rmse(booster: Any, data: Any, y: np.ndarray) -> float:
 
 @dataclass
 class FinishedRun:
-    tracker: RunTracker
+    recorder: MlflowRecorder
     booster: Any
     x: np.ndarray
     records: list[logging.LogRecord]
@@ -123,10 +124,10 @@ def finished_run(server: MlflowServer) -> FinishedRun:
             env = {**os.environ, "MLFLOW_TRACKING_URI": server.uri, "MLFLOW_EXPERIMENT_NAME": "one-run",
                    "TRAINING_JOB_NAME": f"job-{uuid.uuid4().hex[:8]}", "IMAGE_URI": "acct.dkr.ecr/xgb:1"}
             params = {"eta": 0.3, "num_round": ROUNDS, "max_depth": 3, "table": "HOUSING", "target": "target"}
-            tracker, booster, x = train_tracked(env, params)
+            recorder, booster, x = train_tracked(env, params)
     finally:
         logging.getLogger().removeHandler(handler)
-    return FinishedRun(tracker, booster, x, handler.records)
+    return FinishedRun(recorder, booster, x, handler.records)
 
 
 def client_for(server: MlflowServer) -> Any:
@@ -141,7 +142,7 @@ def client_for(server: MlflowServer) -> Any:
 def test_one_run_records_every_round_params_tags_and_summaries(finished_run: FinishedRun,
                                                                server: MlflowServer) -> None:
     client = client_for(server)
-    run = client.get_run(finished_run.tracker.run_id)
+    run = client.get_run(finished_run.recorder.run_id)
     assert run.info.status == "FINISHED"
     for name in ("train-rmse", "validation-rmse"):
         history = client.get_metric_history(run.info.run_id, name)
@@ -154,7 +155,7 @@ def test_one_run_records_every_round_params_tags_and_summaries(finished_run: Fin
         {"rows_host_0": 160.0, "rows_host_1": 140.0, "rows_total": 300.0}
     assert metrics["fetch_seconds"] == 1.5 and metrics["train_seconds"] == 2.0
     tags = run.data.tags
-    assert tags["sagemaker.job_name"] == tags["mlflow.runName"] == finished_run.tracker.job.job_name
+    assert tags["sagemaker.job_name"] == tags["mlflow.runName"] == finished_run.recorder.job.job_name
     assert (tags["sagemaker.instance_type"], tags["sagemaker.instance_count"]) == ("ml.m5.xlarge", "2")
     assert tags["sagemaker.image"] == "acct.dkr.ecr/xgb:1" and tags["version.xgboost"] == "3.0.5"
     assert tags["version.training"] and tags["version.snowflake-connector-python"]
@@ -164,11 +165,11 @@ def test_the_logged_model_predicts_like_the_booster(finished_run: FinishedRun) -
     import mlflow.pyfunc
     import xgboost as xgb
 
-    model = mlflow.pyfunc.load_model(finished_run.tracker.model_uri)
+    model = mlflow.pyfunc.load_model(finished_run.recorder.model_uri)
     data = xgb.DMatrix(finished_run.x, feature_names=FEATURES)
     rows = pd.DataFrame(finished_run.x.astype(np.float64), columns=FEATURES)
     np.testing.assert_array_equal(model.predict(rows)["prediction"], finished_run.booster.predict(data))
-    info = mlflow.models.get_model_info(finished_run.tracker.model_uri)
+    info = mlflow.models.get_model_info(finished_run.recorder.model_uri)
     assert [c["name"] for c in info.signature.inputs.to_dict()] == FEATURES
     assert info.saved_input_example_info is not None
 
@@ -176,7 +177,7 @@ def test_the_logged_model_predicts_like_the_booster(finished_run: FinishedRun) -
 def test_the_dataset_input_records_the_snowflake_read(finished_run: FinishedRun, server: MlflowServer) -> None:
     import json
 
-    run = client_for(server).get_run(finished_run.tracker.run_id)
+    run = client_for(server).get_run(finished_run.recorder.run_id)
     [dataset_input] = run.inputs.dataset_inputs
     dataset = dataset_input.dataset
     assert (dataset.name, dataset.source_type) == ("ANALYTICS.PUBLIC.HOUSING", "snowflake")
@@ -190,7 +191,7 @@ def test_the_dataset_input_records_the_snowflake_read(finished_run: FinishedRun,
 
 
 def test_no_spurious_header_warning_on_http(finished_run: FinishedRun) -> None:
-    spurious = [r for r in finished_run.records if tracking._SPURIOUS_HEADER_WARNING in r.getMessage()]
+    spurious = [r for r in finished_run.records if mlflow_client._SPURIOUS_HEADER_WARNING in r.getMessage()]
     assert spurious == []
     assert not [r for r in finished_run.records if r.levelno >= logging.WARNING and r.name.startswith("training")]
 
@@ -198,7 +199,7 @@ def test_no_spurious_header_warning_on_http(finished_run: FinishedRun) -> None:
 def test_a_secret_in_the_environment_reaches_no_param_tag_metric_or_artifact(
         finished_run: FinishedRun, server: MlflowServer) -> None:
     client = client_for(server)
-    run = client.get_run(finished_run.tracker.run_id)
+    run = client.get_run(finished_run.recorder.run_id)
     assert SECRET not in repr(run.data.params) and SECRET not in repr(run.data.tags)
     assert SECRET not in repr(list(run.data.metrics)) and SECRET not in repr(run.inputs)
     stored = [p for p in (server.root / "artifacts").rglob("*") if p.is_file()]
@@ -210,12 +211,12 @@ def test_a_secret_in_the_environment_reaches_no_param_tag_metric_or_artifact(
 def test_a_restarted_job_resumes_its_unfinished_run(server: MlflowServer) -> None:
     env = {"MLFLOW_TRACKING_URI": server.uri, "MLFLOW_EXPERIMENT_NAME": "restarts",
            "TRAINING_JOB_NAME": f"spot-{uuid.uuid4().hex[:8]}"}
-    first = RunTracker.from_env(env, JobInfo.from_env(env, RC, {}))
-    assert first is not None
+    first = MlflowRecorder.from_env(env, JobInfo.from_env(env, RC, {}))
+    assert isinstance(first, MlflowRecorder)
     first.check_reachable()
     first.start({"eta": 0.3})
-    again = RunTracker.from_env(env, JobInfo.from_env(env, RC, {}))
-    assert again is not None
+    again = MlflowRecorder.from_env(env, JobInfo.from_env(env, RC, {}))
+    assert isinstance(again, MlflowRecorder)
     again.start({"eta": 0.3})
     assert again.run_id == first.run_id
     again.fail("Interrupted: spot capacity reclaimed")
@@ -232,30 +233,30 @@ def _trial(uri: str, experiment: str, tuning_job: str, number: int, barrier: Any
 
     name = f"{tuning_job}-{number:03d}-{uuid.uuid4().hex[:8]}"
     env = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": experiment, "TRAINING_JOB_NAME": name}
-    for key, value in tracking.HTTP_DEFAULTS.items():
+    for key, value in mlflow_client.HTTP_DEFAULTS.items():
         os.environ[key] = value
     job = JobInfo.from_env(env, RC, {"_tuning_objective_metric": "validation:rmse"})
     assert job.tuning_job_name == tuning_job
-    tracker = RunTracker.from_env(env, job)
-    assert tracker is not None
-    tracker.check_reachable()
+    recorder = MlflowRecorder.from_env(env, job)
+    assert isinstance(recorder, MlflowRecorder)
+    recorder.check_reachable()
     barrier.wait(timeout=120)
-    _train_trial(tracker, eta=(0.05, 0.3, 0.9)[number - 1], seed=number)
+    _train_trial(recorder, eta=(0.05, 0.3, 0.9)[number - 1], seed=number)
 
 
-def _train_trial(tracker: RunTracker, eta: float, seed: int) -> None:
+def _train_trial(recorder: MlflowRecorder, eta: float, seed: int) -> None:
     import xgboost as xgb
 
-    tracker.start({"eta": eta, "num_round": ROUNDS})
+    recorder.start({"eta": eta, "num_round": ROUNDS})
     rng = np.random.default_rng(0)
     x = rng.random((200, len(FEATURES)), dtype=np.float32)
     y = x @ np.array([1.0, -2.0, 0.5, 3.0], dtype=np.float32)
     train = xgb.DMatrix(x[:150], y[:150], feature_names=FEATURES)
     valid = xgb.DMatrix(x[150:], y[150:], feature_names=FEATURES)
     booster = xgb.train({"eta": eta, "max_depth": 3, "seed": seed}, train, ROUNDS,
-                        evals=[(train, "train"), (valid, "validation")], callbacks=[tracker.callback()],
+                        evals=[(train, "train"), (valid, "validation")], callbacks=[recorder.callback()],
                         verbose_eval=False)
-    tracker.finish(booster, {"validation-rmse": _rmse(booster, valid, y[150:])}, numeric_plan(FEATURES),
+    recorder.finish(booster, {"validation-rmse": _rmse(booster, valid, y[150:])}, numeric_plan(FEATURES),
                    pa.table({f: x[:3, i] for i, f in enumerate(FEATURES)}))
 
 
@@ -306,11 +307,11 @@ def test_register_a_run_and_point_champion_at_it(finished_run: FinishedRun, serv
 
     from launch.register import register
 
-    done = register(server.uri, "housing", run_id=finished_run.tracker.run_id)
+    done = register(server.uri, "housing", run_id=finished_run.recorder.run_id)
     assert done.alias == "champion" and done.version == "1"
     client = client_for(server)
     version = client.get_model_version_by_alias("housing", "champion")
-    assert (version.version, version.run_id) == ("1", finished_run.tracker.run_id)
+    assert (version.version, version.run_id) == ("1", finished_run.recorder.run_id)
     model = mlflow.pyfunc.load_model("models:/housing@champion")
     data = xgb.DMatrix(finished_run.x, feature_names=FEATURES)
     rows = pd.DataFrame(finished_run.x.astype(np.float64), columns=FEATURES)
@@ -343,17 +344,17 @@ def test_register_an_unknown_tuning_job_is_one_line(server: MlflowServer, capsys
 # --- SageMaker managed MLflow ARN -----------------------------------------------------------------------
 
 
-class _Recorder(http.server.ThreadingHTTPServer):
+class _RecordingEndpoint(http.server.ThreadingHTTPServer):
     """Stands in for the managed endpoint: records each request's headers, forwards it to the real server."""
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.seen: list[tuple[str, str, dict[str, str]]] = []
-        super().__init__(("127.0.0.1", 0), _RecorderHandler)
+        super().__init__(("127.0.0.1", 0), _EndpointHandler)
 
 
-class _RecorderHandler(http.server.BaseHTTPRequestHandler):
-    server: _Recorder
+class _EndpointHandler(http.server.BaseHTTPRequestHandler):
+    server: _RecordingEndpoint
 
     def _forward(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -379,8 +380,8 @@ class _RecorderHandler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def recorder(server: MlflowServer) -> Iterator[_Recorder]:
-    rec = _Recorder(server.port)
+def endpoint(server: MlflowServer) -> Iterator[_RecordingEndpoint]:
+    rec = _RecordingEndpoint(server.port)
     thread = threading.Thread(target=rec.serve_forever, daemon=True)
     thread.start()
     yield rec
@@ -393,11 +394,11 @@ def recorder(server: MlflowServer) -> Iterator[_Recorder]:
     ("mlflow-app/app-ABCDEF123456", "sagemaker", "x-sm-mlflow-app-arn"),
 ])
 def test_an_arn_uri_sends_sigv4_signed_requests_with_the_routing_header(
-        recorder: _Recorder, server: MlflowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        endpoint: _RecordingEndpoint, server: MlflowServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         resource: str, service: str, routing_header: str) -> None:
     arn = f"arn:aws:sagemaker:us-west-2:123456789012:{resource}"
     # sagemaker-mlflow's own override of the endpoint it derives from the ARN.
-    monkeypatch.setenv("SAGEMAKER_MLFLOW_CUSTOM_ENDPOINT", f"http://127.0.0.1:{recorder.server_address[1]}")
+    monkeypatch.setenv("SAGEMAKER_MLFLOW_CUSTOM_ENDPOINT", f"http://127.0.0.1:{endpoint.server_address[1]}")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDTESTTRACKING")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret-key")
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
@@ -407,12 +408,12 @@ def test_an_arn_uri_sends_sigv4_signed_requests_with_the_routing_header(
     client_for(server).create_experiment(experiment, artifact_location=(tmp_path / "artifacts").as_uri())
     env = {"MLFLOW_TRACKING_URI": arn, "MLFLOW_EXPERIMENT_NAME": experiment,
            "TRAINING_JOB_NAME": f"arn-job-{uuid.uuid4().hex[:8]}"}
-    tracker, _, _ = train_tracked(env, {"eta": 0.3})
-    assert tracker.model_uri is not None
-    run = client_for(server).get_run(tracker.run_id)
+    recorder, _, _ = train_tracked(env, {"eta": 0.3})
+    assert recorder.model_uri is not None
+    run = client_for(server).get_run(recorder.run_id)
     assert run.info.status == "FINISHED" and len(client_for(server).get_metric_history(run.info.run_id,
                                                                                        "validation-rmse")) > ROUNDS
-    api = [headers for _, path, headers in recorder.seen if path.startswith("/api/")]
+    api = [headers for _, path, headers in endpoint.seen if path.startswith("/api/")]
     assert len(api) > 5
     for headers in api:
         lowered = {k.lower(): v for k, v in headers.items()}

@@ -2,6 +2,17 @@
 
 training/ must import neither container/ nor launch/, and container/ must not import launch/
 (neither is in the image), at module level or inside functions.
+
+Inside training/ and inside launch/, modules do not import each other in a cycle. Two checks:
+
+- Imports that run when a module is imported (module level, outside ``if TYPE_CHECKING:``) never
+  form a cycle: such a cycle fails or not depending on which module is imported first.
+- An import inside a function runs later, once both modules exist, and is the accepted way to
+  break a cycle at run time; but it still ties two modules to each other (tracking.py and
+  lineage.py were such a pair), so a cycle closed by one must be listed, with its reason, in
+  ``ACCEPTED_LAZY_IMPORTS``.
+
+Every module of the package directory is walked, so a new or split module is covered unasked.
 """
 
 import ast
@@ -11,6 +22,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = {"training": {"container", "launch", "bench", "tests"}, "container": {"launch", "bench", "tests"}}
+ACYCLIC = ("training", "launch")
+ACCEPTED_LAZY_IMPORTS: dict[tuple[str, str], str] = {}
+"""(importing module, imported module) -> why the function-level import that closes a cycle stays."""
 
 
 def _imported_packages(path: Path) -> set[str]:
@@ -31,3 +45,85 @@ def test_package_stays_inside_its_boundary(package):
     for path in files:
         crossing = _imported_packages(path) & FORBIDDEN[package]
         assert not crossing, f"{path.relative_to(ROOT)} imports {sorted(crossing)}"
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_nodes(body: list[ast.stmt], lazy: bool) -> list[ast.Import | ast.ImportFrom]:
+    """Import statements that run on import (module level, module-level blocks, class bodies) and, if
+    ``lazy``, those in functions too; never those under ``if TYPE_CHECKING:``, which does not run."""
+    found: list[ast.Import | ast.ImportFrom] = []
+    for node in body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+        elif isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            found += _import_nodes(node.orelse, lazy)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            found += _import_nodes(node.body, lazy) if lazy else []
+        else:
+            found += _import_nodes([child for child in ast.iter_child_nodes(node) if isinstance(child, ast.stmt)],
+                                   lazy)
+    return found
+
+
+def _import_edges(package_dir: Path, root: Path, lazy: bool = False) -> dict[str, set[str]]:
+    """Module -> the modules of the same package it imports when it is imported (and in functions if ``lazy``)."""
+    package = package_dir.name
+    paths = {_module_name(path, root): path for path in sorted(package_dir.rglob("*.py"))}
+    edges: dict[str, set[str]] = {}
+    for module, path in paths.items():
+        is_package = path.name == "__init__.py"
+        targets: set[str] = set()
+        for node in _import_nodes(ast.parse(path.read_text(), filename=str(path)).body, lazy):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+                continue
+            base = module.split(".")[: len(module.split(".")) - node.level + is_package] if node.level else []
+            source = ".".join([*base, node.module] if node.module else base)
+            targets.add(source)
+            targets.update(f"{source}.{alias.name}" for alias in node.names)  # from pkg import module
+        edges[module] = {t for t in targets if t in paths and t != module and t.split(".")[0] == package}
+    return edges
+
+
+def _cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a path that starts and ends at the same module, or None."""
+    state: dict[str, str] = {}
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        state[module] = "open"
+        for target in sorted(edges[module]):
+            if state.get(target) == "open":
+                return [*path[path.index(target):], module, target] if target in path else [module, target]
+            if target not in state and (found := visit(target, [*path, module])):
+                return found
+        state[module] = "done"
+        return None
+
+    for module in sorted(edges):
+        if module not in state and (found := visit(module, [])):
+            return found
+    return None
+
+
+@pytest.mark.parametrize("package", ACYCLIC)
+def test_no_import_cycle_at_import_time(package):
+    edges = _import_edges(ROOT / package, ROOT)
+    assert len(edges) > 1
+    cycle = _cycle(edges)
+    assert cycle is None, f"import cycle in {package}/: {' -> '.join(cycle)}; move the shared part to its own " \
+                          "module, or import inside the function that needs it"
+
+
+@pytest.mark.parametrize("package", ACYCLIC)
+def test_no_cycle_closed_by_an_unlisted_lazy_import(package):
+    edges = _import_edges(ROOT / package, ROOT, lazy=True)
+    for importer, imported in ACCEPTED_LAZY_IMPORTS:
+        edges.get(importer, set()).discard(imported)
+    cycle = _cycle(edges)
+    assert cycle is None, f"modules of {package}/ import each other: {' -> '.join(cycle)} (counting imports " \
+                          "inside functions); move the shared part to its own module, or list the lazy import " \
+                          "that closes the cycle in ACCEPTED_LAZY_IMPORTS with the reason"

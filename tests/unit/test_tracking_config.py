@@ -5,15 +5,17 @@ No MLflow server here; the unreachable-server tests use the real client against 
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 
 import pytest
 
 from launch.local.services import free_port
-from training import tracking
+from training import mlflow_client, tracking
 from training.errors import ConfigError
-from training.tracking import JobInfo, RunTracker
+from training.recorder import NoRecorder, RunRecorder
+from training.tracking import JobInfo, MlflowRecorder
 
 SAGEMAKER_RC = {"current_host": "algo-1", "hosts": ["algo-1", "algo-2", "algo-3"],
                 "current_instance_type": "ml.m5.2xlarge"}
@@ -21,8 +23,8 @@ SAGEMAKER_RC = {"current_host": "algo-1", "hosts": ["algo-1", "algo-2", "algo-3"
 
 @pytest.fixture(autouse=True)
 def _isolated_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep the process-wide MLflow settings a tracker sets from leaking into other tests."""
-    for name, value in tracking.HTTP_DEFAULTS.items():
+    """Keep the process-wide MLflow settings a recorder sets from leaking into other tests."""
+    for name, value in mlflow_client.HTTP_DEFAULTS.items():
         monkeypatch.setenv(name, value)
     import mlflow.tracking._tracking_service.utils as service_utils
 
@@ -46,17 +48,17 @@ def test_a_plain_job_is_not_a_trial_and_local_tuning_names_itself() -> None:
 
 
 def test_uris_lose_credentials_and_arns_are_recognised() -> None:
-    assert tracking.safe_uri("https://user:hunter2@mlflow.example.com:8443/x?token=abc") == \
+    assert mlflow_client.safe_uri("https://user:hunter2@mlflow.example.com:8443/x?token=abc") == \
         "https://mlflow.example.com:8443/x"
-    assert tracking.is_arn("arn:aws:sagemaker:us-west-2:123456789012:mlflow-tracking-server/main")
-    assert tracking.is_arn("arn:aws:sagemaker:eu-west-1:123456789012:mlflow-app/app-ABC123")
-    assert not tracking.is_arn("http://127.0.0.1:5000")
+    assert mlflow_client.is_arn("arn:aws:sagemaker:us-west-2:123456789012:mlflow-tracking-server/main")
+    assert mlflow_client.is_arn("arn:aws:sagemaker:eu-west-1:123456789012:mlflow-app/app-ABC123")
+    assert not mlflow_client.is_arn("http://127.0.0.1:5000")
 
 
 def test_no_tracking_uri_turns_tracking_off_with_one_line(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="training.tracking")
     job = JobInfo.from_env({}, {}, {})
-    assert RunTracker.from_env({}, job) is None
+    assert isinstance(MlflowRecorder.from_env({}, job), NoRecorder)
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and "MLflow tracking is off: set MLFLOW_TRACKING_URI" in lines[0]
 
@@ -64,31 +66,31 @@ def test_no_tracking_uri_turns_tracking_off_with_one_line(caplog: pytest.LogCapt
 def test_a_malformed_required_flag_names_the_fix() -> None:
     env = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:1", "MLFLOW_REQUIRED": "nope"}
     with pytest.raises(ConfigError, match="MLFLOW_REQUIRED='nope' is not a boolean: set it to true"):
-        RunTracker.from_env(env, JobInfo.from_env({}, {}, {}))
+        MlflowRecorder.from_env(env, JobInfo.from_env({}, {}, {}))
 
 
 def test_unreachable_at_start_fails_with_the_fix_and_no_credentials() -> None:
     uri = f"http://admin:hunter2@127.0.0.1:{free_port()}"
-    tracker = RunTracker.from_env({"MLFLOW_TRACKING_URI": uri}, JobInfo.from_env({}, {}, {}))
-    assert tracker is not None
+    recorder = MlflowRecorder.from_env({"MLFLOW_TRACKING_URI": uri}, JobInfo.from_env({}, {}, {}))
+    assert isinstance(recorder, MlflowRecorder)
     with pytest.raises(ConfigError) as info:
-        tracker.check_reachable()
+        recorder.check_reachable()
     message = str(info.value)
     assert "\n" not in message and "hunter2" not in message and "admin" not in message
-    assert tracking.safe_uri(uri) in message and "MLFLOW_REQUIRED=false" in message
+    assert mlflow_client.safe_uri(uri) in message and "MLFLOW_REQUIRED=false" in message
 
 
 def test_unreachable_at_start_with_required_false_trains_without_tracking(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="training.tracking")
     env = {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}", "MLFLOW_REQUIRED": "false"}
-    tracker = RunTracker.from_env(env, JobInfo.from_env({}, {}, {}))
-    assert tracker is not None
-    tracker.check_reachable()
+    recorder = MlflowRecorder.from_env(env, JobInfo.from_env({}, {}, {}))
+    assert isinstance(recorder, MlflowRecorder)
+    recorder.check_reachable()
     began = time.monotonic()
-    tracker.start({"eta": 0.3})
-    tracker.log_rows([1, 2])
-    tracker.fail("whatever")
-    assert not tracker.enabled and tracker.run_id is None
+    recorder.start({"eta": 0.3})
+    recorder.log_rows([1, 2])
+    recorder.fail("whatever")
+    assert not recorder.enabled and recorder.run_id is None
     assert time.monotonic() - began < 1  # off means off: no more requests
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) == 1 and "training without tracking" in warnings[0].getMessage()
@@ -97,14 +99,29 @@ def test_unreachable_at_start_with_required_false_trains_without_tracking(caplog
 def test_the_spurious_sagemaker_mlflow_warning_is_dropped_on_http_only() -> None:
     import mlflow
 
-    tracking.install_warning_filter()
-    tracking.install_warning_filter()  # idempotent
+    mlflow_client.install_warning_filter()
+    mlflow_client.install_warning_filter()  # idempotent
     logger = logging.getLogger("mlflow.tracking.request_header.registry")
     record = logger.makeRecord(logger.name, logging.WARNING, __file__, 1,
                                "Encountered unexpected error during resolving request headers: %s",
                                (IndexError("list index out of range"),), None)
-    assert len([f for f in logger.filters if isinstance(f, tracking._SpuriousHeaderWarningFilter)]) == 1
+    assert len([f for f in logger.filters if isinstance(f, mlflow_client._SpuriousHeaderWarningFilter)]) == 1
     mlflow.set_tracking_uri("http://127.0.0.1:5000")
     assert not logger.filter(record)
     mlflow.set_tracking_uri("arn:aws:sagemaker:us-west-2:123456789012:mlflow-tracking-server/main")
     assert logger.filter(record)
+
+
+@pytest.mark.parametrize("implementation", [MlflowRecorder, NoRecorder])
+def test_every_recorder_takes_every_call_the_training_loop_makes(implementation: type) -> None:
+    for name, declared in inspect.getmembers(RunRecorder, inspect.isfunction):
+        if name.startswith("_"):
+            continue
+        wanted = list(inspect.signature(declared).parameters)
+        given = list(inspect.signature(getattr(implementation, name)).parameters)
+        assert given[:len(wanted)] == wanted, f"{implementation.__name__}.{name}{given} is not {wanted}"
+
+
+def test_the_off_recorder_never_stops_training() -> None:
+    callback = NoRecorder().callback(7)
+    assert callback.after_iteration(None, 0, {"validation": {"rmse": [0.1]}}) is False
