@@ -1,115 +1,12 @@
-"""``python launch/register.py``: register a run's model in the MLflow Model Registry and point an alias at it.
+"""``python launch/register.py ...``: the name users know for ``python -m launch register ...`` (see :mod:`launch.commands.register`)."""
 
-    python launch/register.py --model-name housing --run-id 4c10bf9a...          # one job's run
-    python launch/register.py --model-name housing --tuning-job xgb-tune-0101     # the best trial
-    python launch/register.py --model-name housing --run-id ... --alias challenger
-
-The tracking URI and experiment come from ``--tracking-uri``/``--experiment``, else from
-``MLFLOW_TRACKING_URI``/``MLFLOW_EXPERIMENT_NAME``, else from the launcher settings' ``[mlflow]``
-section. A SageMaker managed MLflow ARN works like any URI. Aliases (default ``champion``) replace
-the deprecated stages: serving code loads ``models:/<name>@champion``.
-
-:func:`register` is the command; :mod:`launch.commands.register` parses arguments and reports.
-"""
-
-from __future__ import annotations
-
-import logging
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 if __package__ in (None, ""):  # run as a script: import from the repo root, not from launch/
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from launch import cli
-from training import tracking, tuning_parent
-from training.errors import ConfigError
-from training.mlflow_client import configure_client, safe_uri
+from launch.cli import alias  # noqa: E402
 
-if TYPE_CHECKING:
-    from mlflow import MlflowClient
-    from mlflow.entities import Run
-
-logger = logging.getLogger(__name__)
-
-DEFAULT_ALIAS = "champion"
-DEFAULT_METRIC = "validation-rmse"
-"""The metric that picks a tuning job's best trial when its parent run does not name one."""
-
-
-@dataclass(frozen=True)
-class Registration:
-    """What :func:`register` did: the model version the alias now points at, and where it came from."""
-
-    model_name: str
-    version: str
-    alias: str
-    run_id: str
-    model_uri: str
-
-
-def register(tracking_uri: str, model_name: str, *, run_id: str | None = None, tuning_job: str | None = None,
-             experiment: str = tracking.DEFAULT_EXPERIMENT, alias: str = DEFAULT_ALIAS) -> Registration:
-    """Register the model of ``run_id`` (or of the best trial of ``tuning_job``) and set ``alias`` on it."""
-    if (run_id is None) == (tuning_job is None):
-        raise ConfigError("give exactly one of --run-id (a run's model) or --tuning-job (its best trial's model)")
-    client = configure_client(tracking_uri)
-    if tuning_job is not None:
-        run_id = best_trial(client, experiment, tuning_job).info.run_id
-    assert run_id is not None
-    source = _model_uri(client, run_id)
-    version = _create_version(client, model_name, source, run_id)
-    client.set_registered_model_alias(model_name, alias, version)
-    logger.info("registered %s version %s from run %s; alias %r points at it", model_name, version, run_id, alias)
-    return Registration(model_name=model_name, version=version, alias=alias, run_id=run_id, model_uri=source)
-
-
-def best_trial(client: MlflowClient, experiment: str, tuning_job: str) -> Run:
-    """The finished child of the tuning job's parent run with the best objective metric.
-
-    The parent is the one the trials elected, and "best" is :func:`training.tuning_parent.best_trial`,
-    the same choice the trials write to the parent.
-    """
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        raise ConfigError(f"MLflow experiment {experiment!r} not found: pass --experiment with the tuning job's one")
-    parent = tuning_parent.find_parent(client, found.experiment_id, tuning_job)
-    if parent is None:
-        raise ConfigError(f"no parent run for tuning job {tuning_job!r} in experiment {experiment!r}: check the "
-                          "name (the tuning job's, not a trial's) and --experiment")
-    metric = parent.data.tags.get(tuning_parent.TAG_OBJECTIVE_METRIC, DEFAULT_METRIC)
-    finished = tuning_parent.trials(client, found.experiment_id, parent.info.run_id, finished_only=True)
-    best = tuning_parent.best_trial(finished, metric)
-    if best is None:
-        raise ConfigError(f"tuning job {tuning_job!r} has no finished trial with metric {metric!r} yet: wait for a "
-                          "trial to finish, or register one run with --run-id")
-    return best
-
-
-def _model_uri(client: MlflowClient, run_id: str) -> str:
-    """``models:/<id>`` of the model the run logged as ``model`` (MLflow 3 logged models)."""
-    run = client.get_run(run_id)
-    for output in run.outputs.model_outputs if run.outputs else []:
-        if client.get_logged_model(output.model_id).name == tracking.MODEL_NAME:
-            return f"models:/{output.model_id}"
-    raise ConfigError(f"run {run_id} has no logged model named {tracking.MODEL_NAME!r}: the job may have lost "
-                      "its tracking server before the end; pick another run")
-
-
-def _create_version(client: MlflowClient, model_name: str, source: str, run_id: str) -> str:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        client.create_registered_model(model_name)
-    except MlflowException as err:
-        if err.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
-    model_id = source.removeprefix("models:/")
-    version = client.create_model_version(model_name, source, run_id=run_id, model_id=model_id)
-    return str(version.version)
-
-
-if __name__ == "__main__":  # the name users know: the same as ``python -m launch register``
-    cli.alias("register")
+if __name__ == "__main__":
+    alias("register")

@@ -1,7 +1,7 @@
 """The MLflow client as the job uses it: set-up, safe URIs, retries, per-round metrics off the training thread.
 
 Shared by the job's run (:mod:`training.tracking`), the tuning parent (:mod:`training.tuning_parent`)
-and ``launch/register.py``. Nothing here imports ``mlflow`` at import time: it takes seconds, and
+and ``launch/registry.py``. Nothing here imports ``mlflow`` at import time: it takes seconds, and
 a job with tracking off never needs it.
 
 The contract with training: once the server has been reached at start, a tracking store that

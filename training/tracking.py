@@ -72,7 +72,7 @@ TAG_INSTANCE_COUNT = "sagemaker.instance_count"
 TAG_IMAGE = "sagemaker.image"
 TAG_FAILURE = "failure_reason"
 MODEL_NAME = "model"
-"""Name of the logged model in each run (what ``launch/register.py`` registers)."""
+"""Name of the logged model in each run (what ``launch/registry.py`` registers)."""
 
 _TRIAL_NAME = re.compile(r"^(?P<tuning>[A-Za-z0-9](?:[A-Za-z0-9-]{0,31}))-\d{3}-[0-9a-f]{8}$")
 """SageMaker names a tuning trial ``<tuning-job-name>-<NNN>-<8 hex>``."""

@@ -12,7 +12,7 @@ and trials start in parallel, so the trials agree among themselves through the t
    converge: the last trial to finish sees every child.
 
 :func:`best_trial` is the one definition of "best" (highest for ``auc``-like metrics, lowest
-otherwise); ``launch/register.py`` uses it to register a tuning job's best model. Every function
+otherwise); ``launch/registry.py`` uses it to register a tuning job's best model. Every function
 takes an ``MlflowClient``; mlflow itself is imported only inside functions.
 """
 

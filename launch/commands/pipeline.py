@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from launch import aws, cli, jobs
+from launch import aws, console, jobs
 from launch.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def command_parser(subparsers: Any) -> argparse.ArgumentParser:
     description = "Define, upsert and start the tuning pipeline."
     p = subparsers.add_parser("pipeline", help="define, upsert and start the tuning pipeline",
                                description=description)
-    cli.add_settings_arguments(p)
+    console.add_settings_arguments(p)
     p.add_argument("--upsert", action="store_true", help="create or update the pipeline")
     p.add_argument("--start", action="store_true", help="start an execution (after --upsert, or of an existing one)")
     p.add_argument("--dry-run", action="store_true", help="print the definition only (the default)")
@@ -59,7 +59,7 @@ def command_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def pipeline_command(args: argparse.Namespace, session: Any = None) -> int:
-    cli.configure_logging(args.verbose)
+    console.configure_logging(args.verbose)
     settings = load_settings(args.settings, args.set)
     send = not args.dry_run
     outcome = pipeline(settings, upsert=args.upsert and send, start=args.start and send, session=session)

@@ -5,7 +5,7 @@
 
 The tracking URI and experiment come from ``--tracking-uri``/``--experiment``, else from
 ``MLFLOW_TRACKING_URI``/``MLFLOW_EXPERIMENT_NAME``, else from the launcher settings' ``[mlflow]``
-section. :func:`launch.register.register` is the command.
+section. :func:`launch.registry.register` is the command.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import argparse
 import os
 from typing import Any
 
-from launch import cli
-from launch.register import DEFAULT_ALIAS, register
+from launch import console
+from launch.registry import DEFAULT_ALIAS, register
 from training import contract, tracking
 from training.errors import ConfigError
+from training.mlflow_client import safe_uri
 
 
 def command_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -35,7 +36,7 @@ def command_parser(subparsers: Any) -> argparse.ArgumentParser:
                    "(default: $MLFLOW_TRACKING_URI, else the settings' mlflow.tracking_uri)")
     p.add_argument("--experiment", help="experiment of the tuning job (default: $MLFLOW_EXPERIMENT_NAME, else the "
                    f"settings' mlflow.experiment, else {tracking.DEFAULT_EXPERIMENT})")
-    cli.add_settings_arguments(p)
+    console.add_settings_arguments(p)
     p.set_defaults(func=register_command)
     return p
 
@@ -43,13 +44,13 @@ def command_parser(subparsers: Any) -> argparse.ArgumentParser:
 def register_command(args: argparse.Namespace, session: Any = None) -> int:
     from mlflow.exceptions import MlflowException
 
-    cli.configure_logging(args.verbose)
+    console.configure_logging(args.verbose)
     uri, experiment = _where(args)
     try:
         done = register(uri, args.model_name, run_id=args.run_id, tuning_job=args.tuning_job,
                         experiment=experiment, alias=args.alias)
     except MlflowException as err:  # unreachable server, unknown run, no permission: one line, no traceback
-        raise ConfigError(f"MLflow at {tracking.safe_uri(uri)}: {' '.join(err.message.split())[:300]}") from err
+        raise ConfigError(f"MLflow at {safe_uri(uri)}: {' '.join(err.message.split())[:300]}") from err
     print(f"registered {done.model_name} version {done.version} (run {done.run_id}); "
           f"models:/{done.model_name}@{done.alias} now loads it")
     return 0

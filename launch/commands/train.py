@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from launch import aws, cli, jobs
+from launch import aws, console, jobs
 from launch.settings import Settings, load_settings, local_hyperparameters
 from training.errors import UserError
 
@@ -58,7 +58,7 @@ def command_parser(subparsers: Any) -> argparse.ArgumentParser:
     """``train``'s flags: a subparser of ``python -m launch``."""
     description = "Train XGBoost on a Snowflake table with SageMaker."
     p = subparsers.add_parser("train", help="submit a training job, or run it locally", description=description)
-    cli.add_settings_arguments(p)
+    console.add_settings_arguments(p)
     p.add_argument("--dry-run", action="store_true", help="print the CreateTrainingJob request; send nothing")
     p.add_argument("--wait", action="store_true", help="follow the job to its end")
     local = p.add_argument_group("local mode (no AWS)")
@@ -74,7 +74,7 @@ def command_parser(subparsers: Any) -> argparse.ArgumentParser:
 def train_command(args: argparse.Namespace, session: Any = None) -> int:
     if args.local:
         return _local(args)
-    cli.configure_logging(args.verbose)
+    console.configure_logging(args.verbose)
     settings = load_settings(args.settings, args.set)
     outcome = train(settings, dry_run=args.dry_run, wait=args.wait, session=session)
     if outcome.request is not None:
@@ -96,7 +96,7 @@ def _local(args: argparse.Namespace) -> int:
     """The demo job on this machine; ``--set hyperparameters.NAME=VALUE`` overrides the demo's."""
     from launch.local import demo, services
 
-    cli.configure_logging(args.verbose, prefix="local: ")
+    console.configure_logging(args.verbose, prefix="local: ")
     hyperparameters = local_hyperparameters(args.set)
     done = demo.run_local(hyperparameters, hosts=args.hosts, workdir=args.workdir or services.DEFAULT_WORKDIR,
                           data=args.demo_data, rows=args.rows or demo.DEFAULT_ROWS)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from launch import aws, cli, jobs
+from launch import aws, console, jobs
 from launch.settings import Settings, find_settings_file, load_settings, local_hyperparameters
 from launch.tuning_space import search_space
 from training.errors import ConfigError, UserError
@@ -70,7 +70,7 @@ def command_parser(subparsers: Any) -> argparse.ArgumentParser:
     """``tune``'s flags: a subparser of ``python -m launch``."""
     description = "Tune XGBoost hyperparameters with a SageMaker tuning job."
     p = subparsers.add_parser("tune", help="submit a tuning job, or search locally", description=description)
-    cli.add_settings_arguments(p)
+    console.add_settings_arguments(p)
     p.add_argument("--dry-run", action="store_true", help="print the tuning request; send nothing")
     p.add_argument("--wait", action="store_true", help="follow the job; end with a table of trials")
     p.add_argument("--job-name", help="tuning job name (default: <job_prefix>-<time>-<random>)")
@@ -86,7 +86,7 @@ def command_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def tune_command(args: argparse.Namespace, session: Any = None) -> int:
-    cli.configure_logging(args.verbose)
+    console.configure_logging(args.verbose)
     if args.local:
         return _local(args)
     settings = load_settings(args.settings, args.set)

@@ -305,7 +305,7 @@ def test_register_a_run_and_point_champion_at_it(finished_run: FinishedRun, serv
     import mlflow.pyfunc
     import xgboost as xgb
 
-    from launch.register import register
+    from launch.registry import register
 
     done = register(server.uri, "housing", run_id=finished_run.recorder.run_id)
     assert done.alias == "champion" and done.version == "1"

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from launch.local.services import free_port
-from training import mlflow_client, tracking
+from training import mlflow_client
 from training.errors import ConfigError
 from training.recorder import NoRecorder, RunRecorder
 from training.tracking import JobInfo, MlflowRecorder

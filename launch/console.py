@@ -1,0 +1,53 @@
+"""What the launcher's subcommands share: the settings flags, logging, and the error contract.
+
+A :class:`UserError` (bad settings, a rejected request, a job that did not complete) ends as
+``error: <message>`` on stderr and exit code 1, without a traceback, and so does an AWS error
+(access denied, a quota, no credentials); anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from training.errors import UserError
+
+QUIET_LOGGERS = ("botocore", "boto3", "urllib3", "snowflake")
+SDK_LOGGERS = ("sagemaker", "sagemaker.config", "sagemaker.core", "sagemaker.train", "sagemaker.mlops")
+"""The SDK logs its defaults at INFO and warns about things we set on purpose (no region on a
+resource call that has the session's): errors only, unless --verbose."""
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--settings PATH``, repeatable ``--set KEY=VALUE`` overrides and ``--verbose``."""
+    parser.add_argument("--settings", metavar="PATH", help="settings file (default: $LAUNCH_SETTINGS, "
+                        "./settings.toml, launch/settings.toml)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting, e.g. --set compute.instance_count=4 or "
+                        "--set hyperparameters.num_round=300 (repeatable)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log the SDK's and botocore's messages too")
+
+
+def configure_logging(verbose: bool = False, prefix: str = "") -> None:
+    """Our lifecycle lines at INFO; the SDK's chatter only with ``--verbose``."""
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {prefix}%(message)s", datefmt="%H:%M:%S")
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+    for name in SDK_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.ERROR)
+
+
+def run(command: Callable[[], int]) -> int:
+    """Run ``command``; a user error becomes one line on stderr and exit code 1."""
+    try:
+        return command()
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except (ClientError, BotoCoreError) as err:  # rejected by AWS, or no credentials / region
+        print(f"error: AWS: {' '.join(str(err).split())}", file=sys.stderr)
+        return 1
