@@ -40,12 +40,12 @@ import pyarrow.parquet as pq
 import snowflake.connector
 import xgboost as xgb
 
-from training.columns import merge_vocabularies
 from training.credentials import SnowflakeCredentials, parse_secret
 from training.dataset import build_matrices
 from training.hyperparameters import Hyperparameters, parse_hyperparameters
 from training.shards import VALIDATION_COLUMN, ShardPlan, fetch_shard, plan_shard, query_parameters
 from training.snowflake import connect, describe_table, quote_column, quote_table
+from training.vocabulary import merge_vocabularies
 
 PARQUET_BATCH_ROWS = 65_536
 """Rows per pyarrow batch in the lower-bound path (the same step as our reader's ``BATCH_ROWS``)."""

@@ -48,7 +48,7 @@ from launch.validation import (
     show,
     validated_by,
 )
-from training import names
+from training import contract, names
 from training.errors import ConfigError, HyperparameterError
 from training.hyperparameters import SPECS, TuningRange, parse_hyperparameters
 
@@ -144,7 +144,7 @@ class Output(_Section):
     checkpoint_s3_uri: Annotated[Text, matching(S3_URI.pattern, empty_ok=True)] = Field(
         "", description="S3 prefix for checkpoints (advised with spot)")
     checkpoint_local_path: Annotated[Text, matching(r"^/")] = Field(
-        "/opt/ml/checkpoints", description="checkpoint dir in the container")
+        str(contract.default_checkpoint_dir(contract.DEFAULT_BASE_DIR)), description="checkpoint dir in the container")
 
 
 class Network(_Section):

@@ -68,6 +68,11 @@ def failure_file(base_dir: Path) -> Path:
     return base_dir / "output" / "failure"
 
 
+def default_checkpoint_dir(base_dir: Path) -> Path:
+    """``checkpoints/``: where SageMaker syncs checkpoints with S3 (the request's ``CheckpointConfig.LocalPath``)."""
+    return base_dir / "checkpoints"
+
+
 def default_spill_dir(base_dir: Path) -> Path:
     """Where a host spills its shard unless :data:`SPILL_DIR_ENV` says otherwise."""
     return base_dir / "spill"

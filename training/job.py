@@ -20,7 +20,7 @@ import xgboost as xgb
 from training import __version__
 from training.checkpoints import CheckpointCallback, StopFlag, resume_point, write_model
 from training.cluster import Cluster, allreduce_sum, broadcast, collective, error_summary, gather
-from training.columns import ColumnPlan, merge_vocabularies
+from training.columns import ColumnPlan
 from training.contract import MODEL_FILE, SECRET_ID_ENV
 from training.credentials import SnowflakeCredentials, read_secret
 from training.dataset import build_matrices
@@ -40,6 +40,7 @@ from training.snowflake import (
     quote_column,
     table_parts,
 )
+from training.vocabulary import merge_vocabularies
 
 log = logging.getLogger(__name__)
 
@@ -272,12 +273,13 @@ def _train(spec: JobSpec, columns: ColumnPlan, dtrain: Any, dvalid: Any, cluster
     if start is not None:
         _check_resumable(start, columns, done)
     checkpoints = CheckpointCallback(spec.checkpoint_dir, hps["checkpoint_interval"], done, cluster, stop)
-    callbacks: list[xgb.callback.TrainingCallback] = [PlanAttribute(columns), RoundLogger(done, cluster.leader),
-                                                      checkpoints]
+    # The recorder first: XGBoost stops calling later callbacks in a round once one stops training
+    # (a SIGTERM checkpoint, early stopping), and that last round's metrics belong in the run too.
+    callbacks: list[xgb.callback.TrainingCallback] = [recorder.callback(done), PlanAttribute(columns),
+                                                      RoundLogger(done, cluster.leader), checkpoints]
     if hps["early_stopping_rounds"]:
         callbacks.append(xgb.callback.EarlyStopping(rounds=hps["early_stopping_rounds"], data_name="validation",
                                                     metric_name=hps.eval_metrics[0]))
-    callbacks.append(recorder.callback(done))  # last: XGBoost skips later callbacks once one stops training
     if remaining == 0:
         return start, done
     booster = xgb.train(_params(hps, columns), dtrain, num_boost_round=remaining, xgb_model=start,

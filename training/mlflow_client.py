@@ -187,8 +187,9 @@ class RetryGuard:
     """Runs MLflow calls with retries; after the last failed attempt logs once and refuses all later calls.
 
     Shared by the training thread and the metric writer, so a lost server costs one log line and
-    at most one round of retries, not one per round. Only :func:`store_errors` are retried: any
-    other exception is a bug in the caller and propagates.
+    at most one round of retries, not one per round. Only :func:`store_errors` are retried; any
+    other exception is a bug: its traceback is logged once and tracking stops, but training goes on
+    (the recorder's promise: once reachable, tracking never costs the model).
     """
 
     def __init__(self, uri: str, delays: tuple[float, ...] = RETRY_DELAYS_S) -> None:
@@ -210,6 +211,10 @@ class RetryGuard:
                 last = err
                 if attempt < len(self.delays):
                     time.sleep(self.delays[attempt])
+            except Exception as err:  # not the store's: a bug, shown with its traceback, never retried
+                _logger.exception("MLflow call raised an unexpected error while %s", what)
+                self.give_up(what, err)  # ...and, as the recorder promises, it never costs the model
+                return None
         self.give_up(what, last)
         return None
 

@@ -28,10 +28,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from training import names
-from training.columns import CLASS, FEATURE, LABEL, WEIGHT, ColumnPlan, ColumnSpec, VocabularyCounter, kind_of
+from training.columns import CLASS, FEATURE, LABEL, WEIGHT, ColumnPlan, ColumnSpec, kind_of
 from training.errors import DataError, SnowflakeError
 from training.hyperparameters import Hyperparameters
 from training.snowflake import Column, quote_column, quote_table
+from training.vocabulary import VocabularyCounter
 
 log = logging.getLogger(__name__)
 

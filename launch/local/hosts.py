@@ -57,7 +57,7 @@ def write_host_tree(host_dir: Path, hosts: list[str], host: str, hyperparameters
     (config / contract.RESOURCE_CONFIG).write_text(json.dumps(
         {"current_host": host, "hosts": hosts, "current_instance_type": "local", "network_interface_name": "lo"}))
     (config / contract.HYPERPARAMETERS).write_text(json.dumps({k: str(v) for k, v in hyperparameters.items()}))
-    (config / contract.CHECKPOINT_CONFIG).write_text(json.dumps({"LocalPath": str(host_dir / "checkpoints")}))
+    (config / contract.CHECKPOINT_CONFIG).write_text(json.dumps({"LocalPath": str(contract.default_checkpoint_dir(host_dir))}))
 
 
 def container_command() -> list[str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from launch.local.hosts import LocalJobResult
+from training import contract
 
 ACCESS_DENIED = ("User: arn:aws:sts::123456789012:assumed-role/SageMakerJob/job is not authorized to perform: "
                  "secretsmanager:GetSecretValue on resource: {secret} because no identity-based policy allows "
@@ -121,7 +122,7 @@ def run_parallel(jobs: dict[str, Any], workers: int = 4) -> dict[str, Any]:
 
 def assert_user_failure(result: LocalJobResult, fragment: str) -> str:
     """Exit code 1, one actionable line in output/failure and once in the log, no traceback anywhere."""
-    failure = result.host_dirs[0] / "output" / "failure"
+    failure = contract.failure_file(result.host_dirs[0])
     return check_user_failure(result.exit_codes, failure.read_text(), result.logs[0].read_text(errors="replace"),
                               fragment)
 

@@ -13,6 +13,7 @@ import pytest
 
 from tests.dockerfile_contract import entrypoint_argv
 from tests.helpers import synth_hps
+from training import contract
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +34,7 @@ def test_entrypoint_trains_two_hosts(run_job, image_env):
     assert result.exit_codes == [0, 0], result.failure
     assert result.model_path is not None and result.model_path.stat().st_size > 0
     assert result.rounds == 8
-    assert not any((d / "output" / "failure").exists() for d in result.host_dirs)
+    assert not any(contract.failure_file(d).exists() for d in result.host_dirs)
 
 
 def test_entrypoint_bad_hyperparameter_writes_the_failure_file(run_job, image_env):
@@ -41,7 +42,7 @@ def test_entrypoint_bad_hyperparameter_writes_the_failure_file(run_job, image_en
     result = run_job(synth_hps(max_depth="deep"), hosts=2, env=image_env, command=command)
     assert result.exit_codes == [1, 1]
     for host_dir in result.host_dirs:
-        failure = (host_dir / "output" / "failure").read_text()
+        failure = contract.failure_file(host_dir).read_text()
         assert failure.strip() == ("hyperparameter 'max_depth' must be an integer in [0, 64], got 'deep': "
                                    "fix its value")
         assert failure.count("\n") == 1  # one line

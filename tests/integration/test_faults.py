@@ -119,8 +119,8 @@ def _spot(workdir: Path, env: dict[str, str]) -> dict[str, Any]:
     stopped = job.wait(timeout=120)
     host_dir = stopped.host_dirs[0]
     # the restart reuses the host tree (that is how it finds the checkpoint): keep what the stop left
-    seen = {"stopped": stopped, "failure": (host_dir / "output" / "failure").read_text(),
-            "log": stopped.logs[0].read_text(), "checkpoints": [r for r, _ in list_checkpoints(host_dir / "checkpoints")],
+    seen = {"stopped": stopped, "failure": contract.failure_file(host_dir).read_text(),
+            "log": stopped.logs[0].read_text(), "checkpoints": [r for r, _ in list_checkpoints(contract.default_checkpoint_dir(host_dir))],
             "leaks": leaks(stopped.host_dirs, SECRET_PASSWORD)}
     seen["resumed"] = start_local_job(hps, hosts=1, workdir=workdir, env=env, job_name="spot").wait(300)
     return seen
@@ -174,7 +174,7 @@ def test_a_dead_host_fails_the_others_within_the_collective_timeout(faults):
     assert result.exit_codes[1] == -signal.SIGKILL
     assert seconds < COLLECTIVE_TIMEOUT + 30, f"the leader took {seconds:.0f} s to notice"
     assert result.exit_codes[0] == 1
-    line = (result.host_dirs[0] / "output" / "failure").read_text().strip()
+    line = contract.failure_file(result.host_dirs[0]).read_text().strip()
     assert "lost contact with the other hosts" in line and "another host failed or was stopped" in line, line
     assert "result.cc" not in line  # the cause, not XGBoost's source location
     log = result.logs[0].read_text()

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import pyarrow as pa
 import pyarrow.ipc
@@ -99,6 +100,8 @@ def _tracking_uri(workdir: Path) -> str:
 def outcomes(stack: LocalStack, job_env: dict[str, str], workdir: Path) -> dict[str, LocalJobResult]:
     _seed(stack, workdir)
     tracking = _tracking_uri(workdir)
+    # Artifacts under the test's directory, not ./mlruns in the hosts' working directory (the repo).
+    mlflow.MlflowClient(tracking).create_experiment("mixed", artifact_location=(workdir / "artifacts").as_uri())
     with_region = _launcher_request(workdir, TABLE, FEATURES)
     without_region = _sdk_v2({"table": TABLE, "target": '"Spend"', "shard_key": '"id"', "num_round": 40,
                               "max_depth": 4, "eta": 0.2, "collective_timeout": 120,

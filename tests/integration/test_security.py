@@ -36,7 +36,7 @@ def test_no_output_of_a_multi_host_job_holds_the_secret(run_job, tmp_path, monke
     tracking = mlflow_env(tmp_path / "tracking")  # a local MLflow store: runs, params, the model
     result = run_job(synth_hps(num_round=6, checkpoint_interval=2), hosts=2, env=tracking)
     assert result.exit_code == 0, result.failure
-    checkpoints = list((result.host_dirs[0] / "checkpoints").iterdir())
+    checkpoints = list(contract.default_checkpoint_dir(result.host_dirs[0]).iterdir())
     spills = list((result.host_dirs[1] / "spill").iterdir())
     store = list((tmp_path / "tracking").rglob("*"))
     assert result.model_path and checkpoints and spills and any(p.suffix == ".db" for p in store)

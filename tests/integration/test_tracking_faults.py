@@ -19,7 +19,7 @@ import pytest
 
 from tests.helpers import numeric_plan
 from tests.integration.mlflow_server import MlflowServer, mlflow_server
-from training import mlflow_client
+from training import contract, mlflow_client
 from training.tracking import JobInfo, MlflowRecorder
 
 pytestmark = pytest.mark.slow
@@ -60,8 +60,8 @@ def test_server_lost_mid_run_costs_nothing_but_one_log_line(
     import xgboost as xgb
 
     caplog.set_level(logging.INFO)
-    env = {"MLFLOW_TRACKING_URI": doomed_server.uri, "MLFLOW_EXPERIMENT_NAME": "faults",
-           "TRAINING_JOB_NAME": f"doomed-{uuid.uuid4().hex[:8]}"}
+    env = {contract.TRACKING_URI_ENV: doomed_server.uri, contract.EXPERIMENT_ENV: "faults",
+           contract.JOB_NAME_ENV: f"doomed-{uuid.uuid4().hex[:8]}"}
     recorder = MlflowRecorder.from_env(env, JobInfo.from_env(env, {}, {}))
     assert isinstance(recorder, MlflowRecorder)
     recorder.check_reachable()

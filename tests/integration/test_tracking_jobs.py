@@ -15,6 +15,7 @@ import xgboost as xgb
 from launch.local.hosts import start_local_job
 from tests.helpers import SECRET_PASSWORD, synth_hps, wait_for_log
 from tests.integration.mlflow_server import mlflow_server
+from training import contract
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +37,7 @@ def _runs(server, experiment):
 
 
 def test_two_host_job_logs_exactly_one_complete_run(run_job, tracking):
-    env = {"MLFLOW_TRACKING_URI": tracking.uri, "MLFLOW_EXPERIMENT_NAME": "two-hosts"}
+    env = {contract.TRACKING_URI_ENV: tracking.uri, contract.EXPERIMENT_ENV: "two-hosts"}
     result = run_job(synth_hps(num_round=12), hosts=2, env=env)
     assert result.exit_code == 0, result.failure
     runs = _runs(tracking, "two-hosts")
@@ -74,8 +75,8 @@ def test_two_host_job_logs_exactly_one_complete_run(run_job, tracking):
 
 
 def test_parallel_tuning_trials_share_one_parent(run_job, tracking):
-    env = {"MLFLOW_TRACKING_URI": tracking.uri, "MLFLOW_EXPERIMENT_NAME": "tuning",
-           "TUNING_JOB_NAME": "tune-parallel-1"}
+    env = {contract.TRACKING_URI_ENV: tracking.uri, contract.EXPERIMENT_ENV: "tuning",
+           contract.TUNING_JOB_ENV: "tune-parallel-1"}
     etas = (0.1, 0.2, 0.3)
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
         results = list(pool.map(lambda eta: run_job(synth_hps(num_round=5, eta=eta), hosts=1, env=env), etas))
@@ -92,7 +93,7 @@ def test_parallel_tuning_trials_share_one_parent(run_job, tracking):
 
 def test_lost_tracking_server_never_costs_the_model(run_job, tmp_path, job_env):
     with mlflow_server(tmp_path / "doomed") as server:
-        env = {**job_env, "MLFLOW_TRACKING_URI": server.uri, "MLFLOW_EXPERIMENT_NAME": "doomed"}
+        env = {**job_env, contract.TRACKING_URI_ENV: server.uri, contract.EXPERIMENT_ENV: "doomed"}
         job = start_local_job(synth_hps(num_round=150, max_depth=6, eta=0.05), hosts=2, workdir=tmp_path, env=env)
         wait_for_log(job, "[5]\t")
         server.stop()

@@ -26,7 +26,7 @@ import pytest
 
 from tests.helpers import numeric_plan
 from tests.integration.mlflow_server import MlflowServer, mlflow_server
-from training import mlflow_client
+from training import contract, mlflow_client
 from training.lineage import SnowflakeLineage
 from training.tracking import JobInfo, MlflowRecorder
 
@@ -121,8 +121,8 @@ def finished_run(server: MlflowServer) -> FinishedRun:
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("SNOWFLAKE_PASSWORD", SECRET)
             mp.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-            env = {**os.environ, "MLFLOW_TRACKING_URI": server.uri, "MLFLOW_EXPERIMENT_NAME": "one-run",
-                   "TRAINING_JOB_NAME": f"job-{uuid.uuid4().hex[:8]}", "IMAGE_URI": "acct.dkr.ecr/xgb:1"}
+            env = {**os.environ, contract.TRACKING_URI_ENV: server.uri, contract.EXPERIMENT_ENV: "one-run",
+                   contract.JOB_NAME_ENV: f"job-{uuid.uuid4().hex[:8]}", contract.IMAGE_ENV: "acct.dkr.ecr/xgb:1"}
             params = {"eta": 0.3, "num_round": ROUNDS, "max_depth": 3, "table": "HOUSING", "target": "target"}
             recorder, booster, x = train_tracked(env, params)
     finally:
@@ -209,8 +209,8 @@ def test_a_secret_in_the_environment_reaches_no_param_tag_metric_or_artifact(
 
 
 def test_a_restarted_job_resumes_its_unfinished_run(server: MlflowServer) -> None:
-    env = {"MLFLOW_TRACKING_URI": server.uri, "MLFLOW_EXPERIMENT_NAME": "restarts",
-           "TRAINING_JOB_NAME": f"spot-{uuid.uuid4().hex[:8]}"}
+    env = {contract.TRACKING_URI_ENV: server.uri, contract.EXPERIMENT_ENV: "restarts",
+           contract.JOB_NAME_ENV: f"spot-{uuid.uuid4().hex[:8]}"}
     first = MlflowRecorder.from_env(env, JobInfo.from_env(env, RC, {}))
     assert isinstance(first, MlflowRecorder)
     first.check_reachable()
@@ -232,7 +232,7 @@ def _trial(uri: str, experiment: str, tuning_job: str, number: int, barrier: Any
     import xgboost  # noqa: F401  (imported before the barrier so that the three starts really race)
 
     name = f"{tuning_job}-{number:03d}-{uuid.uuid4().hex[:8]}"
-    env = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": experiment, "TRAINING_JOB_NAME": name}
+    env = {contract.TRACKING_URI_ENV: uri, contract.EXPERIMENT_ENV: experiment, contract.JOB_NAME_ENV: name}
     for key, value in mlflow_client.HTTP_DEFAULTS.items():
         os.environ[key] = value
     job = JobInfo.from_env(env, RC, {"_tuning_objective_metric": "validation:rmse"})
@@ -406,8 +406,8 @@ def test_an_arn_uri_sends_sigv4_signed_requests_with_the_routing_header(
     # A managed server keeps artifacts in S3; here the experiment's artifacts go to a local folder.
     experiment = f"arn-{uuid.uuid4().hex[:6]}"
     client_for(server).create_experiment(experiment, artifact_location=(tmp_path / "artifacts").as_uri())
-    env = {"MLFLOW_TRACKING_URI": arn, "MLFLOW_EXPERIMENT_NAME": experiment,
-           "TRAINING_JOB_NAME": f"arn-job-{uuid.uuid4().hex[:8]}"}
+    env = {contract.TRACKING_URI_ENV: arn, contract.EXPERIMENT_ENV: experiment,
+           contract.JOB_NAME_ENV: f"arn-job-{uuid.uuid4().hex[:8]}"}
     recorder, _, _ = train_tracked(env, {"eta": 0.3})
     assert recorder.model_uri is not None
     run = client_for(server).get_run(recorder.run_id)

@@ -12,6 +12,7 @@ import xgboost as xgb
 
 from launch.local.hosts import start_local_job
 from tests.helpers import synth_hps, wait_for_log
+from training import contract
 from training.checkpoints import list_checkpoints
 from training.hyperparameters import parse_hyperparameters
 from training.shards import plan_shard, query_parameters
@@ -106,7 +107,7 @@ def test_stopped_job_resumes_from_its_checkpoint(tmp_path, job_env, run_job):
     job.signal(signal.SIGTERM)  # what SageMaker sends on stop or spot interruption
     stopped = job.wait(timeout=120)
     assert stopped.exit_code == 1 and "stopped by SIGTERM after round" in stopped.failure
-    checkpoints = list_checkpoints(stopped.host_dirs[0] / "checkpoints")
+    checkpoints = list_checkpoints(contract.default_checkpoint_dir(stopped.host_dirs[0]))
     assert checkpoints and checkpoints[-1][0] < 60
     assert len(checkpoints) <= 5
 
@@ -117,7 +118,7 @@ def test_stopped_job_resumes_from_its_checkpoint(tmp_path, job_env, run_job):
     assert xgb.Booster(model_file=str(resumed.model_path)).num_boosted_rounds() == 60
     assert resumed.final_metrics["validation-rmse"] == pytest.approx(
         reference.final_metrics["validation-rmse"], rel=0.01)
-    assert not (resumed.host_dirs[0] / "output" / "failure").exists()
+    assert not contract.failure_file(resumed.host_dirs[0]).exists()
 
 
 def test_validation_rows_are_never_trained_on(run_job, tmp_path):

@@ -47,6 +47,25 @@ def test_package_stays_inside_its_boundary(package):
         assert not crossing, f"{path.relative_to(ROOT)} imports {sorted(crossing)}"
 
 
+def _imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_unit_tests_never_reach_for_the_integration_stack():
+    """Unit tests run without the stand-ins: no integration helper, no local services, hosts or demo."""
+    stack = ("tests.integration", "tests.helpers", "launch.local")
+    for path in sorted((ROOT / "tests" / "unit").glob("*.py")):
+        reached = sorted(m for m in _imported_modules(path) if m.startswith(stack))
+        assert not reached, f"{path.relative_to(ROOT)} imports {reached}"
+
+
 def _module_name(path: Path, root: Path) -> str:
     parts = list(path.relative_to(root).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)

@@ -15,14 +15,13 @@ from training.columns import (
     WEIGHT,
     ColumnPlan,
     ColumnSpec,
-    VocabularyCounter,
     kind_of,
-    merge_vocabularies,
 )
 from training.errors import DataError
 from training.hyperparameters import parse_hyperparameters
 from training.shards import plan_shard
 from training.snowflake import TYPE_NAMES, Column
+from training.vocabulary import VocabularyCounter, merge_vocabularies
 
 
 def test_type_names_are_the_connectors():

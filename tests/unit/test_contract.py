@@ -43,3 +43,4 @@ def test_opt_ml_layout_is_sagemakers() -> None:
     assert contract.config_dir(base) / contract.CHECKPOINT_CONFIG == base / "input/config/checkpointconfig.json"
     assert contract.model_dir(base) / contract.MODEL_FILE == base / "model/xgboost-model"
     assert contract.failure_file(base) == base / "output/failure"
+    assert contract.default_checkpoint_dir(base) == base / "checkpoints"
