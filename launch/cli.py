@@ -25,7 +25,7 @@ def parser() -> argparse.ArgumentParser:
     """The top-level parser with one subparser per command."""
     top = argparse.ArgumentParser(prog=PROG, description="Train XGBoost on a Snowflake table with SageMaker: "
                                   "training jobs, tuning jobs, tuning pipelines, and model registration.")
-    subparsers = top.add_subparsers(dest="command", metavar="{train,tune,pipeline,register}", required=True)
+    subparsers = top.add_subparsers(dest="command", required=True)
     for module in COMMANDS:
         module.command_parser(subparsers)
     return top

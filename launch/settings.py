@@ -165,7 +165,7 @@ class Kms(_Section):
 
 
 class Tuning(_Section):
-    """The hyperparameter tuning job (and ``tune.py --local``)."""
+    """The hyperparameter tuning job (and ``python -m launch tune --local``)."""
 
     strategy: Annotated[Text, one_of(*STRATEGIES)] = Field("Bayesian", description="search strategy")
     objective: Text = Field("validation:rmse", description="metric to optimise (a metric definition name)")
@@ -183,8 +183,8 @@ class Tuning(_Section):
     hyperband_min_resource: Annotated[int, between(1)] | None = Field(None, description="Hyperband: fewest rounds")
     hyperband_max_resource: Annotated[int, between(1)] | None = Field(None, description="Hyperband: most rounds")
     exclude: StringList = Field((), description="hyperparameters not to tune")
-    local_trials: Annotated[int, between(1, 1000)] = Field(4, description="tune.py --local: trials")
-    local_hosts: Annotated[int, between(1, 8)] = Field(1, description="tune.py --local: hosts per trial")
+    local_trials: Annotated[int, between(1, 1000)] = Field(4, description="tune --local: trials")
+    local_hosts: Annotated[int, between(1, 8)] = Field(1, description="tune --local: hosts per trial")
     ranges: Annotated[dict[str, TuningRange], validated_by(_ranges)] = Field(
         default_factory=dict, description="searched ranges")
 
@@ -391,15 +391,18 @@ def _check_tuning(settings: Settings) -> None:
 LOCAL_SECTIONS = ("hyperparameters", "data")
 
 
-def local_hyperparameters(overrides: Sequence[str]) -> dict[str, str]:
+def local_hyperparameters(overrides: Sequence[str], *, settings_file: bool = False) -> dict[str, str]:
     """Hyperparameters that ``--set`` overrides give a local job: ``hyperparameters.NAME`` and ``data.*``.
 
-    The same keys as in a settings file (``--set`` means one thing in every mode); what a local job
-    cannot use (compute, output, ...) fails in one line rather than being ignored.
+    The same keys as in a settings file (``--set`` means one thing in every mode). Without a
+    settings file, what a local job cannot use (compute, output, ...) fails in one line rather than
+    being ignored; with one (``settings_file``), the other keys are that file's overrides.
     """
     raw: dict[str, Any] = {}
     for override in overrides:
         apply_override(raw, override)
+    if settings_file:
+        raw = {key: value for key, value in raw.items() if key in LOCAL_SECTIONS}
     for key, value in raw.items():
         if key not in LOCAL_SECTIONS or not isinstance(value, dict):
             hint = (f"hyperparameters are set as hyperparameters.{key}=..." if key in SPECS else

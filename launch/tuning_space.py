@@ -5,7 +5,7 @@ The space starts from the tuning ranges declared in the hyperparameter table
 ``[tuning.ranges]`` override some and ``tuning.exclude`` drops some. Every bound of the result
 is checked with the container's own validation, so a range the job would refuse fails here,
 before a tuning job starts trials that cannot run. :mod:`launch.jobs` turns the space into the
-SDK's parameter ranges; ``tune.py --local`` searches it with Optuna.
+SDK's parameter ranges; ``python -m launch tune --local`` searches it with Optuna.
 """
 
 from __future__ import annotations
@@ -40,9 +40,14 @@ class TunedSettings(Protocol):
     def tuning(self) -> TuningChoices: ...
 
 
+def default_space() -> dict[str, TuningRange]:
+    """The hyperparameter table's tuning ranges: what is searched when no settings change it."""
+    return {spec.name: spec.tuning for spec in tunable() if spec.tuning is not None}
+
+
 def search_space(settings: TunedSettings) -> dict[str, TuningRange]:
     """The tuned hyperparameters: the table's tuning ranges, overridden by ``[tuning.ranges]``."""
-    space = {spec.name: spec.tuning for spec in tunable() if spec.tuning is not None}
+    space = default_space()
     space.update(settings.tuning.ranges)
     for name in settings.tuning.exclude:
         space.pop(name, None)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from launch import aws, console, jobs
 from launch.settings import Settings, load_settings, local_hyperparameters
-from training.errors import UserError
+from training.errors import ConfigError, UserError
 
 if TYPE_CHECKING:
     from launch.local.demo import LocalRun
@@ -97,11 +97,18 @@ def _local(args: argparse.Namespace) -> int:
     from launch.local import demo, services
 
     console.configure_logging(args.verbose, prefix="local: ")
+    if args.settings or args.dry_run or args.wait:
+        raise ConfigError("train --local runs the demo on the embedded tables: it reads no settings file and sends "
+                          "nothing; drop --settings/--dry-run/--wait and set hyperparameters with --set "
+                          "hyperparameters.NAME=VALUE")
     hyperparameters = local_hyperparameters(args.set)
     done = demo.run_local(hyperparameters, hosts=args.hosts, workdir=args.workdir or services.DEFAULT_WORKDIR,
                           data=args.demo_data, rows=args.rows or demo.DEFAULT_ROWS)
     _report(done)
-    return done.result.exit_code
+    result = done.result
+    if result.exit_code != 0:
+        raise UserError(f"local job {result.job_name} failed: {result.failure or f'exit code {result.exit_code}'}")
+    return 0
 
 
 def _report(done: LocalRun) -> None:
@@ -112,8 +119,6 @@ def _report(done: LocalRun) -> None:
     if result.final_metrics:
         print("final metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in result.final_metrics.items())
               + f" after {result.rounds} rounds")
-    if result.failure:
-        print(f"failure: {result.failure}")
     if result.model_path:
         print(f"model: {result.model_path}")
     print("logs:  " + "  ".join(str(p) for p in result.logs))

@@ -20,9 +20,8 @@ from typing import Any
 
 from launch import aws, console, jobs
 from launch.settings import Settings, find_settings_file, load_settings, local_hyperparameters
-from launch.tuning_space import search_space
+from launch.tuning_space import default_space, search_space
 from training.errors import ConfigError, UserError
-from training.hyperparameters import tunable
 
 logger = logging.getLogger(__name__)
 
@@ -105,12 +104,17 @@ def tune_command(args: argparse.Namespace, session: Any = None) -> int:
 
 
 def _local(args: argparse.Namespace) -> int:
-    """Local tuning uses the settings file if there is one (its ranges and hyperparameters)."""
+    """Local tuning: the settings file's ranges, ``[tuning]`` and pins if there is one, and ``--set`` pins.
+
+    ``--set hyperparameters.NAME=VALUE`` and ``data.*`` pin the trials' job as in ``train --local``;
+    other keys override the settings file (and, with no file, are refused).
+    """
     from launch.local import services, tuning
 
     settings = _local_settings(args)
-    space = search_space(settings) if settings else {s.name: s.tuning for s in tunable() if s.tuning}
-    pinned = dict(settings.hyperparameters) if settings else local_hyperparameters(args.set)
+    space = search_space(settings) if settings else default_space()
+    pinned = {**(settings.hyperparameters if settings else {}),
+              **local_hyperparameters(args.set, settings_file=settings is not None)}
     objective = settings.tuning.objective if settings else "validation:rmse"
     results = tuning.run_local_tuning(
         space, pinned, trials=args.trials or (settings.tuning.local_trials if settings else 4),
@@ -118,7 +122,9 @@ def _local(args: argparse.Namespace) -> int:
         direction=settings.tuning.objective_type if settings else "Minimize",
         workdir=args.workdir or services.DEFAULT_WORKDIR, rows=args.rows or tuning.DEFAULT_ROWS)
     print(tuning.local_trials_table(results, objective))
-    return 0 if any(t.value is not None for t in results) else 1
+    if not any(t.value is not None for t in results):
+        raise UserError(f"no local trial finished with {objective}: each trial's failure is in the table above")
+    return 0
 
 
 def _local_settings(args: argparse.Namespace) -> Settings | None:

@@ -25,7 +25,6 @@ DEMO_TABLES = {"california": ("CALIFORNIA_HOUSING", datasets.CALIFORNIA_TARGET),
                "synthetic": ("SYNTHETIC", datasets.SYNTHETIC_TARGET),
                "mixed": ("MIXED", datasets.MIXED_TARGET)}
 """Demo data set -> (table name, target column)."""
-DEMO_DATA = tuple(DEMO_TABLES)
 DEFAULT_ROWS = 100_000
 DEFAULT_EXPERIMENT = "snowflake-xgboost-demo"
 

@@ -1,6 +1,6 @@
 """The local stand-ins: an embedded Snowflake and a local AWS endpoint, as child processes.
 
-The Snowflake is fakesnow's server (:mod:`launch.local.snowflake`), reached over HTTP by the
+The Snowflake is fakesnow's server (:mod:`launch.local.snowflake_server`), reached over HTTP by the
 unmodified snowflake-connector-python; AWS is a moto server, where the job's secret lives. Both
 listen on free ports, so tests and jobs never share fixed ports.
 """
@@ -74,12 +74,12 @@ class LocalStack:
         self.stop()
 
     def start_snowflake(self) -> None:
-        """Start (or restart, on the same port) the local Snowflake server (:mod:`launch.local.snowflake`).
+        """Start (or restart, on the same port) the local Snowflake server (:mod:`launch.local.snowflake_server`).
 
         With ``persist`` its databases live in files under ``snowflake_dir``, so they survive a restart.
         """
         self.snowflake_port = self.snowflake_port or free_port()
-        args = [sys.executable, "-m", "launch.local.snowflake", str(self.snowflake_port)]
+        args = [sys.executable, "-m", "launch.local.snowflake_server", str(self.snowflake_port)]
         if self.persist:
             self.snowflake_dir.mkdir(parents=True, exist_ok=True)
             args.append(str(self.snowflake_dir))

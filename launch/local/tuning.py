@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from launch.local.demo import DEMO_SECRET_ID, demo_hyperparameters, demo_table, mlflow_env
+from launch.local.demo import DEMO_SECRET_ID, demo_hyperparameters, demo_table, encoded, mlflow_env
 from launch.local.hosts import LocalJobResult, run_local_job
 from launch.local.services import DEFAULT_WORKDIR, LocalStack
 from training import contract
@@ -100,7 +100,7 @@ def run_local_tuning(space: Mapping[str, TuningRange], pinned: Mapping[str, str]
         def run_job(hps: dict[str, str], hosts: int) -> LocalJobResult:
             return run_local_job(hps, hosts=hosts, workdir=workdir, env=env)
 
-        return tune_local(space, {**demo, **pinned}, trials=trials, hosts=hosts, objective=objective,
+        return tune_local(space, {**demo, **encoded(pinned)}, trials=trials, hosts=hosts, objective=objective,
                           direction=direction, run_job=run_job)
 
 

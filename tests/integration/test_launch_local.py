@@ -1,4 +1,4 @@
-"""The launcher's metric regexes and ``tune.py --local`` against real local training runs."""
+"""The launcher's metric regexes, local tuning and ``python -m launch train --local`` against real local runs."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ def test_tune_local_runs_trials_over_the_table_space(run_job) -> None:
 
 def test_the_local_command_runs_the_demo_with_set_hyperparameters(tmp_path, monkeypatch, capsys) -> None:
     """``python -m launch train --local``: the stand-ins, a seeded table, N hosts, the report a user reads."""
-    from launch.cli import main
+    from launch.cli import main, parser
+    from launch.local.demo import DEMO_TABLES
 
     monkeypatch.setenv(contract.TRACKING_URI_ENV, "")  # tracking off: this test is about the command
     argv = ["train", "--local", "--hosts", "2", "--demo-data", "synthetic", "--rows", "3000",
@@ -50,3 +51,6 @@ def test_the_local_command_runs_the_demo_with_set_hyperparameters(tmp_path, monk
     assert re.search(r"final metrics: train-rmse [\d.]+, validation-rmse [\d.]+ after 4 rounds", out), out
     (leader,) = [p for p in (tmp_path / "jobs").glob("*/127.0.0.1/input/config/hyperparameters.json")]
     assert '"eta": "0.5"' in leader.read_text()
+    (train,) = [a for a in parser()._subparsers._group_actions[0].choices["train"]._actions  # noqa: SLF001
+                if "--demo-data" in a.option_strings]
+    assert tuple(train.choices) == tuple(DEMO_TABLES)  # every demo data set is offered, and only those

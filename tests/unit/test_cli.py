@@ -42,7 +42,16 @@ def test_the_module_and_the_script_names_run_the_same_program(command: str) -> N
         assert f"python -m launch {Path(command).stem}" in done.stdout
 
 
+@pytest.mark.parametrize("flag", ["--dry-run", "--wait", "--settings=launch/settings.example.toml"])
+def test_local_mode_refuses_what_only_aws_mode_uses(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["train", "--local", flag]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: train --local runs the demo") and err.count("\n") == 1
+
+
 def test_set_takes_settings_keys_in_local_mode_too() -> None:
+    with_file = local_hyperparameters(["tuning.local_trials=8", "hyperparameters.eta=0.1"], settings_file=True)
+    assert with_file == {"eta": "0.1"}  # the other keys are the settings file's overrides
     hps = local_hyperparameters(["hyperparameters.num_round=300", "hyperparameters.eval_metric=[\"rmse\", \"mae\"]",
                                  "data.target='\"Label\"'", "data.features=[\"A\", \"B\"]"])
     assert hps == {"num_round": "300", "eval_metric": "rmse,mae", "target": '"Label"', "features": "A,B"}

@@ -1,6 +1,6 @@
 """The local Snowflake: fakesnow's server, made faithful where the job depends on it.
 
-Run as ``python -m launch.local.snowflake PORT [DB_DIR]``: with ``DB_DIR`` its databases live in
+Run as ``python -m launch.local.snowflake_server PORT [DB_DIR]``: with ``DB_DIR`` its databases live in
 files there and survive a restart (``fakesnow -s -d DIR`` ignores ``-d`` in server mode, so the
 server's shared instance is pointed at the directory instead).
 
