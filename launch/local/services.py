@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from launch import datasets
+from launch.local.result_chunks import ChunkSizes
 from training.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,8 @@ class LocalStack:
 
     workdir: Path
     persist: bool = True
+    chunks: ChunkSizes = field(default_factory=ChunkSizes)
+    """How the local Snowflake cuts large results into downloaded chunks, as Snowflake does."""
     snowflake_port: int = 0
     aws_port: int = 0
     _processes: dict[str, subprocess.Popen] = field(default_factory=dict)
@@ -83,7 +87,7 @@ class LocalStack:
         if self.persist:
             self.snowflake_dir.mkdir(parents=True, exist_ok=True)
             args.append(str(self.snowflake_dir))
-        self._start("snowflake", args, self.snowflake_port)
+        self._start("snowflake", args, self.snowflake_port, env=self.chunks.to_env())
 
     @property
     def snowflake_dir(self) -> Path:
@@ -98,9 +102,10 @@ class LocalStack:
         """Stop the local Snowflake server (tests use it to cut connections mid-job)."""
         self._stop("snowflake")
 
-    def _start(self, name: str, args: list[str], port: int) -> None:
+    def _start(self, name: str, args: list[str], port: int, env: dict[str, str] | None = None) -> None:
         log_file = open(self.workdir / f"{name}-server.log", "ab")  # noqa: SIM115  closed with the process
-        process = subprocess.Popen(args, cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(args, cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
+                                   start_new_session=True, env={**os.environ, **(env or {})})
         log_file.close()
         self._processes[name] = process
         _wait_for_port(port, process, f"{name} server")

@@ -9,8 +9,10 @@ Where fakesnow 0.12.1 differs from Snowflake in a way the job would notice, it i
 - **NULL timestamps.** fakesnow sends TIMESTAMP_NTZ/LTZ/TZ values as Snowflake's ``(epoch,
   fraction[, timezone])`` struct but drops the validity bitmap, so the connector reads a NULL
   timestamp as 1970-01-01 00:00:00. Snowflake keeps it NULL; so does this server.
+- **One inline batch.** fakesnow answers every result inline; Snowflake sends large results as
+  chunks the connector downloads. This server does too (:mod:`launch.local.result_chunks`).
 
-What it still does not do: see ``../shared/REFERENCE.md`` (one result batch, no Time Travel,
+What it still does not do: see ``../shared/REFERENCE.md`` (no Time Travel,
 ``RESULT_SCAN`` answers wrongly, ``HASH`` values differ from Snowflake's).
 """
 
@@ -41,16 +43,25 @@ def _keep_null_timestamps() -> None:
 
 
 def serve(port: int, db_dir: str | None = None) -> None:
-    """Serve the local Snowflake on ``127.0.0.1:port`` until the process is stopped."""
+    """Serve the local Snowflake on ``127.0.0.1:port`` until the process is stopped.
+
+    Large results are answered in chunks sized by ``LOCAL_SNOWFLAKE_*`` (:mod:`launch.local.result_chunks`).
+    """
+    import importlib
+    import os
+
     import fakesnow
+
+    from launch.local import result_chunks
 
     _keep_null_timestamps()
     run = fakesnow.server  # the function: importing the fakesnow.server module below shadows it
+    server = importlib.import_module("fakesnow.server")
     if db_dir:
-        import fakesnow.server
         from fakesnow.instance import FakeSnow
 
-        fakesnow.server.shared_fs = FakeSnow(db_path=db_dir)
+        server.shared_fs = FakeSnow(db_path=db_dir)
+    result_chunks.install(server.app, result_chunks.ChunkSizes.from_env(os.environ))
     with run(port=port):
         threading.Event().wait()
 

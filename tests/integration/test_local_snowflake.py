@@ -1,0 +1,92 @@
+"""The local Snowflake streams large results in chunks, as Snowflake does, to the unmodified connector.
+
+One stand-in with small chunks whose every first download answers 403 (as an expired URL does):
+the connector retries each chunk, and every read path still sees the table's rows once, in order.
+"""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.feather as feather
+import pytest
+
+from launch.local.result_chunks import ChunkSizes
+from launch.local.services import LocalStack
+
+pytestmark = pytest.mark.slow
+
+ROWS = 4_000
+SIZES = ChunkSizes(inline_rows=300, first_chunk_rows=200, growth=2.0, max_chunk_rows=1_000,
+                   fail_first=1, fail_status=403)
+QUERY = "SELECT * FROM CHUNKED ORDER BY ID"
+
+
+@pytest.fixture(scope="module")
+def chunked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    with LocalStack(tmp_path_factory.mktemp("chunked"), persist=False, chunks=SIZES) as stack:
+        stack.ensure_table("CHUNKED", data="synthetic", rows=ROWS, seed=3)
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def reference(chunked: LocalStack) -> pa.Table:
+    """The table read in pages small enough to come back inline (no chunk involved)."""
+    conn = chunked.connect()
+    try:
+        cursor, pages = conn.cursor(), []
+        for low in range(0, ROWS, SIZES.inline_rows):
+            cursor.execute("SELECT * FROM CHUNKED WHERE ID >= %s AND ID < %s ORDER BY ID", (low, low + SIZES.inline_rows))
+            pages.append(cursor.fetch_arrow_all())
+        return pa.concat_tables(pages)
+    finally:
+        conn.close()
+
+
+def test_a_large_result_is_the_inline_part_then_the_configured_chunks(chunked: LocalStack, reference: pa.Table) -> None:
+    inline, sizes = SIZES.plan(ROWS, 1.0)
+    assert (inline, sizes) == (300, [200, 400, 800, 1000, 1000, 300])
+    conn = chunked.connect()
+    try:
+        cursor = conn.cursor()
+        cursor.execute(QUERY)
+        assert [batch.rowcount for batch in cursor.get_result_batches()] == [inline, *sizes]
+        cursor.execute(QUERY)
+        assert [b.num_rows for b in cursor.fetch_arrow_batches()] == [inline, *sizes]
+        cursor.execute(QUERY)
+        assert cursor.fetch_arrow_all().equals(reference)  # same rows, same order, after a 403 per chunk
+        cursor.execute(QUERY)
+        frame = cursor.fetch_pandas_all()
+        assert frame["ID"].tolist() == reference.column("ID").to_pylist()
+    finally:
+        conn.close()
+
+
+def test_result_batches_download_in_another_process_without_a_connection(chunked: LocalStack, reference: pa.Table,
+                                                                          tmp_path: Path) -> None:
+    conn = chunked.connect()
+    cursor = conn.cursor()
+    cursor.execute(QUERY)
+    (tmp_path / "batches.pickle").write_bytes(pickle.dumps(cursor.get_result_batches()))
+    conn.close()
+    script = ("import pickle, sys, pyarrow as pa; batches = pickle.load(open(sys.argv[1], 'rb')); "
+              "pa.feather.write_feather(pa.concat_tables([b.to_arrow() for b in batches]), sys.argv[2])")
+    done = subprocess.run([sys.executable, "-c", "import pyarrow.feather; " + script, str(tmp_path / "batches.pickle"),
+                           str(tmp_path / "rows.arrow")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert feather.read_table(tmp_path / "rows.arrow").equals(reference)
+
+
+def test_a_small_result_stays_one_inline_batch(chunked: LocalStack) -> None:
+    conn = chunked.connect()
+    try:
+        cursor = conn.cursor()
+        cursor.execute("SELECT * FROM CHUNKED WHERE ID < %s", (SIZES.inline_rows,))
+        assert [batch.rowcount for batch in cursor.get_result_batches()] == [SIZES.inline_rows]
+    finally:
+        conn.close()
