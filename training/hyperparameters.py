@@ -89,8 +89,14 @@ HYPERPARAMETERS: tuple[Spec, ...] = (
     Spec("validation_fraction", float, 0.2, "fraction of rows held out for validation (by a deterministic hash)",
          low=0.0, high=1.0, low_open=True, high_open=True),
     Spec("split_seed", int, 0, "salt of the train/validation hash: change it to draw another split", low=0),
-    Spec("fetch_pages", int, 1, "queries per host shard: >1 bounds client memory on large shards (each page is one query)",
-         low=1, high=4096),
+    Spec("read_mode", str, "scan",
+         "scan: the leader runs the one query and deals its result batches to the hosts (one warehouse scan, one "
+         "snapshot); hash: each host queries its own MOD(HASH(shard_key)) shard (membership fixed by key)",
+         choices=("scan", "hash")),
+    Spec("fetch_threads", int, 4, "read_mode=scan: result batches a host downloads at once (memory: about this many "
+         "chunks)", low=1, high=32),
+    Spec("fetch_pages", int, 1, "read_mode=hash: queries per host shard: >1 bounds client memory on large shards "
+         "(each page is one query)", low=1, high=4096),
     Spec("null_target", str, "fail", "rows whose target is NULL: fail the job (default) or drop them",
          choices=("fail", "drop")),
     Spec("query_tag", str, "sagemaker-xgboost", "Snowflake QUERY_TAG of the job's queries"),

@@ -30,6 +30,7 @@ from training.lineage import SnowflakeLineage
 from training.model import PLAN_ATTRIBUTE, embed_plan
 from training.names import resolve_table
 from training.recorder import NO_RECORDER, RunRecorder
+from training.scan import ScanShare, fetch_share, run_scan, shares
 from training.shards import Shard, ShardPlan, fetch_shard, plan_shard
 from training.snowflake import (
     DEFAULT_TIMEOUTS,
@@ -82,12 +83,14 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, recorder: RunRecorder =
     recorder.check_reachable()  # before any data is fetched
     recorder.start(dict(hps.values))
     creds = _credentials(spec.environ)
-    shard, plan = _fetch(creds, spec, cluster)
-    durations = {"fetch_seconds": shard.fetch_seconds}
+    plan, shard, scan = _read_before_joining(creds, spec, cluster)
     with _collective_errors(cluster), collective(cluster, hps["tracker_port"], hps["collective_timeout"]):
+        share = _deal(scan, cluster) if shard is None else None
+        shard = shard or fetch_share(share, plan, hps, spec.spill_dir, cluster.leader)
+        durations = {"fetch_seconds": shard.fetch_seconds}
         # the cap first: a host that passed it stopped fetching, so its other counts are partial
         columns = _agree_vocabularies(shard, plan, cluster, hps, lambda name: _count_distinct(creds, plan, name, spec))
-        rows_per_host = _check_totals(shard, plan, cluster, hps)
+        rows_per_host = _check_totals(shard, plan, cluster, hps, share)
         _check_classes(columns, hps)
         query_ids = gather(shard.query_ids, cluster)
         started = time.monotonic()
@@ -106,7 +109,7 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, recorder: RunRecorder =
     model_path = _save_model(booster, spec.model_dir) if cluster.leader else None
     recorder.log_rows(rows_per_host)
     recorder.log_durations(durations)
-    recorder.log_dataset(_lineage(creds, plan, columns, shard, query_ids, sum(rows_per_host)))
+    recorder.log_dataset(_lineage(creds, plan, columns, shard, query_ids, sum(rows_per_host), hps["read_mode"]))
     recorder.finish(booster, final, columns, shard.example)
     return JobResult(final, rounds, sum(rows_per_host), model_path)
 
@@ -120,7 +123,14 @@ def _credentials(environ: Mapping[str, str]) -> SnowflakeCredentials:
     return read_secret(secret_id, boto3.client("secretsmanager"))
 
 
-def _fetch(creds: SnowflakeCredentials, spec: JobSpec, cluster: Cluster) -> tuple[Shard, ShardPlan]:
+def _read_before_joining(creds: SnowflakeCredentials, spec: JobSpec,
+                         cluster: Cluster) -> tuple[ShardPlan, Shard | None, tuple[str, list[Any], str] | None]:
+    """Plan the read on every host; then, before the hosts join, what each mode reads alone.
+
+    ``hash``: every host fetches its own shard (as the hosts finish at different times, the join
+    waits for the slowest). ``scan``: the leader runs the job's one query (the join waits for it
+    only); its result batches are dealt once the hosts have joined.
+    """
     hps = spec.hyperparameters
     timeouts = spec.snowflake_timeouts
     conn = connect(creds, hps["query_tag"], timeouts)
@@ -128,15 +138,23 @@ def _fetch(creds: SnowflakeCredentials, spec: JobSpec, cluster: Cluster) -> tupl
         table, table_sql, columns = resolve_table(hps.readings["table"], lambda sql: describe_table(conn, sql),
                                                   hps["table"])
         plan = plan_shard(columns, hps, table_sql, table)
+        kinds = Counter(c.kind for c in plan.columns.features)
+        log.info("reading %s as host %d of %d, read_mode=%s (%d features: %s; target %s as %s)", plan.table,
+                 cluster.rank, cluster.size, hps["read_mode"], len(plan.features),
+                 ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())), plan.target, plan.columns.label.kind)
+        if hps["read_mode"] == "scan":
+            return plan, None, run_scan(conn, plan, hps) if cluster.leader else None
     finally:
         conn.close()
-    kinds = Counter(c.kind for c in plan.columns.features)
-    log.info("reading shard %d of %d from %s (%d features: %s; target %s as %s; %d page(s))", cluster.rank,
-             cluster.size, plan.table, len(plan.features), ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())),
-             plan.target, plan.columns.label.kind, hps["fetch_pages"])
     shard = fetch_shard(lambda: connect(creds, hps["query_tag"], timeouts), plan, cluster.rank, cluster.size, hps,
                         spec.spill_dir)
-    return shard, plan
+    return plan, shard, None
+
+
+def _deal(scan: tuple[str, list[Any], str] | None, cluster: Cluster) -> ScanShare:
+    """This host's share of the leader's result batches (sent through the collective, never logged)."""
+    # One broadcast of every share; each host keeps its own (the batches are small: URLs and headers).
+    return broadcast(shares(*scan, cluster.size) if cluster.leader else None, cluster)[cluster.rank]
 
 
 class _collective_errors:
@@ -158,15 +176,20 @@ class _collective_errors:
         return False
 
 
-def _check_totals(shard: Shard, plan: ShardPlan, cluster: Cluster, hps: Hyperparameters) -> list[int]:
+def _check_totals(shard: Shard, plan: ShardPlan, cluster: Cluster, hps: Hyperparameters,
+                  share: ScanShare | None = None) -> list[int]:
     """Check the all-reduced counts (every host reaches the same verdict); return rows per host."""
     per_host = np.zeros(cluster.size, dtype=np.int64)
     per_host[cluster.rank] = shard.rows
-    local = np.array([shard.rows_train, shard.rows_validation, shard.null_target_rows, shard.null_weight_rows,
-                      shard.negative_weight_rows, *shard.non_null, *shard.infinite, *per_host], dtype=np.int64)
-    totals = allreduce_sum(local, cluster)
+    local = np.array([shard.received_rows, shard.rows_train, shard.rows_validation, shard.null_target_rows,
+                      shard.null_weight_rows, shard.negative_weight_rows, *shard.non_null, *shard.infinite,
+                      *per_host], dtype=np.int64)
+    received, *totals = (int(x) for x in allreduce_sum(local, cluster))
+    if share is not None and received != share.result_rows:  # a row lost or read twice: our bug, not the data's
+        raise RuntimeError(f"the hosts received {received:,} rows of the one result, which holds "
+                           f"{share.result_rows:,}")
     width, columns = len(plan.features), len(plan.columns.columns)
-    rows_train, rows_valid, null_target, null_weight, negative_weight = (int(x) for x in totals[:5])
+    rows_train, rows_valid, null_target, null_weight, negative_weight = totals[:5]
     total = rows_train + rows_valid
     if cluster.leader:
         log.info("total rows across %d hosts: %s (train %s, validation %s)", cluster.size, f"{total:,}",
@@ -344,7 +367,7 @@ def _save_model(booster: xgb.Booster, model_dir: Path) -> Path:
 
 
 def _lineage(creds: SnowflakeCredentials, plan: ShardPlan, columns: ColumnPlan, shard: Shard,
-             query_ids: list[str], rows: int) -> SnowflakeLineage:
+             query_ids: list[str], rows: int, read_mode: str) -> SnowflakeLineage:
     """Where the rows came from, for the run's dataset input (from what the hosts already know)."""
     parts = table_parts(plan.table)
     database = parts[-3] if len(parts) == 3 else creds.database
@@ -353,5 +376,5 @@ def _lineage(creds: SnowflakeCredentials, plan: ShardPlan, columns: ColumnPlan, 
         account=creds.account, database=database, schema=schema, table=parts[-1],
         query_template=plan.query_template, query_ids=query_ids, read_at=shard.read_at, rows=rows,
         columns=columns.names, schema_digest=columns.schema_digest(),
-        column_types=[c.mlflow_type for c in columns.columns],
+        column_types=[c.mlflow_type for c in columns.columns], read_mode=read_mode,
     )

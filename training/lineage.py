@@ -40,13 +40,15 @@ class SnowflakeLineage:
     """:meth:`training.columns.ColumnPlan.schema_digest`: names, Snowflake types, kinds and roles."""
     column_types: list[str] = field(default_factory=list)
     """MLflow type of each column as the table has it (``double``, ``string``, ``boolean``, ``datetime``)."""
+    read_mode: str = "hash"
+    """``scan``: one query for the job (``query_ids`` holds its one id); ``hash``: one query per host and page."""
 
     def source_dict(self) -> dict[str, Any]:
         """What the dataset's source records (everything but the columns, which its schema lists)."""
         return {
             "account": self.account, "database": self.database, "schema": self.schema, "table": self.table,
             "query_template": self.query_template, "query_ids": list(self.query_ids), "read_at": self.read_at,
-            "rows": self.rows, "schema_digest": self.schema_digest,
+            "rows": self.rows, "schema_digest": self.schema_digest, "read_mode": self.read_mode,
         }
 
     def digest(self) -> str:

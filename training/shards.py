@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -167,6 +168,8 @@ class Shard:
     example: pa.Table | None = None
     """A few raw rows of the features, as the table has them (the model's input example)."""
     query_ids: list[str] = field(default_factory=list)
+    received_rows: int = 0
+    """read_mode=scan: rows of the one result this host received (NULL targets included)."""
     query_template: str = ""
     read_at: str = ""
     fetch_seconds: float = 0.0
@@ -230,28 +233,55 @@ def _close_quietly(conn: Any) -> None:
         log.debug("closing the Snowflake connection failed: %s", err)
 
 
-def _fetch_once(conn: Any, plan: ShardPlan, rank: int, hosts: int, hps: Hyperparameters, spill_dir: Path) -> Shard:
+def new_shard(plan: ShardPlan, hps: Hyperparameters, spill_dir: Path) -> Shard:
+    """An empty shard whose rows will be spilled to ``train.arrow`` / ``validation.arrow`` in ``spill_dir``."""
     spill_dir.mkdir(parents=True, exist_ok=True)
-    pages = hps["fetch_pages"]
-    shard = Shard(spill_dir / "train.arrow", spill_dir / "validation.arrow", list(plan.features),
-                  VocabularyCounter(plan.columns, hps["max_categories"]),
-                  non_null=np.zeros(len(plan.features), dtype=np.int64),
-                  infinite=np.zeros(len(plan.columns.columns), dtype=np.int64), query_template=plan.query_template,
-                  read_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    return Shard(spill_dir / "train.arrow", spill_dir / "validation.arrow", list(plan.features),
+                 VocabularyCounter(plan.columns, hps["max_categories"]),
+                 non_null=np.zeros(len(plan.features), dtype=np.int64),
+                 infinite=np.zeros(len(plan.columns.columns), dtype=np.int64), query_template=plan.query_template,
+                 read_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+
+@contextmanager
+def spill_files(shard: Shard, plan: ShardPlan) -> Iterator[tuple[Any, Any]]:
+    """The training and validation Arrow files of ``shard``, open for :func:`spill_batch`."""
     schema = plan.columns.spill_schema
-    started = time.monotonic()
-    progress = _Progress(rank, pages)
     with pa.OSFile(str(shard.train_path), "wb") as train_sink, \
             pa.OSFile(str(shard.validation_path), "wb") as valid_sink, \
             pa.ipc.new_file(train_sink, schema) as train, pa.ipc.new_file(valid_sink, schema) as valid:
-        for page in range(pages):
-            if not _fetch_page(conn, plan, hps, hosts, rank + hosts * page, shard, (train, valid)):
-                break
-            progress.update(shard, page)
-    shard.fetch_seconds = time.monotonic() - started
+        yield train, valid
+
+
+def spill_table(result: pa.Table, plan: ShardPlan, shard: Shard, sinks: tuple[Any, Any]) -> bool:
+    """Spill one result batch (a table of the query's columns); False once a text column passed the cap."""
+    for batch in result.to_batches():
+        spill_batch(batch, plan.columns, shard, *sinks)
+        if shard.vocabulary.over_cap:
+            log.warning("column %r has more than %s distinct values: stopped fetching",
+                        shard.vocabulary.over_cap[0], f"{shard.vocabulary.cap:,}")
+            return False
+    return True
+
+
+def log_fetched(shard: Shard) -> None:
     log.info("fetched %s rows in %d batches in %.1f s (train %s, validation %s, %d queries)",
              f"{shard.rows:,}", shard.batches, shard.fetch_seconds, f"{shard.rows_train:,}",
              f"{shard.rows_validation:,}", len(shard.query_ids))
+
+
+def _fetch_once(conn: Any, plan: ShardPlan, rank: int, hosts: int, hps: Hyperparameters, spill_dir: Path) -> Shard:
+    pages = hps["fetch_pages"]
+    shard = new_shard(plan, hps, spill_dir)
+    started = time.monotonic()
+    progress = _Progress(rank, pages)
+    with spill_files(shard, plan) as sinks:
+        for page in range(pages):
+            if not _fetch_page(conn, plan, hps, hosts, rank + hosts * page, shard, sinks):
+                break
+            progress.update(shard, page)
+    shard.fetch_seconds = time.monotonic() - started
+    log_fetched(shard)
     return shard
 
 
@@ -263,12 +293,8 @@ def _fetch_page(conn: Any, plan: ShardPlan, hps: Hyperparameters, hosts: int, re
         cursor.execute(plan.query_template, query_parameters(hps, hosts * hps["fetch_pages"], remainder))
         shard.query_ids.append(cursor.sfqid)
         for result in cursor.fetch_arrow_batches():  # a pyarrow Table per result chunk
-            for batch in result.to_batches():
-                _spill(batch, plan.columns, shard, *sinks)
-                if shard.vocabulary.over_cap:
-                    log.warning("column %r has more than %s distinct values: stopped fetching",
-                                shard.vocabulary.over_cap[0], f"{shard.vocabulary.cap:,}")
-                    return False
+            if not spill_table(result, plan, shard, sinks):
+                return False
     finally:
         cursor.close()
     return True
@@ -288,7 +314,8 @@ def query_parameters(hps: Hyperparameters, modulus: int, remainder: int) -> dict
     }
 
 
-def _spill(batch: pa.RecordBatch, plan: ColumnPlan, shard: Shard, train: Any, valid: Any) -> None:
+def spill_batch(batch: pa.RecordBatch, plan: ColumnPlan, shard: Shard, train: Any, valid: Any) -> None:
+    """Cast one record batch by the column plan, count it, and append its rows to the training or validation file."""
     width = len(plan.columns)
     try:
         table = plan.to_spill([batch.column(i) for i in range(width)])

@@ -38,8 +38,8 @@ pytestmark = pytest.mark.slow
 
 DROP_TABLE, DROP_ROWS = "DEMO.PUBLIC.DROPS", 50_000
 FAST_SNOWFLAKE = {contract.LOGIN_TIMEOUT_ENV: "5", contract.NETWORK_TIMEOUT_ENV: "5"}
-# Many small pages: the fetch spans many queries, so the server can be stopped between two of them.
-DROP_HPS = synth_hps(table=DROP_TABLE, features="ID,F0", num_round=3, fetch_pages=64)
+# read_mode=hash, many small pages: the fetch spans many queries, so the server can be stopped between two.
+DROP_HPS = synth_hps(table=DROP_TABLE, features="ID,F0", num_round=3, fetch_pages=64, read_mode="hash")
 GIVE_UP_SECONDS = 90.0
 """Behaviour bound (not a benchmark) for giving up on a Snowflake that stays down, with 5 s timeouts."""
 COLLECTIVE_TIMEOUT = 20

@@ -1,0 +1,30 @@
+"""Read mode scan: how the leader deals one result's batches to the hosts."""
+
+from __future__ import annotations
+
+import pytest
+
+from training.scan import deal
+
+SNOWFLAKE_LIKE = [1_000, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 50_000, 50_000, 50_000, 17_500]
+"""An inline part, then chunks that double up to a cap (what the local Snowflake sends for 200,000 rows)."""
+
+
+@pytest.mark.parametrize("hosts", [1, 2, 3, 4, 7])
+def test_every_batch_goes_to_exactly_one_host_and_rows_balance_within_one_batch(hosts: int) -> None:
+    shares = deal(SNOWFLAKE_LIKE, hosts)
+    assert len(shares) == hosts
+    assert sorted(i for share in shares for i in share) == list(range(len(SNOWFLAKE_LIKE)))
+    loads = [sum(SNOWFLAKE_LIKE[i] for i in share) for share in shares]
+    assert max(loads) - min(loads) <= max(SNOWFLAKE_LIKE)
+    assert all(share == sorted(share) for share in shares)  # each host reads its batches in result order
+
+
+def test_the_deal_depends_only_on_the_row_counts() -> None:
+    assert deal(SNOWFLAKE_LIKE, 3) == deal(list(SNOWFLAKE_LIKE), 3)
+    assert deal([5, 5, 5, 5], 2) == [[0, 2], [1, 3]]
+
+
+def test_a_result_in_fewer_batches_than_hosts_leaves_hosts_empty() -> None:
+    assert deal([20_640], 3) == [[0], [], []]
+    assert deal([], 2) == [[], []]
