@@ -6,7 +6,11 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+
 from launch.local.hosts import LocalJob, LocalJobResult
+from training import contract
 from training.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
 
 SECRET_ID = "test/snowflake"
@@ -51,3 +55,12 @@ def numeric_plan(features: list[str], label: str = "target") -> ColumnPlan:
     """The column plan of an all-float table (what a job on the synthetic table builds)."""
     return ColumnPlan(tuple([ColumnSpec(f, "REAL", "numeric", FEATURE) for f in features]
                             + [ColumnSpec(label, "REAL", "numeric", LABEL)]))
+
+
+def spilled_ids(host_dir: Path) -> np.ndarray:
+    """The ``ID`` column of every row a host spilled (training and validation files)."""
+    ids = []
+    for name in ("train.arrow", "validation.arrow"):
+        with pa.memory_map(str(contract.default_spill_dir(host_dir) / name)) as source:
+            ids.append(np.asarray(pa.ipc.open_file(source).read_all().column("ID")))
+    return np.concatenate(ids).astype(np.int64)

@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pytest
 import xgboost as xgb
 
 from launch.local.hosts import LocalJob, start_local_job
 from launch.local.services import LocalStack
-from tests.helpers import SECRET_ID, SECRET_PASSWORD, synth_hps, wait_for_log
+from tests.helpers import SECRET_ID, SECRET_PASSWORD, spilled_ids, synth_hps, wait_for_log
 from tests.integration.battery import (
     assert_no_secret,
     assert_user_failure,
@@ -137,21 +136,13 @@ def faults(tmp_path_factory: pytest.TempPathFactory, job_env: dict[str, str]) ->
     })
 
 
-def _spilled_ids(host_dir: Path) -> np.ndarray:
-    ids = []
-    for name in ("train.arrow", "validation.arrow"):
-        with pa.memory_map(str(host_dir / "spill" / name)) as source:
-            ids.append(np.asarray(pa.ipc.open_file(source).read_all().column("ID")))
-    return np.concatenate(ids).astype(np.int64)
-
-
 def test_connection_dropped_mid_fetch_is_retried_from_a_clean_start(faults):
     result = faults["recover"]["result"]
     log = result.logs[0].read_text()
     assert result.exit_code == 0, (result.failure, log[-3000:])
     assert f"connection lost while fetching shard (attempt 1 of {FETCH_ATTEMPTS}" in log
     assert log.count("fetched ") == 1 and f"fetched {DROP_ROWS:,} rows" in log
-    ids = np.sort(_spilled_ids(result.host_dirs[0]))
+    ids = np.sort(spilled_ids(result.host_dirs[0]))
     assert np.array_equal(ids, np.arange(DROP_ROWS))  # no duplicate, no missing row
     assert f"total rows across 1 hosts: {DROP_ROWS:,}" in log and result.rounds == 3
     assert "Traceback" not in log

@@ -11,7 +11,7 @@ import pytest
 import xgboost as xgb
 
 from launch.local.hosts import start_local_job
-from tests.helpers import synth_hps, wait_for_log
+from tests.helpers import spilled_ids, synth_hps, wait_for_log
 from training import contract
 from training.checkpoints import list_checkpoints
 from training.hyperparameters import parse_hyperparameters
@@ -22,18 +22,25 @@ pytestmark = pytest.mark.slow
 
 
 def test_multi_host_models_match_one_host(run_job):
+    """One model from N hosts, in either read mode; each row of the table trains on exactly one host."""
     hps = synth_hps(num_round=30)
-    results = {hosts: run_job(hps, hosts=hosts) for hosts in (1, 2, 3)}
-    for hosts, result in results.items():
-        assert result.exit_code == 0, (hosts, result.failure)
+    runs = {(mode, hosts): run_job({**hps, "read_mode": mode}, hosts=hosts)
+            for mode, hosts in (("scan", 1), ("scan", 2), ("scan", 3), ("hash", 3))}
+    for (mode, hosts), result in runs.items():
+        assert result.exit_code == 0, (mode, hosts, result.failure)
         assert result.rounds == 30
-        assert f"total rows across {hosts} hosts: 50,000" in result.logs[0].read_text()
+        log = result.logs[0].read_text()
+        assert f"total rows across {hosts} hosts: 50,000" in log
+        assert (f"one query for {hosts} host(s)" in log) == (mode == "scan")  # scan: one query, whatever N
+        ids = [spilled_ids(d) for d in result.host_dirs]
+        assert np.array_equal(np.sort(np.concatenate(ids)), np.arange(50_000))  # disjoint and complete
+        assert max(map(len, ids)) - min(map(len, ids)) <= 17_500  # within one chunk (scan) of equal
         # only the leader writes the model
         assert result.model_path is not None
         assert not any((d / "model" / "xgboost-model").exists() for d in result.host_dirs[1:])
-    single = results[1].final_metrics["validation-rmse"]
-    for hosts in (2, 3):
-        assert results[hosts].final_metrics["validation-rmse"] == pytest.approx(single, rel=0.02)
+    single = runs["scan", 1].final_metrics["validation-rmse"]
+    for key in (("scan", 2), ("scan", 3), ("hash", 3)):
+        assert runs[key].final_metrics["validation-rmse"] == pytest.approx(single, rel=0.02)
 
 
 def test_model_file_is_xgboost_format_and_reproduces_the_reported_metric(run_job, stack):
