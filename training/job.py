@@ -143,6 +143,9 @@ def _read_before_joining(creds: SnowflakeCredentials, spec: JobSpec,
                  cluster.rank, cluster.size, hps["read_mode"], len(plan.features),
                  ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())), plan.target, plan.columns.label.kind)
         if hps["read_mode"] == "scan":
+            if hps["fetch_pages"] > 1 and cluster.leader:
+                log.warning("fetch_pages=%d applies to read_mode=hash only: scan reads its one result chunk by "
+                            "chunk, %d at a time per host (fetch_threads)", hps["fetch_pages"], hps["fetch_threads"])
             return plan, None, run_scan(conn, plan, hps) if cluster.leader else None
     finally:
         conn.close()
