@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import threading
 from pathlib import Path
@@ -104,11 +105,22 @@ def _is_library(name: str) -> bool:
     return name.split(".")[0] in QUIET_LOGGERS
 
 
+_URL_QUERY = re.compile(r"(https?://[^\s?'\"]+)\?[^\s'\"]*")
+
+
 def _library_records_without_traceback(record: logging.LogRecord) -> bool:
     """Keep a library's error record but drop its traceback (the Snowflake connector logs one per
-    failed request while a connection is down): in our log, a traceback means a bug of ours."""
-    if record.exc_info and _is_library(record.name):
-        record.exc_info, record.exc_text = None, None
+    failed request while a connection is down): in our log, a traceback means a bug of ours.
+
+    A library's message also loses every URL's query string: a result chunk's URL is a bearer
+    credential (a presigned link), and the connector names it when a download fails for good.
+    """
+    if not _is_library(record.name):
+        return True
+    record.exc_info, record.exc_text = None, None
+    message = record.getMessage()
+    if "?" in message:
+        record.msg, record.args = _URL_QUERY.sub(r"\1?<redacted>", message), None
     return True
 
 

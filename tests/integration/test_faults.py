@@ -20,6 +20,7 @@ import pytest
 import xgboost as xgb
 
 from launch.local.hosts import LocalJob, start_local_job
+from launch.local.result_chunks import ChunkSizes
 from launch.local.services import LocalStack
 from tests.helpers import SECRET_ID, SECRET_PASSWORD, spilled_ids, synth_hps, wait_for_log
 from tests.integration.battery import (
@@ -42,6 +43,8 @@ DROP_HPS = synth_hps(table=DROP_TABLE, features="ID,F0", num_round=3, fetch_page
 GIVE_UP_SECONDS = 90.0
 """Behaviour bound (not a benchmark) for giving up on a Snowflake that stays down, with 5 s timeouts."""
 COLLECTIVE_TIMEOUT = 20
+CHUNK_GIVE_UP_SECONDS = 150.0
+"""Behaviour bound for a chunk that answers 403 for good: the connector's 10 tries with back-off, then one line."""
 SPOT_ROUNDS = 150
 
 
@@ -94,6 +97,18 @@ def _drop_for_good(workdir: Path) -> dict[str, Any]:
         stack.stop()
 
 
+def _chunks_forbidden(workdir: Path) -> dict[str, Any]:
+    """read_mode=scan against a local Snowflake whose chunk URLs have all expired (every GET: 403)."""
+    with LocalStack(workdir, persist=False, chunks=ChunkSizes(ttl_s=0.0)) as stack:
+        stack.put_secret(SECRET_ID, stack.snowflake_secret(password=SECRET_PASSWORD))
+        stack.ensure_table("CHUNKS", data="synthetic", rows=5_000, seed=5)
+        env = {**stack.aws_env(), contract.SECRET_ID_ENV: SECRET_ID, **FAST_SNOWFLAKE}
+        started = time.monotonic()
+        result = start_local_job(synth_hps(table="DEMO.PUBLIC.CHUNKS", num_round=3), hosts=1, workdir=workdir,
+                                 env=env, job_name="chunks-forbidden").wait(timeout=300)
+        return {"result": result, "seconds": time.monotonic() - started}
+
+
 def _host_dies(workdir: Path, env: dict[str, str]) -> dict[str, Any]:
     hps = synth_hps(num_round=100_000, collective_timeout=COLLECTIVE_TIMEOUT, checkpoint_interval=1000)
     job = start_local_job(hps, hosts=2, workdir=workdir, env=env, job_name="host-dies")
@@ -127,8 +142,9 @@ def _spot(workdir: Path, env: dict[str, str]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def faults(tmp_path_factory: pytest.TempPathFactory, job_env: dict[str, str]) -> dict[str, dict[str, Any]]:
-    dirs = {name: tmp_path_factory.mktemp(name) for name in ("recover", "down", "dies", "spot")}
+    dirs = {name: tmp_path_factory.mktemp(name) for name in ("recover", "down", "dies", "spot", "chunks")}
     return run_parallel({
+        "chunks": lambda: _chunks_forbidden(dirs["chunks"]),
         "recover": lambda: _drop_and_recover(dirs["recover"]),
         "down": lambda: _drop_for_good(dirs["down"]),
         "dies": lambda: _host_dies(dirs["dies"], job_env),
@@ -158,6 +174,15 @@ def test_connection_that_stays_down_fails_after_bounded_attempts(faults):
     assert log.count("connection lost while fetching shard") == FETCH_ATTEMPTS - 1
     assert seconds < GIVE_UP_SECONDS, seconds
     assert_no_secret(result.host_dirs, SECRET_PASSWORD)
+
+
+def test_a_result_chunk_that_stays_forbidden_fails_in_one_line_without_its_url(faults):
+    """The connector retries each chunk (403 is what an expired URL answers); then one line, no URL, no key."""
+    result, seconds = faults["chunks"]["result"], faults["chunks"]["seconds"]
+    line = assert_user_failure(result, "could not download result batch ")
+    assert "a result expires about 6 hours after its query; restart the job" in line
+    assert seconds < CHUNK_GIVE_UP_SECONDS, seconds
+    assert_no_secret(result.host_dirs, SECRET_PASSWORD, "sig=", "x-amz-server-side-encryption")
 
 
 def test_a_dead_host_fails_the_others_within_the_collective_timeout(faults):

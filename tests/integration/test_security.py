@@ -44,7 +44,7 @@ def test_no_output_of_a_multi_host_job_holds_the_secret(run_job, tmp_path, monke
     assert_no_secret([*result.host_dirs, tmp_path / "tracking"], SECRET_PASSWORD)
     # read_mode=scan dealt result batches (bearer chunk URLs, the SSE-C key) between the hosts: none is kept
     assert "one query for 2 host(s)" in result.logs[0].read_text()
-    for marker in ("/results/", "sig=", "x-amz-server-side-encryption", "qrmk"):
+    for marker in ("sig=", "x-amz-server-side-encryption", "qrmk"):
         assert_no_secret([*result.host_dirs, tmp_path / "tracking"], marker)
 
 

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 def test_multi_host_models_match_one_host(run_job):
     """One model from N hosts, in either read mode; each row of the table trains on exactly one host."""
-    hps = synth_hps(num_round=30)
+    hps = synth_hps(num_round=30, features=",".join(["ID", *(f"F{i}" for i in range(8))]))  # ID spilled: rows told apart
     runs = {(mode, hosts): run_job({**hps, "read_mode": mode}, hosts=hosts)
             for mode, hosts in (("scan", 1), ("scan", 2), ("scan", 3), ("hash", 3))}
     for (mode, hosts), result in runs.items():

@@ -48,3 +48,18 @@ def test_the_container_contract_carries_the_timeouts(tmp_path):
 def test_the_container_contract_rejects_a_malformed_timeout_before_any_work(tmp_path):
     with pytest.raises(ConfigError, match=f"^{NETWORK_TIMEOUT_ENV} is '5m': expected a whole number of seconds"):
         TrainingEnv.from_dir(_tree(tmp_path), {NETWORK_TIMEOUT_ENV: "5m"})
+
+
+def test_a_library_log_record_never_carries_a_urls_query_string() -> None:
+    """A result chunk's URL is a presigned link: the connector may name it; our log keeps only its path."""
+    import logging
+
+    from container.entry import _library_records_without_traceback
+
+    record = logging.LogRecord("snowflake.connector.result_batch", logging.ERROR, __file__, 1,
+                               "failed %s for url %s", ("GET", "https://bucket.s3.amazonaws.com/r/data_0_1?X-Amz-Signature=abc&k=v"),
+                               None)
+    assert _library_records_without_traceback(record)
+    assert record.getMessage() == "failed GET for url https://bucket.s3.amazonaws.com/r/data_0_1?<redacted>"
+    ours = logging.LogRecord("training.scan", logging.INFO, __file__, 1, "see https://x/y?z=1", None, None)
+    assert _library_records_without_traceback(ours) and ours.getMessage() == "see https://x/y?z=1"
