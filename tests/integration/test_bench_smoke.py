@@ -17,8 +17,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_bench_smoke_run_writes_every_path_and_the_rmses_agree(tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "bench.run", "--sizes", "12000", "--reps", "1", "--page-rows", "3000",
-               "--num-round", "20", "--scaling-hosts", "", "--categorical-rows", "12000",
+    command = [sys.executable, "-m", "bench.run", "--sizes", "8000", "--reps", "1", "--page-rows", "2000",
+               "--num-round", "10", "--scaling-hosts", "", "--categorical-rows", "8000",
                "--out", str(tmp_path / "results")]
     proc = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -29,7 +29,7 @@ def test_bench_smoke_run_writes_every_path_and_the_rmses_agree(tmp_path: Path) -
     results = json.loads((out / "results.json").read_text())
     medians = {m["path"]: m for m in results["medians"]}
     assert set(medians) == set(PATH_NAMES)
-    assert medians["c'"]["pages"] == 4 and medians["c'"]["queries"] == 4  # 12,000 rows / 3,000 per page
+    assert medians["c'"]["pages"] == 4 and medians["c'"]["queries"] == 4  # 8,000 rows / 2,000 per page
     trained = {m["rows_train"] for m in medians.values()}
     assert len(trained) == 1, trained  # every path trained on the same rows
     assert all(m["rmse"] > 0 and m["peak_mib"] > 0 for m in medians.values())
@@ -37,7 +37,7 @@ def test_bench_smoke_run_writes_every_path_and_the_rmses_agree(tmp_path: Path) -
     assert "| (c) / (b) |" in (out / "results.md").read_text()
     # the text-column cost: both tables ingested by our path, ratios of the medians
     cat = results["categorical"]
-    assert cat["rows"] == 12000 and cat["categories"] == [50, 1000]
+    assert cat["rows"] == 8000 and cat["categories"] == [50, 1000]
     assert {r["rows_train"] for r in cat["runs"]["numeric"] + cat["runs"]["categorical"]} == {medians["c"]["rows_train"]}
     assert all(value > 0 for value in cat["ratio"].values())
     assert "+ 2 text columns" in (out / "results.md").read_text()
