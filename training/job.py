@@ -30,7 +30,7 @@ from training.lineage import SnowflakeLineage
 from training.model import PLAN_ATTRIBUTE, embed_plan
 from training.names import resolve_table
 from training.recorder import NO_RECORDER, RunRecorder
-from training.scan import ScanShare, fetch_share, run_scan, shares
+from training.scan import ScanResult, ScanShare, fetch_share, run_scan, shares
 from training.shards import Shard, ShardPlan, fetch_shard, plan_shard
 from training.snowflake import (
     DEFAULT_TIMEOUTS,
@@ -124,7 +124,7 @@ def _credentials(environ: Mapping[str, str]) -> SnowflakeCredentials:
 
 
 def _read_before_joining(creds: SnowflakeCredentials, spec: JobSpec,
-                         cluster: Cluster) -> tuple[ShardPlan, Shard | None, tuple[str, list[Any], str] | None]:
+                         cluster: Cluster) -> tuple[ShardPlan, Shard | None, ScanResult | None]:
     """Plan the read on every host; then, before the hosts join, what each mode reads alone.
 
     ``hash``: every host fetches its own shard (as the hosts finish at different times, the join
@@ -154,10 +154,10 @@ def _read_before_joining(creds: SnowflakeCredentials, spec: JobSpec,
     return plan, shard, None
 
 
-def _deal(scan: tuple[str, list[Any], str] | None, cluster: Cluster) -> ScanShare:
+def _deal(scan: ScanResult | None, cluster: Cluster) -> ScanShare:
     """This host's share of the leader's result batches (sent through the collective, never logged)."""
     # One broadcast of every share; each host keeps its own (the batches are small: URLs and headers).
-    return broadcast(shares(*scan, cluster.size) if cluster.leader else None, cluster)[cluster.rank]
+    return broadcast(shares(scan, cluster.size) if cluster.leader else None, cluster)[cluster.rank]
 
 
 class _collective_errors:

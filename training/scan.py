@@ -44,6 +44,15 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class ScanResult:
+    """The leader's one query: its id, its result batches (secrets, never printed) and when it ran."""
+
+    query_id: str
+    batches: list[Any] = field(repr=False)
+    read_at: str
+
+
+@dataclass(frozen=True)
 class ScanShare:
     """What the leader sends one host: its result batches, and what the whole result holds."""
 
@@ -56,13 +65,13 @@ class ScanShare:
     result_batches: int
 
 
-def run_scan(conn: Any, plan: ShardPlan, hps: Hyperparameters) -> tuple[str, list[Any], str]:
-    """Run the job's one query (leader); return its id, its result batches and when it was read."""
+def run_scan(conn: Any, plan: ShardPlan, hps: Hyperparameters) -> ScanResult:
+    """Run the job's one query (leader): every row, with the validation flag."""
     cursor = conn.cursor()
     try:
         read_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         cursor.execute(plan.query_template, query_parameters(hps, 1, 0))
-        return cursor.sfqid, list(cursor.get_result_batches() or []), read_at
+        return ScanResult(cursor.sfqid, list(cursor.get_result_batches() or []), read_at)
     finally:
         cursor.close()
 
@@ -81,21 +90,22 @@ def deal(rowcounts: Sequence[int], hosts: int) -> list[list[int]]:
     return [sorted(share) for share in shares]
 
 
-def shares(query_id: str, batches: list[Any], read_at: str, hosts: int) -> list[ScanShare]:
-    """The leader's deal of ``batches`` to ``hosts``, logged as counts (never URLs)."""
+def shares(result: ScanResult, hosts: int) -> list[ScanShare]:
+    """The leader's deal of the result's batches to ``hosts``, logged as counts (never URLs)."""
+    batches = result.batches
     rowcounts = [batch.rowcount for batch in batches]
     dealt = deal(rowcounts, hosts)
     total = sum(rowcounts)
     log.info("one query for %d host(s): %s rows in %d result batches (query %s); rows per host: %s", hosts,
-             f"{total:,}", len(batches), query_id,
+             f"{total:,}", len(batches), result.query_id,
              ", ".join(f"{sum(rowcounts[i] for i in share):,}" for share in dealt))
     empty = sum(1 for share in dealt if not any(rowcounts[i] for i in share))
     if empty:
         log.warning("the result came back in %d batch(es) with rows for %d hosts: %d host(s) train on an empty "
                     "shard (a result this small is not split into chunks)",
                     sum(1 for n in rowcounts if n), hosts, empty)
-    return [ScanShare([batches[i] for i in share], [i + 1 for i in share], query_id, read_at, total, len(batches))
-            for share in dealt]
+    return [ScanShare([batches[i] for i in share], [i + 1 for i in share], result.query_id, result.read_at, total,
+                      len(batches)) for share in dealt]
 
 
 def fetch_share(share: ScanShare, plan: ShardPlan, hps: Hyperparameters, spill_dir: Path,

@@ -99,8 +99,9 @@ class ChunkStore:
             self._items[signature] = (key, body, time.monotonic() + self.sizes.ttl_s)
             self._bytes += len(body)
             while self._bytes > self.sizes.store_bytes and self._items:
-                _, (_, evicted, _) = self._items.popitem(last=False)
+                gone, (_, evicted, _) = self._items.popitem(last=False)
                 self._bytes -= len(evicted)
+                self.gets.pop(gone, None)
 
     def get(self, signature: str, key: str) -> bytes | None:
         """The chunk, if the signature is live and ``key`` is its key; counts the GET."""
@@ -145,6 +146,15 @@ def _chunked(body: dict[str, Any], sizes: ChunkSizes) -> bool:
                 and "chunks" not in data and (data.get("total") or 0) > sizes.inline_rows)
 
 
+def chunked_body(raw: bytes, base_url: str, store: ChunkStore) -> bytes | None:
+    """A query response's JSON rewritten with chunks, or None when it stays as it is (small, DML, error)."""
+    body = json.loads(raw)
+    if not _chunked(body, store.sizes):
+        return None
+    split_result(body["data"], base_url, store)
+    return json.dumps(body).encode()
+
+
 class _HideChunkUrls(logging.Filter):
     """The access log must not print chunk URLs: their signature is a bearer credential."""
 
@@ -156,7 +166,7 @@ def install(app: Any, sizes: ChunkSizes) -> ChunkStore:
     """Make fakesnow's server ``app`` (Starlette) answer large results in chunks, and serve them."""
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
-    from starlette.responses import JSONResponse, Response
+    from starlette.responses import Response
     from starlette.routing import Route
 
     store = ChunkStore(sizes)
@@ -168,12 +178,11 @@ def install(app: Any, sizes: ChunkSizes) -> ChunkStore:
         response = await original(request)
         if response.status_code != 200:
             return response
-        body = json.loads(response.body)
-        if not _chunked(body, sizes):
-            return response
+        # Parsing and rewriting a large result takes a while: off the event loop, so other hosts'
+        # chunk downloads go on meanwhile.
         base_url = f"{request.url.scheme}://{request.url.netloc}"
-        await run_in_threadpool(split_result, body["data"], base_url, store)
-        return JSONResponse(body)
+        rewritten = await run_in_threadpool(chunked_body, response.body, base_url, store)
+        return response if rewritten is None else Response(rewritten, media_type="application/json")
 
     async def chunk(request: Request) -> Response:
         signature = request.query_params.get("sig", "")
