@@ -144,7 +144,8 @@ def _join(coll: Any, args: dict[str, Any], cluster: Cluster, timeout: int) -> No
                     f"host {cluster.current_host} could not join the other {cluster.size - 1} hosts at "
                     f"{args['dmlc_tracker_uri']}:{args['dmlc_tracker_port']} within {timeout} s ({error_summary(err)}): "
                     "check that all hosts started and can reach each other (security group allows traffic "
-                    "between them); raise 'collective_timeout' if fetching takes longer"
+                    "between them); raise 'collective_timeout' if reading the table (the leader's query in "
+                    "read_mode=scan) takes longer"
                 ) from err
             log.info("waiting for the tracker (attempt %d): %s", attempt, error_summary(err))
             time.sleep(min(2.0 * attempt, 10.0))

@@ -30,7 +30,7 @@ from training.lineage import SnowflakeLineage
 from training.model import PLAN_ATTRIBUTE, embed_plan
 from training.names import resolve_table
 from training.recorder import NO_RECORDER, RunRecorder
-from training.scan import ScanResult, ScanShare, fetch_share, run_scan, shares
+from training.scan import ScanResult, ScanShare, fetch_share, open_scan, shares
 from training.shards import Shard, ShardPlan, fetch_shard, plan_shard
 from training.snowflake import (
     DEFAULT_TIMEOUTS,
@@ -146,7 +146,7 @@ def _read_before_joining(creds: SnowflakeCredentials, spec: JobSpec,
             if hps["fetch_pages"] > 1 and cluster.leader:
                 log.warning("fetch_pages=%d applies to read_mode=hash only: scan reads its one result chunk by "
                             "chunk, %d at a time per host (fetch_threads)", hps["fetch_pages"], hps["fetch_threads"])
-            return plan, None, run_scan(conn, plan, hps) if cluster.leader else None
+            return plan, None, open_scan(conn, plan, hps, spec.checkpoint_dir) if cluster.leader else None
     finally:
         conn.close()
     shard = fetch_shard(lambda: connect(creds, hps["query_tag"], timeouts), plan, cluster.rank, cluster.size, hps,

@@ -13,9 +13,15 @@ Chunk sizes grow geometrically up to a cap, as Snowflake's do (it roughly double
 down so that a 1M-row table gives tens of chunks; :class:`ChunkSizes` sets them, from the
 ``LOCAL_SNOWFLAKE_*`` environment variables the local stack passes to the server process.
 
+A result is re-opened by query id as on Snowflake: ``SELECT * FROM TABLE(RESULT_SCAN('<id>'))``
+answers fakesnow's cached result (the rows as the query saw them, whatever changed since), cut
+into chunks with new URLs like any other answer (tested with the connector).
+
 What it still does not do: chunks live in this process's memory (bounded, oldest evicted; fakesnow
-keeps every result anyway), expire after ``ttl_s`` rather than with a signed URL's clock, and an
-async query or ``get_results_from_sfqid`` (``GET /queries/{id}/result``) is not served.
+keeps every result anyway), expire after ``ttl_s`` rather than with a signed URL's clock; a result
+never expires for ``RESULT_SCAN`` (Snowflake keeps it 24 hours), any other projection of
+``RESULT_SCAN`` (``COUNT(*)``, a column list) still answers the whole result, and an async query's
+``GET /queries/{id}/result`` is not served.
 """
 
 from __future__ import annotations
@@ -57,9 +63,11 @@ class ChunkSizes:
     """A chunk's URL answers 403 after this long, as Snowflake's expire after about 6 hours."""
     store_bytes: int = 2 * 2**30
     """Compressed chunks kept at most; the oldest are evicted (their URLs then answer 403)."""
-    fail_first: int = 0
-    """Faults for tests: the first ``fail_first`` GETs of every chunk answer ``fail_status``."""
-    fail_status: int = 503
+    faults: str = ""
+    """Faults for tests, comma-separated: the first GET of a result's i-th chunk answers fault
+    ``i mod len(faults)``, later GETs the chunk. A fault is an HTTP status (``403``: as an expired
+    URL), ``reset`` (the headers, then the connection drops) or ``truncate`` (half the body, then
+    the connection drops)."""
 
     def to_env(self) -> dict[str, str]:
         return {f"{ENV_PREFIX}{f.name.upper()}": str(getattr(self, f.name)) for f in fields(self)}
@@ -155,6 +163,24 @@ def chunked_body(raw: bytes, base_url: str, store: ChunkStore) -> bytes | None:
     return json.dumps(body).encode()
 
 
+class DroppedConnection(Exception):
+    """Raised mid-response: the server closes the connection before the promised body is sent."""
+
+
+def _fault(faults: str, chunk: int, get: int) -> str:
+    """The fault the ``get``-th GET (from 1) of chunk ``chunk`` answers, or '' for the chunk itself."""
+    listed = [f.strip() for f in faults.split(",") if f.strip()]
+    if any(not (f.isdigit() or f in ("reset", "truncate")) for f in listed):
+        raise ValueError(f"unknown chunk fault in {faults!r}: use HTTP statuses, reset or truncate")
+    return listed[chunk % len(listed)] if listed and get == 1 else ""
+
+
+async def _dropped(sent: bytes) -> Any:
+    if sent:
+        yield sent
+    raise DroppedConnection("connection dropped on purpose (a chunk fault for tests)")
+
+
 class _HideChunkUrls(logging.Filter):
     """The access log must not print chunk URLs: their signature is a bearer credential."""
 
@@ -166,7 +192,7 @@ def install(app: Any, sizes: ChunkSizes) -> ChunkStore:
     """Make fakesnow's server ``app`` (Starlette) answer large results in chunks, and serve them."""
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
-    from starlette.responses import Response
+    from starlette.responses import Response, StreamingResponse
     from starlette.routing import Route
 
     store = ChunkStore(sizes)
@@ -189,9 +215,15 @@ def install(app: Any, sizes: ChunkSizes) -> ChunkStore:
         payload = store.get(signature, request.headers.get(SSE_C_KEY_HEADER, ""))
         if payload is None:  # unknown, expired or evicted, or the wrong key: as S3 answers
             return Response(b"<Error><Code>AccessDenied</Code></Error>", status_code=403, media_type="application/xml")
-        if store.gets[signature] <= sizes.fail_first:
-            return Response(status_code=sizes.fail_status)
-        return Response(payload, media_type="application/octet-stream", headers={"Content-Encoding": "gzip"})
+        headers = {"Content-Encoding": "gzip"}
+        fault = _fault(sizes.faults, int(request.path_params["name"].rsplit("_", 1)[-1]), store.gets[signature])
+        if fault.isdigit():
+            return Response(status_code=int(fault))
+        if fault in ("reset", "truncate"):  # the promised length, then the connection drops
+            sent = payload[:len(payload) // 2] if fault == "truncate" else b""
+            return StreamingResponse(_dropped(sent), media_type="application/octet-stream",
+                                     headers={**headers, "Content-Length": str(len(payload))})
+        return Response(payload, media_type="application/octet-stream", headers=headers)
 
     routes[index] = Route(QUERY_ROUTE, query_request, methods=["POST"])
     routes.append(Route(CHUNK_ROUTE, chunk, methods=["GET"]))

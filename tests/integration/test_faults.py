@@ -1,4 +1,4 @@
-"""Faults (issue 6): Snowflake drops mid-fetch, a host dies mid-training, a spot interruption.
+"""Faults (issue 6): Snowflake drops mid-fetch, a host or the leader dies, a spot interruption.
 
 The Snowflake cases stop a local Snowflake of their own while a job fetches its shard (one query
 per page, so the fetch spans many requests); those servers are persistent, so their tables survive
@@ -124,6 +124,20 @@ def _host_dies(workdir: Path, env: dict[str, str]) -> dict[str, Any]:
     return {"result": job.wait(timeout=60), "seconds": seconds}
 
 
+def _leader_dies(workdir: Path, env: dict[str, str]) -> dict[str, Any]:
+    """read_mode=scan on 2 hosts; the leader is killed as it starts its one query, before dealing."""
+    job = start_local_job(synth_hps(collective_timeout=COLLECTIVE_TIMEOUT), hosts=2, workdir=workdir, env=env,
+                          job_name="leader-dies")
+    deadline = time.monotonic() + 120
+    while "reading " not in job.leader_log():
+        assert job.processes[0][0].poll() is None and time.monotonic() < deadline, job.leader_log()[-3000:]
+        time.sleep(0.005)
+    job.processes[0][0].kill()  # SIGKILL: no goodbye
+    killed = time.monotonic()
+    result = job.wait(timeout=COLLECTIVE_TIMEOUT + 120)
+    return {"result": result, "seconds": time.monotonic() - killed, "leader_log": job.leader_log()}
+
+
 def _spot(workdir: Path, env: dict[str, str]) -> dict[str, Any]:
     # Checkpoints only every 1,000 rounds: any checkpoint found was written by the stop itself.
     hps = synth_hps(num_round=SPOT_ROUNDS, checkpoint_interval=1000)
@@ -142,12 +156,13 @@ def _spot(workdir: Path, env: dict[str, str]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def faults(tmp_path_factory: pytest.TempPathFactory, job_env: dict[str, str]) -> dict[str, dict[str, Any]]:
-    dirs = {name: tmp_path_factory.mktemp(name) for name in ("recover", "down", "dies", "spot", "chunks")}
+    dirs = {name: tmp_path_factory.mktemp(name) for name in ("recover", "down", "dies", "spot", "chunks", "leader")}
     return run_parallel({
         "chunks": lambda: _chunks_forbidden(dirs["chunks"]),
         "recover": lambda: _drop_and_recover(dirs["recover"]),
         "down": lambda: _drop_for_good(dirs["down"]),
         "dies": lambda: _host_dies(dirs["dies"], job_env),
+        "leader": lambda: _leader_dies(dirs["leader"], job_env),
         "spot": lambda: _spot(dirs["spot"], job_env),
     })
 
@@ -198,6 +213,19 @@ def test_a_dead_host_fails_the_others_within_the_collective_timeout(faults):
     assert_no_secret(result.host_dirs, SECRET_PASSWORD)
 
 
+def test_a_leader_that_dies_before_dealing_fails_the_other_hosts_in_bounded_time(faults):
+    result, seconds = faults["leader"]["result"], faults["leader"]["seconds"]
+    assert "one query for" not in faults["leader"]["leader_log"]  # it died before dealing the batches
+    assert result.exit_codes[0] == -signal.SIGKILL and result.exit_codes[1] == 1
+    assert seconds < COLLECTIVE_TIMEOUT + 45, f"host 2 took {seconds:.0f} s to give up"
+    line = contract.failure_file(result.host_dirs[1]).read_text().strip()
+    assert "\n" not in line and ("could not join the other 1 hosts" in line or "lost contact with the other hosts"
+                                  in line), line
+    log = result.logs[1].read_text()
+    assert f"training failed: {line}" in log and "Traceback" not in log
+    assert_no_secret(result.host_dirs, SECRET_PASSWORD)
+
+
 def test_sigterm_writes_a_checkpoint_at_the_stop_round_and_the_restart_finishes(faults):
     spot = faults["spot"]
     stopped, resumed = spot["stopped"], spot["resumed"]
@@ -206,7 +234,9 @@ def test_sigterm_writes_a_checkpoint_at_the_stop_round_and_the_restart_finishes(
     assert faults["spot"]["checkpoints"] == [stop_round] and 10 <= stop_round < SPOT_ROUNDS
     assert spot["leaks"] == []
     assert resumed.exit_code == 0, resumed.failure
-    assert f"resuming from checkpoint after round {stop_round}" in resumed.logs[0].read_text()
+    resumed_log = resumed.logs[0].read_text()
+    assert f"resuming from checkpoint after round {stop_round}" in resumed_log
+    assert "re-opened the result of query " in resumed_log  # the snapshot the checkpoint was trained on
     assert resumed.rounds == SPOT_ROUNDS
     assert xgb.Booster(model_file=str(resumed.model_path)).num_boosted_rounds() == SPOT_ROUNDS
     assert_no_secret(resumed.host_dirs, SECRET_PASSWORD)

@@ -1,15 +1,21 @@
 """The local Snowflake streams large results in chunks, as Snowflake does, to the unmodified connector.
 
-One stand-in with small chunks whose every first download answers 403 (as an expired URL does):
-the connector retries each chunk, and every read path still sees the table's rows once, in order.
+One stand-in with small chunks whose every first download fails, in turn: a 403 (as an expired
+URL answers), a body cut off halfway, a connection dropped after the headers. The connector
+retries each chunk, and every read path still sees the table's rows once, in order.
+A result is re-opened by query id (``RESULT_SCAN``), as a restarted job does.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import pickle
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,12 +24,16 @@ import pytest
 
 from launch.local.result_chunks import ChunkSizes
 from launch.local.services import LocalStack
+from training.hyperparameters import parse_hyperparameters
+from training.scan import RESULT_RECORD, ScanResult, open_scan
+from training.shards import plan_shard
+from training.snowflake import describe_table
 
 pytestmark = pytest.mark.slow
 
 ROWS = 4_000
 SIZES = ChunkSizes(inline_rows=300, first_chunk_rows=200, growth=2.0, max_chunk_rows=1_000,
-                   fail_first=1, fail_status=403)
+                   faults="403,truncate,reset")
 QUERY = "SELECT * FROM CHUNKED ORDER BY ID"
 
 
@@ -88,5 +98,48 @@ def test_a_small_result_stays_one_inline_batch(chunked: LocalStack) -> None:
         cursor = conn.cursor()
         cursor.execute("SELECT * FROM CHUNKED WHERE ID < %s", (SIZES.inline_rows,))
         assert [batch.rowcount for batch in cursor.get_result_batches()] == [SIZES.inline_rows]
+    finally:
+        conn.close()
+
+
+def test_a_restart_reopens_its_recorded_result_while_snowflake_keeps_it(chunked: LocalStack, tmp_path: Path,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """The leader records its query in the checkpoint directory; a restart re-opens that result
+    (RESULT_SCAN: the same rows, though the table changed since, in fresh chunks), and queries the
+    table again, saying the snapshot changed, once the result is too old or gone."""
+    chunked.ensure_table("REOPEN", data="synthetic", rows=2_500, seed=4)
+    hps = parse_hyperparameters({"table": "REOPEN", "target": "Y"})
+    conn = chunked.connect()
+    try:
+        plan = plan_shard(describe_table(conn, "REOPEN"), hps)
+        first = open_scan(conn, plan, hps, tmp_path)
+        record = json.loads((tmp_path / RESULT_RECORD).read_text())
+        assert record["query_id"] == first.query_id and set(record) == {"query_id", "read_at", "query_digest"}
+        conn.cursor().execute("INSERT INTO REOPEN SELECT * FROM REOPEN WHERE ID < 10")  # the table moves on
+
+        def rows(result: ScanResult) -> int:
+            assert len(result.batches) > 1  # in chunks, as the first read was
+            return sum(batch.rowcount for batch in result.batches)
+
+        with caplog.at_level(logging.INFO, logger="training.scan"):
+            again = open_scan(conn, plan, hps, tmp_path)
+        assert (again.query_id, again.read_at, rows(again)) == (first.query_id, first.read_at, 2_500)
+        assert pa.concat_tables(b.to_arrow() for b in again.batches).equals(
+            pa.concat_tables(b.to_arrow() for b in first.batches))  # the same rows, in fresh chunks
+        assert f"re-opened the result of query {first.query_id}" in caplog.text
+
+        later = datetime.fromisoformat(first.read_at) + timedelta(hours=25)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="training.scan"):
+            fresh = open_scan(conn, plan, hps, tmp_path, now=later)
+        assert fresh.query_id != first.query_id and rows(fresh) == 2_510
+        assert "the snapshot changes: the result of query" in caplog.text
+        assert json.loads((tmp_path / RESULT_RECORD).read_text())["query_id"] == fresh.query_id
+
+        (tmp_path / RESULT_RECORD).write_text(json.dumps({**record, "query_id": str(uuid.uuid4())}))
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="training.scan"):
+            assert rows(open_scan(conn, plan, hps, tmp_path)) == 2_510
+        assert "the snapshot changes: could not re-open the result of query" in caplog.text
     finally:
         conn.close()
