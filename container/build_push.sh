@@ -106,9 +106,9 @@ docker buildx build --platform linux/amd64 --provenance=false --sbom=false --loa
     --tag "$REPOSITORY:$REVISION" --file "$REPO_DIR/Dockerfile" "$REPO_DIR" >&2 \
     || die "docker buildx build failed (see the output above)"
 
-# 7. Tag and push. Progress goes to stderr: stdout carries only the image_uri line.
+# 7. Tag and push. Progress goes to stderr: stdout carries only the settings line image = "...".
 docker tag "$REPOSITORY:$REVISION" "$IMAGE_URI" || die "docker tag $IMAGE_URI failed"
 docker push "$IMAGE_URI" >&2 || die "docker push $IMAGE_URI failed"
 
 say "pushed; put this line in your launcher settings:"
-echo "image_uri = \"$IMAGE_URI\""
+echo "image = \"$IMAGE_URI\""

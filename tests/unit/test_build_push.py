@@ -9,6 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import tomllib
+
+from launch.settings import settings_from_dict
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "container" / "build_push.sh"
@@ -114,7 +117,17 @@ def test_logs_in_creates_the_repository_builds_tags_pushes_and_prints_the_uri(ch
     assert result.returncode == 0, result.stderr
     tag = revision(checkout)
     assert result.calls == [c.replace("{repo}", str(checkout)) for c in expected_calls(tag)]
-    assert result.stdout == f'image_uri = "{REGISTRY}/snowflake-sagemaker-xgboost:{tag}"\n'
+    assert result.stdout == f'image = "{REGISTRY}/snowflake-sagemaker-xgboost:{tag}"\n'
+
+
+def test_the_printed_line_is_the_launcher_settings_key(checkout, bin_dir):
+    """The line build-push prints, pasted over the example's, is what the launcher loads as the image."""
+    result = run(checkout, bin_dir)
+    example = (REPO / "launch" / "settings.example.toml").read_text()
+    pasted = re.sub(r"(?m)^image = .*$", lambda _: result.stdout.strip(), example)
+    assert pasted != example
+    settings = settings_from_dict(tomllib.loads(pasted))
+    assert settings.image == f"{REGISTRY}/snowflake-sagemaker-xgboost:{revision(checkout)}"
 
 
 def test_an_existing_repository_is_not_created_again(checkout, bin_dir):
@@ -130,7 +143,7 @@ def test_variables_override_the_aws_cli_configuration(checkout, bin_dir):
     assert "docker login --username AWS --password-stdin 141502667606.dkr.ecr.eu-west-1.amazonaws.com" in (
         " ".join(result.calls)
     )
-    assert result.stdout.startswith('image_uri = "210987654321.dkr.ecr.eu-west-1.amazonaws.com/xgb:')
+    assert result.stdout.startswith('image = "210987654321.dkr.ecr.eu-west-1.amazonaws.com/xgb:')
 
 
 @pytest.mark.parametrize(
