@@ -104,7 +104,8 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, recorder: RunRecorder =
     if rounds < hps["num_round"] and stop.is_set():
         raise Interrupted(f"stopped by SIGTERM after round {rounds} of {hps['num_round']}; a checkpoint was "
                           "saved: restart the job with the same checkpoint location to resume")
-    log.info("final metrics: %s rounds:%d", " ".join(f"{k}:{v:.6f}" for k, v in final.items()), rounds)
+    if cluster.leader:  # the metrics are all-reduced: every host has the same; one line per job
+        log.info("final metrics: %s rounds:%d", " ".join(f"{k}:{metric_text(v)}" for k, v in final.items()), rounds)
     embed_plan(booster, columns)
     model_path = _save_model(booster, spec.model_dir) if cluster.leader else None
     recorder.log_rows(rows_per_host)
@@ -338,6 +339,12 @@ class PlanAttribute(xgb.callback.TrainingCallback):
         return model
 
 
+def metric_text(value: float) -> str:
+    """A metric as the log prints it: 6 significant digits (``1.23457e-05``, not ``0.000012``), so a
+    tuning job's regex reads small metrics apart."""
+    return f"{value:.6g}"
+
+
 class RoundLogger(xgb.callback.TrainingCallback):
     """Logs ``[round]\\ttrain-rmse:...\\tvalidation-rmse:...`` on the leader (metrics are all-reduced)."""
 
@@ -347,7 +354,7 @@ class RoundLogger(xgb.callback.TrainingCallback):
 
     def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
         if self.leader:
-            parts = [f"{data}-{metric}:{values[-1]:.6f}" for data, metrics in evals_log.items()
+            parts = [f"{data}-{metric}:{metric_text(values[-1])}" for data, metrics in evals_log.items()
                      for metric, values in metrics.items()]
             log.info("[%d]\t%s", self.offset + epoch, "\t".join(parts))
         return False

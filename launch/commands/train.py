@@ -117,7 +117,7 @@ def _report(done: LocalRun) -> None:
     status = "succeeded" if result.exit_code == 0 else f"FAILED (exit code {result.exit_code})"
     print(f"local job {result.job_name} {status} in {done.seconds:.1f} s")
     if result.final_metrics:
-        print("final metrics: " + ", ".join(f"{k} {v:.4f}" for k, v in result.final_metrics.items())
+        print("final metrics: " + ", ".join(f"{k} {v:.6g}" for k, v in result.final_metrics.items())
               + f" after {result.rounds} rounds")
     if result.model_path:
         print(f"model: {result.model_path}")
