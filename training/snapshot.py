@@ -89,11 +89,12 @@ def time_travel_error(err: Exception, table: str, snapshot_at: str) -> DataError
     retention period (or the table's creation, or in the future), and refuses Time Travel on a
     view or an object type without it.
     """
-    text = " ".join(str(getattr(err, "msg", "") or err).split())
+    text = " ".join(str(getattr(err, "raw_msg", "") or getattr(err, "msg", "") or err).split())
     if not snapshot_at or "time travel" not in text.lower():
         return None
+    said = text.split(". ")[0].rstrip(".")[:160]  # its first sentence says what; the rest is ours to say
     return DataError(
-        f"table {table!r} has no Time Travel data at snapshot {snapshot_at} (Snowflake: {text[:160]}): set "
+        f"table {table!r} has no Time Travel data at snapshot {snapshot_at} (Snowflake: {said}): set "
         "'snapshot' to a past time within the table's DATA_RETENTION_TIME_IN_DAYS, or snapshot=none for a view "
         "or an object without Time Travel"
     )

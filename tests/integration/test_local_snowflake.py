@@ -2,22 +2,31 @@
 
 One stand-in with small chunks whose every first download answers 403 (as an expired URL does):
 the connector retries each chunk, and every read path still sees the table's rows once, in order.
+It also accepts Time Travel's ``AT(TIMESTAMP => ...)`` (answering the current rows: it has no history).
 """
 
 from __future__ import annotations
 
 import pickle
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.feather as feather
 import pytest
+from snowflake.connector.errors import ProgrammingError
 
 from launch.local.result_chunks import ChunkSizes
 from launch.local.services import LocalStack
+from training.errors import DataError
+from training.hyperparameters import parse_hyperparameters
+from training.shards import plan_shard
+from training.snapshot import current_time
+from training.snowflake import Column
 
 pytestmark = pytest.mark.slow
 
@@ -88,5 +97,28 @@ def test_a_small_result_stays_one_inline_batch(chunked: LocalStack) -> None:
         cursor = conn.cursor()
         cursor.execute("SELECT * FROM CHUNKED WHERE ID < %s", (SIZES.inline_rows,))
         assert [batch.rowcount for batch in cursor.get_result_batches()] == [SIZES.inline_rows]
+    finally:
+        conn.close()
+
+
+def test_time_travel_reads_the_current_rows_and_refuses_the_future(chunked: LocalStack, reference: pa.Table) -> None:
+    """The stand-in has no history: ``AT(TIMESTAMP => <past>)`` answers the table as it is (in chunks, as
+    any large result); a time in the future is refused as Snowflake refuses it, and the job says the fix."""
+    conn = chunked.connect()
+    try:
+        cursor = conn.cursor()
+        now = current_time(conn)
+        at = "SELECT * FROM CHUNKED AT(TIMESTAMP => %(at)s::TIMESTAMP_LTZ) ORDER BY ID"
+        cursor.execute(at, {"at": now})
+        assert cursor.fetch_arrow_all().equals(reference)
+        future = (datetime.fromisoformat(now) + timedelta(hours=1)).isoformat()
+        with pytest.raises(ProgrammingError, match="Time travel data is not available for table CHUNKED") as err:
+            cursor.execute(at, {"at": future})
+        assert err.value.errno == 707
+        hps = parse_hyperparameters({"table": "CHUNKED", "target": "Y", "snapshot": future})
+        plan = plan_shard([Column("ID", 0), Column("F0", 1), Column("Y", 1)], hps)
+        with pytest.raises(DataError, match=re.escape(f"table 'CHUNKED' has no Time Travel data at snapshot {future} "
+                                                     "(Snowflake: Time travel data is not available for table CHUNKED)")):
+            plan.execute(cursor, plan.parameters(hps, 1, 0))
     finally:
         conn.close()
