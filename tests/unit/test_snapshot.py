@@ -116,3 +116,24 @@ def test_lineage_records_the_snapshot_time_and_it_identifies_the_data():
     assert pinned.digest() != _lineage(snapshot_at="2026-11-28T00:00:00+00:00").digest()
     # a read without a snapshot time digests as it did before the field existed
     assert _lineage().digest() == "2d18436059"  # computed before this change
+
+
+@pytest.mark.parametrize(("mode", "setting", "recorded"), [
+    ("scan", "none", "2026-11-29T23:40:00+00:00"),  # scan's one query: when it ran
+    ("scan", "2026-11-01T12:00:00+00:00", "2026-11-01T12:00:00+00:00"),  # AT applies to the one query too
+    ("hash", "none", ""),  # the hosts read at their own moments: no one time
+    ("hash", "2026-11-01T12:00:00+00:00", "2026-11-01T12:00:00+00:00"),
+])
+def test_the_jobs_lineage_records_the_one_time_it_read_at(mode, setting, recorded, tmp_path):
+    from training.credentials import SnowflakeCredentials
+    from training.job import _lineage
+    from training.shards import new_shard
+
+    hps = _hps(read_mode=mode, snapshot=setting)
+    plan = plan_shard(COLUMNS, hps)
+    shard = new_shard(plan, hps, tmp_path)
+    shard.read_at = "2026-11-29T23:40:00+00:00"
+    creds = SnowflakeCredentials("acct", "u", "wh", "DB", "S", "r", "password", {})
+    lineage = _lineage(creds, plan, plan.columns, shard, ["q1"], 10, mode)
+    assert (lineage.read_mode, lineage.snapshot_at) == (mode, recorded)
+    assert (" AT(" in lineage.query_template) == (setting != "none")
