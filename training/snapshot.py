@@ -17,6 +17,7 @@ views and objects without Time Travel refuse ``AT``. Snowflake's error then beco
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -55,14 +56,24 @@ def explicit_time(setting: str) -> str:
     return "" if setting in (NONE, JOB_START) else setting
 
 
+_ISO = re.compile(r"(?P<time>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2})?)(?:\.(?P<fraction>\d{1,6}))?"
+                  r"(?P<zone>[Zz]|[+-]\d{2}:\d{2})?")
+
+
 def parse_timestamp(text: str) -> datetime | None:
-    """An ISO-8601 timestamp (a trailing ``Z`` means UTC, as Python 3.10 does not read it), or None."""
-    value = text.strip()
-    if value[-1:] in ("Z", "z"):
-        value = value[:-1] + "+00:00"
+    """``YYYY-MM-DD[T ]HH:MM[:SS[.ffffff]][Z|+HH:MM]`` as a datetime (naive without a zone), or None.
+
+    One grammar on every Python: 3.10 (the container's) reads neither ``Z`` nor a fraction of other
+    than 3 or 6 digits, which 3.11 does.
+    """
+    match = _ISO.fullmatch(text.strip())
+    if match is None:
+        return None
+    zone = match["zone"] or ""
+    value = match["time"] + ("." + match["fraction"].ljust(6, "0") if match["fraction"] else "")
     try:
-        return datetime.fromisoformat(value)
-    except ValueError:
+        return datetime.fromisoformat(value + ("+00:00" if zone in ("Z", "z") else zone))
+    except ValueError:  # a month 13, a 25th hour
         return None
 
 

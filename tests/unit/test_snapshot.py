@@ -26,7 +26,8 @@ def _hps(**kw: str):
     ("JOB_START", "job_start"),
     ("2026-11-01T12:00:00+00:00", "2026-11-01T12:00:00+00:00"),
     ("2026-11-01T12:00:00Z", "2026-11-01T12:00:00+00:00"),  # Python 3.10 does not read "Z" itself
-    ("2026-11-01 13:30:00.250+01:00", "2026-11-01T13:30:00.250000+01:00"),
+    ("2026-11-01 13:30:00.25+01:00", "2026-11-01T13:30:00.250000+01:00"),
+    ("2026-11-01T13:30-05:00", "2026-11-01T13:30:00-05:00"),
 ])
 def test_snapshot_settings_are_normalised(given, setting):
     hps = _hps() if given is None else _hps(snapshot=given)
@@ -37,6 +38,8 @@ def test_snapshot_settings_are_normalised(given, setting):
     ("yesterday", "must be none, job_start or an ISO-8601 timestamp with a timezone (e.g. 2026-11-01T12:00:00+00:00), "
                   "got 'yesterday': fix its value"),
     ("2026-13-01T00:00:00+00:00", "got '2026-13-01T00:00:00+00:00': fix its value"),
+    ("2026-11-01", "got '2026-11-01': fix its value"),  # a day is not a moment
+    ("20261101T120000+0000", "fix its value"),  # the basic format: Python 3.10 reads it not, so neither do we
     ("2026-11-01T12:00:00", "'snapshot' '2026-11-01T12:00:00' has no timezone: add one (e.g. "
                             "2026-11-01T12:00:00+00:00 for UTC)"),
 ])
