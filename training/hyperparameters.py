@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from training import names
+from training import names, snapshot
 from training.errors import HyperparameterError
 
 REQUIRED = object()
@@ -93,6 +93,11 @@ HYPERPARAMETERS: tuple[Spec, ...] = (
          "scan: the leader runs the one query and deals its result batches to the hosts (one warehouse scan, one "
          "snapshot); hash: each host queries its own MOD(HASH(shard_key)) shard (membership fixed by key)",
          choices=("scan", "hash")),
+    Spec("snapshot", str, snapshot.NONE,
+         "the point in time every query reads (Snowflake Time Travel, AT(TIMESTAMP => ...)): none: the table as it "
+         "is when each query runs; job_start: read_mode=hash hosts all read the table as it was when the leader "
+         "started (scan's one query already reads one snapshot); an ISO-8601 timestamp with a timezone (e.g. "
+         f"{snapshot.EXAMPLE}): the table as it was then, in either mode (within its Time Travel retention)"),
     Spec("fetch_threads", int, 4, "read_mode=scan: result batches a host downloads at once (memory: about this many "
          "chunks)", low=1, high=32),
     Spec("fetch_pages", int, 1, "read_mode=hash: queries per host shard: >1 bounds client memory on large shards "
@@ -224,6 +229,7 @@ def parse_hyperparameters(raw: dict[str, Any]) -> Hyperparameters:
         else:
             values[spec.name] = spec.default
     _check_eval_metrics(values["eval_metric"])
+    values["snapshot"] = snapshot.parse_snapshot(values["snapshot"])
     found = {key: names.readings(key, str(given[key])) for key in names.IDENTIFIER_KEYS if key in given}
     for key, texts in found.items():
         values[key] = texts[-1]  # shown in logs and MLflow params: the decoded reading when there are two

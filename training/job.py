@@ -10,14 +10,14 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xgboost as xgb
 
-from training import __version__
+from training import __version__, snapshot
 from training.checkpoints import CheckpointCallback, StopFlag, resume_point, write_model
 from training.cluster import Cluster, allreduce_sum, broadcast, collective, error_summary, gather
 from training.columns import ColumnPlan
@@ -85,8 +85,9 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, recorder: RunRecorder =
     creds = _credentials(spec.environ)
     plan, shard, scan = _read_before_joining(creds, spec, cluster)
     with _collective_errors(cluster), collective(cluster, hps["tracker_port"], hps["collective_timeout"]):
-        share = _deal(scan, cluster) if shard is None else None
-        shard = shard or fetch_share(share, plan, hps, spec.spill_dir, cluster.leader)
+        share = None
+        if shard is None:
+            plan, shard, share = _read_joined(creds, spec, cluster, plan, scan)
         durations = {"fetch_seconds": shard.fetch_seconds}
         # the cap first: a host that passed it stopped fetching, so its other counts are partial
         columns = _agree_vocabularies(shard, plan, cluster, hps, lambda name: _count_distinct(creds, plan, name, spec))
@@ -129,8 +130,10 @@ def _read_before_joining(creds: SnowflakeCredentials, spec: JobSpec,
     """Plan the read on every host; then, before the hosts join, what each mode reads alone.
 
     ``hash``: every host fetches its own shard (as the hosts finish at different times, the join
-    waits for the slowest). ``scan``: the leader runs the job's one query (the join waits for it
-    only); its result batches are dealt once the hosts have joined.
+    waits for the slowest); with ``snapshot=job_start`` the leader only asks Snowflake for the time
+    here, and the hosts fetch once they have joined (:func:`_read_joined`). ``scan``: the leader
+    runs the job's one query (the join waits for it only); its result batches are dealt once the
+    hosts have joined.
     """
     hps = spec.hyperparameters
     timeouts = spec.snowflake_timeouts
@@ -140,18 +143,45 @@ def _read_before_joining(creds: SnowflakeCredentials, spec: JobSpec,
                                                   hps["table"])
         plan = plan_shard(columns, hps, table_sql, table)
         kinds = Counter(c.kind for c in plan.columns.features)
-        log.info("reading %s as host %d of %d, read_mode=%s (%d features: %s; target %s as %s)", plan.table,
-                 cluster.rank, cluster.size, hps["read_mode"], len(plan.features),
+        log.info("reading %s as host %d of %d, read_mode=%s, snapshot=%s (%d features: %s; target %s as %s)",
+                 plan.table, cluster.rank, cluster.size, hps["read_mode"], hps["snapshot"], len(plan.features),
                  ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())), plan.target, plan.columns.label.kind)
         if hps["read_mode"] == "scan":
-            if hps["fetch_pages"] > 1 and cluster.leader:
-                log.warning("fetch_pages=%d applies to read_mode=hash only: scan reads its one result chunk by "
-                            "chunk, %d at a time per host (fetch_threads)", hps["fetch_pages"], hps["fetch_threads"])
+            if cluster.leader:
+                _scan_notes(hps)
             return plan, None, open_scan(conn, plan, hps, spec.checkpoint_dir) if cluster.leader else None
+        if hps["snapshot"] == snapshot.JOB_START:
+            # the leader picks the time; every host learns it once joined, then fetches
+            return replace(plan, snapshot_at=snapshot.current_time(conn) if cluster.leader else ""), None, None
     finally:
         conn.close()
     shard = fetch_shard(lambda: connect(creds, hps["query_tag"], timeouts), plan, cluster.rank, cluster.size, hps,
                         spec.spill_dir)
+    return plan, shard, None
+
+
+def _scan_notes(hps: Hyperparameters) -> None:
+    """The leader's notes on hyperparameters that read_mode=scan does not need."""
+    if hps["fetch_pages"] > 1:
+        log.warning("fetch_pages=%d applies to read_mode=hash only: scan reads its one result chunk by "
+                    "chunk, %d at a time per host (fetch_threads)", hps["fetch_pages"], hps["fetch_threads"])
+    if hps["snapshot"] == snapshot.JOB_START:
+        log.info("snapshot=job_start: read_mode=scan reads one snapshot already (its one query); no AT clause")
+
+
+def _read_joined(creds: SnowflakeCredentials, spec: JobSpec, cluster: Cluster, plan: ShardPlan,
+                 scan: ScanResult | None) -> tuple[ShardPlan, Shard, ScanShare | None]:
+    """What each host reads once the hosts have joined: its share of the leader's scan, or (``hash``
+    with ``snapshot=job_start``) its own shard at the time the leader picked."""
+    hps = spec.hyperparameters
+    if hps["read_mode"] == "scan":
+        share = _deal(scan, cluster)
+        return plan, fetch_share(share, plan, hps, spec.spill_dir, cluster.leader), share
+    plan = replace(plan, snapshot_at=broadcast(plan.snapshot_at if cluster.leader else None, cluster))
+    log.info("reading shard %d of %d at snapshot %s (snapshot=job_start, the leader's Snowflake time)",
+             cluster.rank, cluster.size, plan.snapshot_at)
+    shard = fetch_shard(lambda: connect(creds, hps["query_tag"], spec.snowflake_timeouts), plan, cluster.rank,
+                        cluster.size, hps, spec.spill_dir)
     return plan, shard, None
 
 
@@ -378,7 +408,11 @@ def _save_model(booster: xgb.Booster, model_dir: Path) -> Path:
 
 def _lineage(creds: SnowflakeCredentials, plan: ShardPlan, columns: ColumnPlan, shard: Shard,
              query_ids: list[str], rows: int, read_mode: str) -> SnowflakeLineage:
-    """Where the rows came from, for the run's dataset input (from what the hosts already know)."""
+    """Where the rows came from, for the run's dataset input (from what the hosts already know).
+
+    The snapshot time is the ``AT`` time the queries read at, or in ``scan`` mode without one, when
+    its one query ran; in ``hash`` mode without one, the hosts read at different moments: empty.
+    """
     parts = table_parts(plan.table)
     database = parts[-3] if len(parts) == 3 else creds.database
     schema = parts[-2] if len(parts) >= 2 else creds.schema
@@ -387,4 +421,5 @@ def _lineage(creds: SnowflakeCredentials, plan: ShardPlan, columns: ColumnPlan, 
         query_template=plan.query_template, query_ids=query_ids, read_at=shard.read_at, rows=rows,
         columns=columns.names, schema_digest=columns.schema_digest(),
         column_types=[c.mlflow_type for c in columns.columns], read_mode=read_mode,
+        snapshot_at=plan.snapshot_at or (shard.read_at if read_mode == "scan" else ""),
     )

@@ -2,7 +2,7 @@
 
 A run's dataset input says where the training data came from: the Snowflake account, the fully
 qualified table, the query template each host ran, the query ids (so Snowflake's query history
-shows exactly what was read), when it was read, how many rows and a digest of the schema. The
+shows exactly what was read), when it was read, the snapshot time it read at, how many rows and a digest of the schema. The
 source is descriptive only: its ``load`` refuses, because re-running the query later would not
 return the same snapshot.
 
@@ -42,6 +42,9 @@ class SnowflakeLineage:
     """MLflow type of each column as the table has it (``double``, ``string``, ``boolean``, ``datetime``)."""
     read_mode: str = "hash"
     """``scan``: one query for the job (``query_ids`` holds its one id); ``hash``: one query per host and page."""
+    snapshot_at: str = ""
+    """ISO 8601: the one point in time the rows were read at (Time Travel's ``AT`` time, or the time of
+    ``scan``'s one query); empty when the hosts read the table at different moments (``hash``, ``snapshot=none``)."""
 
     def source_dict(self) -> dict[str, Any]:
         """What the dataset's source records (everything but the columns, which its schema lists)."""
@@ -49,13 +52,15 @@ class SnowflakeLineage:
             "account": self.account, "database": self.database, "schema": self.schema, "table": self.table,
             "query_template": self.query_template, "query_ids": list(self.query_ids), "read_at": self.read_at,
             "rows": self.rows, "schema_digest": self.schema_digest, "read_mode": self.read_mode,
+            "snapshot_at": self.snapshot_at,
         }
 
     def digest(self) -> str:
         """The dataset's digest: the same table read by the same queries with the same schema and row
-        count is the same data."""
-        key = json.dumps([self.account, self.database, self.schema, self.table, sorted(self.query_ids),
-                          self.rows, self.schema_digest])
+        count, at the same snapshot time, is the same data (a read without one digests as before)."""
+        parts = [self.account, self.database, self.schema, self.table, sorted(self.query_ids), self.rows,
+                 self.schema_digest]
+        key = json.dumps([*parts, self.snapshot_at] if self.snapshot_at else parts)
         return hashlib.sha256(key.encode()).hexdigest()[:10]
 
 

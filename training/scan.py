@@ -44,7 +44,6 @@ from training.shards import (
     ShardPlan,
     log_fetched,
     new_shard,
-    query_parameters,
     spill_files,
     spill_table,
 )
@@ -80,11 +79,11 @@ class ScanShare:
 
 
 def run_scan(conn: Any, plan: ShardPlan, hps: Hyperparameters) -> ScanResult:
-    """Run the job's one query (leader): every row, with the validation flag."""
+    """Run the job's one query (leader): every row, with the validation flag (at ``plan``'s snapshot time, if any)."""
     cursor = conn.cursor()
     try:
         read_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        cursor.execute(plan.query_template, query_parameters(hps, 1, 0))
+        plan.execute(cursor, plan.parameters(hps, 1, 0))
         return ScanResult(cursor.sfqid, list(cursor.get_result_batches() or []), read_at)
     finally:
         cursor.close()
@@ -143,7 +142,7 @@ def _reopen(conn: Any, record: dict[str, Any], now: datetime) -> ScanResult | No
 
 
 def _query_digest(plan: ShardPlan, hps: Hyperparameters) -> str:
-    text = json.dumps([plan.query_template, query_parameters(hps, 1, 0)], sort_keys=True)
+    text = json.dumps([plan.query_template, plan.parameters(hps, 1, 0)], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

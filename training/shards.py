@@ -32,6 +32,7 @@ from training import names
 from training.columns import CLASS, FEATURE, LABEL, WEIGHT, ColumnPlan, ColumnSpec, kind_of
 from training.errors import DataError, SnowflakeError
 from training.hyperparameters import Hyperparameters
+from training.snapshot import explicit_time, time_travel_error
 from training.snowflake import Column, quote_column, quote_table
 from training.vocabulary import VocabularyCounter
 
@@ -55,6 +56,8 @@ class ShardPlan:
     table_sql: str
     columns: ColumnPlan
     key: tuple[str, ...]
+    snapshot_at: str = ""
+    """ISO-8601 time every query reads the table at (Time Travel's ``AT``); empty: the table as it is."""
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -66,13 +69,34 @@ class ShardPlan:
 
     @property
     def query_template(self) -> str:
-        """The SQL every host runs, with bind placeholders for host, page and split."""
+        """The SQL every host runs, with bind placeholders for host, page, split and snapshot time."""
         cols = ", ".join(quote_column(c) for c in self.columns.names)
         key = ", ".join(quote_column(c) for c in self.key)
         # Identifiers are validated and quoted; every value is a bind parameter.
         split = f"(MOD(ABS(HASH({key}, %(split_salt)s)), {SPLIT_BUCKETS}) < %(split_cut)s)"
         where = f"MOD(ABS(HASH({key})), %(modulus)s) = %(remainder)s"
-        return f'SELECT {cols}, {split} AS "{VALIDATION_COLUMN}" FROM {self.table_sql} WHERE {where}'  # noqa: S608
+        # Time Travel: the value must be cast explicitly; TIMESTAMP_LTZ keeps the offset it is given.
+        at = " AT(TIMESTAMP => %(snapshot)s::TIMESTAMP_LTZ)" if self.snapshot_at else ""
+        return f'SELECT {cols}, {split} AS "{VALIDATION_COLUMN}" FROM {self.table_sql}{at} WHERE {where}'  # noqa: S608
+
+    def parameters(self, hps: Hyperparameters, modulus: int, remainder: int) -> dict[str, Any]:
+        """The bind parameters of :attr:`query_template` (:func:`query_parameters`, plus the snapshot time)."""
+        params = query_parameters(hps, modulus, remainder)
+        if self.snapshot_at:
+            params["snapshot"] = self.snapshot_at
+        return params
+
+    def execute(self, cursor: Any, params: dict[str, Any]) -> None:
+        """Run :attr:`query_template` on ``cursor``; a refused snapshot becomes a :class:`DataError` with the fix."""
+        from snowflake.connector.errors import ProgrammingError
+
+        try:
+            cursor.execute(self.query_template, params)
+        except ProgrammingError as err:
+            mapped = time_travel_error(err, self.table, self.snapshot_at)
+            if mapped is None:
+                raise
+            raise mapped from None
 
 
 def plan_shard(columns: list[Column], hps: Hyperparameters, table_sql: str | None = None,
@@ -115,7 +139,7 @@ def plan_shard(columns: list[Column], hps: Hyperparameters, table_sql: str | Non
         specs.append(_weight(by_name[weight]))
     return ShardPlan(
         table=table, table_sql=table_sql or quote_table(table), columns=ColumnPlan(tuple(specs)),
-        key=tuple(key_names or [*features, target]),
+        key=tuple(key_names or [*features, target]), snapshot_at=explicit_time(hps["snapshot"]),
     )
 
 
@@ -290,7 +314,7 @@ def _fetch_page(conn: Any, plan: ShardPlan, hps: Hyperparameters, hosts: int, re
     """Spill one page's rows; False once a text column passed the cap (fetching more is wasted)."""
     cursor = conn.cursor()
     try:
-        cursor.execute(plan.query_template, query_parameters(hps, hosts * hps["fetch_pages"], remainder))
+        plan.execute(cursor, plan.parameters(hps, hosts * hps["fetch_pages"], remainder))
         shard.query_ids.append(cursor.sfqid)
         for result in cursor.fetch_arrow_batches():  # a pyarrow Table per result chunk
             if not spill_table(result, plan, shard, sinks):

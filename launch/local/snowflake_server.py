@@ -11,9 +11,13 @@ Where fakesnow 0.12.1 differs from Snowflake in a way the job would notice, it i
   timestamp as 1970-01-01 00:00:00. Snowflake keeps it NULL; so does this server.
 - **One inline batch.** fakesnow answers every result inline; Snowflake sends large results as
   chunks the connector downloads. This server does too (:mod:`launch.local.result_chunks`).
+- **Time Travel.** fakesnow cannot run ``FROM t AT(TIMESTAMP => ...)``. This server strips the
+  clause and answers the table's current rows, refusing a time in the future as Snowflake does
+  (:mod:`launch.local.time_travel`).
 
-What it still does not do: see ``../shared/REFERENCE.md`` (no Time Travel,
-``RESULT_SCAN`` answers wrongly, ``HASH`` values differ from Snowflake's).
+What it still does not do: see ``../shared/REFERENCE.md`` (no Time Travel *history*: any past
+time reads the current rows, and no time is too old; ``RESULT_SCAN`` answers wrongly; ``HASH``
+values differ from Snowflake's).
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ def serve(port: int, db_dir: str | None = None) -> None:
 
     import fakesnow
 
-    from launch.local import result_chunks
+    from launch.local import result_chunks, time_travel
 
     _keep_null_timestamps()
     run = fakesnow.server  # the function: importing the fakesnow.server module below shadows it
@@ -61,6 +65,7 @@ def serve(port: int, db_dir: str | None = None) -> None:
         from fakesnow.instance import FakeSnow
 
         server.shared_fs = FakeSnow(db_path=db_dir)
+    time_travel.install(server.app)  # first: the chunked answer wraps the stripped query's
     result_chunks.install(server.app, result_chunks.ChunkSizes.from_env(os.environ))
     with run(port=port):
         threading.Event().wait()

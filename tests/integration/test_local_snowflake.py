@@ -4,6 +4,7 @@ One stand-in with small chunks whose every first download fails, in turn: a 403 
 URL answers), a body cut off halfway, a connection dropped after the headers. The connector
 retries each chunk, and every read path still sees the table's rows once, in order.
 A result is re-opened by query id (``RESULT_SCAN``), as a restarted job does.
+It also accepts Time Travel's ``AT(TIMESTAMP => ...)`` (answering the current rows: it has no history).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import pickle
+import re
 import subprocess
 import sys
 import uuid
@@ -21,13 +23,16 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.feather as feather
 import pytest
+from snowflake.connector.errors import ProgrammingError
 
 from launch.local.result_chunks import ChunkSizes
 from launch.local.services import LocalStack
+from training.errors import DataError
 from training.hyperparameters import parse_hyperparameters
 from training.scan import RESULT_RECORD, ScanResult, open_scan
 from training.shards import plan_shard
-from training.snowflake import describe_table
+from training.snapshot import current_time
+from training.snowflake import Column, describe_table
 
 pytestmark = pytest.mark.slow
 
@@ -141,5 +146,28 @@ def test_a_restart_reopens_its_recorded_result_while_snowflake_keeps_it(chunked:
         with caplog.at_level(logging.INFO, logger="training.scan"):
             assert rows(open_scan(conn, plan, hps, tmp_path)) == 2_510
         assert "the snapshot changes: could not re-open the result of query" in caplog.text
+    finally:
+        conn.close()
+
+
+def test_time_travel_reads_the_current_rows_and_refuses_the_future(chunked: LocalStack, reference: pa.Table) -> None:
+    """The stand-in has no history: ``AT(TIMESTAMP => <past>)`` answers the table as it is (in chunks, as
+    any large result); a time in the future is refused as Snowflake refuses it, and the job says the fix."""
+    conn = chunked.connect()
+    try:
+        cursor = conn.cursor()
+        now = current_time(conn)
+        at = "SELECT * FROM CHUNKED AT(TIMESTAMP => %(at)s::TIMESTAMP_LTZ) ORDER BY ID"
+        cursor.execute(at, {"at": now})
+        assert cursor.fetch_arrow_all().equals(reference)
+        future = (datetime.fromisoformat(now) + timedelta(hours=1)).isoformat()
+        with pytest.raises(ProgrammingError, match="Time travel data is not available for table CHUNKED") as err:
+            cursor.execute(at, {"at": future})
+        assert err.value.errno == 707
+        hps = parse_hyperparameters({"table": "CHUNKED", "target": "Y", "snapshot": future})
+        plan = plan_shard([Column("ID", 0), Column("F0", 1), Column("Y", 1)], hps)
+        with pytest.raises(DataError, match=re.escape(f"table 'CHUNKED' has no Time Travel data at snapshot {future} "
+                                                     "(Snowflake: Time travel data is not available for table CHUNKED)")):
+            plan.execute(cursor, plan.parameters(hps, 1, 0))
     finally:
         conn.close()

@@ -5,6 +5,8 @@ one parent, and a tracking server that dies mid-run never costs the model.
 """
 
 import concurrent.futures
+import json
+import re
 
 import mlflow
 import numpy as np
@@ -38,7 +40,8 @@ def _runs(server, experiment):
 
 def test_two_host_job_logs_exactly_one_complete_run(run_job, tracking):
     env = {contract.TRACKING_URI_ENV: tracking.uri, contract.EXPERIMENT_ENV: "two-hosts"}
-    result = run_job(synth_hps(num_round=12), hosts=2, env=env)
+    # read_mode=hash pinned to one time: one query per host, all at the leader's snapshot=job_start time
+    result = run_job(synth_hps(num_round=12, read_mode="hash", snapshot="job_start"), hosts=2, env=env)
     assert result.exit_code == 0, result.failure
     runs = _runs(tracking, "two-hosts")
     assert len(runs) == 1
@@ -53,12 +56,16 @@ def test_two_host_job_logs_exactly_one_complete_run(run_job, tracking):
     assert run.data.metrics["rows_host_0"] + run.data.metrics["rows_host_1"] == 50_000
     assert run.data.tags["sagemaker.job_name"] == result.job_name
     assert run.data.tags["sagemaker.instance_count"] == "2"
-    # the dataset input records the Snowflake source, with both hosts' query ids
+    # the dataset input records the Snowflake source, with both hosts' query ids and their one snapshot time
     (dataset_input,) = run.inputs.dataset_inputs
     source = dataset_input.dataset.source
-    for fragment in ('"account": "local"', '"table": "SYNTH50K"', '"database": "DEMO"', "MOD(ABS(HASH("):
+    for fragment in ('"account": "local"', '"table": "SYNTH50K"', '"database": "DEMO"', "MOD(ABS(HASH(",
+                     "AT(TIMESTAMP => %(snapshot)s::TIMESTAMP_LTZ)"):
         assert fragment in source
-    assert source.count("query_ids") == 1
+    recorded = json.loads(source)
+    assert recorded["read_mode"] == "hash" and len(recorded["query_ids"]) == 2
+    host_times = {m for log in result.logs for m in re.findall(r"reading shard \d of 2 at snapshot (\S+)", log.read_text())}
+    assert host_times == {recorded["snapshot_at"]}  # the time every host read at
     # the logged model predicts exactly like the model file
     mlflow.set_tracking_uri(tracking.uri)
     models = mlflow.search_logged_models(experiment_ids=[run.info.experiment_id], output_format="list")

@@ -185,7 +185,8 @@ def test_the_dataset_input_records_the_snowflake_read(finished_run: FinishedRun,
     assert source == {"account": "xy12345.us-east-1", "database": "ANALYTICS", "schema": "PUBLIC",
                       "table": "HOUSING", "query_template": lineage(300).query_template,
                       "query_ids": ["01b2-0001", "01b2-0002"], "read_at": "2025-01-02T03:04:05+00:00",
-                      "rows": 300, "schema_digest": lineage(300).schema_digest, "read_mode": "hash"}
+                      "rows": 300, "schema_digest": lineage(300).schema_digest, "read_mode": "hash",
+                      "snapshot_at": ""}
     assert json.loads(dataset.profile) == {"num_rows": 300}
     assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "training"
 

@@ -3,7 +3,9 @@
 Each job runs the container's entry program once per simulated host, as SageMaker does.
 """
 
+import re
 import signal
+from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
@@ -20,11 +22,15 @@ from training.snowflake import Column
 
 pytestmark = pytest.mark.slow
 
+SNAPSHOT_LINE = re.compile(r"reading shard \d of 3 at snapshot (\S+) \(snapshot=job_start")
+
 
 def test_multi_host_models_match_one_host(run_job):
     """One model from N hosts, in either read mode; each row of the table trains on exactly one host."""
     hps = synth_hps(num_round=30, features=",".join(["ID", *(f"F{i}" for i in range(8))]))  # ID spilled: rows told apart
-    runs = {(mode, hosts): run_job({**hps, "read_mode": mode}, hosts=hosts)
+    # hash with snapshot=job_start: the hosts read at the one time the leader picked (Time Travel's AT)
+    runs = {(mode, hosts): run_job({**hps, "read_mode": mode, **({"snapshot": "job_start"} if mode == "hash" else {})},
+                                   hosts=hosts)
             for mode, hosts in (("scan", 1), ("scan", 3), ("hash", 3))}
     for (mode, hosts), result in runs.items():
         assert result.exit_code == 0, (mode, hosts, result.failure)
@@ -38,6 +44,9 @@ def test_multi_host_models_match_one_host(run_job):
         # only the leader writes the model
         assert result.model_path is not None
         assert not any((d / "model" / "xgboost-model").exists() for d in result.host_dirs[1:])
+    times = {match for d in runs["hash", 3].logs for match in SNAPSHOT_LINE.findall(d.read_text())}
+    assert len(times) == 1 and datetime.fromisoformat(times.pop()).tzinfo is not None  # one time, every host
+    assert sum(len(SNAPSHOT_LINE.findall(d.read_text())) for d in runs["hash", 3].logs) == 3
     single = runs["scan", 1].final_metrics["validation-rmse"]
     for key in (("scan", 3), ("hash", 3)):
         assert runs[key].final_metrics["validation-rmse"] == pytest.approx(single, rel=0.02)
