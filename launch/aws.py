@@ -169,11 +169,26 @@ def wait_for_tuning(client: Any, job_name: str, poll_seconds: float = 60.0,
 
 
 def list_trials(client: Any, job_name: str, objective_type: str) -> list[dict[str, Any]]:
-    """The tuning job's training jobs, best objective first (jobs without one last)."""
-    order = "Ascending" if objective_type == "Minimize" else "Descending"
+    """Every training job of the tuning job, best objective first, then those without one (failed,
+    stopped, running) in the order they started.
+
+    Listed by creation time and ranked here: sorted by ``FinalObjectiveMetricValue``, SageMaker
+    leaves out every trial that has no objective, so a search whose trials all failed would list
+    nothing, and no failure reason.
+    """
     pages = client.get_paginator("list_training_jobs_for_hyper_parameter_tuning_job").paginate(
-        HyperParameterTuningJobName=job_name, SortBy="FinalObjectiveMetricValue", SortOrder=order)
-    return [summary for page in pages for summary in page["TrainingJobSummaries"]]
+        HyperParameterTuningJobName=job_name, SortBy="CreationTime", SortOrder="Ascending")
+    return rank_trials([summary for page in pages for summary in page["TrainingJobSummaries"]], objective_type)
+
+
+def rank_trials(trials: list[dict[str, Any]], objective_type: str) -> list[dict[str, Any]]:
+    """``trials`` best objective first (``Minimize``: lowest); those without an objective after, in order."""
+    def value(trial: dict[str, Any]) -> float | None:
+        return trial.get("FinalHyperParameterTuningJobObjectiveMetric", {}).get("Value")
+
+    scored = sorted((t for t in trials if value(t) is not None), key=value,
+                    reverse=objective_type == "Maximize")
+    return scored + [t for t in trials if value(t) is None]
 
 
 def upsert_pipeline(pipeline: Any, role_arn: str, tags: list[dict[str, str]]) -> str:

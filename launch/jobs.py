@@ -230,7 +230,7 @@ def build_tuner(settings: Settings, trainer: Any) -> Any:
 
 def _strategy_config(settings: Settings) -> Any:
     tuning = settings.tuning
-    if tuning.strategy != "Hyperband" or not (tuning.hyperband_min_resource or tuning.hyperband_max_resource):
+    if tuning.strategy != "Hyperband":
         return None
     from sagemaker.core.shapes import HyperbandStrategyConfig, HyperParameterTuningJobStrategyConfig
 

@@ -379,9 +379,27 @@ def _check_tuning(settings: Settings) -> None:
     if unknown:
         raise ConfigError(f"settings key 'tuning.exclude' names {unknown[0]!r}, not a hyperparameter: remove it")
     check_space(search_space(settings), tuning.strategy, settings.job_hyperparameters)
-    if tuning.strategy == "Hyperband" and tuning.early_stopping != "Off":
+    if tuning.strategy == "Hyperband":
+        _check_hyperband(settings)
+
+
+def _check_hyperband(settings: Settings) -> None:
+    """SageMaker refuses Hyperband without MaxResource unless a static ``epochs``-like key names it; ours is rounds."""
+    tuning = settings.tuning
+    if tuning.early_stopping != "Off":
         raise ConfigError("settings key 'tuning.early_stopping' must be \"Off\" with the Hyperband strategy "
                           "(Hyperband stops trials itself): set it to \"Off\"")
+    low, high = tuning.hyperband_min_resource, tuning.hyperband_max_resource
+    if high is None:
+        raise ConfigError("settings key 'tuning.hyperband_max_resource' is required with the Hyperband strategy: set it "
+                          "to the most boosting rounds a trial may run (e.g. the job's num_round)")
+    if low is not None and low >= high:
+        raise ConfigError(f"settings key 'tuning.hyperband_min_resource' ({low}) must be below "
+                          f"'tuning.hyperband_max_resource' ({high}): lower it")
+    rounds = settings.job_hyperparameters.get("num_round")
+    if "num_round" not in search_space(settings) and rounds is not None and high > int(rounds):
+        raise ConfigError(f"settings key 'tuning.hyperband_max_resource' ({high}) is above the job's num_round "
+                          f"({rounds}): a trial never runs that many rounds; set it to at most {rounds}")
 
 
 # ---------------------------------------------------------------------------------------------

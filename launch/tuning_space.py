@@ -125,5 +125,8 @@ def _check_bounds(name: str, rng: TuningRange, hyperparameters: Mapping[str, str
             parse_hyperparameters({**hyperparameters, name: text})
         except HyperparameterError as err:
             raise ConfigError(f"settings key {key!r}: {err}") from None
-    if rng.scaling in ("Logarithmic", "ReverseLogarithmic") and (rng.low or 0) <= 0:
-        raise ConfigError(f"settings key {key!r}: {rng.scaling} scaling needs low > 0: raise low or use Linear")
+    if rng.scaling == "Logarithmic" and (rng.low or 0) <= 0:
+        raise ConfigError(f"settings key {key!r}: Logarithmic scaling needs low > 0: raise low or use Linear")
+    if rng.scaling == "ReverseLogarithmic" and (rng.kind != "continuous" or not 0 <= (rng.low or 0) < (rng.high or 1) < 1):
+        raise ConfigError(f"settings key {key!r}: ReverseLogarithmic scaling works only on a continuous range within "
+                          "[0, 1) (SageMaker refuses it elsewhere): use Logarithmic or Linear")

@@ -55,13 +55,18 @@ def tune(settings: Settings, *, dry_run: bool = False, wait: bool = False, sessi
 
 
 def trials_table(trials: list[dict[str, Any]], objective: str) -> str:
-    """Trials, best first (as listed): name, status, objective value, tuned hyperparameters."""
+    """Trials, best first (as listed): name, status, objective value, tuned hyperparameters; under a
+    trial that failed, its failure reason (SageMaker's FailureReason: the container's one line)."""
     lines = [f"{'training job':<40} {'status':<10} {objective:>16}  hyperparameters"]
     for trial in trials:
         value = trial.get("FinalHyperParameterTuningJobObjectiveMetric", {}).get("Value")
         shown = f"{value:.6g}" if value is not None else "-"
         params = " ".join(f"{k}={v}" for k, v in sorted(trial.get("TunedHyperParameters", {}).items()))
         lines.append(f"{trial['TrainingJobName']:<40} {trial['TrainingJobStatus']:<10} {shown:>16}  {params}")
+        if trial.get("FailureReason"):
+            lines.append(f"    failed: {trial['FailureReason']}")
+    if not trials:
+        lines.append("(no training job was started)")
     return "\n".join(lines)
 
 

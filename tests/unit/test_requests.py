@@ -147,6 +147,19 @@ def test_tuning_request_is_valid_and_closes_the_sdk_gaps(tuning: dict[str, Any])
     assert tuning["Tags"] == [{"Key": "team", "Value": "ml"}]
 
 
+def test_hyperband_sends_its_resources_and_reverse_logarithmic_stays_within_0_1(settings: Any) -> None:
+    hyperband = load_settings(settings.source, [
+        "tuning.strategy=Hyperband", "tuning.early_stopping=Off", "tuning.hyperband_min_resource=10",
+        "tuning.hyperband_max_resource=50", "tuning.ranges.subsample={low=0.5, high=0.99, scaling='ReverseLogarithmic'}"])
+    request = jobs.tuning_request(hyperband, "xgb-test-hb")
+    validate("CreateHyperParameterTuningJob", request)
+    config = request["HyperParameterTuningJobConfig"]
+    assert config["Strategy"] == "Hyperband"
+    assert config["StrategyConfig"] == {"HyperbandStrategyConfig": {"MinResource": 10, "MaxResource": 50}}
+    ranges = {r["Name"]: r for r in config["ParameterRanges"]["ContinuousParameterRanges"]}
+    assert ranges["subsample"]["ScalingType"] == "ReverseLogarithmic"
+
+
 def _resolve(node: Any, defaults: dict[str, Any]) -> Any:
     """Replace pipeline parameter references with their defaults, as an execution would."""
     if isinstance(node, dict):

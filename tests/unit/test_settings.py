@@ -77,6 +77,17 @@ def test_missing_settings_file_names_the_example(tmp_path: Path) -> None:
     (("tuning.ranges.eta={low=0, high=0.3, scaling='Logarithmic'}",), MINIMAL, "hyperparameter 'eta' must be"),
     (("tuning.ranges.nope={low=1, high=2}",), MINIMAL, "'nope' is not a hyperparameter"),
     (("output.s3_path=bucket/out",), MINIMAL, "'output.s3_path' must be"),
+    (("tuning.strategy=Hyperband", "tuning.early_stopping=Off"), MINIMAL,
+     "'tuning.hyperband_max_resource' is required with the Hyperband strategy"),
+    (("tuning.strategy=Hyperband", "tuning.early_stopping=Off", "tuning.hyperband_max_resource=50",
+      "tuning.hyperband_min_resource=50"), MINIMAL, "'tuning.hyperband_min_resource' \\(50\\) must be below"),
+    (("tuning.strategy=Hyperband", "tuning.early_stopping=Off", "tuning.hyperband_max_resource=500",
+      "hyperparameters.num_round=100", "tuning.exclude=['num_round']"), MINIMAL,
+     "above the job's num_round \\(100\\).*at most 100"),
+    (("tuning.ranges.eta={low=0.01, high=1.0, scaling='ReverseLogarithmic'}",), MINIMAL,
+     "ReverseLogarithmic scaling works only on a continuous range within \\[0, 1\\)"),
+    (("tuning.ranges.max_depth={low=2, high=8, scaling='ReverseLogarithmic'}",), MINIMAL,
+     "ReverseLogarithmic scaling works only on a continuous range"),
 ])
 def test_bad_settings_are_named_with_the_fix(tmp_path: Path, overrides: tuple[str, ...], text: str,
                                              expected: str) -> None:
