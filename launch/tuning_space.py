@@ -39,6 +39,9 @@ class TunedSettings(Protocol):
     @property
     def tuning(self) -> TuningChoices: ...
 
+    @property
+    def hyperparameters(self) -> Mapping[str, str]: ...
+
 
 def default_space() -> dict[str, TuningRange]:
     """The hyperparameter table's tuning ranges: what is searched when no settings change it."""
@@ -46,12 +49,22 @@ def default_space() -> dict[str, TuningRange]:
 
 
 def search_space(settings: TunedSettings) -> dict[str, TuningRange]:
-    """The tuned hyperparameters: the table's tuning ranges, overridden by ``[tuning.ranges]``."""
+    """The tuned hyperparameters: the table's tuning ranges, overridden by ``[tuning.ranges]``, less
+    ``tuning.exclude`` and less what ``[hyperparameters]`` pins (a pin wins, on AWS and locally)."""
     space = default_space()
     space.update(settings.tuning.ranges)
-    for name in settings.tuning.exclude:
+    for name in (*settings.tuning.exclude, *settings.hyperparameters):
         space.pop(name, None)
     return space
+
+
+def pinned_note(space: Mapping[str, TuningRange], pinned: Mapping[str, str]) -> str | None:
+    """The one line that says which would-be tuned hyperparameters a pin keeps fixed, or None."""
+    fixed = [f"{name}={pinned[name]}" for name in space if name in pinned]
+    if not fixed:
+        return None
+    return (f"not tuned, set in [hyperparameters] or by --set: {', '.join(fixed)} (every trial uses these values; "
+            "remove a setting to tune it)")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any
 
 from launch import aws, console, jobs
 from launch.settings import Settings, find_settings_file, load_settings, local_hyperparameters
-from launch.tuning_space import default_space, search_space
+from launch.tuning_space import default_space, pinned_note, search_space
 from training.errors import ConfigError, UserError
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,9 @@ def tune(settings: Settings, *, dry_run: bool = False, wait: bool = False, sessi
          job_name: str | None = None, poll_seconds: float = 60.0) -> TuneOutcome:
     """Submit the tuning job described by ``settings`` (``session``: a boto3 session)."""
     jobs.check_objective(settings)
+    note = pinned_note({**default_space(), **settings.tuning.ranges}, settings.hyperparameters)
+    if note:
+        logger.warning(note)
     name = job_name or jobs.tuning_job_name(settings.job_prefix)
     session = session or aws.boto_session(settings.region)
     if dry_run:
@@ -120,6 +123,9 @@ def _local(args: argparse.Namespace) -> int:
     space = search_space(settings) if settings else default_space()
     pinned = {**(settings.hyperparameters if settings else {}),
               **local_hyperparameters(args.set, settings_file=settings is not None)}
+    note = pinned_note({**default_space(), **(settings.tuning.ranges if settings else {})}, pinned)
+    if note:
+        logger.warning(note)
     objective = settings.tuning.objective if settings else "validation:rmse"
     results = tuning.run_local_tuning(
         space, pinned, trials=args.trials or (settings.tuning.local_trials if settings else 4),

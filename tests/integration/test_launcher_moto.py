@@ -170,8 +170,8 @@ def test_tune_sends_ranges_metrics_and_the_trial_definition(settings_file: Path,
     assert objective == {"Type": "Minimize", "MetricName": "validation:rmse"}
     assert objective["MetricName"] in {m["Name"] for m in definition["AlgorithmSpecification"]["MetricDefinitions"]}
     ranges = {r["Name"] for kind in config["ParameterRanges"].values() for r in kind}
-    assert {"eta", "max_depth", "num_round"} <= ranges
-    assert "num_round" not in definition["StaticHyperParameters"]
+    assert {"eta", "max_depth"} <= ranges and "num_round" not in ranges
+    assert definition["StaticHyperParameters"]["num_round"] == "30"  # set in [hyperparameters]: every trial's
     assert definition["ResourceConfig"]["InstanceCount"] == 2
     assert_job_definition(definition, load_settings(settings_file).data.snowflake_secret_id)
     assert sent["Tags"] == [{"Key": "team", "Value": "ml"}]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from launch.settings import EXAMPLE, load_settings
-from launch.tuning_space import search_space
+from launch.tuning_space import default_space, pinned_note, search_space
 from training.errors import ConfigError
 from training.hyperparameters import tunable
 
@@ -52,6 +52,18 @@ def test_minimal_settings_take_defaults(tmp_path: Path) -> None:
     assert settings.compute.instance_count == 1 and not settings.compute.spot
     assert settings.job_hyperparameters == {"table": "DB.S.T", "target": "Y"}
     assert set(search_space(settings)) == {spec.name for spec in tunable()}
+
+
+def test_a_set_hyperparameter_is_not_tuned_and_the_tuner_says_so(tmp_path: Path) -> None:
+    """One rule on AWS and locally: a value in [hyperparameters] (or --set) wins over the default range."""
+    settings = load_settings(write(tmp_path), ["hyperparameters.eta=0.1", "hyperparameters.num_round=40",
+                                               "tuning.ranges.eta={low=0.01, high=0.3}"])
+    space = search_space(settings)
+    assert "eta" not in space and "num_round" not in space and "max_depth" in space
+    note = pinned_note({**default_space(), **settings.tuning.ranges}, settings.hyperparameters)
+    assert note is not None and note.startswith("not tuned, set in [hyperparameters] or by --set: ")
+    assert "eta=0.1" in note and "num_round=40" in note and "\n" not in note
+    assert pinned_note(default_space(), {"table": "T"}) is None
 
 
 def test_missing_settings_file_names_the_example(tmp_path: Path) -> None:
