@@ -327,10 +327,35 @@ def settings_from_dict(raw: Mapping[str, Any], source: str = "<dict>") -> Settin
 
 
 def _check_rules(settings: Settings) -> None:
+    _check_image(settings.image, settings.region)
     _check_spot(settings.compute, settings.output)
     _check_network(settings.network)
     _check_hyperparameters(settings)
     _check_tuning(settings)
+
+
+ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr(-fips)?\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+(:[\w.-]{1,128}|@sha256:[0-9a-f]{64})$")
+"""An ECR image URI: account, region, repository and a tag or digest."""
+HYPERPARAMETER_VALUE_MAX = 2_500
+"""CreateTrainingJob (and a tuning job's static hyperparameters) accept at most this many characters per value."""
+
+
+def _check_image(image: str, region: str) -> None:
+    """SageMaker pulls the training image from ECR in the job's own region (a private registry
+    needs TrainingImageConfig, which the launcher does not set)."""
+    match = ECR_IMAGE.match(image)
+    if match is None:
+        if ".dkr.ecr." in image:
+            raise ConfigError(f"settings key 'image' {image!r} is not a complete ECR image URI: use the line "
+                              "make build-push prints (ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPOSITORY:TAG)")
+        logger.warning("settings key 'image' %r is not an ECR image: SageMaker pulls training images from ECR; "
+                       "another registry needs the job's VPC to reach it and TrainingImageConfig, which this "
+                       "launcher does not set", image)
+        return
+    if match.group(3) != region:
+        raise ConfigError(f"settings key 'image' is in ECR region {match.group(3)!r} but 'region' is {region!r}: "
+                          f"SageMaker pulls from the job's region: push the image there (make build-push "
+                          f"REGION={region}) or change 'region'")
 
 
 def _check_spot(compute: Compute, output: Output) -> None:
@@ -369,6 +394,12 @@ def _check_hyperparameters(settings: Settings) -> None:
         parse_hyperparameters(settings.job_hyperparameters)
     except HyperparameterError as err:
         raise ConfigError(f"settings [hyperparameters] in {settings.source}: {err}") from None
+    for name, value in settings.job_hyperparameters.items():
+        if len(value) > HYPERPARAMETER_VALUE_MAX:
+            fix = ("leave data.features empty (every column but the target and weight is a feature) or select the "
+                   "columns in a view" if name == "features" else "shorten it")
+            raise ConfigError(f"hyperparameter {name!r} is {len(value):,} characters, and SageMaker accepts at most "
+                              f"{HYPERPARAMETER_VALUE_MAX:,} per value: {fix}")
 
 
 def _check_tuning(settings: Settings) -> None:

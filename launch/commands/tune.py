@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,9 @@ from launch.tuning_space import default_space, pinned_note, search_space
 from training.errors import ConfigError, UserError
 
 logger = logging.getLogger(__name__)
+
+TUNING_JOB_NAME = re.compile(rf"[a-zA-Z0-9](-*[a-zA-Z0-9]){{0,{jobs.TUNING_NAME_MAX - 1}}}")
+"""CreateHyperParameterTuningJob's name pattern (at most 32 characters)."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,9 @@ def tune(settings: Settings, *, dry_run: bool = False, wait: bool = False, sessi
          job_name: str | None = None, poll_seconds: float = 60.0) -> TuneOutcome:
     """Submit the tuning job described by ``settings`` (``session``: a boto3 session)."""
     jobs.check_objective(settings)
+    if job_name is not None and (len(job_name) > jobs.TUNING_NAME_MAX or not TUNING_JOB_NAME.fullmatch(job_name)):
+        raise ConfigError(f"--job-name {job_name!r} is not a tuning job name: at most {jobs.TUNING_NAME_MAX} letters, "
+                          "digits and dashes, starting and ending with a letter or digit")
     note = pinned_note({**default_space(), **settings.tuning.ranges}, settings.hyperparameters)
     if note:
         logger.warning(note)

@@ -228,3 +228,11 @@ def test_tuning_job_names_are_unique_and_short() -> None:
     names = {jobs.tuning_job_name("a-rather-long-job-prefix") for _ in range(50)}
     assert len(names) == 50
     assert all(len(n) <= 32 and re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*", n) for n in names)
+
+
+@pytest.mark.parametrize("name", ["xgb_tune", "-xgb", "xgb-", "x" * 33])
+def test_a_tuning_job_name_sagemaker_would_refuse_is_refused_before_sending(settings: Any, name: str) -> None:
+    from launch.commands.tune import tune
+
+    with pytest.raises(ConfigError, match="is not a tuning job name: at most 32 letters, digits and dashes"):
+        tune(settings, dry_run=True, job_name=name)

@@ -89,6 +89,12 @@ def test_missing_settings_file_names_the_example(tmp_path: Path) -> None:
     (("tuning.ranges.eta={low=0, high=0.3, scaling='Logarithmic'}",), MINIMAL, "hyperparameter 'eta' must be"),
     (("tuning.ranges.nope={low=1, high=2}",), MINIMAL, "'nope' is not a hyperparameter"),
     (("output.s3_path=bucket/out",), MINIMAL, "'output.s3_path' must be"),
+    (("region=eu-west-1",), MINIMAL, "'image' is in ECR region 'us-west-2' but 'region' is 'eu-west-1'.*"
+                                     "make build-push REGION=eu-west-1"),
+    (("image=123456789012.dkr.ecr.us-west-2.amazonaws.com",), MINIMAL, "not a complete ECR image URI"),
+    (("data.features=[" + ",".join(f"'COLUMN_WITH_A_LONG_NAME_{i:03d}'" for i in range(120)) + "]",), MINIMAL,
+     "hyperparameter 'features' is 3,359 characters, and SageMaker accepts at most 2,500 per value: leave "
+     "data.features empty"),
     (("tuning.strategy=Hyperband", "tuning.early_stopping=Off"), MINIMAL,
      "'tuning.hyperband_max_resource' is required with the Hyperband strategy"),
     (("tuning.strategy=Hyperband", "tuning.early_stopping=Off", "tuning.hyperband_max_resource=50",
