@@ -4,7 +4,9 @@
 rows straight into the spill files (the job's own spill schema, 20% validation), then measures
 each kind in a fresh process: ``build_matrices`` (in memory, or with ``cache_dir``: external
 memory) and ``rounds`` boosting rounds, printing one JSON line per kind with the wall times, the
-process's peak resident set size (``VmHWM``) and :func:`training.memory.matrix_bytes`' estimate.
+process's peak resident set size (``VmHWM``), the peak of its anonymous memory (``RssAnon``,
+sampled every 20 ms: ``VmHWM`` also counts the memory-mapped spill files' pages, which the kernel
+can drop and read again) and :func:`training.memory.matrix_bytes`' estimate.
 No Snowflake is involved: this isolates what the matrix kind costs.
 """
 
@@ -14,6 +16,7 @@ import argparse
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -51,9 +54,31 @@ def write_spill(spill: Path, rows: int, features: int, validation: float = 0.2) 
             valid.write_batch(batch.filter(pa.array(held_out)))
 
 
+def anon_mib() -> float:
+    """This process's anonymous resident memory now (``RssAnon``), MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class AnonPeak(threading.Thread):
+    """Samples ``RssAnon`` until stopped; ``peak`` is the largest value seen."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak, self.done = anon_mib(), threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.02):
+            self.peak = max(self.peak, anon_mib())
+
+
 def measure(spill: Path, features: int, external: bool, rounds: int) -> dict:
     """Build both matrices and train in this process; the figures of one kind."""
-    baseline = peak_mib()
+    baseline, anon = peak_mib(), AnonPeak()
+    anon_baseline = anon.peak
+    anon.start()
     started = time.monotonic()
     dtrain, dvalid = build_matrices(spill / "train.arrow", spill / "validation.arrow", plan_of(features), 256, 0,
                                     spill / CACHE_DIR if external else None)
@@ -66,7 +91,8 @@ def measure(spill: Path, features: int, external: bool, rounds: int) -> dict:
     rmse = float(booster.eval(dvalid, "validation").rsplit(":", 1)[1])
     rows = dtrain.num_row() + dvalid.num_row()
     return {"kind": "external" if external else "in-memory", "rows": rows, "build_s": round(built - started, 2),
-            "train_s": round(trained - built, 2), "baseline_mib": round(baseline), "peak_after_build_mib":
+            "train_s": round(trained - built, 2), "baseline_mib": round(baseline), "anon_baseline_mib":
+            round(anon_baseline), "anon_peak_mib": round(max(anon.peak, anon_mib())), "peak_after_build_mib":
             round(built_peak), "peak_mib": round(peak_mib()), "estimate_mib": round(matrix_bytes(rows, features, 256)
                                                                                        / MIB),
             "cache_mib": round(cache / MIB), "validation_rmse": round(rmse, 5)}

@@ -37,8 +37,8 @@ The estimate (:func:`matrix_bytes`) counts what stays resident while training. T
 covers what it does not count: building a ``QuantileDMatrix`` holds the sketch and one batch's
 float copy besides the growing index, the Python runtime with pyarrow and XGBoost takes a few
 hundred MiB, the tracker and MLflow client run in the same process, and the memory-mapped spill
-files' pages are charged to the container while they are read. Measured on 2M rows x 8 features
-(docs/reliability.md, "Shards larger than memory"): the process peaked at 1.3x the estimate.
+files' pages are charged to the container while they are read. Measured (docs/reliability.md,
+"Shards larger than memory"): the process's anonymous memory grew by 1.3x to 1.4x the estimate.
 """
 
 _ROW_BYTES = 8 + 4 + 4 + 4
