@@ -86,8 +86,8 @@ def build_matrices(
     """Training and validation matrices; validation reuses the training bins (``ref=``).
 
     With ``cache_dir`` both are ``ExtMemQuantileDMatrix`` (external memory) whose page caches
-    live under ``cache_dir`` (prefixes ``train`` and ``validation``; XGBoost appends a suffix,
-    ``-r<rank>`` in a collective, and deletes the files when the matrix is freed).
+    live under ``cache_dir`` (prefixes ``train`` and ``validation``; XGBoost appends its own suffix
+    and deletes the files when the matrix is freed).
 
     Inside a collective, every host must call this at the same point, with the same choice of
     ``cache_dir`` or not: the quantile sketch is all-reduced across hosts, and every host codes
