@@ -3,6 +3,10 @@
 ``QuantileDMatrix`` reads its iterator several times while it sketches and bins the data, so the
 iterator replays the memory-mapped files rather than the query. Only one batch of rows is turned
 into a NumPy array at a time; the whole shard is never one in-memory frame.
+
+A shard too large for memory (see :mod:`training.memory`) is built as ``ExtMemQuantileDMatrix``
+from the same files instead: XGBoost writes the binned pages to a cache on the spill volume and
+reads them back page by page while training (``hist`` only; slower, bounded by the disk).
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ log = logging.getLogger(__name__)
 BATCH_ROWS = 65_536
 """Rows handed to XGBoost per iterator step: bounds the per-step NumPy copy (~2 MiB per feature)."""
 
+CACHE_DIR = "xgb-cache"
+"""Folder of the spill directory where external-memory matrices keep their page cache."""
+
 
 class ArrowFileIter(xgb.DataIter):
     """Replays a spilled Arrow IPC file (features, label[, weight]) as XGBoost batches.
@@ -32,12 +39,16 @@ class ArrowFileIter(xgb.DataIter):
     can still take part in distributed training.
     """
 
-    def __init__(self, path: Path, plan: ColumnPlan, batch_rows: int = BATCH_ROWS) -> None:
+    def __init__(self, path: Path, plan: ColumnPlan, batch_rows: int = BATCH_ROWS,
+                 cache_prefix: Path | None = None) -> None:
         self._path = Path(path)
         self._plan = plan
         self._batch_rows = batch_rows
         self._batches: Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]] | None = None
-        super().__init__(release_data=True)
+        # cache_prefix: external memory (ExtMemQuantileDMatrix), its pages in files on the spill
+        # volume (on_host=False; on_host only matters for GPUs, which would keep them in host memory).
+        super().__init__(cache_prefix=None if cache_prefix is None else str(cache_prefix), release_data=True,
+                         on_host=False)
 
     def _read(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
         with pa.memory_map(str(self._path)) as source:
@@ -69,17 +80,28 @@ class ArrowFileIter(xgb.DataIter):
 
 
 def build_matrices(
-    train_path: Path, validation_path: Path, plan: ColumnPlan, max_bin: int, nthread: int = 0
+    train_path: Path, validation_path: Path, plan: ColumnPlan, max_bin: int, nthread: int = 0,
+    cache_dir: Path | None = None,
 ) -> tuple[xgb.QuantileDMatrix, xgb.QuantileDMatrix]:
     """Training and validation matrices; validation reuses the training bins (``ref=``).
 
-    Inside a collective, every host must call this at the same point: the quantile sketch is
-    all-reduced across hosts, and every host codes categories with the same vocabulary.
+    With ``cache_dir`` both are ``ExtMemQuantileDMatrix`` (external memory) whose page caches
+    live under ``cache_dir`` (prefixes ``train`` and ``validation``; XGBoost appends its own suffix
+    and deletes the files when the matrix is freed).
+
+    Inside a collective, every host must call this at the same point, with the same choice of
+    ``cache_dir`` or not: the quantile sketch is all-reduced across hosts, and every host codes
+    categories with the same vocabulary.
     """
-    threads = nthread or None
-    categorical = plan.categorical
-    dtrain = xgb.QuantileDMatrix(ArrowFileIter(train_path, plan), max_bin=max_bin, nthread=threads,
-                                 enable_categorical=categorical)
-    dvalid = xgb.QuantileDMatrix(ArrowFileIter(validation_path, plan), ref=dtrain, max_bin=max_bin,
-                                 nthread=threads, enable_categorical=categorical)
+    if cache_dir is not None:
+        cache_dir.mkdir(parents=True, exist_ok=True)  # XGBoost opens its cache files but makes no folder
+    options = {"max_bin": max_bin, "nthread": nthread or None, "enable_categorical": plan.categorical}
+    kind = xgb.QuantileDMatrix if cache_dir is None else xgb.ExtMemQuantileDMatrix
+    dtrain = kind(ArrowFileIter(train_path, plan, cache_prefix=_prefix(cache_dir, "train")), **options)
+    dvalid = kind(ArrowFileIter(validation_path, plan, cache_prefix=_prefix(cache_dir, "validation")), ref=dtrain,
+                  **options)
     return dtrain, dvalid
+
+
+def _prefix(cache_dir: Path | None, name: str) -> Path | None:
+    return None if cache_dir is None else cache_dir / name

@@ -141,6 +141,10 @@ HYPERPARAMETERS: tuple[Spec, ...] = (
     Spec("early_stopping_rounds", int, 0, "stop after this many rounds without validation improvement; 0: off",
          low=0, high=100_000),
     Spec("nthread", int, 0, "threads per host; 0: all cores", low=0, high=1024),
+    Spec("memory_budget_mb", int, 0, "MiB a host's in-memory matrices may take; when any host's shard would need "
+         "more, every host trains from external memory (ExtMemQuantileDMatrix cached on the spill volume, hist "
+         "only, slower); 0: half the memory the host may use (cgroup limit or RAM); 1: always external memory",
+         low=0, high=2**31 - 1),
     # --- cluster and checkpoints ---------------------------------------------------------------------
     Spec("tracker_port", int, 9099, "port of the XGBoost tracker on the first host", low=1024, high=65_535),
     Spec("collective_timeout", int, 600,

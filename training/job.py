@@ -23,10 +23,11 @@ from training.cluster import Cluster, allreduce_sum, broadcast, collective, erro
 from training.columns import ColumnPlan
 from training.contract import MODEL_FILE, SECRET_ID_ENV
 from training.credentials import SnowflakeCredentials, read_secret
-from training.dataset import build_matrices
+from training.dataset import CACHE_DIR, build_matrices
 from training.errors import ClusterError, ConfigError, DataError, Interrupted
 from training.hyperparameters import Hyperparameters
 from training.lineage import SnowflakeLineage
+from training.memory import choose_matrices
 from training.model import PLAN_ATTRIBUTE, embed_plan
 from training.names import resolve_table
 from training.recorder import NO_RECORDER, RunRecorder
@@ -94,9 +95,11 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, recorder: RunRecorder =
         rows_per_host = _check_totals(shard, plan, cluster, hps, share)
         _check_classes(columns, hps)
         query_ids = gather(shard.query_ids, cluster)
+        outputs = len(columns.classes or []) if hps.multiclass else 1
+        choice = choose_matrices(shard.rows, len(columns.features), outputs, hps, cluster)
         started = time.monotonic()
         dtrain, dvalid = build_matrices(shard.train_path, shard.validation_path, columns, hps["max_bin"],
-                                        hps["nthread"])
+                                        hps["nthread"], spec.spill_dir / CACHE_DIR if choice.external else None)
         durations["build_seconds"] = time.monotonic() - started
         started = time.monotonic()
         booster, rounds = _train(spec, columns, dtrain, dvalid, cluster, stop, recorder)

@@ -1,0 +1,107 @@
+"""The memory budget and the choice of matrices: in memory while the shard fits, external memory on
+every host as soon as one host's shard does not."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from training import memory
+from training.cluster import Cluster
+from training.errors import HyperparameterError
+from training.hyperparameters import parse_hyperparameters
+from training.memory import MIB, choose_matrices, matrix_bytes, memory_budget, memory_limit
+
+MEMINFO = "MemTotal:       16384000 kB\nMemFree:         8000000 kB\nMemAvailable:   12000000 kB\n"
+TOTAL = 16_384_000 * 1024
+ONE_HOST = Cluster(("algo-1",), "algo-1")
+
+
+def _hps(**values: object):
+    return parse_hyperparameters({"table": "T", "target": "Y", **{k: str(v) for k, v in values.items()}})
+
+
+@pytest.mark.parametrize(("v2", "v1", "expected"), [
+    (None, None, TOTAL),  # no cgroup files: the machine's memory
+    ("max\n", None, TOTAL),  # cgroup v2 without a limit
+    ("4294967296\n", None, 4 * 1024 * MIB),  # cgroup v2 limit below RAM
+    (None, "9223372036854771712\n", TOTAL),  # cgroup v1 "unlimited"
+    (None, "2147483648\n", 2 * 1024 * MIB),  # cgroup v1 limit below RAM
+    ("99999999999999\n", None, TOTAL),  # a limit above RAM cannot be used
+    ("max", "1073741824", 1024 * MIB),  # the lowest limit wins
+])
+def test_memory_limit_is_the_lowest_limit_that_is_set(v2, v1, expected):
+    assert memory_limit(MEMINFO, v2, v1) == expected
+
+
+def test_memory_limit_needs_memtotal():
+    with pytest.raises(ValueError, match="MemTotal"):
+        memory_limit("MemFree: 1 kB\n")
+
+
+def test_budget_is_the_hyperparameter_or_half_the_limit():
+    assert memory_budget(300, limit_bytes=TOTAL) == 300 * MIB
+    assert memory_budget(0, limit_bytes=8 * 1024 * MIB) == 4 * 1024 * MIB
+    assert memory_budget(0) == int(memory.read_memory_limit() * memory.BUDGET_FRACTION)  # this machine
+
+
+def test_estimate_grows_with_rows_features_bins_and_classes():
+    base = matrix_bytes(1_000_000, 8, 256)
+    assert matrix_bytes(2_000_000, 8, 256) == 2 * base
+    assert matrix_bytes(1_000_000, 16, 256) > base
+    assert matrix_bytes(1_000_000, 8, 1024) > base  # 2-byte bin indices
+    assert matrix_bytes(1_000_000, 8, 256, outputs=5) > base  # a gradient per class
+    assert 40 * 1_000_000 < base < 60 * 1_000_000  # ~48 bytes a row for 8 features
+
+
+def test_a_shard_within_the_budget_stays_in_memory(caplog):
+    rows = 10_000
+    with caplog.at_level(logging.INFO, logger="training.memory"):
+        choice = choose_matrices(rows, 8, 1, _hps(memory_budget_mb=100), ONE_HOST)
+    assert not choice.external and choice.kind == "QuantileDMatrix"
+    assert choice.budget_bytes == 100 * MIB and choice.largest_bytes == matrix_bytes(rows, 8, 256)
+    assert "matrices: QuantileDMatrix (in memory)" in caplog.text and "budget of 100 MiB" in caplog.text
+
+
+def test_budget_1_forces_external_memory(caplog):
+    with caplog.at_level(logging.INFO, logger="training.memory"):
+        choice = choose_matrices(100_000, 8, 1, _hps(memory_budget_mb=1), ONE_HOST)
+    assert choice.external and choice.kind == "ExtMemQuantileDMatrix" and choice.hosts_over == 1
+    assert "matrices: ExtMemQuantileDMatrix (external memory" in caplog.text
+    assert "~5 MiB in memory vs 1 MiB" in caplog.text
+
+
+def _peers(monkeypatch, over: list[int], estimates: list[int]) -> None:
+    """The other hosts' flags and estimates, as XGBoost's all-reduce would combine them."""
+    monkeypatch.setattr(memory, "allreduce_sum", lambda values, cluster: values + np.array([sum(over)]))
+    monkeypatch.setattr(memory, "allreduce_max", lambda values, cluster: np.maximum(values, max(estimates)))
+
+
+def test_one_host_over_budget_turns_every_host_to_external_memory(monkeypatch, caplog):
+    follower = Cluster(("algo-1", "algo-2"), "algo-2")
+    _peers(monkeypatch, over=[1], estimates=[900 * MIB])  # the other host's shard is over
+    with caplog.at_level(logging.INFO, logger="training.memory"):
+        choice = choose_matrices(1_000, 8, 1, _hps(memory_budget_mb=500), follower)
+    assert choice.external and choice.hosts_over == 1 and choice.largest_bytes == 900 * MIB
+    assert not caplog.text  # only the leader logs the choice
+
+
+def test_no_host_over_budget_keeps_every_host_in_memory(monkeypatch):
+    _peers(monkeypatch, over=[0], estimates=[1 * MIB])
+    choice = choose_matrices(1_000, 8, 1, _hps(memory_budget_mb=500), Cluster(("algo-1", "algo-2"), "algo-1"))
+    assert not choice.external and choice.hosts_over == 0
+
+
+def test_external_memory_needs_hist():
+    with pytest.raises(HyperparameterError, match="tree_method=approx cannot train from external memory.*"
+                                                  "use tree_method=hist, raise memory_budget_mb"):
+        choose_matrices(100_000, 8, 1, _hps(memory_budget_mb=1, tree_method="approx"), ONE_HOST)
+    assert not choose_matrices(10, 8, 1, _hps(memory_budget_mb=100, tree_method="approx"), ONE_HOST).external
+
+
+def test_memory_budget_mb_is_validated():
+    assert _hps()["memory_budget_mb"] == 0
+    with pytest.raises(HyperparameterError, match="'memory_budget_mb' must be an integer in"):
+        _hps(memory_budget_mb=-1)

@@ -1,0 +1,157 @@
+"""How much memory a host may give XGBoost's matrices, and how much its shard would take.
+
+A host whose shard would not fit trains from external memory (XGBoost's
+``ExtMemQuantileDMatrix``, cached on the spill volume) instead of in-memory ``QuantileDMatrix``.
+Every host must make the same choice: the quantile sketch is all-reduced, and a host building the
+other kind of matrix would join a different collective call. :func:`choose_matrices` decides
+once for all hosts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from training.cluster import Cluster, allreduce_max, allreduce_sum
+from training.errors import HyperparameterError
+from training.hyperparameters import Hyperparameters
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+
+MEMINFO = Path("/proc/meminfo")
+"""The machine's memory (``MemTotal``), when no cgroup limit is lower."""
+CGROUP_V2_MAX = Path("/sys/fs/cgroup/memory.max")
+"""The container's memory limit under cgroup v2 (``max`` when unlimited)."""
+CGROUP_V1_LIMIT = Path("/sys/fs/cgroup/memory/memory.limit_in_bytes")
+"""The container's memory limit under cgroup v1 (a huge number when unlimited)."""
+
+BUDGET_FRACTION = 0.5
+"""Share of the process's memory limit the matrices may take by default (``memory_budget_mb=0``).
+
+The estimate (:func:`matrix_bytes`) counts what stays resident while training. The other half
+covers what it does not count: building a ``QuantileDMatrix`` holds the sketch and one batch's
+float copy besides the growing index, the Python runtime with pyarrow and XGBoost takes a few
+hundred MiB, the tracker and MLflow client run in the same process, and the memory-mapped spill
+files' pages are charged to the container while they are read. Measured (docs/reliability.md,
+"Shards larger than memory"): the process's anonymous memory grew by 1.3x to 1.4x the estimate.
+"""
+
+_ROW_BYTES = 8 + 4 + 4 + 4
+"""Per row, besides the features: the index's row pointer (8), label (4), weight slot (4) and
+the hist updater's row partition (4)."""
+_OUTPUT_BYTES = 8 + 4
+"""Per row and model output (class): the gradient pair (2 x float32) and the prediction cache."""
+
+
+def memory_limit(meminfo: str, cgroup_v2: str | None = None, cgroup_v1: str | None = None) -> int:
+    """Bytes this process may use: the lowest of ``MemTotal`` and any cgroup limit that is set.
+
+    The arguments are the files' texts (None when a file is absent); ``max`` (v2) or a value at
+    or above ``MemTotal`` (v1's "unlimited" is about 2^63) means no limit.
+    """
+    total = _mem_total(meminfo)
+    limits = [total]
+    for text in (cgroup_v2, cgroup_v1):
+        value = (text or "").strip()
+        if value.isdigit() and 0 < int(value) < total:
+            limits.append(int(value))
+    return min(limits)
+
+
+def _mem_total(meminfo: str) -> int:
+    for line in meminfo.splitlines():
+        name, _, rest = line.partition(":")
+        if name.strip() == "MemTotal":
+            number, *unit = rest.split()
+            return int(number) * (1024 if unit == ["kB"] else 1)
+    raise ValueError("no MemTotal line in /proc/meminfo")
+
+
+def read_memory_limit() -> int:
+    """:func:`memory_limit` of this machine (reads /proc/meminfo and the cgroup files)."""
+    return memory_limit(MEMINFO.read_text(), *(_read(path) for path in (CGROUP_V2_MAX, CGROUP_V1_LIMIT)))
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+def memory_budget(budget_mb: int, limit_bytes: int | None = None) -> int:
+    """Bytes the matrices may take: ``budget_mb`` MiB, or when 0 a share of the memory limit."""
+    if budget_mb > 0:
+        return budget_mb * MIB
+    limit = read_memory_limit() if limit_bytes is None else limit_bytes
+    return int(limit * BUDGET_FRACTION)
+
+
+def matrix_bytes(rows: int, features: int, max_bin: int, outputs: int = 1) -> int:
+    """Estimated resident bytes of a shard's in-memory matrices while training (dense upper bound).
+
+    XGBoost's CPU ``QuantileDMatrix`` keeps every value as a bin index (1 byte up to 256 bins, 2
+    up to 65,536) twice, row-wise and column-wise, plus per-row metadata; training adds a gradient
+    pair and a cached prediction per row and output. The spill files' size (4 bytes per value) is
+    not used: it overstates wide tables about twofold. Missing values make the real index smaller.
+    """
+    index_bytes = 1 if max_bin <= 256 else 2
+    return rows * (2 * features * index_bytes + _ROW_BYTES + outputs * _OUTPUT_BYTES)
+
+
+@dataclass(frozen=True)
+class MatrixChoice:
+    """Which matrices the hosts build, decided once for all of them."""
+
+    external: bool
+    largest_bytes: int  # the largest host shard's estimate
+    budget_bytes: int  # this host's budget
+    hosts_over: int  # hosts whose shard is over their budget
+
+    @property
+    def kind(self) -> str:
+        return "ExtMemQuantileDMatrix" if self.external else "QuantileDMatrix"
+
+    def describe(self) -> str:
+        """One log line: the kind and why (sizes in MiB)."""
+        largest, budget = self.largest_bytes / MIB, self.budget_bytes / MIB
+        if self.external:
+            return (f"matrices: {self.kind} (external memory, cached on the spill volume): {self.hosts_over} host(s) "
+                    f"over the memory budget, largest shard ~{largest:,.0f} MiB in memory vs {budget:,.0f} MiB "
+                    "(memory_budget_mb)")
+        return (f"matrices: {self.kind} (in memory): largest shard ~{largest:,.0f} MiB in memory, within the budget "
+                f"of {budget:,.0f} MiB (memory_budget_mb)")
+
+
+def over_budget(estimate_bytes: int, budget_bytes: int) -> bool:
+    """True when a shard's matrices would not fit in the budget."""
+    return estimate_bytes > budget_bytes
+
+
+def choose_matrices(rows: int, features: int, outputs: int, hps: Hyperparameters, cluster: Cluster) -> MatrixChoice:
+    """External memory on every host as soon as one host's shard is over its budget.
+
+    ``rows`` is this host's shard (training and validation), ``outputs`` the model's outputs per
+    row (classes of a ``multi:*`` objective, else 1); the budget is ``memory_budget_mb``.
+    Collective: every host must call it at the same point. The leader logs the choice. External
+    memory needs ``tree_method=hist``: otherwise every host raises the same
+    :class:`~training.errors.HyperparameterError`.
+    """
+    estimate = matrix_bytes(rows, features, hps["max_bin"], outputs)
+    budget = memory_budget(hps["memory_budget_mb"])
+    over = int(over_budget(estimate, budget))
+    hosts_over = int(allreduce_sum(np.array([over], dtype=np.int64), cluster)[0])
+    largest = int(allreduce_max(np.array([estimate], dtype=np.int64), cluster)[0])
+    choice = MatrixChoice(hosts_over > 0, largest, budget, hosts_over)
+    if cluster.leader:
+        log.info("%s", choice.describe())
+    if choice.external and hps["tree_method"] != "hist":
+        raise HyperparameterError(f"tree_method={hps['tree_method']} cannot train from external memory, which this "
+                                  f"job needs ({choice.hosts_over} host(s) over memory_budget_mb): use "
+                                  "tree_method=hist, raise memory_budget_mb, or add hosts")
+    return choice
