@@ -136,7 +136,9 @@ HYPERPARAMETERS: tuple[Spec, ...] = (
     Spec("eval_metric", str, "",
          "comma-separated evaluation metrics; the first drives early stopping; empty: rmse for regression, "
          "logloss for binary:*, mlogloss for multi:*"),
-    Spec("tree_method", str, "hist", "tree construction algorithm", choices=("hist", "approx"), xgboost=True),
+    Spec("tree_method", str, "hist", "tree construction algorithm: the job trains with hist (XGBoost's QuantileDMatrix, "
+         "which bounds memory, trains with hist only); approx, exact and auto are accepted and train as hist",
+         choices=("hist", "approx", "exact", "auto"), xgboost=True),
     Spec("seed", int, 0, "random seed", low=0, high=2**31 - 1, xgboost=True),
     Spec("early_stopping_rounds", int, 0, "stop after this many rounds without validation improvement; 0: off",
          low=0, high=100_000),
@@ -201,6 +203,7 @@ class Hyperparameters:
     def xgboost_params(self) -> dict[str, Any]:
         """The parameters every host passes to ``xgb.train`` (identical on all hosts)."""
         params = {s.name: self.values[s.name] for s in HYPERPARAMETERS if s.xgboost}
+        params["tree_method"] = "hist"  # what QuantileDMatrix trains with; see the tree_method spec
         params["eval_metric"] = self.eval_metrics
         if self.values["nthread"]:
             params["nthread"] = self.values["nthread"]

@@ -81,6 +81,9 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, recorder: RunRecorder =
     stop = stop or StopFlag()
     log.info("xgboost %s, project %s, host %s is rank %d of %d", xgb.__version__, __version__,
              cluster.current_host, cluster.rank, cluster.size)
+    if cluster.leader and hps["tree_method"] != "hist":
+        log.warning("tree_method=%s trains as hist: the job builds XGBoost's QuantileDMatrix from the spilled "
+                    "shard (bounded memory), which trains with hist only", hps["tree_method"])
     recorder.check_reachable()  # before any data is fetched
     recorder.start(dict(hps.values))
     creds = _credentials(spec.environ)

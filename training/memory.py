@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 from training.cluster import Cluster, allreduce_max, allreduce_sum
-from training.errors import HyperparameterError
 from training.hyperparameters import Hyperparameters
 
 log = logging.getLogger(__name__)
@@ -138,20 +137,19 @@ def choose_matrices(rows: int, features: int, outputs: int, hps: Hyperparameters
 
     ``rows`` is this host's shard (training and validation), ``outputs`` the model's outputs per
     row (classes of a ``multi:*`` objective, else 1); the budget is ``memory_budget_mb``.
-    Collective: every host must call it at the same point. The leader logs the choice. External
-    memory needs ``tree_method=hist``: otherwise every host raises the same
-    :class:`~training.errors.HyperparameterError`.
+    Collective: every host must call it at the same point. The leader logs the choice.
     """
     estimate = matrix_bytes(rows, features, hps["max_bin"], outputs)
     budget = memory_budget(hps["memory_budget_mb"])
     over = int(over_budget(estimate, budget))
     hosts_over = int(allreduce_sum(np.array([over], dtype=np.int64), cluster)[0])
     largest = int(allreduce_max(np.array([estimate], dtype=np.int64), cluster)[0])
-    choice = MatrixChoice(hosts_over > 0, largest, budget, hosts_over)
+    choice = combine(hosts_over, largest, budget)
     if cluster.leader:
         log.info("%s", choice.describe())
-    if choice.external and hps["tree_method"] != "hist":
-        raise HyperparameterError(f"tree_method={hps['tree_method']} cannot train from external memory, which this "
-                                  f"job needs ({choice.hosts_over} host(s) over memory_budget_mb): use "
-                                  "tree_method=hist, raise memory_budget_mb, or add hosts")
     return choice
+
+
+def combine(hosts_over: int, largest_bytes: int, budget_bytes: int) -> MatrixChoice:
+    """The job's choice from the all-reduced counts: external memory as soon as one host is over."""
+    return MatrixChoice(hosts_over > 0, largest_bytes, budget_bytes, hosts_over)

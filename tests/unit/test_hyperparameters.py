@@ -79,3 +79,16 @@ def test_table_has_unique_names_and_help():
     names = [s.name for s in HYPERPARAMETERS]
     assert len(names) == len(set(names))
     assert all(s.help for s in HYPERPARAMETERS)
+
+
+@pytest.mark.parametrize("method", ["approx", "exact", "auto"])
+def test_a_built_in_tree_method_is_accepted_and_trains_as_hist(method: str) -> None:
+    """QuantileDMatrix refuses approx and exact ('Only the hist tree method can use QuantileDMatrix')."""
+    import numpy as np
+    import xgboost as xgb
+
+    params = parse_hyperparameters({"table": "T", "target": "Y", "tree_method": method}).xgboost_params()
+    assert params["tree_method"] == "hist"
+    rng = np.random.default_rng(0)
+    matrix = xgb.QuantileDMatrix(rng.normal(size=(200, 3)), rng.normal(size=200), max_bin=16)
+    assert xgb.train({**params, "max_bin": 16}, matrix, num_boost_round=2).num_boosted_rounds() == 2

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 import pytest
 
 from training import memory
 from training.cluster import Cluster
 from training.errors import HyperparameterError
 from training.hyperparameters import parse_hyperparameters
-from training.memory import MIB, choose_matrices, matrix_bytes, memory_budget, memory_limit
+from training.memory import MIB, choose_matrices, combine, matrix_bytes, memory_budget, memory_limit
 
 MEMINFO = "MemTotal:       16384000 kB\nMemFree:         8000000 kB\nMemAvailable:   12000000 kB\n"
 TOTAL = 16_384_000 * 1024
@@ -73,32 +72,17 @@ def test_budget_1_forces_external_memory(caplog):
     assert "~5 MiB in memory vs 1 MiB" in caplog.text
 
 
-def _peers(monkeypatch, over: list[int], estimates: list[int]) -> None:
-    """The other hosts' flags and estimates, as XGBoost's all-reduce would combine them."""
-    monkeypatch.setattr(memory, "allreduce_sum", lambda values, cluster: values + np.array([sum(over)]))
-    monkeypatch.setattr(memory, "allreduce_max", lambda values, cluster: np.maximum(values, max(estimates)))
+def test_one_host_over_budget_turns_every_host_to_external_memory():
+    """The choice from the all-reduced counts (a 2-host job forced over budget runs in
+    test_external_memory.py through XGBoost's real collective)."""
+    choice = combine(hosts_over=1, largest_bytes=900 * MIB, budget_bytes=500 * MIB)
+    assert choice.external and choice.hosts_over == 1 and choice.kind == "ExtMemQuantileDMatrix"
+    assert "1 host(s) over the memory budget, largest shard ~900 MiB in memory vs 500 MiB" in choice.describe()
 
 
-def test_one_host_over_budget_turns_every_host_to_external_memory(monkeypatch, caplog):
-    follower = Cluster(("algo-1", "algo-2"), "algo-2")
-    _peers(monkeypatch, over=[1], estimates=[900 * MIB])  # the other host's shard is over
-    with caplog.at_level(logging.INFO, logger="training.memory"):
-        choice = choose_matrices(1_000, 8, 1, _hps(memory_budget_mb=500), follower)
-    assert choice.external and choice.hosts_over == 1 and choice.largest_bytes == 900 * MIB
-    assert not caplog.text  # only the leader logs the choice
-
-
-def test_no_host_over_budget_keeps_every_host_in_memory(monkeypatch):
-    _peers(monkeypatch, over=[0], estimates=[1 * MIB])
-    choice = choose_matrices(1_000, 8, 1, _hps(memory_budget_mb=500), Cluster(("algo-1", "algo-2"), "algo-1"))
-    assert not choice.external and choice.hosts_over == 0
-
-
-def test_external_memory_needs_hist():
-    with pytest.raises(HyperparameterError, match="tree_method=approx cannot train from external memory.*"
-                                                  "use tree_method=hist, raise memory_budget_mb"):
-        choose_matrices(100_000, 8, 1, _hps(memory_budget_mb=1, tree_method="approx"), ONE_HOST)
-    assert not choose_matrices(10, 8, 1, _hps(memory_budget_mb=100, tree_method="approx"), ONE_HOST).external
+def test_no_host_over_budget_keeps_every_host_in_memory():
+    choice = combine(hosts_over=0, largest_bytes=1 * MIB, budget_bytes=500 * MIB)
+    assert not choice.external and choice.kind == "QuantileDMatrix"
 
 
 def test_memory_budget_mb_is_validated():
