@@ -22,6 +22,10 @@ from training.errors import ClusterError, ConfigError
 
 log = logging.getLogger(__name__)
 
+BIND_WAIT_SECONDS = 75.0
+"""How long the leader retries a tracker port in use: TIME_WAIT lasts 60 s on Linux."""
+BIND_RETRY_SECONDS = 2.0
+
 
 @dataclass(frozen=True)
 class Cluster:
@@ -100,23 +104,39 @@ def _start_tracker(address: str, workers: int, port: int, timeout: int) -> Any:
     error:Address already in use", an address not on this host "...:Cannot assign requested
     address". An address Python cannot look up fails earlier, in ``socket.getaddrinfo`` (OSError).
     Anything else is a bug and keeps its traceback.
+
+    A port in use is retried for up to :data:`BIND_WAIT_SECONDS` (or ``timeout``, if shorter): with
+    SageMaker's warm pools a job can start seconds after the last one left the port in TIME_WAIT,
+    which lasts 60 s.
     """
     from xgboost.core import XGBoostError
     from xgboost.tracker import RabitTracker
 
-    try:
-        tracker = RabitTracker(n_workers=workers, host_ip=address, port=port, sortby="task", timeout=timeout)
-        tracker.start()
-    except (XGBoostError, OSError) as err:
-        raise ClusterError(_tracker_message(address, port, err)) from err
+    deadline = time.monotonic() + min(BIND_WAIT_SECONDS, timeout)
+    while True:
+        try:
+            tracker = RabitTracker(n_workers=workers, host_ip=address, port=port, sortby="task", timeout=timeout)
+            tracker.start()
+            break
+        except (XGBoostError, OSError) as err:
+            if not _port_in_use(err) or time.monotonic() >= deadline:
+                raise ClusterError(_tracker_message(address, port, err)) from err
+            log.info("tracker port %d is in use (a previous job's connections may still be closing): trying again",
+                     port)
+            time.sleep(BIND_RETRY_SECONDS)
     log.info("tracker listening on %s:%d for %d hosts", address, port, workers)
     return tracker
 
 
+def _port_in_use(err: BaseException) -> bool:
+    return "address already in use" in str(err).lower()
+
+
 def _tracker_message(address: str, port: int, err: BaseException) -> str:
     cause = error_summary(err)
-    if "address already in use" in str(err).lower():
-        return (f"cannot start the XGBoost tracker on {address}:{port} ({cause}): the port may be in use; "
+    if _port_in_use(err):
+        return (f"cannot start the XGBoost tracker on {address}:{port} ({cause}, still after retrying for "
+                f"{BIND_WAIT_SECONDS:.0f} s or the collective timeout): another process holds the port; "
                 "set the 'tracker_port' hyperparameter to a free port")
     return (f"cannot start the XGBoost tracker on {address}:{port} ({cause}): the first host's name must "
             "resolve to an address of that host; check the job's network configuration")

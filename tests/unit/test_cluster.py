@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -54,8 +57,27 @@ def test_a_port_in_use_names_the_port_and_the_fix():
     message = str(info.value)
     assert f"cannot start the XGBoost tracker on 127.0.0.1:{port}" in message
     assert "Address already in use" in message and "set the 'tracker_port' hyperparameter to a free port" in message
+    assert "still after retrying" in message
     assert "Stack trace" not in message and "[bt]" not in message  # the cause, not XGBoost's native trace
     assert isinstance(info.value.__cause__, XGBoostError)
+
+
+def test_a_port_freed_within_the_wait_is_retried_until_the_tracker_starts(caplog):
+    """A warm-pool restart finds the previous job's port still taken for a few seconds: wait, then start."""
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen(1)
+    port = held.getsockname()[1]
+    threading.Timer(1.0, held.close).start()
+    started = time.monotonic()
+    with caplog.at_level(logging.INFO, logger="training.cluster"):
+        tracker = cluster_module._start_tracker("127.0.0.1", 1, port, timeout=4)  # retries for up to 4 s
+    try:
+        assert time.monotonic() - started < 4
+        assert f"tracker port {port} is in use" in caplog.text and f"tracker listening on 127.0.0.1:{port}" in caplog.text
+    finally:
+        with contextlib.suppress(XGBoostError):  # no worker ever joined this tracker
+            tracker.free()
 
 
 def test_an_address_not_on_this_host_is_not_reported_as_a_port_in_use():
