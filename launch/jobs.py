@@ -35,7 +35,7 @@ import boto3
 from launch import aws
 from launch.settings import Settings
 from launch.tuning_space import search_space
-from training.contract import EXPERIMENT_ENV, SECRET_ID_ENV, TRACKING_URI_ENV
+from training.contract import CONNECTION_ENV, EXPERIMENT_ENV, REGION_ENV, SECRET_ID_ENV, TRACKING_URI_ENV
 from training.errors import ConfigError
 from training.hyperparameters import TuningRange
 
@@ -79,8 +79,13 @@ def check_objective(settings: Settings) -> list[dict[str, str]]:
 
 
 def environment(settings: Settings) -> dict[str, str]:
-    """The job's environment: the secret's id (never a value) and MLflow's settings."""
-    env = {SECRET_ID_ENV: settings.data.snowflake_secret_id}
+    """The job's environment: the secret's id (never a value) or the workload identity connection
+    (no secret in it; with the region the connector signs for), and MLflow's settings."""
+    if settings.data.snowflake_connection:
+        env = {CONNECTION_ENV: json.dumps(settings.data.snowflake_connection, sort_keys=True),
+               REGION_ENV: settings.region}
+    else:
+        env = {SECRET_ID_ENV: settings.data.snowflake_secret_id}
     if settings.mlflow.tracking_uri:
         env[TRACKING_URI_ENV] = settings.mlflow.tracking_uri
     if settings.mlflow.experiment:

@@ -19,6 +19,7 @@ as a silently ignored key). ``launch/settings.example.toml`` is the commented te
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -34,7 +35,7 @@ from launch.validation import (
     EXAMPLE,
     RoleArn,
     RoleArnOrEmpty,
-    SecretId,
+    SecretIdOrEmpty,
     StringList,
     Tags,
     Text,
@@ -49,7 +50,8 @@ from launch.validation import (
     validated_by,
 )
 from training import contract, names
-from training.errors import ConfigError, HyperparameterError
+from training.credentials import parse_connection
+from training.errors import ConfigError, CredentialsError, HyperparameterError
 from training.hyperparameters import SPECS, TuningRange, parse_hyperparameters
 
 if sys.version_info >= (3, 11):
@@ -62,6 +64,8 @@ __all__ = ["EXAMPLE", "SETTINGS_ENV", "Settings", "apply_override", "find_settin
            "settings_from_dict"]
 
 logger = logging.getLogger(__name__)
+
+WORKLOAD_IDENTITY = "workload_identity"
 
 SETTINGS_ENV = "LAUNCH_SETTINGS"
 """Environment variable naming the settings file when ``--settings`` is not given."""
@@ -108,13 +112,28 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
+def _connection(value: Any) -> dict[str, str]:
+    """``[data.snowflake_connection]``: workload identity, checked by the container's own parser."""
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ConfigError("settings [data.snowflake_connection] must be a table of strings: account, warehouse, "
+                          "database, schema, role (user optional)")
+    data = {"auth": WORKLOAD_IDENTITY, **value}
+    try:
+        parse_connection(json.dumps(data))
+    except CredentialsError as err:
+        raise ConfigError(f"settings [data.snowflake_connection]: {err}") from None
+    return data
+
+
 class Data(_Section):
-    """Where the job reads: the Snowflake table and the secret that holds the credentials."""
+    """Where the job reads: the Snowflake table, and how it signs in (a secret, or the job's role)."""
 
     table: Text = Field(description="Snowflake table: NAME, SCHEMA.NAME or DATABASE.SCHEMA.NAME")
     target: Text = Field(description="target (label) column")
-    snowflake_secret_id: SecretId = Field(
-        description="Secrets Manager id or ARN of the Snowflake secret")
+    snowflake_secret_id: SecretIdOrEmpty = Field(
+        "", description="Secrets Manager id or ARN of the Snowflake secret")
+    snowflake_connection: Annotated[dict[str, str], validated_by(_connection)] = Field(
+        default_factory=dict, description="instead of a secret: workload identity (the job's role signs in)")
     features: StringList = Field((), description="feature columns; empty: all but the target")
 
 
@@ -327,11 +346,19 @@ def settings_from_dict(raw: Mapping[str, Any], source: str = "<dict>") -> Settin
 
 
 def _check_rules(settings: Settings) -> None:
+    _check_sign_in(settings.data)
     _check_image(settings.image, settings.region)
     _check_spot(settings.compute, settings.output)
     _check_network(settings.network)
     _check_hyperparameters(settings)
     _check_tuning(settings)
+
+
+def _check_sign_in(data: Data) -> None:
+    if bool(data.snowflake_secret_id) == bool(data.snowflake_connection):
+        raise ConfigError("settings need one way to sign in to Snowflake: data.snowflake_secret_id (a Secrets "
+                          "Manager secret) or [data.snowflake_connection] (workload identity: the job's role, no "
+                          "secret)" + (", not both" if data.snowflake_secret_id else ""))
 
 
 ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr(-fips)?\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+(:[\w.-]{1,128}|@sha256:[0-9a-f]{64})$")

@@ -162,6 +162,9 @@ def _secret_id(value: Any) -> str:
 SecretId = Annotated[str, PlainValidator(_secret_id)]
 """A Secrets Manager secret id or ARN, never the secret itself."""
 
+SecretIdOrEmpty = Annotated[str, PlainValidator(lambda value: "" if value == "" else _secret_id(value))]
+"""A secret id or ARN, or empty (workload identity needs none)."""
+
 
 def _tags(value: Any) -> dict[str, str]:
     if not isinstance(value, dict) or not all(isinstance(v, str | int | float) for v in value.values()):

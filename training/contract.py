@@ -14,6 +14,10 @@ from pathlib import Path
 
 SECRET_ID_ENV = "SNOWFLAKE_SECRET_ID"
 """Id or ARN of the Secrets Manager secret with the Snowflake credentials (never the secret itself)."""
+CONNECTION_ENV = "SNOWFLAKE_CONNECTION"
+"""Instead of a secret: JSON naming where to sign in with workload identity (no secret value in it)."""
+REGION_ENV = "AWS_REGION"
+"""The job's region: boto3's, and the one the connector signs workload identity's STS request for."""
 LOGIN_TIMEOUT_ENV = "SNOWFLAKE_LOGIN_TIMEOUT"
 """Seconds to wait for Snowflake sign-in (default 60): a wrong account fails in bounded time."""
 NETWORK_TIMEOUT_ENV = "SNOWFLAKE_NETWORK_TIMEOUT"
@@ -35,7 +39,7 @@ BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
 SPILL_DIR_ENV = "SPILL_DIR"
 """Where a host spills its shard (default ``<base>/spill``, on the job's ML storage volume)."""
 
-JOB_SETTINGS = (SECRET_ID_ENV, TRACKING_URI_ENV, EXPERIMENT_ENV, REQUIRE_TRACKING_ENV, TUNING_JOB_ENV,
+JOB_SETTINGS = (SECRET_ID_ENV, CONNECTION_ENV, TRACKING_URI_ENV, EXPERIMENT_ENV, REQUIRE_TRACKING_ENV, TUNING_JOB_ENV,
                 JOB_NAME_ENV, BASE_DIR_ENV, SPILL_DIR_ENV)
 """Variables a host sees only when the job passes them (in SageMaker the job's Environment is all
 there is): the local mode never lets a host inherit them from the launching process."""

@@ -1,4 +1,4 @@
-"""Snowflake credentials, read from AWS Secrets Manager.
+"""Snowflake credentials: read from AWS Secrets Manager, or workload identity with no secret at all.
 
 The job's environment carries only the secret's *id* (``SNOWFLAKE_SECRET_ID``); the secret holds
 JSON naming an explicit auth method::
@@ -11,7 +11,14 @@ JSON naming an explicit auth method::
      "token": "..."}                                     # auth = pat (programmatic access token)
 
 Optional ``host``, ``port`` and ``protocol`` override the endpoint (PrivateLink, or the local
-Snowflake of the local mode). Messages name fields and fixes, never values: the secret's values
+Snowflake of the local mode).
+
+Workload identity federation needs no secret: the connector signs an STS ``GetCallerIdentity``
+request with the job's own IAM role and sends that as the proof (``authenticator=
+WORKLOAD_IDENTITY``, ``workload_identity_provider=AWS``). Its configuration is plain JSON in the
+job's environment (``SNOWFLAKE_CONNECTION``: account, warehouse, database, schema, role, optional
+user, ``"auth": "workload_identity"``); a secret field there is refused, since the environment is
+shown by ``DescribeTrainingJob``. Messages name fields and fixes, never values: the secret's values
 stay inside :class:`SnowflakeCredentials`, whose ``repr`` hides them.
 
 Each auth method is one entry of :data:`AUTH_METHODS`: the fields it needs and the connector
@@ -26,7 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from training.contract import SECRET_ID_ENV
+from training.contract import CONNECTION_ENV, SECRET_ID_ENV
 from training.errors import CredentialsError
 
 log = logging.getLogger(__name__)
@@ -48,6 +55,8 @@ class AuthMethod:
     """(the method's secret fields, the secret's id) -> its credential arguments for the connector."""
     optional: tuple[str, ...] = ()
     """Secret fields the method uses when present."""
+    needs_user: bool = True
+    """False: Snowflake finds the user from the proof (workload identity); ``user`` may be left out."""
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -68,10 +77,15 @@ def _token_args(secrets: Mapping[str, str], secret_id: str) -> dict[str, Any]:
     return {"token": secrets["token"]}
 
 
+def _workload_identity_args(secrets: Mapping[str, str], secret_id: str) -> dict[str, Any]:
+    return {"workload_identity_provider": "AWS"}  # the job's role signs; AWS_REGION names the STS region
+
+
 AUTH_METHODS: dict[str, AuthMethod] = {
     "password": AuthMethod("SNOWFLAKE", ("password",), _password_args),
     "keypair": AuthMethod("SNOWFLAKE_JWT", ("private_key",), _keypair_args, optional=("private_key_passphrase",)),
     "pat": AuthMethod("PROGRAMMATIC_ACCESS_TOKEN", ("token",), _token_args),
+    "workload_identity": AuthMethod("WORKLOAD_IDENTITY", (), _workload_identity_args, needs_user=False),
 }
 """The secret's ``auth`` value -> its method (the connector's authenticator names:
 https://docs.snowflake.com/en/developer-guide/python-connector/python-connector-api#connect)."""
@@ -95,8 +109,9 @@ class SnowflakeCredentials:
     def connect_kwargs(self) -> dict[str, Any]:
         """Arguments for ``snowflake.connector.connect`` (secret values included: never log them)."""
         method = AUTH_METHODS[self.auth]
+        user = {"user": self.user} if self.user else {}
         return {
-            "account": self.account, "user": self.user, "warehouse": self.warehouse,
+            "account": self.account, **user, "warehouse": self.warehouse,
             "database": self.database, "schema": self.schema, "role": self.role, **self.endpoint,
             "authenticator": method.authenticator, **method.build(self._secrets, self.secret_id),
         }
@@ -148,40 +163,69 @@ def parse_secret(text: str, secret_id: str = "the secret") -> SnowflakeCredentia
             f"secret {secret_id!r} is not a JSON object: store the Snowflake credentials as JSON "
             f"with the fields {', '.join(REQUIRED_FIELDS)}"
         ) from None
-    missing = [name for name in REQUIRED_FIELDS if not _text(data.get(name))]
+    return _credentials(data, f"secret {secret_id!r}", secret_id)
+
+
+def _credentials(data: dict[str, Any], where: str, secret_id: str) -> SnowflakeCredentials:
+    """Credentials from a parsed JSON object; ``where`` names it in messages."""
+    method = AUTH_METHODS.get(str(data.get("auth") or "").lower())
+    required = [name for name in REQUIRED_FIELDS if name != "user" or method is None or method.needs_user]
+    missing = [name for name in required if not _text(data.get(name))]
     if missing:
-        raise CredentialsError(
-            f"secret {secret_id!r} has no {missing[0]!r} field: add it "
-            f"(required fields: {', '.join(REQUIRED_FIELDS)})"
-        )
-    auth = _auth_method(data, secret_id)
+        raise CredentialsError(f"{where} has no {missing[0]!r} field: add it (required fields: {', '.join(required)})")
+    auth = _auth_method(data, where)
     secrets = {name: str(data[name]) for name in AUTH_METHODS[auth].fields if _text(data.get(name))}
     creds = SnowflakeCredentials(
-        **{name: str(data[name]) for name in REQUIRED_FIELDS if name != "auth"},
-        auth=auth, _secrets=secrets, endpoint=_endpoint(data, secret_id), secret_id=secret_id,
+        **{name: str(data.get(name) or "") for name in REQUIRED_FIELDS if name != "auth"},
+        auth=auth, _secrets=secrets, endpoint=_endpoint(data, where), secret_id=secret_id,
     )
     creds.connect_kwargs()  # build them now: a method that cannot (a bad key) fails before any network call
     return creds
 
 
-def _auth_method(data: dict[str, Any], secret_id: str) -> str:
-    """The secret's ``auth`` (lower case), checked against :data:`AUTH_METHODS` with its required fields."""
+def _auth_method(data: dict[str, Any], where: str) -> str:
+    """The ``auth`` field (lower case), checked against :data:`AUTH_METHODS` with its required fields."""
     auth = str(data["auth"]).lower()
     if auth not in AUTH_METHODS:
-        raise CredentialsError(
-            f"secret {secret_id!r} field 'auth' names an unknown method: use one of {', '.join(AUTH_METHODS)}"
-        )
+        raise CredentialsError(f"{where} field 'auth' names an unknown method: use one of {', '.join(AUTH_METHODS)}")
     absent = [name for name in AUTH_METHODS[auth].required if not _text(data.get(name))]
     if absent:
-        raise CredentialsError(f"secret {secret_id!r} uses auth {auth!r} but has no {absent[0]!r} field: add it")
+        raise CredentialsError(f"{where} uses auth {auth!r} but has no {absent[0]!r} field: add it")
     return auth
+
+
+SECRETLESS_METHODS = tuple(name for name, method in AUTH_METHODS.items() if not method.fields)
+"""Methods whose configuration holds no secret: the only ones allowed in the job's environment."""
+SECRET_FIELDS = tuple(sorted({name for method in AUTH_METHODS.values() for name in method.fields}))
+
+
+def parse_connection(text: str) -> SnowflakeCredentials:
+    """``SNOWFLAKE_CONNECTION``'s JSON: where to sign in with a method that needs no secret."""
+    where = f"{CONNECTION_ENV}"
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise CredentialsError(f"{where} is not a JSON object: set it to JSON with the fields account, warehouse, "
+                               f"database, schema, role and \"auth\": \"{SECRETLESS_METHODS[0]}\"")
+    leaked = [name for name in SECRET_FIELDS if name in data]
+    if leaked:  # never echo the value: it is a credential
+        raise CredentialsError(f"{where} holds a {leaked[0]!r} field: a secret never goes in the job's environment "
+                               f"(DescribeTrainingJob shows it); remove it, and keep secrets in Secrets Manager "
+                               f"({SECRET_ID_ENV})")
+    if _text(data.get("auth")) and str(data["auth"]).lower() not in SECRETLESS_METHODS:
+        raise CredentialsError(f"{where} names auth {str(data['auth']).lower()!r}, which needs a secret: store it in "
+                               f"Secrets Manager and pass {SECRET_ID_ENV}, or use auth "
+                               f"{' or '.join(SECRETLESS_METHODS)}")
+    return _credentials(data, where, where)
 
 
 def _text(value: Any) -> bool:
     return isinstance(value, (str, int)) and str(value).strip() != ""
 
 
-def _endpoint(data: dict[str, Any], secret_id: str) -> dict[str, Any]:
+def _endpoint(data: dict[str, Any], where: str) -> dict[str, Any]:
     endpoint: dict[str, Any] = {}
     if _text(data.get("host")):
         endpoint["host"] = str(data["host"])
@@ -189,7 +233,7 @@ def _endpoint(data: dict[str, Any], secret_id: str) -> dict[str, Any]:
         try:
             endpoint["port"] = int(data["port"])
         except (TypeError, ValueError):
-            raise CredentialsError(f"secret {secret_id!r} field 'port' is not a number: fix it") from None
+            raise CredentialsError(f"{where} field 'port' is not a number: fix it") from None
     if _text(data.get("protocol")):
         endpoint["protocol"] = str(data["protocol"])
     return endpoint

@@ -21,8 +21,8 @@ from training import __version__, snapshot
 from training.checkpoints import CheckpointCallback, StopFlag, resume_point, write_model
 from training.cluster import Cluster, allreduce_sum, broadcast, collective, error_summary, gather
 from training.columns import ColumnPlan
-from training.contract import MODEL_FILE, SECRET_ID_ENV
-from training.credentials import SnowflakeCredentials, read_secret
+from training.contract import CONNECTION_ENV, MODEL_FILE, SECRET_ID_ENV
+from training.credentials import SnowflakeCredentials, parse_connection, read_secret
 from training.dataset import CACHE_DIR, build_matrices
 from training.errors import ClusterError, ConfigError, DataError, Interrupted
 from training.hyperparameters import Hyperparameters
@@ -123,9 +123,15 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, recorder: RunRecorder =
 
 
 def _credentials(environ: Mapping[str, str]) -> SnowflakeCredentials:
-    secret_id = environ.get(SECRET_ID_ENV, "").strip()
+    secret_id, connection = environ.get(SECRET_ID_ENV, "").strip(), environ.get(CONNECTION_ENV, "").strip()
+    if secret_id and connection:
+        raise ConfigError(f"both {SECRET_ID_ENV} and {CONNECTION_ENV} are set: pass one (the secret's id, or the "
+                          "workload identity connection)")
+    if connection:
+        return parse_connection(connection)
     if not secret_id:
-        raise ConfigError(f"{SECRET_ID_ENV} is not set: pass the Snowflake secret's id or ARN in the job's environment")
+        raise ConfigError(f"{SECRET_ID_ENV} is not set: pass the Snowflake secret's id or ARN in the job's environment "
+                          f"(or {CONNECTION_ENV} to sign in with the job's role: workload identity)")
     import boto3
 
     return read_secret(secret_id, boto3.client("secretsmanager"))

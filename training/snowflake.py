@@ -147,7 +147,12 @@ def connect(creds: SnowflakeCredentials, query_tag: str, timeouts: SnowflakeTime
 
 def _connect_message(creds: SnowflakeCredentials, err: Any) -> str:
     text = str(getattr(err, "raw_msg", "") or "").lower()
-    if "incorrect username or password" in text or "jwt" in text or "token" in text or "authenticat" in text:
+    rejected = "incorrect username or password" in text or "jwt" in text or "token" in text or "authenticat" in text
+    if rejected and creds.auth == "workload_identity":
+        return (f"Snowflake rejected the job's role on account {creds.account!r} (auth workload_identity): give a "
+                "Snowflake service user WORKLOAD_IDENTITY = (TYPE = AWS ARN = '<the job's execution role ARN>') "
+                "(ALTER USER ... SET WORKLOAD_IDENTITY), and set AWS_REGION in the job")
+    if rejected:
         return (f"Snowflake rejected the credentials of user {creds.user!r} on account {creds.account!r} "
                 f"(auth {creds.auth}): check the secret's user and {creds.auth} fields")
     return (f"cannot reach Snowflake account {creds.account!r} (errno {getattr(err, 'errno', '?')}): "

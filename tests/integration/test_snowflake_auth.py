@@ -10,7 +10,7 @@ import pytest
 
 from tests import keys
 from tests.helpers import SECRET_PASSWORD
-from training.credentials import parse_secret
+from training.credentials import parse_connection, parse_secret
 from training.snowflake import connect
 
 pytestmark = pytest.mark.slow
@@ -69,5 +69,41 @@ def test_pat(stack):
         assert _query_one(conn) == 1
         assert conn._authenticator == "PROGRAMMATIC_ACCESS_TOKEN"
         assert conn._token == SECRET_PASSWORD and not conn._password
+    finally:
+        conn.close()
+
+
+def test_workload_identity_signs_with_the_jobs_role(stack, monkeypatch):
+    """No secret: the connector signs STS GetCallerIdentity with the process's AWS credentials (here the
+    local stack's) and sends that; fakesnow accepts any sign-in, so the check reads what was signed."""
+    import base64
+
+    from snowflake.connector.auth.workload_identity import AuthByWorkloadIdentity
+
+    sent = {}  # the connector forgets the proof after sign-in: record the login body it sends
+    original = AuthByWorkloadIdentity.update_body
+
+    def spy(self, body):
+        original(self, body)
+        sent.update(body["data"])
+
+    monkeypatch.setattr(AuthByWorkloadIdentity, "update_body", spy)
+    for name, value in stack.aws_env().items():
+        monkeypatch.setenv(name, value)
+    # the connector sends the role's proof only to Snowflake hosts; the local one is added for the test
+    monkeypatch.setenv("SNOWFLAKE_WIF_ALLOWED_HOST_SUFFIXES", "127.0.0.1")
+    secret = stack.snowflake_secret()
+    connection = {k: secret[k] for k in ("account", "warehouse", "database", "schema", "role", "host", "port",
+                                         "protocol")}
+    conn = connect(parse_connection(json.dumps({**connection, "auth": "workload_identity"})), "test-tag")
+    try:
+        assert _query_one(conn) == 1
+        assert conn._authenticator == "WORKLOAD_IDENTITY" and not conn._password
+        assert sent["AUTHENTICATOR"] == "WORKLOAD_IDENTITY" and sent["PROVIDER"] == "AWS"
+        signed = json.loads(base64.b64decode(sent["TOKEN"]))
+        assert "GetCallerIdentity" in signed["url"] and signed["method"] == "POST"
+        authorization = {k.lower(): v for k, v in signed["headers"].items()}["authorization"]
+        assert f"Credential={stack.aws_env()['AWS_ACCESS_KEY_ID']}/" in authorization  # the role's own key
+        assert f"/{stack.aws_env()['AWS_REGION']}/sts/aws4_request" in authorization  # signed for the job's region
     finally:
         conn.close()

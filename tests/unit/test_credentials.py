@@ -5,7 +5,13 @@ import json
 import pytest
 
 from tests import keys
-from training.credentials import AUTH_METHODS, ENDPOINT_FIELDS, REQUIRED_FIELDS, parse_secret
+from training.credentials import (
+    AUTH_METHODS,
+    ENDPOINT_FIELDS,
+    REQUIRED_FIELDS,
+    parse_connection,
+    parse_secret,
+)
 from training.errors import CredentialsError
 
 SECRET_VALUE = "Zq-distinctive-s3cret-7731"
@@ -124,3 +130,28 @@ def test_an_unknown_method_lists_every_entry():
     with pytest.raises(CredentialsError) as info:
         _parse(auth="oauth", **SAMPLES)
     assert str(info.value).endswith(f"names an unknown method: use one of {', '.join(AUTH_METHODS)}")
+
+
+CONNECTION = {"account": "org-acct", "warehouse": "WH", "database": "DB", "schema": "S", "role": "R",
+              "auth": "workload_identity"}
+
+
+def test_workload_identity_needs_no_secret_and_no_user():
+    kwargs = parse_connection(json.dumps(CONNECTION)).connect_kwargs()
+    assert kwargs["authenticator"] == "WORKLOAD_IDENTITY" and kwargs["workload_identity_provider"] == "AWS"
+    assert "user" not in kwargs and not {"password", "token", "private_key"} & set(kwargs)
+    assert parse_connection(json.dumps({**CONNECTION, "user": "svc"})).connect_kwargs()["user"] == "svc"
+
+
+@pytest.mark.parametrize(("change", "fragment"), [
+    ({"password": SECRET_VALUE}, "SNOWFLAKE_CONNECTION holds a 'password' field: a secret never goes in the job's "
+                                 "environment"),
+    ({"token": SECRET_VALUE}, "holds a 'token' field"),
+    ({"auth": "password"}, "names auth 'password', which needs a secret: store it in Secrets Manager and pass "
+                           "SNOWFLAKE_SECRET_ID"),
+    ({"role": ""}, "SNOWFLAKE_CONNECTION has no 'role' field: add it"),
+])
+def test_a_connection_that_would_put_a_secret_in_the_environment_is_refused(change, fragment):
+    with pytest.raises(CredentialsError) as info:
+        parse_connection(json.dumps({**CONNECTION, **change}))
+    assert fragment in str(info.value) and SECRET_VALUE not in str(info.value)

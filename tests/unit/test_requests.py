@@ -147,6 +147,18 @@ def test_tuning_request_is_valid_and_closes_the_sdk_gaps(tuning: dict[str, Any])
     assert tuning["Tags"] == [{"Key": "team", "Value": "ml"}]
 
 
+def test_workload_identity_sends_the_connection_and_the_region_and_no_secret_id(settings: Any) -> None:
+    wif = load_settings(settings.source, ["data.snowflake_secret_id=''", "data.snowflake_connection={account='org-acct', "
+                                          "warehouse='WH', database='DB', schema='S', role='R', user='svc'}"])
+    request = jobs.training_request(wif)
+    validate("CreateTrainingJob", request)
+    env = request["Environment"]
+    assert contract.SECRET_ID_ENV not in env and env[contract.REGION_ENV] == "us-west-2"
+    assert json.loads(env[contract.CONNECTION_ENV]) == {"account": "org-acct", "warehouse": "WH", "database": "DB",
+                                                        "schema": "S", "role": "R", "user": "svc",
+                                                        "auth": "workload_identity"}
+
+
 def test_hyperband_sends_its_resources_and_reverse_logarithmic_stays_within_0_1(settings: Any) -> None:
     hyperband = load_settings(settings.source, [
         "tuning.strategy=Hyperband", "tuning.early_stopping=Off", "tuning.hyperband_min_resource=10",

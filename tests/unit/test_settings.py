@@ -89,6 +89,10 @@ def test_missing_settings_file_names_the_example(tmp_path: Path) -> None:
     (("tuning.ranges.eta={low=0, high=0.3, scaling='Logarithmic'}",), MINIMAL, "hyperparameter 'eta' must be"),
     (("tuning.ranges.nope={low=1, high=2}",), MINIMAL, "'nope' is not a hyperparameter"),
     (("output.s3_path=bucket/out",), MINIMAL, "'output.s3_path' must be"),
+    (("data.snowflake_connection={account='a', warehouse='W', database='D', schema='S', role='R'}",), MINIMAL,
+     "one way to sign in to Snowflake: data.snowflake_secret_id .* or \\[data.snowflake_connection\\].*, not both"),
+    (("data.snowflake_connection={account='a', warehouse='W', database='D', schema='S', role='R', password='pw'}",),
+     MINIMAL, "SNOWFLAKE_CONNECTION holds a 'password' field: a secret never goes in the job's environment"),
     (("region=eu-west-1",), MINIMAL, "'image' is in ECR region 'us-west-2' but 'region' is 'eu-west-1'.*"
                                      "make build-push REGION=eu-west-1"),
     (("image=123456789012.dkr.ecr.us-west-2.amazonaws.com",), MINIMAL, "not a complete ECR image URI"),
