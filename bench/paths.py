@@ -145,7 +145,11 @@ def path_b(config: dict[str, Any], hps: Hyperparameters, creds: SnowflakeCredent
 
 
 def path_c(config: dict[str, Any], hps: Hyperparameters, creds: SnowflakeCredentials) -> tuple[Any, dict]:
-    """Ours, ``read_mode=scan`` on one host: the job's one query, its batches downloaded and spilled."""
+    """Ours, ``read_mode=scan`` on one host: the job's one query, its batches downloaded and spilled.
+
+    Where the build has external memory, the matrices are chosen as the job chooses them
+    (``choose_matrices``): in memory under the default budget, external with ``memory_budget_mb=1`` (path (e)).
+    """
     conn = connect(creds, hps["query_tag"])
     try:
         table_sql = quote_table(hps["table"])
@@ -153,9 +157,14 @@ def path_c(config: dict[str, Any], hps: Hyperparameters, creds: SnowflakeCredent
         result = run_scan(conn, plan, hps)
     finally:
         conn.close()
-    shard = fetch_share(shares(result, 1)[0], plan, hps, Path(config["spill_dir"]), leader=True)
-    return _matrices(shard, plan, hps), {"rows_fetched": shard.rows, "batches": len(result.batches),
-                                         "fetch_s": round(shard.fetch_seconds, 3)}
+    spill_dir = Path(config["spill_dir"])
+    shard = fetch_share(shares(result, 1)[0], plan, hps, spill_dir, leader=True)
+    columns = _columns(shard, plan, hps)
+    cache_dir, extra = _extmem_cache(shard, columns, hps, spill_dir) if extmem_available() else (None, {})
+    dtrain, _dvalid = build_matrices(shard.train_path, shard.validation_path, columns, hps["max_bin"],
+                                     hps["nthread"], *([cache_dir] if cache_dir else []))
+    return dtrain, {"rows_fetched": shard.rows, "batches": len(result.batches),
+                    "fetch_s": round(shard.fetch_seconds, 3), **extra}
 
 
 def path_c_hash(config: dict[str, Any], hps: Hyperparameters, creds: SnowflakeCredentials) -> tuple[Any, dict]:
@@ -167,16 +176,37 @@ def path_c_hash(config: dict[str, Any], hps: Hyperparameters, creds: SnowflakeCr
 
 
 def extmem_available() -> bool:
-    """Whether this build has the external-memory switch that path (e) sets."""
-    return EXTMEM_HYPERPARAMETER in SPECS
+    """Whether this build has external memory: ``memory_budget_mb``, ``choose_matrices``, ``build_matrices(cache_dir=)``."""
+    import importlib.util
+    import inspect
+
+    return (EXTMEM_HYPERPARAMETER in SPECS and importlib.util.find_spec("training.memory") is not None
+            and "cache_dir" in inspect.signature(build_matrices).parameters)
+
+
+def _extmem_cache(shard: Any, columns: Any, hps: Hyperparameters, spill_dir: Path) -> tuple[Path | None, dict]:
+    """The job's choice of matrices on one host (``choose_matrices``) and, if external, its cache folder."""
+    import importlib
+
+    from training import dataset
+    from training.cluster import Cluster
+
+    memory = importlib.import_module("training.memory")  # by name: builds before external memory lack it
+    outputs = len(columns.classes or []) if hps.multiclass else 1
+    choice = memory.choose_matrices(shard.rows, len(columns.features), outputs, hps, Cluster(("bench",), "bench"))
+    return (spill_dir / dataset.CACHE_DIR if choice.external else None), {"matrices": choice.kind}
+
+
+def _columns(shard: Any, plan: ShardPlan, hps: Hyperparameters) -> Any:
+    """The column plan with the vocabularies, as the job agrees them (one host: its own values are the job's)."""
+    vocabularies, _ = merge_vocabularies(plan.columns, [shard.vocabulary.partial()], hps["max_categories"])
+    return plan.columns.with_vocabularies(vocabularies)
 
 
 def _matrices(shard: Any, plan: ShardPlan, hps: Hyperparameters) -> Any:
-    """``build_matrices`` as the job calls it, on one host (its own values are the job's vocabulary)."""
-    vocabularies, _ = merge_vocabularies(plan.columns, [shard.vocabulary.partial()], hps["max_categories"])
-    columns = plan.columns.with_vocabularies(vocabularies)
-    dtrain, _dvalid = build_matrices(shard.train_path, shard.validation_path, columns, hps["max_bin"],
-                                     hps["nthread"])
+    """``build_matrices`` as the job calls it, on one host, in memory."""
+    dtrain, _dvalid = build_matrices(shard.train_path, shard.validation_path, _columns(shard, plan, hps),
+                                     hps["max_bin"], hps["nthread"])
     return dtrain
 
 
