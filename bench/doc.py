@@ -56,10 +56,16 @@ def _paths(results: dict[str, Any]) -> str:
         f"- **{PATH_NAMES['d']}**: the same rows from local Parquet files, training and validation "
         "(`ParquetFile.iter_batches`, 65,536 rows a batch) into `QuantileDMatrix`: no warehouse, no network, "
         "no conversion; the floor on this machine.",
-        f"- **{PATH_NAMES['e']}**: (c) with the hyperparameter `memory_budget_mb=1`, which makes `build_matrices` "
-        "build XGBoost's `ExtMemQuantileDMatrix` (its cache on the spill volume) instead of `QuantileDMatrix`.",
+        f"- **{PATH_NAMES['e']}**: (c) with the hyperparameter `memory_budget_mb=1`, which makes the job's "
+        "`choose_matrices` pick external memory and `build_matrices` build XGBoost's `ExtMemQuantileDMatrix` (its "
+        f"page cache on the spill volume) instead of `QuantileDMatrix`{_kinds(results, 'e')}.",
     ]
     return "\n".join(lines)
+
+
+def _kinds(results: dict[str, Any], path: str) -> str:
+    kinds = sorted({k for m in results["medians"] if m["path"] == path for k in m.get("matrices") or []})
+    return f" (built: {', '.join(kinds)})" if kinds else ""
 
 
 def _chunks(results: dict[str, Any]) -> str:
@@ -80,8 +86,8 @@ def _verdict(results: dict[str, Any]) -> str:
         return "Targets need the paths (b) and (c) at two sizes at least, and the scan jobs."
     if not missed:
         return "Every target is met at the largest size."
-    return ("Missed at the largest size: " + "; ".join(missed) + ". "
-            "*Where the time goes* below says what is ours to cut and what is the stand-in's.")
+    return ("Missed: " + "; ".join(missed) + ". *Where the time goes* below says how to find what is ours to "
+            "cut and what is the stand-in's.")
 
 
 def _paging_cost(results: dict[str, Any]) -> str:

@@ -263,6 +263,7 @@ def medians(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 continue
             row = {"rows": rows, "path": label, "reps": len(group), "rows_train": group[0]["rows_train"],
                    "pages": group[0].get("pages"), "batches": group[0].get("batches"),
+                   "matrices": sorted({r["matrices"] for r in group if r.get("matrices")}),
                    "queries": group[0]["queries"]["data"], "other_statements": group[0]["queries"]["other"]}
             for metric in METRICS:  # training metrics exist only for the repetitions that trained
                 values = [r[metric] for r in group if r.get(metric) is not None]
