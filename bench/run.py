@@ -344,23 +344,23 @@ def _read_lines(path: str) -> list[str]:
         return []
 
 
+def run_config(options: Options, chunks: ChunkSizes) -> dict[str, Any]:
+    """What the run measured with, recorded beside its numbers (the page quotes it)."""
+    return {"sizes": list(options.sizes), "paths": list(options.paths), "reps": options.reps,
+            "train_reps": options.train_reps, "train_max_rows": options.train_max_rows, "num_round": options.num_round,
+            "page_rows": options.page_rows, "chunks": asdict(chunks), "categorical_rows": options.categorical_rows,
+            "query_hosts": list(options.query_hosts), "query_rows": options.query_rows,
+            "query_rounds": options.query_rounds, "scaling_hosts": list(options.scaling_hosts),
+            "scaling_rows": options.scaling_rows, "scaling_rounds": options.scaling_rounds,
+            "rmse_tolerance": options.rmse_tolerance, "hyperparameters": hyperparameters(max(options.sizes), options)}
+
+
 def run(options: Options, argv: list[str]) -> dict[str, Any]:
     options.out.mkdir(parents=True, exist_ok=True)
     labels, skipped = measured_paths(options)
     chunks = ChunkSizes()  # the stand-in's defaults: the page says what they are
     results: dict[str, Any] = {"machine": machine_facts(), "command": "python -m bench.run " + " ".join(argv),
-                               "skipped": skipped,
-                               "config": {"sizes": list(options.sizes), "paths": list(options.paths),
-                                          "reps": options.reps, "chunks": asdict(chunks),
-                                          "query_hosts": list(options.query_hosts), "query_rows": options.query_rows,
-                                          "query_rounds": options.query_rounds,
-                                          "scaling_hosts": list(options.scaling_hosts),
-                                          "scaling_rows": options.scaling_rows,
-                                          "train_reps": options.train_reps, "train_max_rows": options.train_max_rows,
-                                          "scaling_rounds": options.scaling_rounds, "page_rows": options.page_rows,
-                                          "num_round": options.num_round, "categorical_rows": options.categorical_rows,
-                                          "rmse_tolerance": options.rmse_tolerance,
-                                          "hyperparameters": hyperparameters(max(options.sizes), options)}}
+                               "skipped": skipped, "config": run_config(options, chunks)}
     started = time.perf_counter()
     for label, reason in skipped.items():
         log.warning("path (%s) skipped: %s", label, reason)
