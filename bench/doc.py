@@ -132,8 +132,8 @@ Found on the way, and fixed in `training/dataset.py`: a `scan` shard is spilled 
 and the result's first chunks hold hundreds of rows (500, 1,000, 2,000, ... before the split), so
 `ArrowFileIter` handed XGBoost 14 steps for 200,000 training rows, and XGBoost sketches every step
 on its own. It now coalesces them into steps of 65,536 rows: the training matrix took 0.66 CPU s
-instead of 1.3 (1.6-2.0 s of wall instead of 3.5-3.9, on the loaded machine), and the whole
-ingest of (c) went from 17 s to about 2 s at that hour's load. What remains between (c) and (b)
+instead of 1.3 (1.6-2.0 s of wall instead of 3.5-3.9; the same files, the two iterators
+alternated three times in one process). What remains between (c) and (b)
 is the price of bounded memory: ours writes every row once to the spill files and XGBoost reads
 them back in its passes, where (b) converts the whole result to one DataFrame in memory.
 """
