@@ -34,7 +34,7 @@ lint: $(STAMP) ## ruff (Python 3.10 syntax for the container) and hadolint on th
 	$(VENV)/bin/ruff check .
 	@if [ -f Dockerfile ]; then $(VENV)/bin/hadolint Dockerfile; fi
 
-bench: $(STAMP) ## ingest time and peak memory of each path, 1/2/4-host scaling; rewrites docs/benchmarks.md (~20 min)
+bench: $(STAMP) ## ingest time and peak memory of each path, queries per job, 1/2/4-host scan scaling; rewrites docs/benchmarks.md (~30 min)
 	$(PY) -m bench.run --publish
 
 build-push: ## build the training image (linux/amd64), push it to ECR, print its image_uri (REGION= ACCOUNT= REPOSITORY= ALLOW_DIRTY=1)

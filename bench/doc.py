@@ -9,6 +9,7 @@ from bench.report import (
     PATH_NAMES,
     categorical_table,
     markdown_table,
+    queries_table,
     ratio_table,
     rmse_table,
     scaling_table,
@@ -34,37 +35,64 @@ def _machine(results: dict[str, Any]) -> str:
 def _paths(results: dict[str, Any]) -> str:
     largest = max(m["rows"] for m in results["medians"])
     paged = next((m for m in results["medians"] if m["rows"] == largest and m["path"] == "c'"), None)
-    pages = paged["pages"] if paged else "?"
     page_rows = results["config"]["page_rows"]
-    return "\n".join([
+    lines = [
         f"- **{PATH_NAMES['a']}**: `pandas.read_sql(query, conn)` over the connector's connection (rows as "
         "Python tuples), then `xgb.DMatrix(frame[features], label=...)`; the sample notebooks' approach.",
         f"- **{PATH_NAMES['b']}**: `cursor.fetch_pandas_all()` (Arrow to pandas), then `xgb.QuantileDMatrix`.",
-        f"- **{PATH_NAMES['c']}**: the training code's own functions (`parse_hyperparameters`, `describe_table`, "
-        "`plan_shard`, `fetch_shard` with `fetch_pages=1`, `build_matrices`), called as the job calls them: every "
-        "Arrow batch is cast by the column plan (float32 for numbers) and appended to `train.arrow` / `validation.arrow`, then "
-        "`ArrowFileIter` replays the memory-mapped files into `QuantileDMatrix`.",
-        f"- **{PATH_NAMES[chr(99) + chr(39)]}**: the same code with `fetch_pages = ceil(rows / {page_rows:,})` "
-        f"({pages} pages at {largest:,} rows): the shard is fetched, spilled and released one page query at a time.",
+        f"- **{PATH_NAMES['c']}**: the job's default read mode, through the training code's own functions as the "
+        "job calls them on one host: `describe_table`, `plan_shard`, `run_scan` (the job's one query, "
+        "`get_result_batches()`), `shares(result, 1)`, `fetch_share` (the batches downloaded `fetch_threads` = 4 at "
+        "a time, each cast by the column plan, float32 for numbers, and appended to `train.arrow` / "
+        "`validation.arrow`), then `build_matrices` (`ArrowFileIter` replays the memory-mapped files into "
+        "`QuantileDMatrix`).",
+        f"- **{PATH_NAMES['c-hash']}**: `read_mode=hash` on one host: `fetch_shard` with `fetch_pages=1` (the host's "
+        "`MOD(HASH(ID))` query, its result streamed by `fetch_arrow_batches`), the same spill and matrices.",
+    ]
+    if paged:
+        lines.append(f"- **{PATH_NAMES[chr(99) + chr(39)]}**: (c-hash) with `fetch_pages = ceil(rows / {page_rows:,})` "
+                     f"({paged['pages']} pages at {largest:,} rows), kept as a reference.")
+    lines += [
         f"- **{PATH_NAMES['d']}**: the same rows from local Parquet files, training and validation "
         "(`ParquetFile.iter_batches`, 65,536 rows a batch) into `QuantileDMatrix`: no warehouse, no network, "
         "no conversion; the floor on this machine.",
-    ])
+        f"- **{PATH_NAMES['e']}**: (c) with the hyperparameter `memory_budget_mb=1`, which makes the job's "
+        "`choose_matrices` pick external memory and `build_matrices` build XGBoost's `ExtMemQuantileDMatrix` (its "
+        f"page cache on the spill volume) instead of `QuantileDMatrix`{_kinds(results, 'e')}.",
+    ]
+    return "\n".join(lines)
+
+
+def _kinds(results: dict[str, Any], path: str) -> str:
+    kinds = sorted({k for m in results["medians"] if m["path"] == path for k in m.get("matrices") or []})
+    return f" (built: {', '.join(kinds)})" if kinds else ""
+
+
+def _chunks(results: dict[str, Any]) -> str:
+    chunks = results["config"].get("chunks")
+    if not chunks:
+        return "The stand-in's chunk sizes were not recorded in this run."
+    return (f"The local Snowflake answers a result above {chunks['inline_rows']:,} rows as Snowflake does: the first "
+            f"{chunks['inline_rows']:,} rows inline, the rest in chunks the connector downloads, growing x"
+            f"{chunks['growth']:g} from {chunks['first_chunk_rows']:,} rows to at most {chunks['max_chunk_rows']:,} "
+            f"rows ({chunks['max_chunk_bytes'] / 2**20:.0f} MiB) each (`ChunkSizes()`, the stand-in's defaults, "
+            "unchanged for the bench: they give tens of chunks at 1M rows, so a host's memory and the deal of "
+            "batches to hosts are exercised as against Snowflake, whose chunks are larger, 16-160 MB).")
 
 
 def _verdict(results: dict[str, Any]) -> str:
     missed = [t["target"] for t in results["targets"] if not t["met"]]
     if not results["targets"]:
-        return "Targets need the paths (b), (c) and (c') at two sizes at least."
+        return "Targets need the paths (b) and (c) at two sizes at least, and the scan jobs."
     if not missed:
         return "Every target is met at the largest size."
-    return ("Missed at the largest size: " + "; ".join(missed) + ". "
-            "*Where the time goes* below says what is ours to cut and what is the stand-in's.")
+    return ("Missed: " + "; ".join(missed) + ". *Where the time goes* below says how to find what is ours to "
+            "cut and what is the stand-in's.")
 
 
 def _paging_cost(results: dict[str, Any]) -> str:
     largest = max(m["rows"] for m in results["medians"])
-    c = next((m for m in results["medians"] if m["rows"] == largest and m["path"] == "c"), None)
+    c = next((m for m in results["medians"] if m["rows"] == largest and m["path"] == "c-hash"), None)
     cp = next((m for m in results["medians"] if m["rows"] == largest and m["path"] == "c'"), None)
     local = ""
     if c and cp:
@@ -75,71 +103,65 @@ def _paging_cost(results: dict[str, Any]) -> str:
 
 
 PAGING_COST = """\
-Page `j` of host `r` among `n` hosts is the query `... WHERE MOD(ABS(HASH(key)), n*p) = r + n*j`, so
-a job with `p` pages on `n` hosts runs **`n*p` queries**, and every one of them **scans the whole
-table** (the selected columns of every micro-partition): a hash of the key says nothing about a
-micro-partition's min/max metadata, so Snowflake cannot prune any partition for it. With `p = 1`
-the job already scans the table `n` times; paging multiplies the warehouse time by `p` (the scans of
-one job can share a warehouse and run side by side, so the cost is credits more than wall time).
-The result cache does not help: every page is a different query.{local}
-
-On a real warehouse the connector streams a large result in chunks (`fetch_arrow_batches` downloads
-a few chunks ahead, `client_prefetch_threads`), and the reader spills and drops each batch, so a
-host's memory is already bounded by the chunks in flight, not by its shard: **keep
-`fetch_pages = 1` there**, and add hosts (`n`) rather than pages when a shard is too big to train
-on one instance, since hosts also cut training time. Pages are worth their extra scans only where a
-whole result arrives at once, as from this stand-in or a proxy or driver that buffers results:
-then `p` is the smallest number that makes `shard rows / p` fit in memory, and the price is
-`(p - 1) * n` more scans of the table per job. A table clustered on a stored bucket column
-(`MOD(ABS(HASH(key)), 1024)`) would let each page prune to its own micro-partitions instead of
-scanning all of them.
+In `read_mode=hash`, page `j` of host `r` among `n` hosts is the query `... WHERE MOD(ABS(HASH(key)),
+n*p) = r + n*j`, so a job with `p` pages on `n` hosts runs **`n*p` queries**, and every one of them
+**scans the whole table** (the selected columns of every micro-partition): a hash of the key says
+nothing about a micro-partition's min/max metadata, so Snowflake cannot prune any partition for it.
+`read_mode=scan` runs one query whatever `n`, and a host's memory is bounded by the chunks it has in
+flight (`fetch_threads`), so it needs no pages.{local}
 """
 
 
 PROFILE_NOTE = """\
-*A dated note, written by hand on 2026-11-23 (commit 88e09fd) and not re-measured by
-`make bench`: the tables above are regenerated on every run, this section is not. Rerun
-`python -m bench.profile` to check it against today's code.*
+*A dated note, written by hand on 2026-11-30 (commits 035943f and after) and not re-measured by
+`make bench`: the tables above are regenerated on every run, this section is not.*
 
-Measured on the same shared machine (`bench/profile.py` runs one path
-in-process under pyinstrument, which is not a project requirement:
-`.venv/bin/python -m pip install pyinstrument`, then `python -m bench.profile --rows 250000`).
-One ingest of path (c) at 250,000 rows, 4.2 s of wall time:
+`python -m bench.profile --rows 250000 --path c` (or `b`, `c-hash`) runs one ingest of a path
+in-process under pyinstrument (not a project requirement: `.venv/bin/python -m pip install
+pyinstrument`); the numbers below came from the same calls under `cProfile`, on the shared 2-core
+machine (load average 3 to 7), one ingest each after a warm-up, 250,000 rows:
 
-| step | wall s | whose |
+| step of (c), `read_mode=scan` | wall s | whose |
 |---|---:|---|
-| `cursor.execute`: the stand-in runs the query and sends the whole result inline | 1.46 | the stand-in |
-| `fetch_arrow_batches`: base64-decode and read the inline Arrow result | 0.33 | the connector |
-| `_spill`: cast by the column plan (float32 here), split training/validation, append to the IPC files | 0.27 | ours |
-| two connections and `describe_table` | 0.20 | the stand-in |
-| `build_matrices`: `QuantileDMatrix` over `ArrowFileIter` (1.74 s inside XGBoost's C++) | 1.86 | ours + XGBoost |
+| `run_scan`: the stand-in runs the query and cuts the whole result into chunks before it answers | 0.98 | the stand-in |
+| `fetch_share`: 12 batches downloaded 4 at a time, cast, split, appended to the spill files | 0.33 | connector + ours |
+| `build_matrices`: `QuantileDMatrix` over `ArrowFileIter`, training and validation | 0.80 | ours + XGBoost |
+| ingest, all told ((b) on the same table: 2.09 s) | 2.16 | |
 
-The build step used far less CPU than wall time (0.3 CPU s with one thread, 0.7 with two: the
-rest was waiting for a core on the busy machine). One suspect was ours: XGBoost sketches every
-iterator step on its own and `ArrowFileIter` hands it steps of at most 65,536 rows. A standalone
-build of a 3.2M-row matrix from 65,536-row steps used 7.5 - 8.6 CPU s against 4.8 for steps
-coalesced to 262,144 rows, but that was measured at a load average of 5 to 6, where XGBoost's
-threads spin while they wait for each other. End to end, path (c) at 4,000,000 rows with the
-coalesced steps (a patched `ArrowFileIter`, three runs each, same machine and hour) used 8.7 - 9.2
-ingest CPU s against 8.9 - 13.0 today, and the same peak: no gain worth a change, so the reader
-stays as it is.
-
-What remains is the stand-in's: it runs the query and serialises the whole result before the
-first byte arrives, on the same two cores as the client. (These profiles were taken while the
-baselines still read only the training rows; the published medians above come from the later run
-in which every path reads the whole table.)
+Found on the way, and fixed in `training/dataset.py`: a `scan` shard is spilled chunk by chunk,
+and the result's first chunks hold hundreds of rows (500, 1,000, 2,000, ... before the split), so
+`ArrowFileIter` handed XGBoost 14 steps for 200,000 training rows, and XGBoost sketches every step
+on its own. It now coalesces them into steps of 65,536 rows: the training matrix took 0.66 CPU s
+instead of 1.3 (1.6-2.0 s of wall instead of 3.5-3.9; the same files, the two iterators
+alternated three times in one process). What remains between (c) and (b)
+is the price of bounded memory: ours writes every row once to the spill files and XGBoost reads
+them back in its passes, where (b) converts the whole result to one DataFrame in memory.
 """
 
 
+DATA_QUERIES_NOTE = """\
+*data queries*: the `SELECT`s that
+read the table, counted at the stand-in (the schema look-up, `SELECT * ... LIMIT 0`, is not one);
+*result batches*: the batches the path's data query came back in."""
+
+QUERIES_NOTE = """\
+The statements are counted where the warehouse would count them: the local Snowflake logs every
+query request it is sent (`GET /local/queries`, `launch/local/result_chunks.py`). *Data queries*:
+the `SELECT`s that read the table's rows; the other statements are listed by kind (each host looks
+up the table's schema with `SELECT * ... LIMIT 0`, which reads no rows). `scan`: the leader's one
+query, its result batches dealt to the hosts; `hash`: one query per host (times `fetch_pages`)."""
+
+
 def render(results: dict[str, Any]) -> str:
-    """The whole page: machine, command, medians, ratios, targets, plot, RMSE, scaling, costs."""
+    """The whole page: machine, command, paths, medians, ratios, targets, plot, RMSE, queries, scaling, costs."""
     config = results["config"]
     largest = max(config["sizes"])
     return f"""# Benchmarks: a Snowflake table into XGBoost
 
 How fast, and in how much memory, each way of getting a Snowflake table into an XGBoost model
 goes, measured side by side in one run against the local Snowflake (fakesnow's server, reached over
-HTTP by the unmodified `snowflake-connector-python`). Every path runs in its own fresh Python
+HTTP by the unmodified `snowflake-connector-python`, answering large results in chunks as Snowflake
+does). Every path runs in its own fresh Python
 process, which imports the same libraries first; it reads the table, builds the training matrix,
 trains {config['num_round']} rounds with the job's parameters (`eta` 0.1, `max_depth` 6, `max_bin`
 256, `hist`), scores the model and prints one JSON line. Peak memory is the process's `VmHWM` (its resident high-water mark; `ru_maxrss` would inherit the
@@ -168,6 +190,8 @@ bins where the API allows). (a) and (b) split their DataFrame; ours spills the t
 the batches arrive. All paths train on the same rows and are scored on the same rows. The table
 is `ID`, 8 float features `F0..F7`, float target `Y` (`launch/datasets.py`).
 
+{_chunks(results)}
+
 ## Medians
 
 {markdown_table(results)}
@@ -176,7 +200,7 @@ is `ID`, 8 float features `F0..F7`, float target `Y` (`launch/datasets.py`).
 spill, sketch); *ingest CPU*: the CPU seconds of the child's threads over the same span (the server's
 work is not in it). *train*: the {config['num_round']} rounds. *peak MiB, ingest*: the process's peak
 resident memory when the matrix was ready; *whole run*: at the end of training; *after imports*:
-before any data (the libraries alone, the same for every path).
+before any data (the libraries alone, the same for every path). {DATA_QUERIES_NOTE}
 
 ## Ours over the baselines
 
@@ -187,6 +211,8 @@ Below 1: ours is faster or smaller. At the largest size, then at each smaller on
 {chr(10).join(ratio_table(results, rows) + chr(10) for rows in sorted(config['sizes'])[:-1])}
 
 ## Targets
+
+Memory and time at the largest size ({largest:,} rows); balance and queries over every `scan` job below.
 
 {targets_table(results)}
 
@@ -213,12 +239,22 @@ the codes are looked up per batch each time XGBoost reads the iterator
 
 {categorical_table(results)}
 
-## Scaling: one table, 1 to 4 local hosts
+## Warehouse queries per job
 
-The real container program per host (`launch.local.hosts.start_local_job`), {config.get('scaling_rounds', config['num_round'])} rounds, `fetch_pages` 1, the hosts
-sharing this machine's {results['machine']['cores']} cores (each gets `OMP_NUM_THREADS` = cores / hosts). Peak per
-host: the process's `VmHWM`, polled from `/proc`. Wall: start to the last host's exit, fetch,
-collective set-up, matrix, training and model included.
+Real local jobs (the container program per host, `launch.local.hosts.start_local_job`,
+{config.get('query_rounds', '?')} rounds) on the {config.get('query_rows', 0):,}-row table, in each read mode.
+{QUERIES_NOTE}
+
+{queries_table(results)}
+
+## Scaling: one table, 1 to 4 local hosts, `read_mode=scan`
+
+The real container program per host, {config.get('scaling_rounds', config['num_round'])} rounds, the hosts
+sharing this machine's {results['machine']['cores']} cores (each gets `OMP_NUM_THREADS` = cores / hosts). Rows per
+host: each host's own `fetched N rows` line; *spread / largest chunk*: the most and fewest rows of
+any two hosts apart, against the largest batch of the one result (the deal keeps hosts within one
+batch of equal). Peak per host: the process's `VmHWM`, polled from `/proc`. Wall: start to the last
+host's exit, query, fetch, collective set-up, matrix, training and model included.
 
 {scaling_table(results)}
 
@@ -230,13 +266,11 @@ collective set-up, matrix, training and model included.
 {PROFILE_NOTE}
 ## Caveats
 
-- The stand-in returns a whole result as one batch and runs on the same cores as the client, so
-  ingest times include the server's query and serialisation work, and a fetch holds the whole
-  result (or page) in memory at once. Against a real account, network and warehouse time replace
-  the local server's; memory of (c) is then bounded by the chunks in flight.
+- The stand-in runs on the same cores as the client: ingest times include its query, the
+  serialisation of every chunk (it cuts the whole result into chunks before answering) and the
+  chunk downloads over loopback. Against a real account, network and warehouse time replace them.
 - Resident memory counts the pages of the memory-mapped spill files that XGBoost has read
-  (file-backed, so the kernel can drop them under pressure, unlike the heap of (a) and (b)): part
-  of why (c') still grows with the table when its page size does not.
+  (file-backed, so the kernel can drop them under pressure, unlike the heap of (a) and (b)).
 - (a) and (b) keep their DataFrame alive while training, as the sample notebooks do.
 - Timings on a 2-core machine are noisy; the load average at each measurement and the
   repetitions' spread are in `benchmarks.json`.

@@ -9,10 +9,14 @@ Paths (``PATHS``):
 
 - ``a``: the AWS sample's approach, ``pandas.read_sql`` over the connector connection, ``xgb.DMatrix``;
 - ``b``: ``cursor.fetch_pandas_all()`` then ``xgb.QuantileDMatrix``;
-- ``c``: ours, through the training code's own functions (``plan_shard``, ``fetch_shard``,
-  ``build_matrices``); ``fetch_pages`` comes from the config, so path c' is the same code with pages;
+- ``c``: ours in ``read_mode=scan`` on one host, through the training code's own functions as the job
+  calls them (``plan_shard``, ``run_scan``, ``shares(..., 1)``, ``fetch_share``, ``build_matrices``);
+- ``c-hash``: ours in ``read_mode=hash`` (``fetch_shard``); ``fetch_pages`` comes from the config, so
+  the paged reference (c') is the same code with pages;
 - ``d``: the lower bound, the same training rows from a local Parquet file (pyarrow batches into
-  ``QuantileDMatrix``).
+  ``QuantileDMatrix``);
+- ``e``: ours in ``scan`` mode with external memory (``memory_budget_mb=1`` forces XGBoost's
+  ``ExtMemQuantileDMatrix``), where this build has it (:func:`extmem_available`).
 
 Every path does the same work a training job needs: read the whole table, split it into training
 and validation rows by the job's own split hash (the same column our query selects), and build
@@ -42,11 +46,14 @@ import xgboost as xgb
 
 from training.credentials import SnowflakeCredentials, parse_secret
 from training.dataset import build_matrices
-from training.hyperparameters import Hyperparameters, parse_hyperparameters
+from training.hyperparameters import SPECS, Hyperparameters, parse_hyperparameters
+from training.scan import fetch_share, run_scan, shares
 from training.shards import VALIDATION_COLUMN, ShardPlan, fetch_shard, plan_shard, query_parameters
 from training.snowflake import connect, describe_table, quote_column, quote_table
 from training.vocabulary import merge_vocabularies
 
+EXTMEM_HYPERPARAMETER = "memory_budget_mb"
+"""Path (e)'s switch: ``1`` forces external memory (0, the default, derives it from the host's memory)."""
 PARQUET_BATCH_ROWS = 65_536
 """Rows per pyarrow batch in the lower-bound path (the same step as our reader's ``BATCH_ROWS``)."""
 
@@ -138,14 +145,69 @@ def path_b(config: dict[str, Any], hps: Hyperparameters, creds: SnowflakeCredent
 
 
 def path_c(config: dict[str, Any], hps: Hyperparameters, creds: SnowflakeCredentials) -> tuple[Any, dict]:
+    """Ours, ``read_mode=scan`` on one host: the job's one query, its batches downloaded and spilled.
+
+    Where the build has external memory, the matrices are chosen as the job chooses them
+    (``choose_matrices``): in memory under the default budget, external with ``memory_budget_mb=1`` (path (e)).
+    """
+    conn = connect(creds, hps["query_tag"])
+    try:
+        table_sql = quote_table(hps["table"])
+        plan = plan_shard(describe_table(conn, table_sql), hps, table_sql)
+        result = run_scan(conn, plan, hps)
+    finally:
+        conn.close()
+    spill_dir = Path(config["spill_dir"])
+    shard = fetch_share(shares(result, 1)[0], plan, hps, spill_dir, leader=True)
+    columns = _columns(shard, plan, hps)
+    cache_dir, extra = _extmem_cache(shard, columns, hps, spill_dir) if extmem_available() else (None, {})
+    dtrain, _dvalid = build_matrices(shard.train_path, shard.validation_path, columns, hps["max_bin"],
+                                     hps["nthread"], *([cache_dir] if cache_dir else []))
+    return dtrain, {"rows_fetched": shard.rows, "batches": len(result.batches),
+                    "fetch_s": round(shard.fetch_seconds, 3), **extra}
+
+
+def path_c_hash(config: dict[str, Any], hps: Hyperparameters, creds: SnowflakeCredentials) -> tuple[Any, dict]:
+    """Ours, ``read_mode=hash`` on one host (``fetch_pages`` from the config: (c') is this with pages)."""
     plan = _plan(creds, hps)
     shard = fetch_shard(lambda: connect(creds, hps["query_tag"]), plan, 0, 1, hps, Path(config["spill_dir"]))
+    return _matrices(shard, plan, hps), {"rows_fetched": shard.rows, "batches": shard.batches,
+                                         "fetch_s": round(shard.fetch_seconds, 3)}
+
+
+def extmem_available() -> bool:
+    """Whether this build has external memory: ``memory_budget_mb``, ``choose_matrices``, ``build_matrices(cache_dir=)``."""
+    import importlib.util
+    import inspect
+
+    return (EXTMEM_HYPERPARAMETER in SPECS and importlib.util.find_spec("training.memory") is not None
+            and "cache_dir" in inspect.signature(build_matrices).parameters)
+
+
+def _extmem_cache(shard: Any, columns: Any, hps: Hyperparameters, spill_dir: Path) -> tuple[Path | None, dict]:
+    """The job's choice of matrices on one host (``choose_matrices``) and, if external, its cache folder."""
+    import importlib
+
+    from training import dataset
+    from training.cluster import Cluster
+
+    memory = importlib.import_module("training.memory")  # by name: builds before external memory lack it
+    outputs = len(columns.classes or []) if hps.multiclass else 1
+    choice = memory.choose_matrices(shard.rows, len(columns.features), outputs, hps, Cluster(("bench",), "bench"))
+    return (spill_dir / dataset.CACHE_DIR if choice.external else None), {"matrices": choice.kind}
+
+
+def _columns(shard: Any, plan: ShardPlan, hps: Hyperparameters) -> Any:
+    """The column plan with the vocabularies, as the job agrees them (one host: its own values are the job's)."""
     vocabularies, _ = merge_vocabularies(plan.columns, [shard.vocabulary.partial()], hps["max_categories"])
-    columns = plan.columns.with_vocabularies(vocabularies)  # one host: its own values are the job's
-    dtrain, _dvalid = build_matrices(shard.train_path, shard.validation_path, columns, hps["max_bin"],
-                                     hps["nthread"])
-    return dtrain, {"rows_fetched": shard.rows, "queries": len(shard.query_ids), "batches": shard.batches,
-                    "fetch_s": round(shard.fetch_seconds, 3)}
+    return plan.columns.with_vocabularies(vocabularies)
+
+
+def _matrices(shard: Any, plan: ShardPlan, hps: Hyperparameters) -> Any:
+    """``build_matrices`` as the job calls it, on one host, in memory."""
+    dtrain, _dvalid = build_matrices(shard.train_path, shard.validation_path, _columns(shard, plan, hps),
+                                     hps["max_bin"], hps["nthread"])
+    return dtrain
 
 
 class ParquetBatches(xgb.DataIter):
@@ -181,8 +243,9 @@ def path_d(config: dict[str, Any], hps: Hyperparameters, creds: SnowflakeCredent
 
 
 PATHS: dict[str, Callable[[dict[str, Any], Hyperparameters, SnowflakeCredentials], tuple[Any, dict]]] = {
-    "a": path_a, "b": path_b, "c": path_c, "d": path_d,
+    "a": path_a, "b": path_b, "c": path_c, "c-hash": path_c_hash, "d": path_d, "e": path_c,
 }
+"""Path (e) is path (c) run with the external-memory hyperparameter set (see ``bench.run``)."""
 
 
 def rmse_on(booster: xgb.Booster, eval_parquet: Path, features: list[str], target: str) -> float:
@@ -202,7 +265,7 @@ def measure(config: dict[str, Any]) -> dict[str, Any]:
     ingest_s, ingest_peak, cpu1 = time.perf_counter() - started, peak_mib(), cpu_s()
     result = {"path": config["label"], "rows_train": dtrain.num_row(), "ingest_s": round(ingest_s, 3),
               "base_mib": round(base, 1), "ingest_peak_mib": round(ingest_peak, 1),
-              "ingest_cpu_s": round(cpu1 - cpu0, 3), "pages": hps["fetch_pages"] if config["path"] == "c" else None,
+              "ingest_cpu_s": round(cpu1 - cpu0, 3), "pages": hps["fetch_pages"] if config["path"] == "c-hash" else None,
               "train_s": None, "total_s": None, "train_cpu_s": None, "peak_mib": None, "rmse": None, **extra}
     if config.get("train", True):
         started = time.perf_counter()

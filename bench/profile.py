@@ -1,6 +1,6 @@
-"""Where path (c)'s ingest time goes: ``python -m bench.profile --rows 1000000 [--pages N]``.
+"""Where path (c)'s ingest time goes: ``python -m bench.profile --rows 1000000 [--path c|b|c-hash] [--pages N]``.
 
-Seeds a synthetic table in its own local Snowflake, then runs path (c) (or (b), for comparison)
+Seeds a synthetic table in its own local Snowflake, then runs path (c) (or (b), or (c-hash), to compare)
 in this process under pyinstrument and writes the call tree as text (and HTML) under ``--out``.
 pyinstrument is not a project requirement: ``.venv/bin/python -m pip install pyinstrument``.
 The first ingest warms the server and the page cache; the second one is profiled.
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from bench import paths
-from bench.run import DEFAULT_OUT, SEED, hyperparameters, parse_options, table_name
+from bench.run import DEFAULT_OUT, SEED, parse_options, path_hyperparameters, table_name
 from launch.local.services import LocalStack
 
 
@@ -28,7 +28,8 @@ def profile_path(rows: int, path: str, pages: int, out: Path) -> Path:
         files = workdir / "files"
         files.mkdir(parents=True, exist_ok=True)
         config = {"secret": stack.snowflake_secret(), "train_parquet": str(files / "train.parquet"),
-                  "eval_parquet": str(files / "eval.parquet"), "hyperparameters": hyperparameters(rows, options, pages)}
+                  "eval_parquet": str(files / "eval.parquet"),
+                  "hyperparameters": {**path_hyperparameters(path, rows, options), "fetch_pages": str(pages)}}
         setup = paths.setup(config)
         config.update(label=path, path=path, features=setup["features"], spill_dir=str(workdir / "spill"),
                       train=False)

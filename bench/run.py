@@ -1,15 +1,19 @@
-"""``make bench``: ingest time and peak memory of each path at several table sizes, then scaling.
+"""``make bench``: ingest time and peak memory of each path at several table sizes, queries per job, scaling.
 
 For every size it seeds a synthetic table (``ID``, ``F0``..``F7``, ``Y``) in one local Snowflake
-(fakesnow's server, behind the unmodified connector), writes the lower bound's Parquet file and
-the common evaluation rows, and measures each path in its own fresh process, ``--reps`` times,
-interleaved (a b c c' d, a b c c' d, ...). The server keeps every query result in memory for its
-lifetime, so it is restarted after each repetition; only the client processes are measured.
-Then it trains the largest table with 1, 2 and 4 local hosts, and writes ``results.json``,
-``results.md`` and ``memory.png`` under ``--out`` (``--publish``: also ``docs/benchmarks*``).
+(fakesnow's server behind the unmodified connector, answering large results in chunks as
+Snowflake does, at the default :class:`~launch.local.result_chunks.ChunkSizes`), writes the lower
+bound's Parquet file and the common evaluation rows, and measures each path in its own fresh
+process, ``--reps`` times, interleaved (a b c c-hash d e, a b c c-hash d e, ...). The server keeps
+every query result in memory for its lifetime, so it is restarted after each repetition; only the
+client processes are measured. Each path's warehouse queries are counted at the stand-in.
+Then it runs real local jobs: ``scan`` and ``hash`` on 1, 2 and 4 hosts (queries per job, counted
+at the stand-in), and the largest table in ``scan`` on 1, 2 and 4 hosts (rows and peak per host,
+wall), and writes ``results.json``, ``results.md`` and ``memory.png`` under ``--out``
+(``--publish``: also ``docs/benchmarks*``).
 
     python -m bench.run                                  # 250k, 1M, 4M rows, 3 repetitions
-    python -m bench.run --sizes 20000 --reps 1 --page-rows 5000 --scaling-hosts 2 --out /tmp/b
+    python -m bench.run --sizes 20000 --reps 1 --query-hosts 2 --scaling-hosts 2 --out /tmp/b
 """
 
 from __future__ import annotations
@@ -25,13 +29,14 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from bench import report
-from bench.scaling import run_scaling
+from bench.scaling import balance, count_queries, run_scaling
+from launch.local.result_chunks import ChunkSizes
 from launch.local.services import DATABASE, SCHEMA, LocalStack
 from training import contract
 
@@ -40,8 +45,13 @@ log = logging.getLogger("bench")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / "bench" / "results"
 SEED = 0
-PATH_LABELS = ("a", "b", "c", "c'", "d")
-"""(a) read_sql + DMatrix, (b) fetch_pandas_all + QuantileDMatrix, (c) ours, (c') ours paged, (d) Parquet."""
+PATH_LABELS = ("a", "b", "c", "c-hash", "c'", "d", "e")
+"""(a) read_sql + DMatrix, (b) fetch_pandas_all + QuantileDMatrix, (c) ours in scan, (c-hash) ours in hash,
+(c') ours in hash, paged (a reference, off by default), (d) Parquet, (e) ours in scan with external memory."""
+DEFAULT_PATHS = "a,b,c,c-hash,d,e"
+HASH_PATHS = ("c-hash", "c'")
+EXTMEM_MISSING = "external memory not available in this build"
+READ_MODES = ("scan", "hash")
 METRICS = ("ingest_s", "train_s", "total_s", "process_s", "ingest_cpu_s", "train_cpu_s", "load_1m", "base_mib",
            "ingest_peak_mib", "peak_mib", "rmse")
 SECRET_ID = "bench/snowflake"
@@ -53,6 +63,7 @@ class Options:
     """What one benchmark run measures (see ``--help``)."""
 
     sizes: tuple[int, ...]
+    paths: tuple[str, ...]
     reps: int
     train_reps: int
     train_max_rows: int
@@ -61,6 +72,9 @@ class Options:
     num_round: int
     scaling_rows: int
     scaling_hosts: tuple[int, ...]
+    query_hosts: tuple[int, ...]
+    query_rows: int
+    query_rounds: int
     categorical_rows: int
     out: Path
     workdir: Path
@@ -71,6 +85,8 @@ class Options:
 def parse_options(argv: list[str]) -> Options:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="250000,1000000,4000000", help="table sizes in rows, comma-separated")
+    parser.add_argument("--paths", default=DEFAULT_PATHS,
+                        help=f"paths to measure, comma-separated, of {','.join(PATH_LABELS)} (c' is off by default)")
     parser.add_argument("--reps", type=int, default=3, help="repetitions per path and size (median reported)")
     parser.add_argument("--train-reps", type=int, default=1,
                         help="repetitions that also train and score (the rest measure ingest only)")
@@ -82,6 +98,10 @@ def parse_options(argv: list[str]) -> Options:
     parser.add_argument("--scaling-rows", type=int, default=0, help="table of the scaling runs (default: largest size)")
     parser.add_argument("--scaling-rounds", type=int, default=20, help="boosting rounds of the scaling jobs")
     parser.add_argument("--scaling-hosts", default="1,2,4", help="host counts of the scaling runs ('' to skip)")
+    parser.add_argument("--query-hosts", default="1,2,4",
+                        help="host counts of the queries-per-job jobs, each in scan and hash ('' to skip)")
+    parser.add_argument("--query-rows", type=int, default=0, help="table of the queries-per-job jobs (default: smallest size)")
+    parser.add_argument("--query-rounds", type=int, default=5, help="boosting rounds of the queries-per-job jobs")
     parser.add_argument("--categorical-rows", type=int, default=-1,
                         help="rows of the text-column cost measurement (default: the largest size up to 1M; 0: skip)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
@@ -93,16 +113,24 @@ def parse_options(argv: list[str]) -> Options:
     sizes = tuple(int(s) for s in args.sizes.split(",") if s.strip())
     if not sizes or min(sizes) < 1000 or args.reps < 1 or args.page_rows < 1:
         parser.error("--sizes needs sizes of at least 1000 rows; --reps and --page-rows must be positive")
+    paths = tuple(p.strip() for p in args.paths.split(",") if p.strip())
+    if not paths or set(paths) - set(PATH_LABELS):
+        parser.error(f"--paths takes some of {', '.join(PATH_LABELS)}; got {args.paths!r}")
     out = args.out.resolve()
-    return Options(sizes=sizes, reps=args.reps, train_reps=min(max(args.train_reps, 1), args.reps),
+    return Options(sizes=sizes, paths=tuple(p for p in PATH_LABELS if p in paths), reps=args.reps, train_reps=min(max(args.train_reps, 1), args.reps),
                    train_max_rows=args.train_max_rows or max(sizes), scaling_rounds=args.scaling_rounds,
                    page_rows=args.page_rows, num_round=args.num_round,
                    scaling_rows=args.scaling_rows or max(sizes),
-                   scaling_hosts=tuple(int(h) for h in args.scaling_hosts.split(",") if h.strip()),
+                   scaling_hosts=_hosts(args.scaling_hosts), query_hosts=_hosts(args.query_hosts),
+                   query_rows=args.query_rows or min(sizes), query_rounds=args.query_rounds,
                    categorical_rows=(max([s for s in sizes if s <= 1_000_000] or [min(sizes)])
                                      if args.categorical_rows < 0 else args.categorical_rows),
                    out=out, workdir=(args.workdir or out / "work").resolve(), publish=args.publish,
                    rmse_tolerance=args.rmse_tolerance)
+
+
+def _hosts(text: str) -> tuple[int, ...]:
+    return tuple(int(h) for h in text.split(",") if h.strip())
 
 
 CATEGORIES = (50, 1000)
@@ -113,17 +141,36 @@ def table_name(rows: int, categorical: bool = False) -> str:
     return f"BENCH_CAT_{rows}" if categorical else f"BENCH_{rows}"
 
 
-def hyperparameters(rows: int, options: Options, pages: int = 1, categorical: bool = False) -> dict[str, str]:
+def hyperparameters(rows: int, options: Options, pages: int = 1, categorical: bool = False,
+                    read_mode: str = "scan") -> dict[str, str]:
     """The job's hyperparameters on the table of ``rows`` rows (every path trains with these)."""
     return {"table": f"{DATABASE}.{SCHEMA}.{table_name(rows, categorical)}", "target": "Y", "shard_key": "ID",
             "num_round": str(options.num_round), "eta": "0.1", "max_depth": "6", "validation_fraction": "0.2",
-            "fetch_pages": str(pages), "query_tag": "bench", "collective_timeout": "600",
-            # What docs/benchmarks.md was measured with (per-host queries); scan joins the bench with issue 12.
-            "read_mode": "hash"}
+            "fetch_pages": str(pages), "query_tag": "bench", "collective_timeout": "600", "read_mode": read_mode}
 
 
-def pages_for(rows: int, options: Options) -> int:
-    return max(1, math.ceil(rows / options.page_rows))
+def path_hyperparameters(label: str, rows: int, options: Options) -> dict[str, str]:
+    """What the path labelled ``label`` runs with: hash for (c-hash) and (c'), pages for (c'), (e)'s switch."""
+    from bench.paths import EXTMEM_HYPERPARAMETER
+
+    pages = max(1, math.ceil(rows / options.page_rows)) if label == "c'" else 1
+    hps = hyperparameters(rows, options, pages, read_mode="hash" if label in HASH_PATHS else "scan")
+    if label == "e":
+        hps[EXTMEM_HYPERPARAMETER] = "1"
+    return hps
+
+
+def path_code(label: str) -> str:
+    """The function of ``bench.paths.PATHS`` a label runs ((c') is (c-hash) with pages)."""
+    return "c-hash" if label == "c'" else label
+
+
+def measured_paths(options: Options) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The paths this build can run, and the reason for each one it skips."""
+    from bench.paths import extmem_available
+
+    skipped = {"e": EXTMEM_MISSING} if "e" in options.paths and not extmem_available() else {}
+    return tuple(p for p in options.paths if p not in skipped), skipped
 
 
 def run_child(config: dict[str, Any]) -> dict[str, Any]:
@@ -142,7 +189,7 @@ def run_child(config: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def measure_size(stack: LocalStack, rows: int, options: Options) -> list[dict[str, Any]]:
+def measure_size(stack: LocalStack, rows: int, options: Options, labels: tuple[str, ...]) -> list[dict[str, Any]]:
     """Seed the table, write the Parquet files, run every path ``reps`` times; return the raw runs."""
     stack.ensure_table(table_name(rows), data="synthetic", rows=rows, seed=SEED)
     stack.stop_snowflake()  # drop the seeding's results from the server's memory
@@ -154,20 +201,21 @@ def measure_size(stack: LocalStack, rows: int, options: Options) -> list[dict[st
     setup = run_child({**base, "path": "setup", "hyperparameters": hyperparameters(rows, options)})
     log.info("%s rows: %s training rows, %s evaluation rows", f"{rows:,}", f"{setup['rows_train']:,}",
              f"{setup['rows_eval']:,}")
-    pages = pages_for(rows, options)
     runs = []
     for rep in range(options.reps):
-        for label in PATH_LABELS:
+        for label in labels:
             spill = options.workdir / "spill" / f"{rows}-{rep}-{label.replace(chr(39), 'p')}"
-            config = {**base, "label": label, "path": label[0], "features": setup["features"],
+            config = {**base, "label": label, "path": path_code(label), "features": setup["features"],
                       "spill_dir": str(spill), "train": rep < options.train_reps and rows <= options.train_max_rows,
-                      "hyperparameters": hyperparameters(rows, options, pages if label == "c'" else 1)}
+                      "hyperparameters": path_hyperparameters(label, rows, options)}
+            seen = stack.queries()["next"]
             result = run_child(config)
+            result["queries"] = count_queries(stack.queries(seen)["queries"], config["hyperparameters"]["table"])
             shutil.rmtree(spill, ignore_errors=True)
             runs.append({"rows": rows, "rep": rep, **result})
-            log.info("%s rows, rep %d, path %-2s: ingest %.1f s, %.0f MiB; train %s s, peak %s MiB, rmse %s",
-                     f"{rows:,}", rep + 1, label, result["ingest_s"], result["ingest_peak_mib"], result["train_s"],
-                     result["peak_mib"], result["rmse"])
+            log.info("%s rows, rep %d, path %-6s: ingest %.1f s, %.0f MiB; train %s s, peak %s MiB, rmse %s; "
+                     "%d data queries", f"{rows:,}", rep + 1, label, result["ingest_s"], result["ingest_peak_mib"],
+                     result["train_s"], result["peak_mib"], result["rmse"], result["queries"]["data"])
         stack.stop_snowflake()  # free every result the server kept
         stack.start_snowflake()
     return runs
@@ -214,7 +262,9 @@ def medians(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if not group:
                 continue
             row = {"rows": rows, "path": label, "reps": len(group), "rows_train": group[0]["rows_train"],
-                   "pages": group[0].get("pages"), "queries": group[0].get("queries")}
+                   "pages": group[0].get("pages"), "batches": group[0].get("batches"),
+                   "matrices": sorted({r["matrices"] for r in group if r.get("matrices")}),
+                   "queries": group[0]["queries"]["data"], "other_statements": group[0]["queries"]["other"]}
             for metric in METRICS:  # training metrics exist only for the repetitions that trained
                 values = [r[metric] for r in group if r.get(metric) is not None]
                 row[metric] = statistics.median(values) if values else None
@@ -223,23 +273,52 @@ def medians(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def run_job(stack: LocalStack, hps: dict[str, str], hosts: int, options: Options) -> dict[str, Any]:
+    """One real local job on a freshly started stand-in, its queries counted there."""
+    stack.stop_snowflake()  # each job starts with an empty server (it keeps every result)
+    stack.start_snowflake()
+    stack.put_secret(SECRET_ID, stack.snowflake_secret())
+    env = {**stack.aws_env(), contract.SECRET_ID_ENV: SECRET_ID, contract.TRACKING_URI_ENV: ""}
+    seen = stack.queries()["next"]
+    result = run_scaling(hps, hosts, options.workdir, env)
+    if result["exit_code"] != 0:
+        raise RuntimeError(f"the {hosts}-host {hps['read_mode']} job failed: {result['failure']}")
+    result["queries"] = count_queries(stack.queries(seen)["queries"], hps["table"])
+    result["balance"] = balance(result)
+    return result
+
+
+def run_query_counts(stack: LocalStack, options: Options) -> list[dict[str, Any]]:
+    """Warehouse queries per job, counted at the stand-in, for each read mode and host count."""
+    if not options.query_hosts:
+        return []
+    rows = options.query_rows
+    stack.ensure_table(table_name(rows), data="synthetic", rows=rows, seed=SEED)
+    results = []
+    for mode in READ_MODES:
+        for hosts in options.query_hosts:
+            hps = {**hyperparameters(rows, options, read_mode=mode), "num_round": str(options.query_rounds)}
+            result = run_job(stack, hps, hosts, options)
+            log.info("%s, %d host(s), %s rows: %d data queries (other statements: %s); rows per host %s", mode,
+                     hosts, f"{rows:,}", result["queries"]["data"], result["queries"]["other"],
+                     [h["rows"] for h in result["per_host"]])
+            results.append({"rows": rows, **result})
+    return results
+
+
 def run_scalings(stack: LocalStack, options: Options) -> list[dict[str, Any]]:
+    """The largest table in ``scan`` mode on 1, 2, 4 hosts: rows and peak per host, wall."""
     if not options.scaling_hosts:
         return []
     rows = options.scaling_rows
     stack.ensure_table(table_name(rows), data="synthetic", rows=rows, seed=SEED)
-    stack.put_secret(SECRET_ID, stack.snowflake_secret())
-    env = {**stack.aws_env(), contract.SECRET_ID_ENV: SECRET_ID, contract.TRACKING_URI_ENV: ""}
     results = []
     for hosts in options.scaling_hosts:
-        stack.stop_snowflake()
-        stack.start_snowflake()
         hps = {**hyperparameters(rows, options), "num_round": str(options.scaling_rounds)}
-        result = run_scaling(hps, hosts, options.workdir, env)
-        if result["exit_code"] != 0:
-            raise RuntimeError(f"the {hosts}-host scaling job failed: {result['failure']}")
-        log.info("%d host(s), %s rows: %.1f s, peak per host %s MiB", hosts, f"{rows:,}", result["wall_s"],
-                 ", ".join(f"{h['peak_mib']:.0f}" for h in result["per_host"]))
+        result = run_job(stack, hps, hosts, options)
+        log.info("%d host(s), %s rows: %.1f s, rows per host %s, peak per host %s MiB, %d data queries", hosts,
+                 f"{rows:,}", result["wall_s"], [h["rows"] for h in result["per_host"]],
+                 ", ".join(f"{h['peak_mib']:.0f}" for h in result["per_host"]), result["queries"]["data"])
         results.append({"rows": rows, **result})
     return results
 
@@ -265,20 +344,31 @@ def _read_lines(path: str) -> list[str]:
         return []
 
 
+def run_config(options: Options, chunks: ChunkSizes) -> dict[str, Any]:
+    """What the run measured with, recorded beside its numbers (the page quotes it)."""
+    return {"sizes": list(options.sizes), "paths": list(options.paths), "reps": options.reps,
+            "train_reps": options.train_reps, "train_max_rows": options.train_max_rows, "num_round": options.num_round,
+            "page_rows": options.page_rows, "chunks": asdict(chunks), "categorical_rows": options.categorical_rows,
+            "query_hosts": list(options.query_hosts), "query_rows": options.query_rows,
+            "query_rounds": options.query_rounds, "scaling_hosts": list(options.scaling_hosts),
+            "scaling_rows": options.scaling_rows, "scaling_rounds": options.scaling_rounds,
+            "rmse_tolerance": options.rmse_tolerance, "hyperparameters": hyperparameters(max(options.sizes), options)}
+
+
 def run(options: Options, argv: list[str]) -> dict[str, Any]:
     options.out.mkdir(parents=True, exist_ok=True)
+    labels, skipped = measured_paths(options)
+    chunks = ChunkSizes()  # the stand-in's defaults: the page says what they are
     results: dict[str, Any] = {"machine": machine_facts(), "command": "python -m bench.run " + " ".join(argv),
-                               "config": {"sizes": list(options.sizes), "reps": options.reps,
-                                          "train_reps": options.train_reps, "train_max_rows": options.train_max_rows,
-                                          "scaling_rounds": options.scaling_rounds, "page_rows": options.page_rows,
-                                          "num_round": options.num_round, "categorical_rows": options.categorical_rows,
-                                          "rmse_tolerance": options.rmse_tolerance,
-                                          "hyperparameters": hyperparameters(max(options.sizes), options)}}
+                               "skipped": skipped, "config": run_config(options, chunks)}
     started = time.perf_counter()
-    with LocalStack(options.workdir, persist=True) as stack:
-        runs = [run for rows in options.sizes for run in measure_size(stack, rows, options)]
+    for label, reason in skipped.items():
+        log.warning("path (%s) skipped: %s", label, reason)
+    with LocalStack(options.workdir, persist=True, chunks=chunks) as stack:
+        runs = [run for rows in options.sizes for run in measure_size(stack, rows, options, labels)]
         results["runs"], results["medians"] = runs, medians(runs)
         results["categorical"] = measure_categorical(stack, options)
+        results["query_counts"] = run_query_counts(stack, options)
         results["scaling"] = run_scalings(stack, options)
     results["wall_s"] = round(time.perf_counter() - started, 1)
     results.update(report.analyse(results))

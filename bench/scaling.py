@@ -1,15 +1,17 @@
-"""Scaling: the same table trained by 1, 2, 4 local hosts (the real container program per host).
+"""Real local jobs (the container program per host): queries per job, rows and peak per host, wall.
 
 Each host's peak memory is its process's ``VmHWM`` (the kernel's high-water mark of resident
 memory), read from ``/proc/<pid>/status`` while the job runs: the mark only grows, so the last
 reading before the process exits is its peak up to that moment. Rows per host come from the
-host's own log line ``fetched N rows in ...``.
+host's own log line ``fetched N rows in ...``. The job's warehouse queries are counted at the
+stand-in (its statement log, :meth:`launch.local.services.LocalStack.queries`), not by our code.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,9 @@ from launch.local.hosts import start_local_job
 
 _FETCHED = re.compile(r"fetched ([\d,]+) rows in (\d+) batches in ([\d.]+) s")
 _POLL_SECONDS = 0.1
+_LIMIT_0 = re.compile(r"\bLIMIT\s+0\s*;?\s*$")
+SCHEMA_LOOKUP = "SELECT ... LIMIT 0"
+"""How the schema look-ups (no rows read) are counted among the other statements."""
 
 
 def vm_hwm_mib(pid: int) -> float | None:
@@ -27,6 +32,29 @@ def vm_hwm_mib(pid: int) -> float | None:
         return None
     match = re.search(r"^VmHWM:\s+(\d+) kB", text, re.MULTILINE)
     return int(match.group(1)) / 1024 if match else None
+
+
+def count_queries(statements: list[dict[str, Any]], table: str) -> dict[str, Any]:
+    """The data queries among the stand-in's logged statements, and the rest counted by verb.
+
+    A data query is a ``SELECT`` that names ``table`` and reads rows (the job's reads of the
+    training table); a ``SELECT * ... LIMIT 0`` is the schema look-up (``describe_table``, no rows
+    scanned), counted with the rest (session statements and the like) by verb. ``result_batches``:
+    the rows of each batch the data queries' results came in (inline part first), one per query.
+    """
+    name = table.rsplit(".", 1)[-1].strip('"').upper()
+
+    def kind(statement: dict[str, Any]) -> str:
+        sql = statement["sql"].upper()
+        if statement["verb"] == "SELECT" and name in sql:
+            return SCHEMA_LOOKUP if _LIMIT_0.search(sql) else "data"
+        return statement["verb"]
+
+    kinds = [kind(s) for s in statements]
+    data = [s for s, k in zip(statements, kinds, strict=True) if k == "data"]
+    other = Counter(k for k in kinds if k != "data")
+    return {"data": len(data), "other": dict(sorted(other.items())),
+            "result_batches": [s.get("batches") or [] for s in data]}
 
 
 def run_scaling(hyperparameters: dict[str, str], hosts: int, workdir: Path, env: dict[str, str],
@@ -51,5 +79,17 @@ def run_scaling(hyperparameters: dict[str, str], hosts: int, workdir: Path, env:
         per_host.append({"rank": rank, "rows": int(fetched.group(1).replace(",", "")) if fetched else None,
                          "fetch_s": float(fetched.group(3)) if fetched else None,
                          "peak_mib": round(peaks[rank], 1)})
-    return {"hosts": hosts, "exit_code": result.exit_code, "failure": result.failure, "wall_s": round(wall, 2),
+    return {"hosts": hosts, "read_mode": hyperparameters.get("read_mode"), "exit_code": result.exit_code,
+            "failure": result.failure, "wall_s": round(wall, 2),
             "validation_rmse": result.final_metrics.get("validation-rmse"), "per_host": per_host}
+
+
+def balance(job: dict[str, Any]) -> dict[str, Any] | None:
+    """How far apart the hosts' rows are, against the largest batch of the job's one result (scan)."""
+    rows = [h["rows"] for h in job["per_host"]]
+    batches = job.get("queries", {}).get("result_batches") or []
+    if None in rows or len(batches) != 1:
+        return None
+    largest = max(batches[0], default=0)
+    spread = max(rows) - min(rows)
+    return {"spread": spread, "largest_batch": largest, "within_one_chunk": spread <= largest}

@@ -54,11 +54,9 @@ class ArrowFileIter(xgb.DataIter):
         with pa.memory_map(str(self._path)) as source:
             reader = pa.ipc.open_file(source)
             yielded = False
-            for i in range(reader.num_record_batches):
-                batch = reader.get_batch(i)
-                for start in range(0, batch.num_rows, self._batch_rows):
-                    yield self._plan.matrix(batch.slice(start, self._batch_rows))
-                    yielded = True
+            for batch in coalesced(reader, self._batch_rows):
+                yield self._plan.matrix(batch)
+                yielded = True
             if not yielded:
                 yield self._plan.matrix(pa.RecordBatch.from_pylist([], schema=reader.schema))
 
@@ -77,6 +75,30 @@ class ArrowFileIter(xgb.DataIter):
         if self._batches is not None:
             self._batches.close()
         self._batches = None
+
+
+def coalesced(reader: pa.ipc.RecordBatchFileReader, rows: int) -> Iterator[pa.RecordBatch]:
+    """The file's rows, in order, in steps of ``rows`` (the last one shorter), whatever its record batches.
+
+    A ``scan`` shard is spilled chunk by chunk, and a result's first chunks are small (hundreds of
+    rows). XGBoost sketches every iterator step on its own, so many small steps cost far more than
+    their rows: at 250,000 rows the training matrix took twice the CPU from the chunk-sized
+    batches as from 65,536-row steps. Only a step that spans record batches is copied.
+    """
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for i in range(reader.num_record_batches):
+        batch = reader.get_batch(i)
+        start = 0
+        while start < batch.num_rows:
+            take = min(rows - count, batch.num_rows - start)
+            pending.append(batch.slice(start, take))
+            count, start = count + take, start + take
+            if count == rows:
+                yield pending[0] if len(pending) == 1 else pa.concat_batches(pending)
+                pending, count = [], 0
+    if count:
+        yield pending[0] if len(pending) == 1 else pa.concat_batches(pending)
 
 
 def build_matrices(

@@ -17,6 +17,9 @@ A result is re-opened by query id as on Snowflake: ``SELECT * FROM TABLE(RESULT_
 answers fakesnow's cached result (the rows as the query saw them, whatever changed since), cut
 into chunks with new URLs like any other answer (tested with the connector).
 
+It also keeps a log of the statements it was sent (:class:`QueryLog`, ``GET /local/queries``), so
+a benchmark or a test counts a job's warehouse queries where the warehouse would, not in our code.
+
 What it still does not do: chunks live in this process's memory (bounded, oldest evicted; fakesnow
 keeps every result anyway), expire after ``ttl_s`` rather than with a signed URL's clock; a result
 never expires for ``RESULT_SCAN`` (Snowflake keeps it 24 hours), any other projection of
@@ -30,10 +33,11 @@ import base64
 import gzip
 import json
 import logging
+import re
 import secrets
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -45,6 +49,8 @@ SSE_C_KEY_HEADER = "x-amz-server-side-encryption-customer-key"
 ENV_PREFIX = "LOCAL_SNOWFLAKE_"
 QUERY_ROUTE = "/queries/v1/query-request"
 CHUNK_ROUTE = "/results/{query_id}/{name}"
+QUERY_LOG_ROUTE = "/local/queries"
+"""The stand-in's own route: the statements it was sent (``?since=N``: from the N-th on)."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,51 @@ class ChunkStore:
             return item[1]
 
 
+class QueryLog:
+    """The statements the server was sent, in order: verb, text (no bind values) and result batches.
+
+    Kept for counting (a job's warehouse queries), bounded to the last ``keep`` entries; each entry
+    has its sequence number, so a reader asks for what came after its last look.
+    """
+
+    def __init__(self, keep: int = 10_000) -> None:
+        self._lock = threading.Lock()
+        self._entries: deque[dict[str, Any]] = deque(maxlen=keep)
+        self.count = 0
+
+    def add(self, sql: str, answer: dict[str, Any]) -> None:
+        text = re.sub(r"\s+", " ", sql).strip()
+        with self._lock:
+            self._entries.append({"seq": self.count, "verb": text.split(" ", 1)[0].upper(), "sql": text[:500],
+                                  **answer})
+            self.count += 1
+
+    def since(self, seq: int) -> dict[str, Any]:
+        with self._lock:
+            return {"next": self.count, "queries": [e for e in self._entries if e["seq"] >= seq]}
+
+
+def answer_shape(raw: bytes) -> dict[str, Any]:
+    """What a query response returned: its status, rows and each batch's rows (inline part first)."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return {"success": False}
+    data = body.get("data") or {}
+    shape: dict[str, Any] = {"success": bool(body.get("success"))}
+    if data.get("rowsetBase64") or data.get("chunks"):
+        shape["rows"] = data.get("total")
+        shape["batches"] = [data.get("returned", data.get("total")), *(c["rowCount"] for c in data.get("chunks", []))]
+    return shape
+
+
+def _sql_text(raw: bytes, encoding: str | None) -> str:
+    try:
+        return str(json.loads(gzip.decompress(raw) if encoding == "gzip" else raw).get("sqlText", ""))
+    except (ValueError, OSError):
+        return ""
+
+
 def _ipc(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:  # each chunk carries its own schema
@@ -189,26 +240,33 @@ class _HideChunkUrls(logging.Filter):
 
 
 def install(app: Any, sizes: ChunkSizes) -> ChunkStore:
-    """Make fakesnow's server ``app`` (Starlette) answer large results in chunks, and serve them."""
+    """Make fakesnow's server ``app`` (Starlette) answer large results in chunks, serve them, log statements."""
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
-    from starlette.responses import Response, StreamingResponse
+    from starlette.responses import JSONResponse, Response, StreamingResponse
     from starlette.routing import Route
 
-    store = ChunkStore(sizes)
+    store, queries = ChunkStore(sizes), QueryLog()
     routes = app.router.routes
     index = next(i for i, r in enumerate(routes) if getattr(r, "path", None) == QUERY_ROUTE)
     original = routes[index].endpoint
 
     async def query_request(request: Request) -> Response:
+        sql = _sql_text(await request.body(), request.headers.get("Content-Encoding"))  # Starlette keeps the body
         response = await original(request)
         if response.status_code != 200:
+            queries.add(sql, {"success": False, "status": response.status_code})
             return response
         # Parsing and rewriting a large result takes a while: off the event loop, so other hosts'
         # chunk downloads go on meanwhile.
         base_url = f"{request.url.scheme}://{request.url.netloc}"
         rewritten = await run_in_threadpool(chunked_body, response.body, base_url, store)
-        return response if rewritten is None else Response(rewritten, media_type="application/json")
+        answer = response if rewritten is None else Response(rewritten, media_type="application/json")
+        queries.add(sql, await run_in_threadpool(answer_shape, answer.body))
+        return answer
+
+    async def query_log(request: Request) -> Response:
+        return JSONResponse(queries.since(int(request.query_params.get("since", "0"))))
 
     async def chunk(request: Request) -> Response:
         signature = request.query_params.get("sig", "")
@@ -227,5 +285,6 @@ def install(app: Any, sizes: ChunkSizes) -> ChunkStore:
 
     routes[index] = Route(QUERY_ROUTE, query_request, methods=["POST"])
     routes.append(Route(CHUNK_ROUTE, chunk, methods=["GET"]))
+    routes.append(Route(QUERY_LOG_ROUTE, query_log, methods=["GET"]))
     logging.getLogger("uvicorn.access").addFilter(_HideChunkUrls())
     return store

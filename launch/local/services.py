@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from launch import datasets
-from launch.local.result_chunks import ChunkSizes
+from launch.local.result_chunks import QUERY_LOG_ROUTE, ChunkSizes
 from training.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -152,6 +152,17 @@ class LocalStack:
             client.create_secret(Name=secret_id, SecretString=text)
         except client.exceptions.ResourceExistsException:
             client.put_secret_value(SecretId=secret_id, SecretString=text)
+
+    def queries(self, since: int = 0) -> dict[str, Any]:
+        """The statements the local Snowflake was sent since the ``since``-th (``next``: where to look next time).
+
+        The log lives in the server process: it starts again at 0 when the server is restarted.
+        """
+        import urllib.request
+
+        url = f"http://127.0.0.1:{self.snowflake_port}{QUERY_LOG_ROUTE}?since={since}"
+        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310  our own local server
+            return json.loads(response.read())
 
     def connect(self) -> Any:
         """An admin connection to the local Snowflake, in the demo database and schema."""
