@@ -286,8 +286,12 @@ def build_pipeline(settings: Settings, session: Any) -> Any:
     with warnings.catch_warnings():  # "Running within a PipelineSession ... No Job being started": intended
         warnings.simplefilter("ignore", UserWarning)
         step = TuningStep(name="Tune", step_args=tuner.tune(job_name=settings.job_prefix[:TUNING_NAME_MAX]))
+    # pipeline_experiment_config=None: the SDK's default makes every execution create a SageMaker
+    # Experiments experiment and trial (CreateExperiment, CreateTrial, AssociateTrialComponent as the
+    # pipeline role), which nothing here reads: MLflow tracks the runs. The definition then holds
+    # "PipelineExperimentConfig": null, and the pipeline role needs no sagemaker:*Experiment* grant.
     return Pipeline(name=settings.pipeline_name, parameters=[instance_type, instance_count, image],
-                    steps=[step], sagemaker_session=session)
+                    steps=[step], sagemaker_session=session, pipeline_experiment_config=None)
 
 
 def _import_mlops(region: str) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 from moto import mock_aws
 
 from launch.cli import main
@@ -228,3 +229,37 @@ def test_missing_settings_file(session: boto3.Session, recorder: Recorder, tmp_p
                                capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "--settings", str(tmp_path / "absent.toml")], session=session) == 1
     assert "copy" in capsys.readouterr().err and not recorder.calls
+
+
+IAM_ACTIONS = json.loads((Path(__file__).resolve().parents[2] / "iam" / "actions.json").read_text())
+NOT_CALLED = "not called by launch/:"
+"""How iam/actions.json marks a grant the launcher keeps for people (stopping a job) though it never calls it."""
+
+
+def _no_trials(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+    """moto has no ListTrainingJobsForHyperParameterTuningJob: answer it with no trials (still recorded)."""
+    return AWSResponse("https://moto", 200, {}, None), {"TrainingJobSummaries": []}
+
+
+def test_every_sagemaker_call_of_the_launcher_is_granted_under_the_job_prefix(
+        settings_file: Path, session: boto3.Session, recorder: Recorder) -> None:
+    actions: set[str] = set()
+    session.events.register("provide-client-params.*.*", lambda model, **_: actions.add(
+        f"{model.service_model.signing_name}:{model.name}"))
+    session.events.register("before-call.sagemaker.ListTrainingJobsForHyperParameterTuningJob", _no_trials)
+    argv = ["--settings", str(settings_file)]
+    assert main(["train", *argv, "--wait"], session=session) == 0
+    assert main(["tune", *argv, "--wait"], session=session) == 0
+    for _ in range(2):  # create, then update (and re-tag) the pipeline
+        assert main(["pipeline", *argv, "--upsert", "--start"], session=session) == 0
+
+    granted = IAM_ACTIONS["launcher-user-policy.json"]
+    called = {a for a in actions if a.startswith("sagemaker:")}
+    assert called - set(granted) == set(), "add these to iam/actions.json and iam/launcher-user-policy.json"
+    kept = {a for a in granted if a.startswith("sagemaker:") and a != "sagemaker:CallMlflowAppApi" and a not in called}
+    assert kept == {a for a, why in granted.items() if why.startswith(NOT_CALLED)}, \
+        "a SageMaker grant the launcher never calls: remove it, or say why it is kept"
+    # The launcher's grants name only resources under the job prefix: every name it sends starts with it.
+    names = [params[key] for _, params in recorder.calls for key in
+             ("TrainingJobName", "HyperParameterTuningJobName", "PipelineName") if key in params]
+    assert names and all(name.startswith("xgb-moto-") for name in names), names

@@ -32,7 +32,12 @@ PLACEHOLDERS = {
     "MlflowArtifactBucket": "my-mlflow-artifacts",
     "MlflowArtifactPrefix": "team",
     "ExecutionRoleName": "snowflake-xgboost-training",
+    "PipelineRoleName": "snowflake-xgboost-pipeline",
+    "JobPrefix": "xgb-housing",
+    "VolumeKmsKeyId": "2222abcd-12ab-34cd-56ef-1234567890ab",
+    "OutputKmsKeyId": "3333abcd-12ab-34cd-56ef-1234567890ab",
 }
+POLICIES = ["execution-role-policy.json", "pipeline-role-policy.json", "launcher-user-policy.json"]
 ARN = re.compile(r"arn:aws:[a-z0-9-]+:([a-z0-9-]*):(\d{12}|):\S+")
 # Actions that take no resource ARN (or that SageMaker's VPC guide grants on "*"):
 # https://docs.aws.amazon.com/service-authorization/latest/reference/reference_policies_actions-resources-contextkeys.html
@@ -77,6 +82,11 @@ def statement_for(name: str, action: str) -> dict:
     return found
 
 
+def statement_named(name: str, sid: str) -> dict:
+    (found,) = [st for st in statements(name) if st["Sid"] == sid]
+    return found
+
+
 @pytest.mark.parametrize("name", DOCUMENTS)
 def test_document_is_valid_and_grants_exactly_the_listed_actions(name):
     document = render(name)
@@ -85,7 +95,7 @@ def test_document_is_valid_and_grants_exactly_the_listed_actions(name):
     assert granted(name) == set(ACTIONS[name]), "update iam/actions.json and the policy together"
 
 
-@pytest.mark.parametrize("name", ["execution-role-policy.json", "launcher-user-policy.json"])
+@pytest.mark.parametrize("name", POLICIES)
 def test_every_resource_is_an_arn_in_the_account_and_region(name):
     for st in statements(name):
         for resource in as_list(st["Resource"]):
@@ -99,7 +109,7 @@ def test_every_resource_is_an_arn_in_the_account_and_region(name):
             assert account in ("", "123456789012", PLACEHOLDERS["BaseAccount"]), resource
 
 
-@pytest.mark.parametrize("name", ["execution-role-policy.json", "launcher-user-policy.json"])
+@pytest.mark.parametrize("name", POLICIES)
 def test_no_service_wide_wildcards_except_managed_mlflow(name):
     wild = {a for a in granted(name) if a.endswith("*")}
     assert wild <= {"sagemaker-mlflow:*"}
@@ -109,17 +119,63 @@ def test_no_service_wide_wildcards_except_managed_mlflow(name):
     )
 
 
-@pytest.mark.parametrize("name", ["execution-role-policy.json", "launcher-user-policy.json"])
-def test_pass_role_is_the_execution_role_to_sagemaker_only(name):
+EXECUTION_ROLE = "arn:aws:iam::123456789012:role/snowflake-xgboost-training"
+PIPELINE_ROLE = "arn:aws:iam::123456789012:role/snowflake-xgboost-pipeline"
+
+
+@pytest.mark.parametrize(("name", "roles"), [
+    ("launcher-user-policy.json", [EXECUTION_ROLE, PIPELINE_ROLE]),  # jobs get the execution role, the pipeline its own
+    ("pipeline-role-policy.json", EXECUTION_ROLE),  # the tuning step hands the execution role to its trials
+])
+def test_pass_role_is_only_our_roles_to_sagemaker_only(name, roles):
     st = statement_for(name, "iam:PassRole")
-    assert st["Resource"] == "arn:aws:iam::123456789012:role/snowflake-xgboost-training"
+    assert st["Resource"] == roles
     assert st["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+
+
+def test_the_job_itself_passes_no_role_and_starts_no_sagemaker_job():
+    # A pipeline's grants live in pipeline-role-policy.json (attach it to the execution role only
+    # when pipeline.role is unset): a training job needs neither.
+    assert not {a for a in granted("execution-role-policy.json") if a.startswith("iam:")}
+    assert granted("execution-role-policy.json") & {a for a in granted("pipeline-role-policy.json")} == set()
+
+
+def test_the_launcher_touches_only_jobs_and_pipelines_under_the_job_prefix():
+    # Create, Describe, List, Stop and tag: only training jobs, tuning jobs (and their trials, named after
+    # them) and pipelines whose names start with the settings' job_prefix.
+    for st in statements("launcher-user-policy.json"):
+        jobs = [a for a in as_list(st["Action"]) if a.startswith("sagemaker:") and a != "sagemaker:CallMlflowAppApi"]
+        for resource in as_list(st["Resource"]) if jobs else []:
+            assert resource.endswith("/xgb-housing-*"), f"{st['Sid']}: {resource}"
+
+
+def test_mlflow_is_the_one_tracking_server_or_app_for_both_signing_services():
+    # sagemaker-mlflow signs for "sagemaker-mlflow" (mlflow-tracking-server) or "sagemaker"
+    # (mlflow-app, action sagemaker:CallMlflowAppApi): sagemaker_mlflow/auth_provider.py.
+    for name in ("execution-role-policy.json", "launcher-user-policy.json"):
+        mlflow = {a for a in granted(name) if a.startswith("sagemaker-mlflow:") or a == "sagemaker:CallMlflowAppApi"}
+        assert "sagemaker:CallMlflowAppApi" in mlflow and len(mlflow) > 1
+        for action in mlflow:
+            assert statement_for(name, action)["Resource"] == PLACEHOLDERS["MlflowArn"], action
+
+
+def test_each_kms_key_is_granted_only_what_its_use_needs():
+    name = "execution-role-policy.json"
+    volume = statement_named(name, "VolumeKeyGrantForTheHostsVolumes")
+    assert volume["Action"] == ["kms:CreateGrant"]
+    assert volume["Resource"].endswith(":key/" + PLACEHOLDERS["VolumeKmsKeyId"])
+    assert volume["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}  # grants for EBS, not for people
+    output = statement_named(name, "OutputKeyEncryptsTheModelAndCheckpoints")
+    assert set(output["Action"]) == {"kms:Encrypt", "kms:GenerateDataKey", "kms:Decrypt"}
+    assert output["Resource"].endswith(":key/" + PLACEHOLDERS["OutputKmsKeyId"])
+    assert not {a for a in granted("launcher-user-policy.json") if a.startswith("kms:")}
 
 
 def test_secret_access_is_the_one_secret_and_its_key_through_secrets_manager():
     name = "execution-role-policy.json"
     assert statement_for(name, "secretsmanager:GetSecretValue")["Resource"] == PLACEHOLDERS["SecretArn"]
-    kms = statement_for(name, "kms:Decrypt")
+    kms = statement_named(name, "DecryptTheSecretThroughSecretsManager")
+    assert kms["Action"] == ["kms:Decrypt"]
     assert kms["Condition"] == {"StringEquals": {"kms:ViaService": "secretsmanager.us-west-2.amazonaws.com"}}
 
 

@@ -199,6 +199,9 @@ def test_pipeline_definition_is_valid_and_stable(settings: Any) -> None:
     validate("CreateHyperParameterTuningJob",
              {"HyperParameterTuningJobName": "pipeline-run", **_resolve(arguments, defaults)})
     assert arguments["TrainingJobDefinition"]["EnableNetworkIsolation"] is True
+    # No SageMaker Experiments entities per execution (the pipeline role is not granted them; MLflow tracks
+    # the runs): the SDK's default would put {"ExperimentName": {"Get": "Execution.PipelineName"}, ...} here.
+    assert first["PipelineExperimentConfig"] is None
 
 
 CONTAINER_LINES = (
