@@ -147,7 +147,8 @@ class RoundProgress:
         parts = [f"round {self.done}/{self.total}"]
         if self.metric is not None:
             parts.append(f"best {self.metric} {self.best:.6g} at [{self.best_round}]")
-        parts.append(f"{duration((self._last_ms - (self.start_ms or self._last_ms)) / 1000)} elapsed")
+        start = self._last_ms if self.start_ms is None else self.start_ms
+        parts.append(f"{duration((self._last_ms - start) / 1000)} elapsed")
         if self._first and self.done - 1 > self._first[0]:
             pace = (self._last_ms - self._first[1]) / 1000 / (self.done - 1 - self._first[0])
             parts.append(f"ETA {duration(pace * max(self.total - self.done, 0))}")
