@@ -7,7 +7,8 @@ rounds one progress line::
     round 13/200, best validation-rmse 0.6234 at [12], 4m12s elapsed, ETA 56m05s
 
 A tuning job: its trial table whenever a trial starts or ends. A pipeline execution: its status
-and each step's status when they change. Ctrl-C stops following, not the job:
+and each step's status when they change. The end (status, metrics, table, failure reason) is the
+command's to show, once. Ctrl-C stops following, not the job:
 :class:`StoppedFollowing` carries the command that stops it, and the CLI exits 130 (128 + SIGINT,
 what a shell reports for Ctrl-C, so ``launch train --wait && next`` does not go on).
 
@@ -191,10 +192,12 @@ def follow_training(sagemaker: Any, logs: Any, job_name: str, *, echo: Echo, pol
     try:
         while True:
             desc = sagemaker.describe_training_job(TrainingJobName=job_name)
-            shown = _echo_change(echo, shown, f"status: {training_status(desc)}")
+            ended = desc["TrainingJobStatus"] in TRAINING_TERMINAL
+            if not ended:  # the command shows the end: status, final metrics, failure reason
+                shown = _echo_change(echo, shown, f"status: {training_status(desc)}")
             progress = progress or RoundProgress(total_rounds(desc))
             _echo_events(echo, follower.new_events(), progress)
-            if desc["TrainingJobStatus"] in TRAINING_TERMINAL:
+            if ended:
                 return desc
             sleep(poll_seconds)
     except KeyboardInterrupt:
@@ -251,12 +254,14 @@ def follow_pipeline(sagemaker: Any, execution_arn: str, *, echo: Echo, poll_seco
     try:
         while True:
             desc = sagemaker.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
-            shown = _echo_change(echo, shown, f"status: {desc['PipelineExecutionStatus']}")
+            ended = desc["PipelineExecutionStatus"] in PIPELINE_TERMINAL
+            if not ended:  # the command shows the end
+                shown = _echo_change(echo, shown, f"status: {desc['PipelineExecutionStatus']}")
             pages = sagemaker.get_paginator("list_pipeline_execution_steps").paginate(
                 PipelineExecutionArn=execution_arn, SortOrder="Ascending")
             for step in (step for page in pages for step in page["PipelineExecutionSteps"]):
                 steps[step["StepName"]] = _echo_change(echo, steps.get(step["StepName"]), step_status(step))
-            if desc["PipelineExecutionStatus"] in PIPELINE_TERMINAL:
+            if ended:
                 return desc
             sleep(poll_seconds)
     except KeyboardInterrupt:

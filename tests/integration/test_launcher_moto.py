@@ -315,7 +315,6 @@ def test_wait_shows_status_changes_every_hosts_lines_and_round_progress(aws: Non
         "algo-2 | algo-2 shard read",
         "algo-1 | " + ROUND.format(1, 0.8, 0.70),
         "round 2/30, best validation-rmse 0.7 at [1], 2m00s elapsed, ETA 28m00s",
-        "status: Completed - Done",
         "algo-1 | " + ROUND.format(2, 0.7, 0.75),
         "algo-1 | final metrics: validation-rmse:0.75",
         "round 3/30, best validation-rmse 0.7 at [1], 3m00s elapsed, ETA 27m00s",
