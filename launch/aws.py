@@ -1,7 +1,8 @@
-"""Small AWS functions: SDK sessions, capturing a request unsent, submitting, following jobs.
+"""Small AWS functions: SDK sessions, capturing a request unsent, submitting, listing trials.
 
 The builders in :mod:`launch.jobs` turn settings into SDK objects without touching AWS; the
-functions here are the only ones that send anything. Every SDK session is made from an explicit
+functions here and the ``--wait`` follower (:mod:`launch.follower`) are the only ones that send
+anything. Every SDK session is made from an explicit
 ``boto3.Session`` (tests hand in one whose botocore events record what is sent, against moto)
 with the SDK's telemetry turned off, so a launch sends the requests we build and nothing else.
 
@@ -14,8 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -37,9 +37,6 @@ defaults picked up from the user's SageMaker config files: the settings file is 
 VALIDATE_ROLE_ENV = "SAGEMAKER_VALIDATE_ROLE"
 """SDK v3 calls iam:SimulatePrincipalPolicy on the role unless this is "false"; settings already
 checked the role is an ARN, and many users may pass a role but not simulate policies."""
-
-TRAINING_TERMINAL = ("Completed", "Failed", "Stopped")
-TUNING_TERMINAL = ("Completed", "Failed", "Stopped")
 
 
 def boto_session(region: str) -> boto3.Session:
@@ -135,37 +132,6 @@ def submit_tuning(tuner: Any, job_name: str) -> str:
     tuner.tune(job_name=job_name, wait=False)
     logger.info("submitted tuning job %s", job_name)
     return job_name
-
-
-def wait_for_training(client: Any, job_name: str, poll_seconds: float = 30.0,
-                      sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
-    """Follow a training job, logging each status change, until it ends; returns its description."""
-    seen = 0
-    while True:
-        desc = client.describe_training_job(TrainingJobName=job_name)
-        for transition in desc.get("SecondaryStatusTransitions", [])[seen:]:
-            logger.info("%s: %s %s", job_name, transition.get("Status"), transition.get("StatusMessage", ""))
-        seen = len(desc.get("SecondaryStatusTransitions", []))
-        if desc["TrainingJobStatus"] in TRAINING_TERMINAL:
-            return desc
-        logger.info("%s: %s (%s)", job_name, desc["TrainingJobStatus"], desc.get("SecondaryStatus", ""))
-        sleep(poll_seconds)
-
-
-def wait_for_tuning(client: Any, job_name: str, poll_seconds: float = 60.0,
-                    sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
-    """Follow a tuning job, logging trial counts as they change, until it ends."""
-    last: dict[str, int] | None = None
-    while True:
-        desc = client.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=job_name)
-        counters = desc.get("TrainingJobStatusCounters", {})
-        if counters != last:
-            logger.info("%s: %s, trials %s", job_name, desc["HyperParameterTuningJobStatus"],
-                        ", ".join(f"{k} {v}" for k, v in counters.items()))
-            last = counters
-        if desc["HyperParameterTuningJobStatus"] in TUNING_TERMINAL:
-            return desc
-        sleep(poll_seconds)
 
 
 def list_trials(client: Any, job_name: str, objective_type: str) -> list[dict[str, Any]]:

@@ -2,7 +2,9 @@
 
 A :class:`UserError` (bad settings, a rejected request, a job that did not complete) ends as
 ``error: <message>`` on stderr and exit code 1, without a traceback, and so does an AWS error
-(access denied, a quota, no credentials); anything else is a bug and keeps its traceback.
+(access denied, a quota, no credentials); anything else is a bug and keeps its traceback. Ctrl-C
+while ``--wait`` follows a job prints how to stop the job, which keeps running, and exits 130
+(:data:`STOPPED_FOLLOWING_EXIT`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ from collections.abc import Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from launch.follower import StoppedFollowing
 from training.errors import UserError
+
+STOPPED_FOLLOWING_EXIT = 130
+"""Ctrl-C while following: 128 + SIGINT, what a shell reports for a command Ctrl-C ended, so a
+script's next step (``train --wait && register``) does not run on a job that has not finished."""
 
 QUIET_LOGGERS = ("botocore", "boto3", "urllib3", "snowflake")
 SDK_LOGGERS = ("sagemaker", "sagemaker.config", "sagemaker.core", "sagemaker.train", "sagemaker.mlops")
@@ -45,6 +52,9 @@ def run(command: Callable[[], int]) -> int:
     """Run ``command``; a user error becomes one line on stderr and exit code 1."""
     try:
         return command()
+    except StoppedFollowing as err:
+        print(err, file=sys.stderr)
+        return STOPPED_FOLLOWING_EXIT
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -1,7 +1,8 @@
 """``python -m launch train``: submit one SageMaker training job (or run it locally).
 
     python -m launch train --dry-run         # print the exact CreateTrainingJob request, send nothing
-    python -m launch train --wait            # submit, follow, end with the status and failure reason
+    python -m launch train --wait            # submit; show status changes, every host's log lines and
+                                             # a progress line per batch of rounds; end with the status
     python -m launch train --local --hosts 2 # the same container program on this machine
 
 :func:`train` (AWS) and :func:`launch.local.demo.run_local` (local) are the commands;
@@ -13,11 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from launch import aws, console, jobs
+from launch import aws, console, follower, jobs
 from launch.settings import Settings, load_settings, local_hyperparameters
 from training.errors import ConfigError, UserError
 
@@ -38,9 +40,10 @@ class TrainOutcome:
     final_metrics: dict[str, float] | None = None
 
 
-def train(settings: Settings, *, dry_run: bool = False, wait: bool = False,
-          session: Any = None, poll_seconds: float = 30.0) -> TrainOutcome:
-    """Submit the training job described by ``settings`` (``session``: a boto3 session)."""
+def train(settings: Settings, *, dry_run: bool = False, wait: bool = False, session: Any = None,
+          poll_seconds: float = 10.0, echo: follower.Echo = print, sleep: follower.Sleep = time.sleep) -> TrainOutcome:
+    """Submit the training job described by ``settings`` (``session``: a boto3 session); with ``wait``,
+    follow it to its end through ``echo`` (:func:`launch.follower.follow_training`)."""
     session = session or aws.boto_session(settings.region)
     if dry_run:
         request = jobs.training_request(settings, session)
@@ -48,7 +51,9 @@ def train(settings: Settings, *, dry_run: bool = False, wait: bool = False,
     name = aws.submit_training(jobs.build_trainer(settings, aws.sdk_session(session)))
     if not wait:
         return TrainOutcome(name)
-    desc = aws.wait_for_training(session.client("sagemaker"), name, poll_seconds)
+    echo(f"following {name} until it ends (Ctrl-C stops following, not the job)")
+    desc = follower.follow_training(session.client("sagemaker"), session.client("logs"), name, echo=echo,
+                                    poll_seconds=poll_seconds, sleep=sleep)
     metrics = {m["MetricName"]: m["Value"] for m in desc.get("FinalMetricDataList", [])}
     return TrainOutcome(name, status=desc["TrainingJobStatus"], failure_reason=desc.get("FailureReason"),
                         final_metrics=metrics)
@@ -60,7 +65,8 @@ def command_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("train", help="submit a training job, or run it locally", description=description)
     console.add_settings_arguments(p)
     p.add_argument("--dry-run", action="store_true", help="print the CreateTrainingJob request; send nothing")
-    p.add_argument("--wait", action="store_true", help="follow the job to its end")
+    p.add_argument("--wait", action="store_true", help="follow the job to its end: status changes, every host's log lines, "
+                   "round progress (Ctrl-C stops following, not the job)")
     local = p.add_argument_group("local mode (no AWS)")
     local.add_argument("--local", action="store_true", help="run the job on this machine")
     local.add_argument("--hosts", type=int, default=2, help="simulated hosts (default 2)")

@@ -1,7 +1,8 @@
 """``python -m launch tune``: a SageMaker hyperparameter tuning job (or the same search locally).
 
     python -m launch tune --dry-run                 # print the CreateHyperParameterTuningJob request
-    python -m launch tune --wait                    # submit, follow, end with a table of trials
+    python -m launch tune --wait                    # submit, show the trials table as trials start and
+                                                    # end, end with the table
     python -m launch tune --local --trials 4        # Optuna over the same space, local jobs, no AWS
 
 The search space is the hyperparameter table's tuning ranges (``training/hyperparameters.py``)
@@ -15,11 +16,12 @@ import argparse
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from launch import aws, console, jobs
+from launch import aws, console, follower, jobs
 from launch.settings import Settings, find_settings_file, load_settings, local_hyperparameters
 from launch.tuning_space import default_space, pinned_note, search_space
 from training.errors import ConfigError, UserError
@@ -41,8 +43,10 @@ class TuneOutcome:
 
 
 def tune(settings: Settings, *, dry_run: bool = False, wait: bool = False, session: Any = None,
-         job_name: str | None = None, poll_seconds: float = 60.0) -> TuneOutcome:
-    """Submit the tuning job described by ``settings`` (``session``: a boto3 session)."""
+         job_name: str | None = None, poll_seconds: float = 60.0, echo: follower.Echo = print,
+         sleep: follower.Sleep = time.sleep) -> TuneOutcome:
+    """Submit the tuning job described by ``settings`` (``session``: a boto3 session); with ``wait``,
+    follow it through ``echo``: its status and trials table when they change, until it ends."""
     jobs.check_objective(settings)
     if job_name is not None and (len(job_name) > jobs.TUNING_NAME_MAX or not TUNING_JOB_NAME.fullmatch(job_name)):
         raise ConfigError(f"--job-name {job_name!r} is not a tuning job name: at most {jobs.TUNING_NAME_MAX} letters, "
@@ -59,7 +63,11 @@ def tune(settings: Settings, *, dry_run: bool = False, wait: bool = False, sessi
     if not wait:
         return TuneOutcome(name)
     client = session.client("sagemaker")
-    desc = aws.wait_for_tuning(client, name, poll_seconds)
+    echo(f"following {name} until it ends (Ctrl-C stops following, not the job)")
+    desc = follower.follow_tuning(
+        client, name, echo=echo, poll_seconds=poll_seconds, sleep=sleep,
+        table=lambda: trials_table(aws.list_trials(client, name, settings.tuning.objective_type),
+                                   settings.tuning.objective))
     trials = aws.list_trials(client, name, settings.tuning.objective_type)
     return TuneOutcome(name, status=desc["HyperParameterTuningJobStatus"], trials=trials)
 
@@ -86,7 +94,8 @@ def command_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser("tune", help="submit a tuning job, or search locally", description=description)
     console.add_settings_arguments(p)
     p.add_argument("--dry-run", action="store_true", help="print the tuning request; send nothing")
-    p.add_argument("--wait", action="store_true", help="follow the job; end with a table of trials")
+    p.add_argument("--wait", action="store_true", help="follow the job: the trials table whenever a trial starts "
+                   "or ends, then the final table (Ctrl-C stops following, not the job)")
     p.add_argument("--job-name", help="tuning job name (default: <job_prefix>-<time>-<random>)")
     local = p.add_argument_group("local mode (no AWS)", "pin a hyperparameter in every local trial with "
                                  "--set hyperparameters.NAME=VALUE")

@@ -7,18 +7,23 @@ Secrets Manager with a distinctive value that must appear in no request."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.stub import Stubber
 from moto import mock_aws
 
 from launch.cli import main
 from launch.commands.train import train
 from launch.commands.tune import tune
+from launch.console import run
+from launch.follower import LOG_GROUP, follow_training
 from launch.settings import load_settings
 from training import contract
 
@@ -233,6 +238,9 @@ def test_missing_settings_file(session: boto3.Session, recorder: Recorder, tmp_p
 
 IAM_ACTIONS = json.loads((Path(__file__).resolve().parents[2] / "iam" / "actions.json").read_text())
 NOT_CALLED = "not called by launch/:"
+FOLLOWED_WITH_A_STUB = {"sagemaker:DescribePipelineExecution", "sagemaker:ListPipelineExecutionSteps"}
+"""pipeline --start --wait calls these; moto has no ListPipelineExecutionSteps, so tests/unit/test_follower.py
+drives them through botocore's Stubber instead of this run."""
 """How iam/actions.json marks a grant the launcher keeps for people (stopping a job) though it never calls it."""
 
 
@@ -256,10 +264,113 @@ def test_every_sagemaker_call_of_the_launcher_is_granted_under_the_job_prefix(
     granted = IAM_ACTIONS["launcher-user-policy.json"]
     called = {a for a in actions if a.startswith("sagemaker:")}
     assert called - set(granted) == set(), "add these to iam/actions.json and iam/launcher-user-policy.json"
-    kept = {a for a in granted if a.startswith("sagemaker:") and a != "sagemaker:CallMlflowAppApi" and a not in called}
+    kept = {a for a in granted if a.startswith("sagemaker:") and a not in called
+            and a != "sagemaker:CallMlflowAppApi" and a not in FOLLOWED_WITH_A_STUB}
     assert kept == {a for a, why in granted.items() if why.startswith(NOT_CALLED)}, \
         "a SageMaker grant the launcher never calls: remove it, or say why it is kept"
     # The launcher's grants name only resources under the job prefix: every name it sends starts with it.
     names = [params[key] for _, params in recorder.calls for key in
              ("TrainingJobName", "HyperParameterTuningJobName", "PipelineName") if key in params]
     assert names and all(name.startswith("xgb-moto-") for name in names), names
+
+
+# ---------------------------------------------------------------------------------------------
+# --wait: the follower. moto's training jobs are Completed at once, so the job's states come from
+# botocore's Stubber (each response checked against the service model); the logs are moto's.
+
+JOB = "xgb-moto-follow-1"
+JOB_ARN = f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{JOB}"
+
+
+def _described(status: str, secondary: str, *transitions: tuple[str, str]) -> dict[str, Any]:
+    started = datetime(2026, 11, 29, tzinfo=timezone.utc)
+    return {"TrainingJobName": JOB, "TrainingJobArn": JOB_ARN, "ModelArtifacts": {"S3ModelArtifacts": ""},
+            "TrainingJobStatus": status, "SecondaryStatus": secondary, "CreationTime": started,
+            "HyperParameters": {"num_round": "30", "table": "DB.S.T", "target": "Y"},
+            "Environment": {contract.SECRET_ID_ENV: "arn:aws:secretsmanager:us-east-1:1:secret:sf"},
+            "AlgorithmSpecification": {"TrainingInputMode": "File", "TrainingImage": "img"},
+            "ResourceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 2, "VolumeSizeInGB": 30},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+            "SecondaryStatusTransitions": [{"Status": s, "StartTime": started, "StatusMessage": m}
+                                           for s, m in transitions]}
+
+
+def _stubbed_sagemaker(states: list[dict[str, Any]]) -> tuple[Any, Stubber]:
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    stub = Stubber(client)
+    for state in states:
+        stub.add_response("describe_training_job", state, {"TrainingJobName": JOB})
+    stub.activate()
+    return client, stub
+
+
+class Arrivals:
+    """A ``sleep`` that puts the next batch of log events while the follower waits (none before)."""
+
+    def __init__(self, logs: Any, batches: list[list[tuple[str, int, str]]]) -> None:
+        self.logs, self.batches = logs, list(batches)
+        logs.create_log_group(logGroupName=LOG_GROUP)
+
+    def put(self) -> None:
+        for host, ms, message in self.batches.pop(0) if self.batches else []:
+            stream = f"{JOB}/{host}-1764374400"
+            if not self.logs.describe_log_streams(logGroupName=LOG_GROUP, logStreamNamePrefix=stream)["logStreams"]:
+                self.logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
+            self.logs.put_log_events(logGroupName=LOG_GROUP, logStreamName=stream,
+                                     logEvents=[{"timestamp": BASE_MS + ms, "message": message}])
+
+    def __call__(self, seconds: float) -> None:
+        self.put()
+
+
+BASE_MS = int(time.time() * 1000) - 3_600_000  # CloudWatch refuses events older than 14 days
+ROUND = "2026-11-29 10:00:00,000 [algo-1] INFO training.job: [{}]\ttrain-rmse:{}\tvalidation-rmse:{}"
+
+
+def test_wait_shows_status_changes_every_hosts_lines_and_round_progress(aws: None) -> None:
+    logs = boto3.client("logs", region_name="us-east-1")
+    arrivals = Arrivals(logs, [
+        [("algo-1", 0, "algo-1 starts"), ("algo-2", 500, "algo-2 starts")],
+        [("algo-1", 60_000, ROUND.format(0, 0.9, 0.95)), ("algo-2", 61_000, "algo-2 shard read"),
+         ("algo-1", 120_000, ROUND.format(1, 0.8, 0.70))],
+        [("algo-1", 180_000, ROUND.format(2, 0.7, 0.75)), ("algo-1", 181_000, "final metrics: validation-rmse:0.75")],
+    ])
+    sagemaker, stub = _stubbed_sagemaker([
+        _described("InProgress", "Starting", ("Starting", "Launching requested ML instances")),
+        _described("InProgress", "Starting", ("Starting", "Launching requested ML instances")),
+        _described("InProgress", "Training", ("Starting", "Launching"), ("Training", "Training in progress.")),
+        _described("Completed", "Completed", ("Training", "Training in progress."), ("Completed", "Done")),
+    ])
+    shown: list[str] = []
+    desc = follow_training(sagemaker, logs, JOB, echo=shown.append, sleep=arrivals)
+    stub.assert_no_pending_responses()
+    assert desc["TrainingJobStatus"] == "Completed"
+    assert shown == [
+        "status: InProgress / Starting - Launching requested ML instances",
+        "algo-1 | algo-1 starts",  # Starting again: not shown twice
+        "algo-2 | algo-2 starts",
+        "status: InProgress / Training - Training in progress.",
+        "algo-1 | " + ROUND.format(0, 0.9, 0.95),
+        "algo-2 | algo-2 shard read",
+        "algo-1 | " + ROUND.format(1, 0.8, 0.70),
+        "round 2/30, best validation-rmse 0.7 at [1], 2m00s elapsed, ETA 28m00s",
+        "algo-1 | " + ROUND.format(2, 0.7, 0.75),
+        "algo-1 | final metrics: validation-rmse:0.75",
+        "round 3/30, best validation-rmse 0.7 at [1], 3m00s elapsed, ETA 27m00s",
+    ]
+    assert not any("secretsmanager" in line for line in shown)  # the environment is never shown
+
+
+def test_ctrl_c_stops_following_not_the_job_and_says_how_to_stop_it(aws: None,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    logs = boto3.client("logs", region_name="us-east-1")
+    sagemaker, _ = _stubbed_sagemaker([_described("InProgress", "Training")])
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    shown: list[str] = []
+    code = run(lambda: follow_training(sagemaker, logs, JOB, echo=shown.append, sleep=interrupted) and 0)
+    assert code == 130 and shown == ["status: InProgress / Training"]
+    assert capsys.readouterr().err == ("stopped following; the job keeps running. To stop it: aws sagemaker "
+                                       f"stop-training-job --training-job-name {JOB} --region us-east-1\n")

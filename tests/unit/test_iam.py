@@ -146,7 +146,10 @@ def test_the_launcher_touches_only_jobs_and_pipelines_under_the_job_prefix():
     for st in statements("launcher-user-policy.json"):
         jobs = [a for a in as_list(st["Action"]) if a.startswith("sagemaker:") and a != "sagemaker:CallMlflowAppApi"]
         for resource in as_list(st["Resource"]) if jobs else []:
-            assert resource.endswith("/xgb-housing-*"), f"{st['Sid']}: {resource}"
+            assert resource.endswith(("/xgb-housing-*", "/xgb-housing-*/execution/*")), f"{st['Sid']}: {resource}"
+    logs = [st for st in statements("launcher-user-policy.json") if any(a.startswith("logs:") for a in as_list(st["Action"]))]
+    assert logs and all(r.endswith(("/aws/sagemaker/TrainingJobs:*", ":log-stream:xgb-housing-*"))
+                        for st in logs for r in as_list(st["Resource"]))  # the job's log streams, nothing else
 
 
 def test_mlflow_is_the_one_tracking_server_or_app_for_both_signing_services():

@@ -1,5 +1,6 @@
-"""``tune --wait``'s closing table lists every trial, failed ones with their reason (botocore's Stubber
-checks each request against the SageMaker service model; moto has no tuning-job trial listing)."""
+"""``tune --wait`` shows the trials table as trials start and end; its closing table lists every
+trial, failed ones with their reason (botocore's Stubber checks each request and response against
+the SageMaker service model; moto has no tuning-job trial listing)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from botocore.stub import Stubber
 
 from launch.aws import list_trials
 from launch.commands.tune import trials_table
+from launch.follower import StoppedFollowing, follow_tuning
 
 STARTED = datetime(2026, 11, 29, tzinfo=timezone.utc)
 REASON = "AlgorithmError: table 'DB.S.T' has no column 'Y': check 'target'"
@@ -57,3 +59,37 @@ def test_when_every_trial_failed_the_table_shows_each_and_its_reason() -> None:
     table = trials_table(trials, "validation:rmse").splitlines()
     assert len(table) == 5 and table[1].startswith("xgb-1") and "Failed" in table[1]
     assert table[2] == f"    failed: {REASON}" and table[4] == f"    failed: {REASON}"
+
+
+def _tuning(status: str, completed: int, running: int) -> dict[str, Any]:
+    return {"HyperParameterTuningJobName": "xgb-tune-1", "CreationTime": STARTED,
+            "HyperParameterTuningJobArn": "arn:aws:sagemaker:us-west-2:1:hyper-parameter-tuning-job/xgb-tune-1",
+            "HyperParameterTuningJobConfig": {"Strategy": "Bayesian", "ResourceLimits": {"MaxParallelTrainingJobs": 2}},
+            "HyperParameterTuningJobStatus": status, "ObjectiveStatusCounters": {},
+            "TrainingJobStatusCounters": {"Completed": completed, "InProgress": running}}
+
+
+def test_tune_wait_shows_the_table_when_a_trial_starts_or_ends_and_ctrl_c_says_how_to_stop() -> None:
+    client = boto3.client("sagemaker", region_name="us-west-2", aws_access_key_id="x", aws_secret_access_key="x")
+    tables = iter(["table 1", "table 2"])
+    interrupts = iter([None, None, KeyboardInterrupt])
+
+    def sleep(seconds: float) -> None:
+        raised = next(interrupts)
+        if raised:
+            raise raised
+
+    shown: list[str] = []
+    with Stubber(client) as stub:
+        for state in (_tuning("InProgress", 0, 2), _tuning("InProgress", 0, 2), _tuning("InProgress", 1, 1)):
+            stub.add_response("describe_hyper_parameter_tuning_job", state, {"HyperParameterTuningJobName": "xgb-tune-1"})
+        with pytest.raises(StoppedFollowing) as stopped:
+            follow_tuning(client, "xgb-tune-1", echo=shown.append, table=lambda: next(tables), sleep=sleep)
+        stub.add_response("describe_hyper_parameter_tuning_job", _tuning("Completed", 2, 0))
+        assert follow_tuning(client, "xgb-tune-1", echo=shown.append, table=lambda: "unused")[
+            "HyperParameterTuningJobStatus"] == "Completed"
+    assert shown == ["status: InProgress", "trials: Completed 0, InProgress 2", "table 1",
+                     "trials: Completed 1, InProgress 1", "table 2"]  # the command shows the last one
+    assert str(stopped.value) == ("stopped following; the job keeps running. To stop it: aws sagemaker "
+                                  "stop-hyper-parameter-tuning-job --hyper-parameter-tuning-job-name xgb-tune-1 "
+                                  "--region us-west-2")
