@@ -90,7 +90,7 @@ def _host_label(base_dir: Path) -> str:
 
 def _configure_logging(host: str) -> None:
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter(f"%(asctime)s [{host}] %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(RedactingFormatter(f"%(asctime)s [{host}] %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(_library_records_without_traceback)
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -105,22 +105,29 @@ def _is_library(name: str) -> bool:
     return name.split(".")[0] in QUIET_LOGGERS
 
 
-_URL_QUERY = re.compile(r"(https?://[^\s?'\"]+)\?[^\s'\"]*")
+QUERY_STRING = re.compile(r"\?(?=[^\s'\"]*=)[^\s'\")]+")
+"""A URL's query string (``?k=v...``), with or without its scheme and host: ``requests`` names a failed
+URL by its path alone (``Max retries exceeded with url: /r/data_0_3?X-Amz-Signature=...``)."""
+
+
+def redact(text: str) -> str:
+    """``text`` without any URL query string: a result chunk's URL is a bearer credential (a presigned
+    link, its signature in the query)."""
+    return QUERY_STRING.sub("?<redacted>", text) if "?" in text else text
+
+
+class RedactingFormatter(logging.Formatter):
+    """Every line the job logs, a traceback's included, loses URL query strings."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def _library_records_without_traceback(record: logging.LogRecord) -> bool:
     """Keep a library's error record but drop its traceback (the Snowflake connector logs one per
-    failed request while a connection is down): in our log, a traceback means a bug of ours.
-
-    A library's message also loses every URL's query string: a result chunk's URL is a bearer
-    credential (a presigned link), and the connector names it when a download fails for good.
-    """
-    if not _is_library(record.name):
-        return True
-    record.exc_info, record.exc_text = None, None
-    message = record.getMessage()
-    if "?" in message:
-        record.msg, record.args = _URL_QUERY.sub(r"\1?<redacted>", message), None
+    failed request while a connection is down): in our log, a traceback means a bug of ours."""
+    if _is_library(record.name):
+        record.exc_info, record.exc_text = None, None
     return True
 
 

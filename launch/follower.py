@@ -57,6 +57,10 @@ class StoppedFollowing(Exception):
 # Training: logs and progress
 
 
+LAST_READS = 3
+LAST_READ_PAUSE_SECONDS = 3.0
+
+
 class LogFollower:
     """New CloudWatch log events of every host of one training job, oldest first, on each call.
 
@@ -64,15 +68,29 @@ class LogFollower:
     where the last read ended (CloudWatch returns the same token when nothing is new).
     """
 
-    def __init__(self, logs: Any, job_name: str) -> None:
-        self._logs, self._prefix = logs, f"{job_name}/"
+    def __init__(self, logs: Any, job_name: str, echo: Echo = print) -> None:
+        self._logs, self._prefix, self._echo = logs, f"{job_name}/", echo
         self._tokens: dict[str, str | None] = {}
+        self.denied = False
 
     def new_events(self) -> list[tuple[str, dict[str, Any]]]:
-        """``(host, event)`` pairs not returned before, across hosts in timestamp order."""
-        for name in self._stream_names():
-            self._tokens.setdefault(name, None)
-        events = [(host_of(name), event) for name in sorted(self._tokens) for event in self._read(name)]
+        """``(host, event)`` pairs not returned before, across hosts in timestamp order (none once the
+        logs turned out not readable with these credentials: the status is still followed)."""
+        if self.denied:
+            return []
+        from botocore.exceptions import ClientError
+
+        try:
+            for name in self._stream_names():
+                self._tokens.setdefault(name, None)
+            events = [(host_of(name), event) for name in sorted(self._tokens) for event in self._read(name)]
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") not in ("AccessDeniedException", "AccessDenied"):
+                raise
+            self.denied = True
+            self._echo("cannot read the job's logs (AccessDenied on CloudWatch Logs: grant logs:DescribeLogStreams "
+                       "and logs:GetLogEvents, see iam/launcher-user-policy.json): following its status only")
+            return []
         return sorted(events, key=lambda pair: pair[1]["timestamp"])  # stable: each host keeps its order
 
     def _stream_names(self) -> list[str]:
@@ -188,7 +206,7 @@ def follow_training(sagemaker: Any, logs: Any, job_name: str, *, echo: Echo, pol
     """Follow a training job to its end (status changes, every host's lines, progress); its description."""
     stop = (f"aws sagemaker stop-training-job --training-job-name {job_name} "
             f"--region {sagemaker.meta.region_name}")
-    follower, progress, shown = LogFollower(logs, job_name), None, None
+    follower, progress, shown = LogFollower(logs, job_name, echo), None, None
     try:
         while True:
             desc = sagemaker.describe_training_job(TrainingJobName=job_name)
@@ -198,6 +216,14 @@ def follow_training(sagemaker: Any, logs: Any, job_name: str, *, echo: Echo, pol
             progress = progress or RoundProgress(total_rounds(desc))
             _echo_events(echo, follower.new_events(), progress)
             if ended:
+                # CloudWatch may deliver the last lines (final metrics, the error) seconds after the job
+                # ends: read until a read brings nothing new, a few times at most.
+                for _ in range(LAST_READS):
+                    sleep(LAST_READ_PAUSE_SECONDS)
+                    events = follower.new_events()
+                    if not events:
+                        break
+                    _echo_events(echo, events, progress)
                 return desc
             sleep(poll_seconds)
     except KeyboardInterrupt:

@@ -33,7 +33,7 @@ from typing import Any
 import boto3
 
 from launch import aws
-from launch.settings import Settings
+from launch.settings import Settings, connection_text
 from launch.tuning_space import search_space
 from training.contract import CONNECTION_ENV, EXPERIMENT_ENV, REGION_ENV, SECRET_ID_ENV, TRACKING_URI_ENV
 from training.errors import ConfigError
@@ -82,8 +82,7 @@ def environment(settings: Settings) -> dict[str, str]:
     """The job's environment: the secret's id (never a value) or the workload identity connection
     (no secret in it; with the region the connector signs for), and MLflow's settings."""
     if settings.data.snowflake_connection:
-        env = {CONNECTION_ENV: json.dumps(settings.data.snowflake_connection, sort_keys=True),
-               REGION_ENV: settings.region}
+        env = {CONNECTION_ENV: connection_text(settings.data.snowflake_connection), REGION_ENV: settings.region}
     else:
         env = {SECRET_ID_ENV: settings.data.snowflake_secret_id}
     if settings.mlflow.tracking_uri:

@@ -112,6 +112,11 @@ class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 
+def connection_text(connection: Mapping[str, str]) -> str:
+    """The ``SNOWFLAKE_CONNECTION`` value the job receives (compact JSON)."""
+    return json.dumps(dict(connection), sort_keys=True, separators=(",", ":")) if connection else ""
+
+
 def _connection(value: Any) -> dict[str, str]:
     """``[data.snowflake_connection]``: workload identity, checked by the container's own parser."""
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
@@ -347,6 +352,7 @@ def settings_from_dict(raw: Mapping[str, Any], source: str = "<dict>") -> Settin
 
 def _check_rules(settings: Settings) -> None:
     _check_sign_in(settings.data)
+    _check_pipeline_name(settings)
     _check_image(settings.image, settings.region)
     _check_spot(settings.compute, settings.output)
     _check_network(settings.network)
@@ -354,15 +360,33 @@ def _check_rules(settings: Settings) -> None:
     _check_tuning(settings)
 
 
+def _check_pipeline_name(settings: Settings) -> None:
+    """iam/launcher-user-policy.json grants pipelines named ``<job_prefix>-*`` only."""
+    name = settings.pipeline.name
+    if name and not name.startswith(f"{settings.job_prefix}-"):
+        raise ConfigError(f"settings key 'pipeline.name' {name!r} does not start with job_prefix "
+                          f"'{settings.job_prefix}-': the launcher's IAM policy grants only names under the prefix; "
+                          f"rename it (e.g. '{settings.job_prefix}-{name}') or leave it empty")
+
+
+CONNECTION_MAX = 512
+"""CreateTrainingJob's limit on an environment value (the workload identity connection's JSON)."""
+
+
 def _check_sign_in(data: Data) -> None:
+    if len(connection_text(data.snowflake_connection)) > CONNECTION_MAX:
+        raise ConfigError(f"settings [data.snowflake_connection] is over {CONNECTION_MAX} characters as JSON, "
+                          "SageMaker's limit for an environment value: shorten it (leave out user, host or port if "
+                          "the defaults do)")
     if bool(data.snowflake_secret_id) == bool(data.snowflake_connection):
         raise ConfigError("settings need one way to sign in to Snowflake: data.snowflake_secret_id (a Secrets "
                           "Manager secret) or [data.snowflake_connection] (workload identity: the job's role, no "
                           "secret)" + (", not both" if data.snowflake_secret_id else ""))
 
 
-ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr(-fips)?\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+(:[\w.-]{1,128}|@sha256:[0-9a-f]{64})$")
-"""An ECR image URI: account, region, repository and a tag or digest."""
+ECR_IMAGE = re.compile(r"^(\d{12})\.dkr\.ecr(-fips)?\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/[a-z0-9._/-]+"
+                       r"(:[\w.-]{1,128})?(@sha256:[0-9a-f]{64})?$")
+"""An ECR image URI: account, region, repository, then a tag, a digest, both or neither (latest)."""
 HYPERPARAMETER_VALUE_MAX = 2_500
 """CreateTrainingJob (and a tuning job's static hyperparameters) accept at most this many characters per value."""
 
@@ -454,8 +478,8 @@ def _check_hyperband(settings: Settings) -> None:
     if low is not None and low >= high:
         raise ConfigError(f"settings key 'tuning.hyperband_min_resource' ({low}) must be below "
                           f"'tuning.hyperband_max_resource' ({high}): lower it")
-    rounds = settings.job_hyperparameters.get("num_round")
-    if "num_round" not in search_space(settings) and rounds is not None and high > int(rounds):
+    rounds = settings.job_hyperparameters.get("num_round", str(SPECS["num_round"].default))
+    if "num_round" not in search_space(settings) and high > int(rounds):
         raise ConfigError(f"settings key 'tuning.hyperband_max_resource' ({high}) is above the job's num_round "
                           f"({rounds}): a trial never runs that many rounds; set it to at most {rounds}")
 

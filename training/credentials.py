@@ -196,7 +196,6 @@ def _auth_method(data: dict[str, Any], where: str) -> str:
 
 SECRETLESS_METHODS = tuple(name for name, method in AUTH_METHODS.items() if not method.fields)
 """Methods whose configuration holds no secret: the only ones allowed in the job's environment."""
-SECRET_FIELDS = tuple(sorted({name for method in AUTH_METHODS.values() for name in method.fields}))
 
 
 def parse_connection(text: str) -> SnowflakeCredentials:
@@ -209,11 +208,12 @@ def parse_connection(text: str) -> SnowflakeCredentials:
     if not isinstance(data, dict):
         raise CredentialsError(f"{where} is not a JSON object: set it to JSON with the fields account, warehouse, "
                                f"database, schema, role and \"auth\": \"{SECRETLESS_METHODS[0]}\"")
-    leaked = [name for name in SECRET_FIELDS if name in data]
-    if leaked:  # never echo the value: it is a credential
-        raise CredentialsError(f"{where} holds a {leaked[0]!r} field: a secret never goes in the job's environment "
-                               f"(DescribeTrainingJob shows it); remove it, and keep secrets in Secrets Manager "
-                               f"({SECRET_ID_ENV})")
+    allowed = (*REQUIRED_FIELDS, *ENDPOINT_FIELDS)
+    other = sorted(str(name) for name in data if name not in allowed)  # Password, pwd, oauth_token...
+    if other:  # never echo the value: it may be a credential
+        raise CredentialsError(f"{where} holds a {other[0]!r} field: a secret never goes in the job's environment "
+                               f"(DescribeTrainingJob shows it); keep only {', '.join(allowed)}, and keep secrets in "
+                               f"Secrets Manager ({SECRET_ID_ENV})")
     if _text(data.get("auth")) and str(data["auth"]).lower() not in SECRETLESS_METHODS:
         raise CredentialsError(f"{where} names auth {str(data['auth']).lower()!r}, which needs a secret: store it in "
                                f"Secrets Manager and pass {SECRET_ID_ENV}, or use auth "

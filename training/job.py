@@ -11,17 +11,18 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xgboost as xgb
 
-from training import __version__, snapshot
+from training import __version__, read_record, snapshot
 from training.checkpoints import CheckpointCallback, StopFlag, resume_point, write_model
 from training.cluster import Cluster, allreduce_sum, broadcast, collective, error_summary, gather
 from training.columns import ColumnPlan
-from training.contract import CONNECTION_ENV, MODEL_FILE, SECRET_ID_ENV
+from training.contract import CONNECTION_ENV, JOB_NAME_ENV, MODEL_FILE, SECRET_ID_ENV
 from training.credentials import SnowflakeCredentials, parse_connection, read_secret
 from training.dataset import CACHE_DIR, build_matrices
 from training.errors import ClusterError, ConfigError, DataError, Interrupted
@@ -161,15 +162,31 @@ def _read_before_joining(creds: SnowflakeCredentials, spec: JobSpec,
         if hps["read_mode"] == "scan":
             if cluster.leader:
                 _scan_notes(hps)
-            return plan, None, open_scan(conn, plan, hps, spec.checkpoint_dir) if cluster.leader else None
+            job_name = spec.environ.get(JOB_NAME_ENV, "")
+            return plan, None, open_scan(conn, plan, hps, spec.checkpoint_dir, job_name) if cluster.leader else None
         if hps["snapshot"] == snapshot.JOB_START:
             # the leader picks the time; every host learns it once joined, then fetches
-            return replace(plan, snapshot_at=snapshot.current_time(conn) if cluster.leader else ""), None, None
+            return replace(plan, snapshot_at=_job_start_time(conn, plan, spec) if cluster.leader else ""), None, None
     finally:
         conn.close()
     shard = fetch_shard(lambda: connect(creds, hps["query_tag"], timeouts), plan, cluster.rank, cluster.size, hps,
                         spec.spill_dir)
     return plan, shard, None
+
+
+def _job_start_time(conn: Any, plan: ShardPlan, spec: JobSpec) -> str:
+    """``snapshot=job_start``'s time (leader): Snowflake's now, or, when this job restarts (spot), its
+    first start's, so the hosts read the snapshot its checkpoints were trained on."""
+    job_name, now = spec.environ.get(JOB_NAME_ENV, ""), datetime.now(timezone.utc)
+    digest = read_record.query_digest(plan.query_template, plan.parameters(spec.hyperparameters, 1, 0))
+    record = read_record.load(spec.checkpoint_dir, job_name, digest, now)
+    if record is not None and record.snapshot_at:
+        log.info("reading at this job's first snapshot, %s, for this restart", record.snapshot_at)
+        return record.snapshot_at
+    moment = snapshot.current_time(conn)
+    read_record.save(spec.checkpoint_dir, read_record.ReadRecord(job_name, digest, now.isoformat(timespec="seconds"),
+                                                                 snapshot_at=moment))
+    return moment
 
 
 def _scan_notes(hps: Hyperparameters) -> None:

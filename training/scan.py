@@ -14,29 +14,27 @@ carry the decryption key. They travel only through the collective, are never log
 error about one names its number, never its URL.
 
 A restarted job (a spot interruption: the spill directory is gone, the checkpoint directory is
-synced back) reads the same snapshot again: the leader keeps the query's id and time in the
-checkpoint directory (:data:`RESULT_RECORD`; no URL, no key) and, while Snowflake still keeps the
+synced back) reads the same snapshot again: the leader keeps the query's id in the checkpoint
+directory (:mod:`training.read_record`; no URL, no key) and, while Snowflake still keeps the
 result (24 hours), re-opens it with ``RESULT_SCAN`` for fresh chunk URLs instead of querying the
 table again. An older or unknown result is queried again, and the log says the snapshot changed.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from training import read_record
 from training.errors import SnowflakeError
 from training.hyperparameters import Hyperparameters
 from training.shards import (
@@ -50,10 +48,6 @@ from training.shards import (
 
 log = logging.getLogger(__name__)
 
-RESULT_RECORD = "snowflake-result.json"
-"""In the checkpoint directory: the leader's query id, read time and query digest (for a restart)."""
-REOPEN_WITHIN = timedelta(hours=23)
-"""A result younger than this is re-opened on restart (Snowflake keeps a query's result 24 hours)."""
 
 
 @dataclass(frozen=True)
@@ -89,80 +83,41 @@ def run_scan(conn: Any, plan: ShardPlan, hps: Hyperparameters) -> ScanResult:
         cursor.close()
 
 
-def open_scan(conn: Any, plan: ShardPlan, hps: Hyperparameters, checkpoint_dir: Path | None,
+def open_scan(conn: Any, plan: ShardPlan, hps: Hyperparameters, checkpoint_dir: Path | None, job_name: str = "",
               now: datetime | None = None) -> ScanResult:
-    """The job's one result (leader): re-opened when a restart finds it recorded and kept, else queried.
-
-    The record is written after a new query, so a restart reads the snapshot its checkpoints were
-    trained on. Without a checkpoint directory every start queries the table.
-    """
+    """The job's one result (leader): re-opened when a restart of this job finds it recorded and kept,
+    else queried (and recorded, so a restart reads the snapshot its checkpoints were trained on).
+    Without a checkpoint directory every start queries the table."""
     now = now or datetime.now(timezone.utc)
-    digest = _query_digest(plan, hps)
-    record = _read_record(checkpoint_dir)
-    if record is not None and record.get("query_digest") == digest:
-        reopened = _reopen(conn, record, now)
+    digest = read_record.query_digest(plan.query_template, plan.parameters(hps, 1, 0))
+    record = read_record.load(checkpoint_dir, job_name, digest, now)
+    if record is not None and record.query_id:
+        reopened = _reopen(conn, record)
         if reopened is not None:
             return reopened
-    elif record is not None:
-        log.info("the recorded result of query %s was read by another query (other columns or hyperparameters): "
-                 "querying the table", record.get("query_id"))
     result = run_scan(conn, plan, hps)
-    if checkpoint_dir is not None:
-        _write_record(checkpoint_dir, {"query_id": result.query_id, "read_at": result.read_at,
-                                       "query_digest": digest})
+    read_record.save(checkpoint_dir, read_record.ReadRecord(job_name, digest, result.read_at, query_id=result.query_id))
     return result
 
 
-def _reopen(conn: Any, record: dict[str, Any], now: datetime) -> ScanResult | None:
-    """The recorded result with fresh chunk URLs, or None (logged) when it is too old or gone."""
-    from snowflake.connector.errors import ProgrammingError
+def _reopen(conn: Any, record: read_record.ReadRecord) -> ScanResult | None:
+    """The recorded result with fresh chunk URLs, or None (logged) when Snowflake no longer has it."""
+    from snowflake.connector.errors import Error
 
-    query_id, read_at = str(record.get("query_id")), str(record.get("read_at"))
-    try:
-        age = now - datetime.fromisoformat(read_at)
-    except (TypeError, ValueError):
-        age = None
-    if age is None or age > REOPEN_WITHIN:
-        log.warning("the snapshot changes: the result of query %s (read at %s) is older than Snowflake keeps "
-                    "results, so the table is queried again", query_id, read_at)
-        return None
     cursor = conn.cursor()
     try:
-        cursor.execute("SELECT * FROM TABLE(RESULT_SCAN(%(query_id)s))", {"query_id": query_id})
+        cursor.execute("SELECT * FROM TABLE(RESULT_SCAN(%(query_id)s))", {"query_id": record.query_id})
         batches = list(cursor.get_result_batches() or [])
-    except ProgrammingError as err:  # not found, expired, or not this user's
-        log.warning("the snapshot changes: could not re-open the result of query %s (read at %s; errno %s), so "
-                    "the table is queried again", query_id, read_at, getattr(err, "errno", None) or "?")
+    except Error as err:  # not found, expired, not this user's, or the request failed: query afresh
+        log.warning("the snapshot changes: could not re-open the result of query %s (read at %s; %s, errno %s), so "
+                    "the table is queried again", record.query_id, record.read_at, type(err).__name__,
+                    getattr(err, "errno", None) or "?")
         return None
     finally:
         cursor.close()
     log.info("re-opened the result of query %s (read at %s) for this restart: the same snapshot as before",
-             query_id, read_at)
-    return ScanResult(query_id, batches, read_at)
-
-
-def _query_digest(plan: ShardPlan, hps: Hyperparameters) -> str:
-    text = json.dumps([plan.query_template, plan.parameters(hps, 1, 0)], sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _read_record(checkpoint_dir: Path | None) -> dict[str, Any] | None:
-    path = checkpoint_dir / RESULT_RECORD if checkpoint_dir is not None else None
-    if path is None or not path.is_file():
-        return None
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        log.warning("ignored an unreadable %s in the checkpoint directory", RESULT_RECORD)
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def _write_record(checkpoint_dir: Path, record: dict[str, str]) -> None:
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    temp = checkpoint_dir / f".{RESULT_RECORD}.tmp"
-    temp.write_text(json.dumps(record))
-    os.replace(temp, checkpoint_dir / RESULT_RECORD)
+             record.query_id, record.read_at)
+    return ScanResult(record.query_id, batches, record.read_at)
 
 
 def deal(rowcounts: Sequence[int], hosts: int) -> list[list[int]]:
@@ -237,12 +192,19 @@ def _download(share: ScanShare, threads: int) -> Iterator[pa.Table]:
             yield table
 
 
-def _result(future: Future[pa.Table], number: int, count: int) -> pa.Table:
+def download_errors() -> tuple[type[Exception], ...]:
+    """What a result chunk's download raises once the connector's retries are spent: its own errors
+    (an HTTP status) or the raw ``requests`` exception (a refused or reset connection, a timeout)."""
     from snowflake.connector.errors import Error
+    from snowflake.connector.vendored.requests.exceptions import RequestException
 
+    return (Error, RequestException)
+
+
+def _result(future: Future[pa.Table], number: int, count: int) -> pa.Table:
     try:
         return future.result()
-    except Error as err:  # after the connector's own retries; its message may hold the URL: not shown
+    except download_errors() as err:  # after the connector's own retries; its message may hold the URL: not shown
         raise SnowflakeError(
             f"could not download result batch {number} of {count} ({type(err).__name__}, errno "
             f"{getattr(err, 'errno', None) or '?'}) after retries: the hosts must reach Snowflake's result "

@@ -237,8 +237,10 @@ def fetch_shard(
 
 def _connection_errors() -> tuple[type[Exception], ...]:
     from snowflake.connector.errors import HttpError, InterfaceError, OperationalError
+    from snowflake.connector.vendored.requests.exceptions import RequestException
 
-    return (OperationalError, InterfaceError, HttpError, SnowflakeError)
+    # RequestException: a result chunk whose download still fails after the connector's retries
+    return (OperationalError, InterfaceError, HttpError, SnowflakeError, RequestException)
 
 
 def _close_quietly(conn: Any) -> None:

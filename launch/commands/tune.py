@@ -51,6 +51,9 @@ def tune(settings: Settings, *, dry_run: bool = False, wait: bool = False, sessi
     if job_name is not None and (len(job_name) > jobs.TUNING_NAME_MAX or not TUNING_JOB_NAME.fullmatch(job_name)):
         raise ConfigError(f"--job-name {job_name!r} is not a tuning job name: at most {jobs.TUNING_NAME_MAX} letters, "
                           "digits and dashes, starting and ending with a letter or digit")
+    if job_name is not None and not job_name.startswith(f"{settings.job_prefix}-"):
+        raise ConfigError(f"--job-name {job_name!r} does not start with job_prefix '{settings.job_prefix}-': the "
+                          "launcher's IAM policy grants only tuning jobs under the prefix; rename it")
     note = pinned_note({**default_space(), **settings.tuning.ranges}, settings.hyperparameters)
     if note:
         logger.warning(note)

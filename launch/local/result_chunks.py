@@ -128,7 +128,8 @@ class ChunkStore:
 
 
 class QueryLog:
-    """The statements the server was sent, in order: verb, text (no bind values) and result batches.
+    """The statements the server was sent, in order: verb, text and result batches. The connector binds
+    values client-side, so the text holds them (the stand-in's data only; it is a test log).
 
     Kept for counting (a job's warehouse queries), bounded to the last ``keep`` entries; each entry
     has its sequence number, so a reader asks for what came after its last look.

@@ -16,8 +16,9 @@ Where fakesnow 0.12.1 differs from Snowflake in a way the job would notice, it i
   (:mod:`launch.local.time_travel`).
 
 What it still does not do: see ``../shared/REFERENCE.md`` (no Time Travel *history*: any past
-time reads the current rows, and no time is too old; ``RESULT_SCAN`` answers wrongly; ``HASH``
-values differ from Snowflake's).
+time reads the current rows, and no time is too old; ``RESULT_SCAN`` answers the whole cached
+result whatever its projection (``SELECT *`` is right, ``COUNT(*)`` is not) and never expires, see
+:mod:`launch.local.result_chunks`; ``HASH`` values differ from Snowflake's).
 """
 
 from __future__ import annotations

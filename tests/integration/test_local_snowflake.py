@@ -29,7 +29,8 @@ from launch.local.result_chunks import ChunkSizes
 from launch.local.services import LocalStack
 from training.errors import DataError
 from training.hyperparameters import parse_hyperparameters
-from training.scan import RESULT_RECORD, ScanResult, open_scan
+from training.read_record import RECORD_FILE
+from training.scan import ScanResult, open_scan
 from training.shards import plan_shard
 from training.snapshot import current_time
 from training.snowflake import Column, describe_table
@@ -117,9 +118,10 @@ def test_a_restart_reopens_its_recorded_result_while_snowflake_keeps_it(chunked:
     conn = chunked.connect()
     try:
         plan = plan_shard(describe_table(conn, "REOPEN"), hps)
-        first = open_scan(conn, plan, hps, tmp_path)
-        record = json.loads((tmp_path / RESULT_RECORD).read_text())
-        assert record["query_id"] == first.query_id and set(record) == {"query_id", "read_at", "query_digest"}
+        first = open_scan(conn, plan, hps, tmp_path, "job-1")
+        record = json.loads((tmp_path / RECORD_FILE).read_text())
+        assert record["query_id"] == first.query_id and record["job_name"] == "job-1"
+        assert set(record) == {"job_name", "query_id", "read_at", "query_digest", "snapshot_at"}  # nothing secret
         conn.cursor().execute("INSERT INTO REOPEN SELECT * FROM REOPEN WHERE ID < 10")  # the table moves on
 
         def rows(result: ScanResult) -> int:
@@ -127,7 +129,7 @@ def test_a_restart_reopens_its_recorded_result_while_snowflake_keeps_it(chunked:
             return sum(batch.rowcount for batch in result.batches)
 
         with caplog.at_level(logging.INFO, logger="training.scan"):
-            again = open_scan(conn, plan, hps, tmp_path)
+            again = open_scan(conn, plan, hps, tmp_path, "job-1")
         assert (again.query_id, again.read_at, rows(again)) == (first.query_id, first.read_at, 2_500)
         assert pa.concat_tables(b.to_arrow() for b in again.batches).equals(
             pa.concat_tables(b.to_arrow() for b in first.batches))  # the same rows, in fresh chunks
@@ -135,17 +137,21 @@ def test_a_restart_reopens_its_recorded_result_while_snowflake_keeps_it(chunked:
 
         later = datetime.fromisoformat(first.read_at) + timedelta(hours=25)
         caplog.clear()
-        with caplog.at_level(logging.INFO, logger="training.scan"):
-            fresh = open_scan(conn, plan, hps, tmp_path, now=later)
+        with caplog.at_level(logging.INFO):
+            fresh = open_scan(conn, plan, hps, tmp_path, "job-1", now=later)
         assert fresh.query_id != first.query_id and rows(fresh) == 2_510
-        assert "the snapshot changes: the result of query" in caplog.text
-        assert json.loads((tmp_path / RESULT_RECORD).read_text())["query_id"] == fresh.query_id
+        assert "the snapshot changes: this job's first read" in caplog.text
+        assert json.loads((tmp_path / RECORD_FILE).read_text())["query_id"] == fresh.query_id
 
-        (tmp_path / RESULT_RECORD).write_text(json.dumps({**record, "query_id": str(uuid.uuid4())}))
+        (tmp_path / RECORD_FILE).write_text(json.dumps({**record, "query_id": str(uuid.uuid4())}))
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="training.scan"):
-            assert rows(open_scan(conn, plan, hps, tmp_path)) == 2_510
+            assert rows(open_scan(conn, plan, hps, tmp_path, "job-1")) == 2_510
         assert "the snapshot changes: could not re-open the result of query" in caplog.text
+        caplog.clear()  # another job with the same checkpoint location reads the table as it is now
+        with caplog.at_level(logging.INFO, logger="training.read_record"):
+            other = open_scan(conn, plan, hps, tmp_path, "job-2")
+        assert "holds the read of job job-1, not this one" in caplog.text and other.query_id != fresh.query_id
     finally:
         conn.close()
 

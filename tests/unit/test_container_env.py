@@ -50,16 +50,28 @@ def test_the_container_contract_rejects_a_malformed_timeout_before_any_work(tmp_
         TrainingEnv.from_dir(_tree(tmp_path), {NETWORK_TIMEOUT_ENV: "5m"})
 
 
-def test_a_library_log_record_never_carries_a_urls_query_string() -> None:
-    """A result chunk's URL is a presigned link: the connector may name it; our log keeps only its path."""
+def test_no_logged_line_carries_a_urls_query_string() -> None:
+    """A result chunk's URL is a presigned link: the connector (or requests, by its path alone, in an
+    exception's text) may name it; the job's log keeps only its path, tracebacks included."""
     import logging
+    import sys
 
-    from container.entry import _library_records_without_traceback
+    from container.entry import RedactingFormatter, _library_records_without_traceback
 
+    formatter = RedactingFormatter("%(name)s: %(message)s")
     record = logging.LogRecord("snowflake.connector.result_batch", logging.ERROR, __file__, 1,
                                "failed %s for url %s", ("GET", "https://bucket.s3.amazonaws.com/r/data_0_1?X-Amz-Signature=abc&k=v"),
                                None)
     assert _library_records_without_traceback(record)
-    assert record.getMessage() == "failed GET for url https://bucket.s3.amazonaws.com/r/data_0_1?<redacted>"
-    ours = logging.LogRecord("training.scan", logging.INFO, __file__, 1, "see https://x/y?z=1", None, None)
-    assert _library_records_without_traceback(ours) and ours.getMessage() == "see https://x/y?z=1"
+    assert formatter.format(record) == ("snowflake.connector.result_batch: failed GET for url "
+                                        "https://bucket.s3.amazonaws.com/r/data_0_1?<redacted>")
+    try:
+        raise OSError("HTTPSConnectionPool(host='b.s3.amazonaws.com', port=443): Max retries exceeded with url: "
+                      "/r/data_0_3?X-Amz-Signature=abc123&x-amz-server-side-encryption-customer-key=k (Caused by x)")
+    except OSError:
+        ours = logging.LogRecord("container.entry", logging.ERROR, __file__, 1, "internal error", None, sys.exc_info())
+    shown = formatter.format(ours)
+    assert "Traceback" in shown and "/r/data_0_3?<redacted> (Caused by x)" in shown
+    assert "abc123" not in shown and "customer-key" not in shown
+    assert formatter.format(logging.LogRecord("training.job", logging.INFO, __file__, 1, "errno ? (what?)", None,
+                                              None)) == "training.job: errno ? (what?)"  # no query: unchanged

@@ -147,6 +147,8 @@ def test_workload_identity_needs_no_secret_and_no_user():
     ({"password": SECRET_VALUE}, "SNOWFLAKE_CONNECTION holds a 'password' field: a secret never goes in the job's "
                                  "environment"),
     ({"token": SECRET_VALUE}, "holds a 'token' field"),
+    ({"Password": SECRET_VALUE}, "holds a 'Password' field"),  # any field it does not use, whatever its case
+    ({"oauth_token": SECRET_VALUE}, "holds a 'oauth_token' field"),
     ({"auth": "password"}, "names auth 'password', which needs a secret: store it in Secrets Manager and pass "
                            "SNOWFLAKE_SECRET_ID"),
     ({"role": ""}, "SNOWFLAKE_CONNECTION has no 'role' field: add it"),

@@ -90,3 +90,60 @@ def test_pipeline_wait_shows_status_and_steps_when_they_change_and_ctrl_c_says_h
 def test_pipeline_wait_needs_start(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["pipeline", "--settings", "launch/settings.example.toml", "--wait"]) == 1
     assert "add --start" in capsys.readouterr().err
+
+
+def _training_job(status: str) -> dict[str, Any]:
+    return {"TrainingJobName": "xgb-1", "TrainingJobArn": "arn:aws:sagemaker:us-west-2:1:training-job/xgb-1",
+            "ModelArtifacts": {"S3ModelArtifacts": ""}, "TrainingJobStatus": status, "SecondaryStatus": "Training",
+            "CreationTime": STARTED, "HyperParameters": {"num_round": "10"},
+            "AlgorithmSpecification": {"TrainingInputMode": "File", "TrainingImage": "img"},
+            "ResourceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 3600}}
+
+
+def _clients() -> tuple[Any, Stubber, Any, Stubber]:
+    sagemaker = boto3.client("sagemaker", region_name="us-west-2", aws_access_key_id="x", aws_secret_access_key="x")
+    logs = boto3.client("logs", region_name="us-west-2", aws_access_key_id="x", aws_secret_access_key="x")
+    return sagemaker, Stubber(sagemaker), logs, Stubber(logs)
+
+
+def test_logs_the_credentials_cannot_read_leave_the_status_followed() -> None:
+    """A launching user on an older policy: one line says what to grant; the job is still followed to its end."""
+    from launch.follower import follow_training
+
+    sagemaker, sm_stub, logs, logs_stub = _clients()
+    sm_stub.add_response("describe_training_job", _training_job("InProgress"), {"TrainingJobName": "xgb-1"})
+    sm_stub.add_response("describe_training_job", _training_job("Completed"), {"TrainingJobName": "xgb-1"})
+    logs_stub.add_client_error("describe_log_streams", "AccessDeniedException", "not authorized")
+    shown: list[str] = []
+    with sm_stub, logs_stub:
+        desc = follow_training(sagemaker, logs, "xgb-1", echo=shown.append, sleep=lambda s: None)
+    assert desc["TrainingJobStatus"] == "Completed"
+    assert shown == ["status: InProgress / Training",
+                     "cannot read the job's logs (AccessDenied on CloudWatch Logs: grant logs:DescribeLogStreams and "
+                     "logs:GetLogEvents, see iam/launcher-user-policy.json): following its status only"]
+
+
+def test_lines_that_arrive_after_the_job_ended_are_still_shown() -> None:
+    """CloudWatch can deliver the last lines (the final metrics, the error) seconds after the end."""
+    from launch.follower import LOG_GROUP, follow_training
+
+    sagemaker, sm_stub, logs, logs_stub = _clients()
+    sm_stub.add_response("describe_training_job", _training_job("Failed"), {"TrainingJobName": "xgb-1"})
+    stream = {"logStreamName": "xgb-1/algo-1-1764374400"}
+    wanted = {"logGroupName": LOG_GROUP, "logStreamName": stream["logStreamName"], "startFromHead": True}
+    logs_stub.add_response("describe_log_streams", {"logStreams": [stream]}, {"logGroupName": LOG_GROUP,
+                                                                               "logStreamNamePrefix": "xgb-1/"})
+    logs_stub.add_response("get_log_events", {"events": [], "nextForwardToken": "f/1"}, wanted)  # not yet
+    logs_stub.add_response("describe_log_streams", {"logStreams": [stream]}, {"logGroupName": LOG_GROUP,
+                                                                               "logStreamNamePrefix": "xgb-1/"})
+    logs_stub.add_response("get_log_events", {"events": [{"timestamp": 1, "message": "training failed: no rows"}],
+                                              "nextForwardToken": "f/2"}, {**wanted, "nextToken": "f/1"})
+    logs_stub.add_response("get_log_events", {"events": [], "nextForwardToken": "f/2"}, {**wanted, "nextToken": "f/2"})
+    logs_stub.add_response("describe_log_streams", {"logStreams": [stream]}, {"logGroupName": LOG_GROUP,
+                                                                               "logStreamNamePrefix": "xgb-1/"})
+    logs_stub.add_response("get_log_events", {"events": [], "nextForwardToken": "f/2"}, {**wanted, "nextToken": "f/2"})
+    shown: list[str] = []
+    with sm_stub, logs_stub:
+        follow_training(sagemaker, logs, "xgb-1", echo=shown.append, sleep=lambda s: None)
+    assert shown == ["algo-1 | training failed: no rows"]

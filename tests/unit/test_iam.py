@@ -147,9 +147,15 @@ def test_the_launcher_touches_only_jobs_and_pipelines_under_the_job_prefix():
         jobs = [a for a in as_list(st["Action"]) if a.startswith("sagemaker:") and a != "sagemaker:CallMlflowAppApi"]
         for resource in as_list(st["Resource"]) if jobs else []:
             assert resource.endswith(("/xgb-housing-*", "/xgb-housing-*/execution/*")), f"{st['Sid']}: {resource}"
-    logs = [st for st in statements("launcher-user-policy.json") if any(a.startswith("logs:") for a in as_list(st["Action"]))]
-    assert logs and all(r.endswith(("/aws/sagemaker/TrainingJobs:*", ":log-stream:xgb-housing-*"))
-                        for st in logs for r in as_list(st["Resource"]))  # the job's log streams, nothing else
+    # Reading log events only from the job's own streams (DescribeLogStreams lists names, it reads no event):
+    # a log-group:...:* resource would match every stream of every job.
+    for st in statements("launcher-user-policy.json"):
+        actions = as_list(st["Action"])
+        if "logs:GetLogEvents" in actions:
+            assert actions == ["logs:GetLogEvents"] and all(
+                r.endswith(":log-stream:xgb-housing-*") for r in as_list(st["Resource"])), st["Sid"]
+        elif any(a.startswith("logs:") for a in actions):
+            assert actions == ["logs:DescribeLogStreams"], st["Sid"]
 
 
 def test_mlflow_is_the_one_tracking_server_or_app_for_both_signing_services():

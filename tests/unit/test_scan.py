@@ -28,3 +28,26 @@ def test_the_deal_depends_only_on_the_row_counts() -> None:
 def test_a_result_in_fewer_batches_than_hosts_leaves_hosts_empty() -> None:
     assert deal([20_640], 3) == [[0], [], []]
     assert deal([], 2) == [[], []]
+
+
+@pytest.mark.parametrize("kind", ["connection", "forbidden"])
+def test_a_chunk_that_cannot_be_downloaded_fails_in_one_line_without_its_url(kind: str) -> None:
+    """After the connector's retries, a refused connection surfaces as requests' own exception (its
+    text holds the presigned path), a 403 as the connector's error: either becomes one line."""
+    from concurrent.futures import Future
+
+    from snowflake.connector.errors import ForbiddenError
+    from snowflake.connector.vendored.requests.exceptions import ConnectionError as RequestsConnectionError
+
+    from training.errors import SnowflakeError
+    from training.scan import _result
+
+    url = "/r/data_0_3?X-Amz-Signature=abc123&x-amz-server-side-encryption-customer-key=k"
+    future: Future = Future()
+    future.set_exception(RequestsConnectionError(f"Max retries exceeded with url: {url}") if kind == "connection"
+                         else ForbiddenError(msg=f"403 for {url}", errno=290403))
+    with pytest.raises(SnowflakeError) as info:
+        _result(future, 3, 7)
+    message = str(info.value)
+    assert message.startswith("could not download result batch 3 of 7 (")
+    assert "abc123" not in message and "data_0_3" not in message and "\n" not in message
