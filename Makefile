@@ -13,7 +13,7 @@ help: ## list the targets, and the launcher's CLI
 	@echo "  launcher: .venv/bin/python -m launch {train,tune,pipeline,register} --help   (also: snowflake-xgboost)"
 
 # The virtual environment under the repo, created on first use (uv inside it for fast installs).
-$(STAMP): requirements.txt requirements-base.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check uv
 	$(VENV)/bin/uv pip install -q --python $(PY) -r requirements-dev.txt
