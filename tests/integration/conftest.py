@@ -10,6 +10,7 @@ import pytest
 from launch.local.hosts import LocalJobResult, run_local_job
 from launch.local.services import LocalStack
 from tests.helpers import SECRET_ID, SECRET_PASSWORD, SYNTH_ROWS, SYNTH_TABLE
+from tests.integration import image_env
 from training import contract
 
 
@@ -39,3 +40,25 @@ def run_job(tmp_path: Path, job_env: dict[str, str]):
                              timeout=300, **kwargs)
 
     return run
+
+
+IMAGE_BUILD = pytest.StashKey["image_env.BuildHandle | str"]()
+"""The image environment's background build, or why there is none (no Python 3.10)."""
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start building the image environment now if its tests will run: the suite goes on meanwhile."""
+    if not any(item.path.name == "test_image_env.py" for item in session.items):
+        return
+    python, where = image_env.find_python()
+    if python is None:
+        session.config.stash[IMAGE_BUILD] = where
+        return
+    log = Path(session.config.rootpath, image_env.VENV.name + ".log")
+    session.config.stash[IMAGE_BUILD] = image_env.start_build(python, log)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    build = session.config.stash.get(IMAGE_BUILD, None)
+    if isinstance(build, image_env.BuildHandle):
+        build.stop()  # an interrupted session leaves no pip behind
