@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,20 +57,28 @@ def _uv() -> str | None:
     return str(beside) if beside.exists() else shutil.which("uv")
 
 
+def _uv_python() -> str:
+    uv = _uv()
+    if uv is None:
+        return ""
+    found = subprocess.run([uv, "python", "find", "--no-project", "3.10"], capture_output=True, text=True, timeout=60)
+    return found.stdout.strip() if found.returncode == 0 else ""
+
+
+def _candidates(pyenv_root: str) -> Iterator[tuple[str, str]]:
+    """(interpreter, where from), in order of preference; uv is asked only if the others fail."""
+    yield os.environ.get(PYTHON_ENV, ""), f"${PYTHON_ENV}"
+    yield shutil.which("python3.10") or "", "python3.10 on PATH"
+    for path in sorted(glob.glob(f"{pyenv_root}/versions/3.10.*/bin/python3.10")):
+        yield path, "pyenv"
+    yield _uv_python(), "uv python find"
+
+
 def find_python() -> tuple[str | None, str]:
     """(interpreter, where it was found) or (None, why not). A pyenv shim on PATH that has no 3.10
     selected fails when run, so every candidate is run and must answer 3.10."""
-    uv = _uv()
-    uv_found = subprocess.run([uv, "python", "find", "--no-project", "3.10"], capture_output=True, text=True,
-                              timeout=60).stdout.strip() if uv else ""
     pyenv_root = os.environ.get("PYENV_ROOT", str(Path.home() / ".pyenv"))
-    candidates = [
-        (os.environ.get(PYTHON_ENV, ""), f"${PYTHON_ENV}"),
-        (shutil.which("python3.10") or "", "python3.10 on PATH"),
-        *[(path, "pyenv") for path in sorted(glob.glob(f"{pyenv_root}/versions/3.10.*/bin/python3.10"))],
-        (uv_found, "uv python find"),
-    ]
-    for python, where in candidates:
+    for python, where in _candidates(pyenv_root):
         if python and _version_of(python) == PYTHON_VERSION:
             return python, where
     return None, (f"no Python 3.10 interpreter (looked at ${PYTHON_ENV}, python3.10 on PATH, "

@@ -142,6 +142,7 @@ def test_dockerignore_keeps_secrets_tests_and_environments_out():
     for path in (
         ".git/config",
         ".venv/bin/python",
+        ".venv-image/bin/python",
         "tests/unit/test_dockerfile.py",
         "launch/settings.toml",
         "training/settings.toml",
