@@ -17,24 +17,16 @@ LABEL org.opencontainers.image.title="snowflake-sagemaker-xgboost" \
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 # Runtime requirements are installed now, at build time, so a job installs nothing at start (it may
-# run without internet access). Both files go to a temporary path that is deleted: a requirements.txt
+# run without internet access). The files go to a temporary path that is deleted: a requirements.txt
 # or setup.py left in the image is what the base image's script-mode runner would pip-install.
 #
-# requirements-base.txt names what the base image already provides (xgboost, numpy, pandas, pyarrow,
-# boto3). It is NOT installed here: the base image owns those builds. Instead it is turned into a
-# constraints file holding them at the base image's own versions, so that pip fails the build rather
-# than silently replacing them to satisfy a new dependency. Other base packages (protobuf, requests,
-# cryptography) may be upgraded: their pins protect the base image's runner, which we do not run.
-COPY requirements.txt requirements-base.txt /tmp/build/
-RUN python3 -c 'import re, sys, importlib.metadata as md; \
-names = [re.split(r"[<>=!~;\[ ]", line.split("#")[0].strip())[0] for line in open(sys.argv[1])]; \
-print("\n".join(f"{n}=={md.version(n)}" for n in names if n))' \
-        /tmp/build/requirements-base.txt > /tmp/build/base-constraints.txt \
-    && cat /tmp/build/base-constraints.txt \
-    && python3 -m pip install --no-cache-dir --disable-pip-version-check \
-        -r /tmp/build/requirements.txt -c /tmp/build/base-constraints.txt \
-    && python3 -c 'import xgboost, snowflake.connector, mlflow, sagemaker_mlflow; print("xgboost", xgboost.__version__)' \
-    && rm -rf /tmp/build
+# container/install_runtime.py is the one install step, also run by the image-environment check
+# (tests/integration/test_image_env.py). It fails the build if the base image's xgboost, numpy,
+# pandas, pyarrow, scipy, matplotlib, boto3, botocore or pip differ from requirements-base.txt (the
+# versions the tests ran), holds them at those versions with a constraints file while pip installs
+# requirements.txt, and prints what the install moved (protobuf, requests, ...: docs/image.md).
+COPY requirements.txt requirements-base.txt container/install_runtime.py /tmp/build/
+RUN python3 /tmp/build/install_runtime.py --no-cache-dir /tmp/build && rm -rf /tmp/build
 
 # The entry program: `python3 -m container`, run from /opt/program. Not under /opt/ml/code and
 # without SAGEMAKER_PROGRAM, so the base image's runner (which pip-installs at every start and

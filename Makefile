@@ -13,7 +13,7 @@ help: ## list the targets, and the launcher's CLI
 	@echo "  launcher: .venv/bin/python -m launch {train,tune,pipeline,register} --help   (also: snowflake-xgboost)"
 
 # The virtual environment under the repo, created on first use (uv inside it for fast installs).
-$(STAMP): requirements.txt requirements-base.txt requirements-dev.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check uv
 	$(VENV)/bin/uv pip install -q --python $(PY) -r requirements-dev.txt
@@ -30,6 +30,9 @@ demo: $(STAMP) ## run the whole job locally: 2 hosts, embedded Snowflake, local 
 test: $(STAMP) lint ## lint, then the whole test suite (what CI runs)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+image-env: $(STAMP) ## the container on Python 3.10 with the base image's packages (.venv-image/; part of make test)
+	$(PY) -m pytest -ra $(PYTEST_ARGS) tests/integration/test_image_env.py
+
 lint: $(STAMP) ## ruff (Python 3.10 syntax for the container) and hadolint on the Dockerfile
 	$(VENV)/bin/ruff check .
 	@if [ -f Dockerfile ]; then $(VENV)/bin/hadolint Dockerfile; fi
@@ -40,7 +43,7 @@ bench: $(STAMP) ## ingest time and peak memory of each path, queries per job, 1/
 build-push: ## build the training image (linux/amd64), push it to ECR, print its image_uri (REGION= ACCOUNT= REPOSITORY= ALLOW_DIRTY=1)
 	bash container/build_push.sh
 
-clean: ## remove the local work directory (demo data, host trees, logs)
-	rm -rf work
+clean: ## remove the local work directory (demo data, host trees, logs) and the image environment
+	rm -rf work .venv-image .venv-image.log
 
-.PHONY: help venv demo test lint bench build-push clean
+.PHONY: help venv demo test image-env lint bench build-push clean

@@ -8,6 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from container.install_runtime import (
+    BASE_REQUIREMENTS,
+    RUNTIME_REQUIREMENTS,
+    constraints,
+    pip_command,
+    read_pins,
+)
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared helper below
 from dockerfile_contract import (  # noqa: E402
     DOCKERFILE,
@@ -73,16 +81,28 @@ def test_every_copy_source_exists_and_is_in_the_build_context():
             assert not dockerignored(source.rstrip("/")), f"COPY source {source} is excluded by .dockerignore"
 
 
-def test_requirements_are_installed_at_build_time_without_cache():
-    installs = [run for run in instruction_args(DOCKERFILE, "RUN") if "pip install" in run]
-    assert len(installs) == 1, installs
+def test_requirements_are_installed_at_build_time_by_the_shared_step_without_cache():
+    """The one install RUN runs container/install_runtime.py (the step the image-environment check
+    runs too) on the copied files, without pip's cache; no pip call of its own."""
+    runs = instruction_args(DOCKERFILE, "RUN")
+    assert not [run for run in runs if "pip install" in run], "install through container/install_runtime.py"
+    installs = [run for run in runs if "install_runtime.py" in run]
+    assert len(installs) == 1, runs
     words = shlex.split(installs[0])
-    assert "--no-cache-dir" in words
-    requirement_files = [words[i + 1] for i, w in enumerate(words) if w == "-r"]
-    assert [Path(f).name for f in requirement_files] == ["requirements.txt"]
-    # requirements-base.txt is what the base image provides: a constraint, never installed.
-    assert any(w == "-c" for w in words)
-    assert "requirements-base.txt" not in " ".join(requirement_files)
+    script, directory = words[1], words[words.index("--no-cache-dir") + 1]
+    assert words[0] == "python3" and Path(script).parent == Path(directory)
+    copied = {Path(dest, Path(source).name): source for sources, dest in copy_instructions() for source in sources}
+    assert copied[Path(script)] == "container/install_runtime.py"
+    assert {copied.get(Path(directory, name)) for name in (RUNTIME_REQUIREMENTS, BASE_REQUIREMENTS)} == {
+        RUNTIME_REQUIREMENTS, BASE_REQUIREMENTS}
+
+
+def test_the_shared_step_installs_only_our_requirements_under_the_base_constraints(tmp_path):
+    """requirements-base.txt is what the base image provides: a constraint, never installed."""
+    words = pip_command(tmp_path / RUNTIME_REQUIREMENTS, tmp_path / "base-constraints.txt", ["--no-cache-dir"])
+    assert words[:4] == [sys.executable, "-m", "pip", "install"] and "--no-cache-dir" in words
+    assert [Path(words[i + 1]).name for i, w in enumerate(words) if w == "-r"] == [RUNTIME_REQUIREMENTS]
+    assert [Path(words[i + 1]).name for i, w in enumerate(words) if w == "-c"] == ["base-constraints.txt"]
 
 
 def test_no_installable_file_is_left_where_a_runner_would_install_it():
@@ -99,19 +119,11 @@ def test_no_installable_file_is_left_where_a_runner_would_install_it():
 
 
 def test_base_constraints_hold_the_base_images_own_versions():
-    """The constraint generator in the RUN line, run here against the local twin of the base image."""
-    run = next(r for r in instruction_args(DOCKERFILE, "RUN") if "base-constraints" in r)
-    words = shlex.split(run)
-    code = words[words.index("-c") + 1]
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(REPO / "requirements-base.txt")],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    held = dict(line.split("==") for line in result.stdout.split())
-    assert set(held) == {"xgboost", "numpy", "pandas", "pyarrow", "boto3"}
-    assert held["xgboost"] == "3.0.5"
+    """The constraints the shared step writes from the image's versions (here: the pins themselves)."""
+    pins = read_pins(REPO / BASE_REQUIREMENTS)
+    held = dict(line.split("==") for line in constraints(dict(pins)))
+    assert set(held) == {"xgboost", "numpy", "pandas", "pyarrow", "scipy", "matplotlib", "boto3", "botocore", "pip"}
+    assert held["xgboost"] == "3.0.5" and held["numpy"] == "2.1.0"
 
 
 def test_no_credentials_in_the_image():
@@ -130,6 +142,7 @@ def test_dockerignore_keeps_secrets_tests_and_environments_out():
     for path in (
         ".git/config",
         ".venv/bin/python",
+        ".venv-image/bin/python",
         "tests/unit/test_dockerfile.py",
         "launch/settings.toml",
         "training/settings.toml",
