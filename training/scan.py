@@ -26,7 +26,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -183,7 +183,14 @@ def _download(share: ScanShare, threads: int) -> Iterator[pa.Table]:
             if item is not None:
                 pending.append((item[0], pool.submit(item[1].to_arrow)))
 
-        for _ in range(threads):
+        # The first batch is read alone: the connector's C++ Arrow reader sets up its logger on first use
+        # inside a std::call_once while it waits for the GIL, and a second thread making its first reader
+        # meanwhile holds the GIL while it waits on that call_once: two first readers at once deadlock
+        # (seen on a leader of 4 hosts: every download thread idle, forever). Once set up, they run side by side.
+        submit()
+        if pending:
+            wait([pending[0][1]])
+        for _ in range(threads - 1):
             submit()
         while pending:
             number, future = pending.popleft()

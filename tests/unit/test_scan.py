@@ -51,3 +51,35 @@ def test_a_chunk_that_cannot_be_downloaded_fails_in_one_line_without_its_url(kin
     message = str(info.value)
     assert message.startswith("could not download result batch 3 of 7 (")
     assert "abc123" not in message and "data_0_3" not in message and "\n" not in message
+
+
+def test_the_first_batch_is_read_alone_then_the_rest_side_by_side() -> None:
+    """Two threads making the connector's first Arrow reader at once can deadlock (its C++ logger's
+    set-up): the first batch's read ends before any other starts; the rest overlap, in order."""
+    import threading
+    import time
+
+    import pyarrow as pa
+
+    from training.scan import ScanShare, _download
+
+    events: list[str] = []
+    lock = threading.Lock()
+
+    class Batch:
+        def __init__(self, number: int) -> None:
+            self.number = number
+
+        def to_arrow(self) -> pa.Table:
+            with lock:
+                events.append(f"start {self.number}")
+            time.sleep(0.05)
+            with lock:
+                events.append(f"end {self.number}")
+            return pa.table({"n": [self.number]})
+
+    share = ScanShare([Batch(n) for n in range(1, 6)], [1, 2, 3, 4, 5], "q", "t", 5, 5)
+    tables = list(_download(share, threads=3))
+    assert [t.column("n")[0].as_py() for t in tables] == [1, 2, 3, 4, 5]
+    assert events[:2] == ["start 1", "end 1"]
+    assert events.index("start 3") < events.index("end 2")  # after the first, downloads overlap
