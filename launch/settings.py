@@ -360,13 +360,17 @@ def _check_rules(settings: Settings) -> None:
     _check_tuning(settings)
 
 
+def check_under_prefix(what: str, name: str, prefix: str, fix: str = "") -> None:
+    """iam/launcher-user-policy.json grants jobs and pipelines named ``<job_prefix>-*`` only."""
+    if not name.startswith(f"{prefix}-"):
+        raise ConfigError(f"{what} {name!r} does not start with job_prefix '{prefix}-': the launcher's IAM policy "
+                          f"grants only names under the prefix; rename it (e.g. '{prefix}-{name}'){fix}")
+
+
 def _check_pipeline_name(settings: Settings) -> None:
-    """iam/launcher-user-policy.json grants pipelines named ``<job_prefix>-*`` only."""
-    name = settings.pipeline.name
-    if name and not name.startswith(f"{settings.job_prefix}-"):
-        raise ConfigError(f"settings key 'pipeline.name' {name!r} does not start with job_prefix "
-                          f"'{settings.job_prefix}-': the launcher's IAM policy grants only names under the prefix; "
-                          f"rename it (e.g. '{settings.job_prefix}-{name}') or leave it empty")
+    if settings.pipeline.name:
+        check_under_prefix("settings key 'pipeline.name'", settings.pipeline.name, settings.job_prefix,
+                           " or leave it empty")
 
 
 CONNECTION_MAX = 512

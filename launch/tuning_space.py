@@ -58,9 +58,10 @@ def search_space(settings: TunedSettings) -> dict[str, TuningRange]:
     return space
 
 
-def pinned_note(space: Mapping[str, TuningRange], pinned: Mapping[str, str]) -> str | None:
-    """The one line that says which would-be tuned hyperparameters a pin keeps fixed, or None."""
-    fixed = [f"{name}={pinned[name]}" for name in space if name in pinned]
+def pinned_note(ranges: Mapping[str, TuningRange], pinned: Mapping[str, str]) -> str | None:
+    """The one line that says which would-be tuned hyperparameters (the table's ranges and the
+    settings' ``ranges``) a pin keeps fixed, or None."""
+    fixed = [f"{name}={pinned[name]}" for name in {**default_space(), **ranges} if name in pinned]
     if not fixed:
         return None
     return (f"not tuned, set in [hyperparameters] or by --set: {', '.join(fixed)} (every trial uses these values; "

@@ -200,7 +200,7 @@ SECRETLESS_METHODS = tuple(name for name, method in AUTH_METHODS.items() if not 
 
 def parse_connection(text: str) -> SnowflakeCredentials:
     """``SNOWFLAKE_CONNECTION``'s JSON: where to sign in with a method that needs no secret."""
-    where = f"{CONNECTION_ENV}"
+    where = CONNECTION_ENV
     try:
         data = json.loads(text)
     except ValueError:

@@ -127,11 +127,6 @@ class MatrixChoice:
                 f"of {budget:,.0f} MiB (memory_budget_mb)")
 
 
-def over_budget(estimate_bytes: int, budget_bytes: int) -> bool:
-    """True when a shard's matrices would not fit in the budget."""
-    return estimate_bytes > budget_bytes
-
-
 def choose_matrices(rows: int, features: int, outputs: int, hps: Hyperparameters, cluster: Cluster) -> MatrixChoice:
     """External memory on every host as soon as one host's shard is over its budget.
 
@@ -141,7 +136,7 @@ def choose_matrices(rows: int, features: int, outputs: int, hps: Hyperparameters
     """
     estimate = matrix_bytes(rows, features, hps["max_bin"], outputs)
     budget = memory_budget(hps["memory_budget_mb"])
-    over = int(over_budget(estimate, budget))
+    over = int(estimate > budget)  # this host's matrices would not fit
     hosts_over = int(allreduce_sum(np.array([over], dtype=np.int64), cluster)[0])
     largest = int(allreduce_max(np.array([estimate], dtype=np.int64), cluster)[0])
     choice = combine(hosts_over, largest, budget)

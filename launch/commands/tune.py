@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from launch import aws, console, follower, jobs
-from launch.settings import Settings, find_settings_file, load_settings, local_hyperparameters
+from launch.settings import (
+    Settings,
+    check_under_prefix,
+    find_settings_file,
+    load_settings,
+    local_hyperparameters,
+)
 from launch.tuning_space import default_space, pinned_note, search_space
 from training.errors import ConfigError, UserError
 
@@ -51,10 +57,9 @@ def tune(settings: Settings, *, dry_run: bool = False, wait: bool = False, sessi
     if job_name is not None and (len(job_name) > jobs.TUNING_NAME_MAX or not TUNING_JOB_NAME.fullmatch(job_name)):
         raise ConfigError(f"--job-name {job_name!r} is not a tuning job name: at most {jobs.TUNING_NAME_MAX} letters, "
                           "digits and dashes, starting and ending with a letter or digit")
-    if job_name is not None and not job_name.startswith(f"{settings.job_prefix}-"):
-        raise ConfigError(f"--job-name {job_name!r} does not start with job_prefix '{settings.job_prefix}-': the "
-                          "launcher's IAM policy grants only tuning jobs under the prefix; rename it")
-    note = pinned_note({**default_space(), **settings.tuning.ranges}, settings.hyperparameters)
+    if job_name is not None:
+        check_under_prefix("--job-name", job_name, settings.job_prefix)
+    note = pinned_note(settings.tuning.ranges, settings.hyperparameters)
     if note:
         logger.warning(note)
     name = job_name or jobs.tuning_job_name(settings.job_prefix)
@@ -142,7 +147,7 @@ def _local(args: argparse.Namespace) -> int:
     space = search_space(settings) if settings else default_space()
     pinned = {**(settings.hyperparameters if settings else {}),
               **local_hyperparameters(args.set, settings_file=settings is not None)}
-    note = pinned_note({**default_space(), **(settings.tuning.ranges if settings else {})}, pinned)
+    note = pinned_note(settings.tuning.ranges if settings else {}, pinned)
     if note:
         logger.warning(note)
     objective = settings.tuning.objective if settings else "validation:rmse"

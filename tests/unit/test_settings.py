@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from launch.settings import EXAMPLE, load_settings
-from launch.tuning_space import default_space, pinned_note, search_space
+from launch.tuning_space import pinned_note, search_space
 from training.errors import ConfigError
 from training.hyperparameters import tunable
 
@@ -60,10 +60,10 @@ def test_a_set_hyperparameter_is_not_tuned_and_the_tuner_says_so(tmp_path: Path)
                                                "tuning.ranges.eta={low=0.01, high=0.3}"])
     space = search_space(settings)
     assert "eta" not in space and "num_round" not in space and "max_depth" in space
-    note = pinned_note({**default_space(), **settings.tuning.ranges}, settings.hyperparameters)
+    note = pinned_note(settings.tuning.ranges, settings.hyperparameters)
     assert note is not None and note.startswith("not tuned, set in [hyperparameters] or by --set: ")
     assert "eta=0.1" in note and "num_round=40" in note and "\n" not in note
-    assert pinned_note(default_space(), {"table": "T"}) is None
+    assert pinned_note({}, {"table": "T"}) is None
 
 
 def test_missing_settings_file_names_the_example(tmp_path: Path) -> None:
