@@ -45,7 +45,7 @@ class TunedSettings(Protocol):
 
 def default_space() -> dict[str, TuningRange]:
     """The hyperparameter table's tuning ranges: what is searched when no settings change it."""
-    return {spec.name: spec.tuning for spec in tunable() if spec.tuning is not None}
+    return {spec.name: spec.tuning for spec in tunable() if spec.tuning is not None and spec.searched}
 
 
 def search_space(settings: TunedSettings) -> dict[str, TuningRange]:
@@ -69,7 +69,8 @@ def pinned_note(ranges: Mapping[str, TuningRange], pinned: Mapping[str, str]) ->
 
 
 # ---------------------------------------------------------------------------------------------
-# [tuning.ranges]: name = { low = .., high = .., scaling = .. } or { values = [..] }
+# [tuning.ranges]: name = { low = .., high = .., scaling = .. } or { values = [..] }, or {} for the
+# table's own range of a hyperparameter that is not searched by default (e.g. max_delta_step)
 
 
 def parse_ranges(key: str, value: Any) -> dict[str, TuningRange]:
@@ -84,6 +85,11 @@ def parse_range(key: str, name: str, raw: Any) -> TuningRange:
     spec = SPECS.get(name)
     if spec is None:
         raise ConfigError(f"settings key {key!r}: {name!r} is not a hyperparameter: use one of {', '.join(SPECS)}")
+    if raw == {} and spec.tuning is not None:
+        return spec.tuning  # the table's range for it (searched only when asked for)
+    if raw == {}:
+        raise ConfigError(f"settings key {key!r}: {name!r} has no range of its own: give {{ low = .., high = .. }} "
+                          "or { values = [..] }")
     if not isinstance(raw, dict) or set(raw) - _RANGE_KEYS:
         raise ConfigError(f"settings key {key!r} must be {{ low = .., high = .., scaling = .. }} or "
                           f"{{ values = [..] }}, got {show(raw)}: fix it")

@@ -103,9 +103,13 @@ def coalesced(reader: pa.ipc.RecordBatchFileReader, rows: int) -> Iterator[pa.Re
 
 def build_matrices(
     train_path: Path, validation_path: Path, plan: ColumnPlan, max_bin: int, nthread: int = 0,
-    cache_dir: Path | None = None,
-) -> tuple[xgb.QuantileDMatrix, xgb.QuantileDMatrix]:
+    cache_dir: Path | None = None, linear: bool = False,
+) -> tuple[xgb.DMatrix, xgb.DMatrix]:
     """Training and validation matrices; validation reuses the training bins (``ref=``).
+
+    ``linear`` (``booster=gblinear``): plain ``DMatrix``es of the values, built from the same
+    iterator (XGBoost's gblinear cannot train from quantile bins); with ``cache_dir`` their pages
+    live on the spill volume too.
 
     With ``cache_dir`` both are ``ExtMemQuantileDMatrix`` (external memory) whose page caches
     live under ``cache_dir`` (prefixes ``train`` and ``validation``; XGBoost appends its own suffix
@@ -117,6 +121,9 @@ def build_matrices(
     """
     if cache_dir is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)  # XGBoost opens its cache files but makes no folder
+    if linear:
+        return tuple(xgb.DMatrix(ArrowFileIter(path, plan, cache_prefix=_prefix(cache_dir, name)), nthread=nthread or None)
+                     for path, name in ((train_path, "train"), (validation_path, "validation")))  # type: ignore[return-value]
     options = {"max_bin": max_bin, "nthread": nthread or None, "enable_categorical": plan.categorical}
     kind = xgb.QuantileDMatrix if cache_dir is None else xgb.ExtMemQuantileDMatrix
     dtrain = kind(ArrowFileIter(train_path, plan, cache_prefix=_prefix(cache_dir, "train")), **options)

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from training import names, snapshot
+from training import constraints, names, snapshot
 from training.errors import HyperparameterError
 
 REQUIRED = object()
@@ -22,6 +22,25 @@ REQUIRED = object()
 
 RESERVED_PREFIXES = ("sagemaker_", "_")
 """Keys SageMaker or a tuning job adds (e.g. ``_tuning_objective_metric``): ignored."""
+
+ALIASES = {"learning_rate": "eta", "min_split_loss": "gamma", "reg_lambda": "lambda", "reg_alpha": "alpha"}
+"""XGBoost's other names, which the built-in algorithm accepts too: read as the name they stand for."""
+
+RETIRED = {
+    "predictor": "XGBoost 3 chooses the predictor itself",
+    "dsplit": "distributed training splits rows (XGBoost 3 has no column split here)",
+    "sketch_eps": "hist bins by max_bin, not sketch_eps",
+    "lambda_bias": "XGBoost removed gblinear's bias penalty",
+    "prob_buffer_row": "XGBoost removed the prediction buffer",
+    "deterministic_histogram": "XGBoost 3's histograms are always deterministic",
+    "use_dask_gpu_training": "the hosts train with XGBoost's own collective, not Dask",
+    "_kfold": "this job trains once, holding out validation_fraction of the rows, instead of k-fold cross-validation",
+    "_num_cv_round": "this job trains once instead of k-fold cross-validation",
+}
+"""Hyperparameters the built-in algorithm accepts that mean nothing here: ignored with one note each."""
+
+RENAMED_VALUES = {("objective", "reg:linear"): "reg:squarederror"}
+"""Values XGBoost renamed: read as the new name, with one note."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +68,8 @@ class Spec:
     high_open: bool = False
     choices: tuple[str, ...] = ()
     tuning: TuningRange | None = None
-    xgboost: bool = False  # passed to xgb.train's params under the same name
+    searched: bool = True  # a tuning job searches ``tuning`` unless the settings say otherwise
+    xgboost: bool = False  # passed to xgb.train's params under the same name (unless None: XGBoost's default)
 
     def describe(self) -> str:
         """The valid values in words, for error messages and docs."""
@@ -66,6 +86,7 @@ class Spec:
 
 
 _KINDS = {int: "an integer", float: "a number", str: "a string"}
+_DART = "booster=dart: "
 
 
 def _fmt(value: float) -> str:
@@ -127,19 +148,74 @@ HYPERPARAMETERS: tuple[Spec, ...] = (
          low=1, high=1_000_000, xgboost=True),
     Spec("max_cat_threshold", int, 64, "most categories on one side of a partition split of a text column",
          low=1, high=1_000_000, tuning=TuningRange("integer", 8, 128), xgboost=True),
-    Spec("objective", str, "reg:squarederror", "learning objective", xgboost=True,
+    Spec("objective", str, "reg:squarederror", "learning objective (reg:linear, XGBoost's old name for "
+         "reg:squarederror, is renamed)", xgboost=True,
          choices=("reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror", "reg:squaredlogerror",
-                  "reg:logistic", "reg:tweedie", "reg:gamma", "count:poisson", "binary:logistic",
-                  "binary:logitraw", "binary:hinge", "multi:softprob", "multi:softmax")),
+                  "reg:logistic", "reg:tweedie", "reg:gamma", "reg:quantileerror", "count:poisson",
+                  "binary:logistic", "binary:logitraw", "binary:hinge", "multi:softprob", "multi:softmax")),
     Spec("num_class", int, 0, "classes of a multi:* objective; 0: the label's distinct values (checked if given)",
          low=0, high=1_000_000),
     Spec("eval_metric", str, "",
          "comma-separated evaluation metrics; the first drives early stopping; empty: rmse for regression, "
          "logloss for binary:*, mlogloss for multi:*"),
     Spec("tree_method", str, "hist", "tree construction algorithm: the job trains with hist (XGBoost's QuantileDMatrix, "
-         "which bounds memory, trains with hist only); approx, exact and auto are accepted and train as hist",
-         choices=("hist", "approx", "exact", "auto"), xgboost=True),
-    Spec("seed", int, 0, "random seed", low=0, high=2**31 - 1, xgboost=True),
+         "which bounds memory, trains with hist only); approx, exact, auto and gpu_hist are accepted and train as hist",
+         choices=("hist", "approx", "exact", "auto", "gpu_hist"), xgboost=True),
+    Spec("booster", str, "gbtree", "gbtree (trees), dart (trees with dropout) or gblinear (a linear model: numeric "
+         "features only, and its matrix holds the shard's values, not bins)", choices=("gbtree", "gblinear", "dart"),
+         xgboost=True),
+    Spec("max_delta_step", float, 0.0, "largest step a leaf value may take (0: no limit; helps logistic objectives "
+         "on very unbalanced classes)", low=0.0, tuning=TuningRange("continuous", 0.0, 10.0), searched=False,
+         xgboost=True),
+    Spec("scale_pos_weight", float, 1.0, "weight of positive rows against negative ones (binary objectives; "
+         "typically negatives / positives)", low=0.0, low_open=True, tuning=_log(1.0, 100.0), searched=False,
+         xgboost=True),
+    Spec("colsample_bylevel", float, 1.0, "column subsample ratio per tree level", low=0.0, high=1.0, low_open=True,
+         tuning=TuningRange("continuous", 0.1, 1.0), searched=False, xgboost=True),
+    Spec("colsample_bynode", float, 1.0, "column subsample ratio per split", low=0.0, high=1.0, low_open=True,
+         tuning=TuningRange("continuous", 0.1, 1.0), searched=False, xgboost=True),
+    Spec("grow_policy", str, "depthwise", "depthwise: split nodes closest to the root; lossguide: split the nodes "
+         "with the highest loss change", choices=("depthwise", "lossguide"), xgboost=True),
+    Spec("max_leaves", int, 0, "most leaves per tree (0: no limit)", low=0, high=2**31 - 1,
+         tuning=TuningRange("integer", 8, 256), searched=False, xgboost=True),
+    Spec("num_parallel_tree", int, 1, "trees grown per round (> 1 with subsampling: a boosted random forest)",
+         low=1, high=10_000, xgboost=True),
+    Spec("sampling_method", str, "uniform", "row sampling with subsample: uniform; gradient_based needs a GPU and "
+         "trains as uniform on CPU hosts", choices=("uniform", "gradient_based"), xgboost=True),
+    Spec("monotone_constraints", str, "", "per-feature monotone direction (-1, 0, 1): by index as XGBoost takes it, "
+         '(1,0,-1), or by column name, {"AGE": 1}'),
+    Spec("interaction_constraints", str, "", "feature groups that may interact: by index, [[0,1],[2,3]], or by "
+         'column name, [["AGE","INCOME"],["REGION"]]'),
+    Spec("base_score", float, None, "initial prediction of every row; unset: XGBoost estimates it from the labels",
+         xgboost=True),
+    Spec("tweedie_variance_power", float, 1.5, "reg:tweedie's variance power", low=1.0, high=2.0, low_open=True,
+         high_open=True, tuning=TuningRange("continuous", 1.1, 1.9), searched=False, xgboost=True),
+    Spec("huber_slope", float, 1.0, "reg:pseudohubererror's delta", low=0.0, low_open=True, xgboost=True),
+    Spec("quantile_alpha", float, 0.5, "reg:quantileerror's quantile", low=0.0, high=1.0, low_open=True,
+         high_open=True, xgboost=True),
+    Spec("sample_type", str, "uniform", _DART + "how dropped trees are chosen", choices=("uniform", "weighted"),
+         xgboost=True),
+    Spec("normalize_type", str, "tree", _DART + "how new trees are weighted against dropped ones",
+         choices=("tree", "forest"), xgboost=True),
+    Spec("rate_drop", float, 0.0, _DART + "fraction of trees dropped per round", low=0.0, high=1.0,
+         tuning=TuningRange("continuous", 0.0, 0.5), searched=False, xgboost=True),
+    Spec("one_drop", int, 0, _DART + "1: always drop at least one tree", low=0, high=1, xgboost=True),
+    Spec("skip_drop", float, 0.0, _DART + "probability of skipping the dropout in a round", low=0.0, high=1.0,
+         tuning=TuningRange("continuous", 0.0, 0.5), searched=False, xgboost=True),
+    Spec("updater", str, "", "comma-separated tree updaters: trees are grown by grow_quantile_histmaker (hist; other "
+         "grow plugins are replaced by it), then refresh/prune/sync as listed; booster=gblinear: shotgun or "
+         "coord_descent; empty: XGBoost's default"),
+    Spec("process_type", str, "default", "default: build new trees; update (refresh an existing model's trees) needs "
+         "an input model, which this job does not take", choices=("default", "update")),
+    Spec("refresh_leaf", int, 1, "with the refresh updater: 1 updates leaf values and node statistics, 0 only the "
+         "statistics", low=0, high=1, xgboost=True),
+    Spec("verbosity", int, 1, "XGBoost's own messages: 0 silent, 1 warnings, 2 info, 3 debug", low=0, high=3,
+         xgboost=True),
+    Spec("csv_weights", int, 0, "the built-in algorithm's flag for a weight column in the CSV: here 1 requires "
+         "weight_column (the table's weight column)", low=0, high=1),
+    Spec("save_model_on_termination", str, "false", "true: when the job is stopped (SIGTERM), the leader also writes "
+         "the model trained so far to the model directory", choices=("true", "false")),
+    Spec("seed", int, 0, "random seed", low=-(2**31) + 1, high=2**31 - 1, xgboost=True),
     Spec("early_stopping_rounds", int, 0, "stop after this many rounds without validation improvement; 0: off",
          low=0, high=100_000),
     Spec("nthread", int, 0, "threads per host; 0: all cores", low=0, high=1024),
@@ -158,7 +234,7 @@ HYPERPARAMETERS: tuple[Spec, ...] = (
 SPECS: dict[str, Spec] = {spec.name: spec for spec in HYPERPARAMETERS}
 
 EVAL_METRICS = ("rmse", "mae", "mape", "rmsle", "mphe", "logloss", "error", "auc", "aucpr", "merror", "mlogloss",
-                "poisson-nloglik", "gamma-nloglik", "tweedie-nloglik")
+                "poisson-nloglik", "gamma-nloglik", "gamma-deviance", "tweedie-nloglik", "quantile")
 """Evaluation metrics the job accepts (ones XGBoost all-reduces across hosts)."""
 
 MULTICLASS_PREFIX = "multi:"
@@ -172,6 +248,8 @@ def default_eval_metric(objective: str) -> str:
         return "mlogloss"
     if objective.startswith(CLASSIFICATION_PREFIXES):
         return "logloss"
+    if objective == "reg:quantileerror":
+        return "quantile"
     return "rmse"
 
 
@@ -182,6 +260,8 @@ class Hyperparameters:
     values: dict[str, Any] = field(default_factory=dict)
     readings: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Every valid reading of each identifier hyperparameter (see :mod:`training.names`)."""
+    notes: tuple[str, ...] = ()
+    """One line per hyperparameter that was ignored, renamed or read another way (the leader logs them)."""
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -200,11 +280,22 @@ class Hyperparameters:
         """True for ``multi:*`` objectives (``num_class`` classes); the other classifiers have two."""
         return self.values["objective"].startswith(MULTICLASS_PREFIX)
 
+    @property
+    def linear(self) -> bool:
+        """``booster=gblinear``: a linear model, trained from the shard's values rather than bins."""
+        return self.values["booster"] == "gblinear"
+
     def xgboost_params(self) -> dict[str, Any]:
-        """The parameters every host passes to ``xgb.train`` (identical on all hosts)."""
-        params = {s.name: self.values[s.name] for s in HYPERPARAMETERS if s.xgboost}
+        """The parameters every host passes to ``xgb.train`` (identical on all hosts); the constraints,
+        which name columns, are added once the column plan is known (:func:`training.job`)."""
+        params = {s.name: self.values[s.name] for s in HYPERPARAMETERS
+                  if s.xgboost and self.values[s.name] is not None and _applies(s.name, self.values)}
         params["tree_method"] = "hist"  # what QuantileDMatrix trains with; see the tree_method spec
+        params["sampling_method"] = "uniform"  # gradient_based needs a GPU (see its note)
         params["eval_metric"] = self.eval_metrics
+        updater = _updaters(self.values["updater"], self.linear)
+        if updater:
+            params["updater"] = updater
         if self.values["nthread"]:
             params["nthread"] = self.values["nthread"]
         return params
@@ -214,12 +305,73 @@ def _split_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+_DART_ONLY = ("sample_type", "normalize_type", "rate_drop", "one_drop", "skip_drop")
+APPLIES_WHEN: dict[str, tuple[str, str]] = {
+    **{name: ("booster", "dart") for name in _DART_ONLY},
+    "tweedie_variance_power": ("objective", "reg:tweedie"),
+    "huber_slope": ("objective", "reg:pseudohubererror"),
+    "quantile_alpha": ("objective", "reg:quantileerror"),
+}
+"""XGBoost parameters that mean something only next to another's value: sent to XGBoost only then
+(XGBoost warns about a parameter it does not use)."""
+
+
+def _applies(name: str, values: dict[str, Any]) -> bool:
+    other = APPLIES_WHEN.get(name)
+    return other is None or values[other[0]] == other[1]
+
+
+GROW_UPDATER = "grow_quantile_histmaker"
+_GROW_PLUGINS = ("grow_colmaker", "grow_histmaker", "grow_skmaker", "distcol", GROW_UPDATER)
+_AFTER_GROWING = ("refresh", "prune", "sync")
+_LINEAR_UPDATERS = ("shotgun", "coord_descent")
+
+
+def _updaters(text: str, linear: bool) -> str:
+    """The ``updater`` XGBoost gets: "" (its default) unless the list adds to growing hist trees."""
+    given = _split_list(text)
+    if linear:
+        return given[0] if given else ""
+    rest = [u for u in given if u in _AFTER_GROWING]
+    return ",".join([GROW_UPDATER, *rest]) if rest else ""
+
+
+def _check_updater(text: str, booster: str) -> str | None:
+    """Raise on an updater XGBoost does not have; a note when the list is read another way."""
+    given = _split_list(text)
+    if not given:
+        return None
+    if booster == "gblinear":
+        if len(given) != 1 or given[0] not in _LINEAR_UPDATERS:
+            raise HyperparameterError(f"hyperparameter 'updater' must be one of {', '.join(_LINEAR_UPDATERS)} with "
+                                      f"booster=gblinear, got {text[:60]!r}: fix its value")
+        return None
+    unknown = [u for u in given if u not in (*_GROW_PLUGINS, *_AFTER_GROWING)]
+    if unknown:
+        raise HyperparameterError(f"hyperparameter 'updater' has {unknown[0]!r}, which is not a tree updater: use "
+                                  f"{GROW_UPDATER} and any of {', '.join(_AFTER_GROWING)}")
+    used = ",".join([GROW_UPDATER, *(u for u in given if u in _AFTER_GROWING)])
+    if used != ",".join(given):
+        return (f"updater={text} is read as {used}: the job grows its trees with hist ({GROW_UPDATER}), from "
+                "quantile bins that bound its memory")
+    return None
+
+
 def parse_hyperparameters(raw: dict[str, Any]) -> Hyperparameters:
     """Validate ``raw`` (as in ``hyperparameters.json``) against the table; fill in defaults.
 
-    Reserved keys (``sagemaker_*``, ``_*``) are ignored. Raises :class:`HyperparameterError`.
+    Reserved keys (``sagemaker_*``, ``_*``) are ignored; the built-in algorithm's aliases, retired
+    names and renamed values are read with one note each (:attr:`Hyperparameters.notes`), so its
+    jobs' hyperparameters run unchanged. Raises :class:`HyperparameterError`.
     """
-    given = {k: v for k, v in raw.items() if not k.startswith(RESERVED_PREFIXES)}
+    notes = [f"{key} is ignored: {why}" for key, why in RETIRED.items() if key in raw]
+    given = {k: v for k, v in raw.items() if not k.startswith(RESERVED_PREFIXES) and k not in RETIRED}
+    for alias, name in ALIASES.items():
+        if alias in given:
+            if name in given and str(given[name]) != str(given[alias]):
+                raise HyperparameterError(f"hyperparameters {alias!r} and {name!r} are one setting (XGBoost's two "
+                                          f"names for it) with two values: remove {alias!r}")
+            given[name] = given.pop(alias)
     unknown = sorted(set(given) - set(SPECS))
     if unknown:
         raise HyperparameterError(
@@ -228,7 +380,7 @@ def parse_hyperparameters(raw: dict[str, Any]) -> Hyperparameters:
     values = {}
     for spec in HYPERPARAMETERS:
         if spec.name in given:
-            values[spec.name] = _parse_value(spec, given[spec.name])
+            values[spec.name] = _parse_value(spec, given[spec.name], notes)
         elif spec.default is REQUIRED:
             raise HyperparameterError(
                 f"hyperparameter {spec.name!r} is required ({spec.help}): set it in the job's hyperparameters"
@@ -236,11 +388,40 @@ def parse_hyperparameters(raw: dict[str, Any]) -> Hyperparameters:
         else:
             values[spec.name] = spec.default
     _check_eval_metrics(values["eval_metric"])
+    notes.extend(_check_combinations(values))
+    notes.extend(f"{name}={given[name]} is not used: it applies with {APPLIES_WHEN[name][0]}={APPLIES_WHEN[name][1]}"
+                 for name in APPLIES_WHEN if name in given and not _applies(name, values))
     values["snapshot"] = snapshot.parse_snapshot(values["snapshot"])
     found = {key: names.readings(key, str(given[key])) for key in names.IDENTIFIER_KEYS if key in given}
     for key, texts in found.items():
         values[key] = texts[-1]  # shown in logs and MLflow params: the decoded reading when there are two
-    return Hyperparameters(values, {key: found.get(key, (values[key],)) for key in names.IDENTIFIER_KEYS})
+    return Hyperparameters(values, {key: found.get(key, (values[key],)) for key in names.IDENTIFIER_KEYS},
+                           tuple(notes))
+
+
+def _check_combinations(values: dict[str, Any]) -> list[str]:
+    """What one hyperparameter means next to another: raise when they cannot go together; else notes."""
+    notes = []
+    constraints.check_monotone(values["monotone_constraints"])
+    constraints.check_interaction(values["interaction_constraints"])
+    note = _check_updater(values["updater"], values["booster"])
+    if note:
+        notes.append(note)
+    if values["process_type"] == "update":
+        raise HyperparameterError("hyperparameter 'process_type' is 'update', which refreshes the trees of an existing "
+                                  "model, and this job starts from none: remove process_type (and updater=refresh)")
+    if values["csv_weights"] and not values["weight_column"]:
+        raise HyperparameterError("hyperparameter 'csv_weights' is 1, which means a weight column: set weight_column "
+                                  "to the table's column of per-row weights")
+    if values["csv_weights"]:
+        notes.append(f"csv_weights=1: the weights are the column weight_column={values['weight_column']}")
+    if values["sampling_method"] == "gradient_based":
+        notes.append("sampling_method=gradient_based needs a GPU (device=cuda): the hosts train on CPU, with "
+                     "uniform sampling")
+    if values["booster"] == "gblinear" and (values["monotone_constraints"] or values["interaction_constraints"]):
+        raise HyperparameterError("monotone and interaction constraints apply to trees, and booster is gblinear: "
+                                  "remove the constraints or use booster=gbtree")
+    return notes
 
 
 def _decode(text: Any) -> Any:
@@ -253,9 +434,13 @@ def _decode(text: Any) -> Any:
         return text
 
 
-def _parse_value(spec: Spec, raw: Any) -> Any:
+def _parse_value(spec: Spec, raw: Any, notes: list[str]) -> Any:
     decoded = _decode(raw)
     shown = str(raw)[:60]
+    renamed = RENAMED_VALUES.get((spec.name, decoded if isinstance(decoded, str) else str(raw)))
+    if renamed is not None:
+        notes.append(f"{spec.name}={shown} is read as {renamed}, its name in XGBoost 3")
+        return renamed
     try:
         value = _coerce(spec.type, decoded if spec.type is not str else _as_text(spec, raw, decoded))
     except (TypeError, ValueError):
@@ -318,5 +503,5 @@ def _check_eval_metrics(text: str) -> None:
 
 
 def tunable() -> list[Spec]:
-    """The hyperparameters with a tuning range, in table order."""
+    """The hyperparameters with a tuning range, in table order (searched by default or not)."""
     return [spec for spec in HYPERPARAMETERS if spec.tuning is not None]

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from training import __version__, read_record, snapshot
+from training import __version__, constraints, read_record, snapshot
 from training.checkpoints import CheckpointCallback, StopFlag, resume_point, write_model
 from training.cluster import Cluster, allreduce_sum, broadcast, collective, error_summary, gather
 from training.columns import ColumnPlan
@@ -82,6 +82,8 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, recorder: RunRecorder =
     stop = stop or StopFlag()
     log.info("xgboost %s, project %s, host %s is rank %d of %d", xgb.__version__, __version__,
              cluster.current_host, cluster.rank, cluster.size)
+    for note in hps.notes if cluster.leader else ():
+        log.warning("%s", note)
     if cluster.leader and hps["tree_method"] != "hist":
         log.warning("tree_method=%s trains as hist: the job builds XGBoost's QuantileDMatrix from the spilled "
                     "shard (bounded memory), which trains with hist only", hps["tree_method"])
@@ -103,15 +105,20 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, recorder: RunRecorder =
         choice = choose_matrices(shard.rows, len(columns.features), outputs, hps, cluster)
         started = time.monotonic()
         dtrain, dvalid = build_matrices(shard.train_path, shard.validation_path, columns, hps["max_bin"],
-                                        hps["nthread"], spec.spill_dir / CACHE_DIR if choice.external else None)
+                                        hps["nthread"], spec.spill_dir / CACHE_DIR if choice.external else None,
+                                        linear=hps.linear)
         durations["build_seconds"] = time.monotonic() - started
         started = time.monotonic()
         booster, rounds = _train(spec, columns, dtrain, dvalid, cluster, stop, recorder)
         durations["train_seconds"] = time.monotonic() - started
         final = _final_metrics(booster, dtrain, dvalid)
     if rounds < hps["num_round"] and stop.is_set():
+        saved = ""
+        if hps["save_model_on_termination"] == "true" and cluster.leader:
+            embed_plan(booster, columns)
+            saved = f"; the model so far is in {_save_model(booster, spec.model_dir)} (save_model_on_termination)"
         raise Interrupted(f"stopped by SIGTERM after round {rounds} of {hps['num_round']}; a checkpoint was "
-                          "saved: restart the job with the same checkpoint location to resume")
+                          f"saved: restart the job with the same checkpoint location to resume{saved}")
     if cluster.leader:  # the metrics are all-reduced: every host has the same; one line per job
         log.info("final metrics: %s rounds:%d", " ".join(f"{k}:{metric_text(v)}" for k, v in final.items()), rounds)
     embed_plan(booster, columns)
@@ -155,6 +162,7 @@ def _read_before_joining(creds: SnowflakeCredentials, spec: JobSpec,
         table, table_sql, columns = resolve_table(hps.readings["table"], lambda sql: describe_table(conn, sql),
                                                   hps["table"])
         plan = plan_shard(columns, hps, table_sql, table)
+        _check_plan(hps, plan.columns)
         kinds = Counter(c.kind for c in plan.columns.features)
         log.info("reading %s as host %d of %d, read_mode=%s, snapshot=%s (%d features: %s; target %s as %s)",
                  plan.table, cluster.rank, cluster.size, hps["read_mode"], hps["snapshot"], len(plan.features),
@@ -334,11 +342,27 @@ def _check_classes(columns: ColumnPlan, hps: Hyperparameters) -> None:
                         f"{len(classes)} classes ({shown}): set num_class={len(classes)} or leave it out")
 
 
+def _check_plan(hps: Hyperparameters, columns: ColumnPlan) -> None:
+    """What the hyperparameters ask of the columns, checked before any row is fetched."""
+    _params(hps, columns)  # the constraints name features of this plan
+    text = [c.name for c in columns.features if c.needs_vocabulary]
+    if hps.linear and text:
+        raise DataError(f"booster=gblinear cannot use text column {text[0]!r} (XGBoost's linear booster has no "
+                        "categories): drop the text columns from 'features', or use booster=gbtree")
+
+
 def _params(hps: Hyperparameters, columns: ColumnPlan) -> dict[str, Any]:
-    """``xgb.train``'s parameters: the hyperparameters, plus what the data decides (``num_class``)."""
+    """``xgb.train``'s parameters: the hyperparameters, plus what the data decides (``num_class``, the
+    constraints' feature positions)."""
     params = hps.xgboost_params()
     if hps.multiclass:
         params["num_class"] = len(columns.classes or [])
+    monotone = constraints.resolve_monotone(hps["monotone_constraints"], columns.feature_names)
+    interaction = constraints.resolve_interaction(hps["interaction_constraints"], columns.feature_names)
+    if monotone:
+        params["monotone_constraints"] = monotone
+    if interaction:
+        params["interaction_constraints"] = interaction
     return params
 
 

@@ -10,7 +10,7 @@ once for all hosts.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,7 @@ _ROW_BYTES = 8 + 4 + 4 + 4
 """Per row, besides the features: the index's row pointer (8), label (4), weight slot (4) and
 the hist updater's row partition (4)."""
 _OUTPUT_BYTES = 8 + 4
+_VALUE_BYTES = 4 + 4
 """Per row and model output (class): the gradient pair (2 x float32) and the prediction cache."""
 
 
@@ -91,16 +92,18 @@ def memory_budget(budget_mb: int, limit_bytes: int | None = None) -> int:
     return int(limit * BUDGET_FRACTION)
 
 
-def matrix_bytes(rows: int, features: int, max_bin: int, outputs: int = 1) -> int:
+def matrix_bytes(rows: int, features: int, max_bin: int, outputs: int = 1, linear: bool = False) -> int:
     """Estimated resident bytes of a shard's in-memory matrices while training (dense upper bound).
 
     XGBoost's CPU ``QuantileDMatrix`` keeps every value as a bin index (1 byte up to 256 bins, 2
     up to 65,536) twice, row-wise and column-wise, plus per-row metadata; training adds a gradient
     pair and a cached prediction per row and output. The spill files' size (4 bytes per value) is
     not used: it overstates wide tables about twofold. Missing values make the real index smaller.
+    ``linear`` (``booster=gblinear``): a ``DMatrix`` of the values, a float and a column index per
+    value, once.
     """
-    index_bytes = 1 if max_bin <= 256 else 2
-    return rows * (2 * features * index_bytes + _ROW_BYTES + outputs * _OUTPUT_BYTES)
+    per_row = features * _VALUE_BYTES if linear else 2 * features * (1 if max_bin <= 256 else 2)
+    return rows * (per_row + _ROW_BYTES + outputs * _OUTPUT_BYTES)
 
 
 @dataclass(frozen=True)
@@ -111,9 +114,12 @@ class MatrixChoice:
     largest_bytes: int  # the largest host shard's estimate
     budget_bytes: int  # this host's budget
     hosts_over: int  # hosts whose shard is over their budget
+    linear: bool = False  # booster=gblinear: DMatrix of values, not quantile bins
 
     @property
     def kind(self) -> str:
+        if self.linear:
+            return "DMatrix"
         return "ExtMemQuantileDMatrix" if self.external else "QuantileDMatrix"
 
     def describe(self) -> str:
@@ -134,12 +140,12 @@ def choose_matrices(rows: int, features: int, outputs: int, hps: Hyperparameters
     row (classes of a ``multi:*`` objective, else 1); the budget is ``memory_budget_mb``.
     Collective: every host must call it at the same point. The leader logs the choice.
     """
-    estimate = matrix_bytes(rows, features, hps["max_bin"], outputs)
+    estimate = matrix_bytes(rows, features, hps["max_bin"], outputs, hps.linear)
     budget = memory_budget(hps["memory_budget_mb"])
     over = int(estimate > budget)  # this host's matrices would not fit
     hosts_over = int(allreduce_sum(np.array([over], dtype=np.int64), cluster)[0])
     largest = int(allreduce_max(np.array([estimate], dtype=np.int64), cluster)[0])
-    choice = combine(hosts_over, largest, budget)
+    choice = replace(combine(hosts_over, largest, budget), linear=hps.linear)
     if cluster.leader:
         log.info("%s", choice.describe())
     return choice

@@ -16,9 +16,9 @@ from botocore.validate import ParamValidator
 
 from launch import jobs
 from launch.settings import load_settings
+from launch.tuning_space import default_space
 from training import contract
 from training.errors import ConfigError
-from training.hyperparameters import tunable
 
 FULL = """
 region = "us-west-2"
@@ -128,7 +128,7 @@ def test_tuning_request_is_valid_and_closes_the_sdk_gaps(tuning: dict[str, Any])
     assert config["Strategy"] == "Bayesian" and config["TrainingJobEarlyStoppingType"] == "Auto"
     assert config["ResourceLimits"] == {"MaxNumberOfTrainingJobs": 6, "MaxParallelTrainingJobs": 2}
     ranges = {r["Name"]: r for kind in config["ParameterRanges"].values() for r in kind}
-    assert set(ranges) == {spec.name for spec in tunable()} - {"num_round"}
+    assert set(ranges) == set(default_space()) - {"num_round"}
     assert ranges["eta"]["ScalingType"] == "Logarithmic"
     assert definition["StaticHyperParameters"]["num_round"] == "50"  # set in [hyperparameters], so not tuned
     assert definition["StaticHyperParameters"]["table"] == "DB.S.T"
