@@ -118,14 +118,19 @@ def test_stopped_job_resumes_from_its_checkpoint(tmp_path, job_env, run_job):
     reference = run_job(hps, hosts=2)
     assert reference.exit_code == 0, reference.failure
 
-    job = start_local_job(hps, hosts=2, workdir=tmp_path, env=job_env, job_name="resumable")
+    # the built-in algorithm's save_model_on_termination: the model so far is written too
+    job = start_local_job({**hps, "save_model_on_termination": "true"}, hosts=2, workdir=tmp_path, env=job_env,
+                          job_name="resumable")
     wait_for_log(job, "\ttrain-rmse", timeout=180)
     job.signal(signal.SIGTERM)  # what SageMaker sends on stop or spot interruption
     stopped = job.wait(timeout=120)
     assert stopped.exit_code == 1 and "stopped by SIGTERM after round" in stopped.failure
+    assert "(save_model_on_termination)" in stopped.failure
     checkpoints = list_checkpoints(contract.default_checkpoint_dir(stopped.host_dirs[0]))
     assert checkpoints and checkpoints[-1][0] < 60
     assert len(checkpoints) <= 5
+    partial = xgb.Booster(model_file=str(stopped.host_dirs[0] / "model" / contract.MODEL_FILE))
+    assert 0 < partial.num_boosted_rounds() < 60
 
     resumed = start_local_job(hps, hosts=2, workdir=tmp_path, env=job_env, job_name="resumable").wait(300)
     assert resumed.exit_code == 0, resumed.failure
