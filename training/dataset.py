@@ -51,14 +51,7 @@ class ArrowFileIter(xgb.DataIter):
                          on_host=False)
 
     def _read(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
-        with pa.memory_map(str(self._path)) as source:
-            reader = pa.ipc.open_file(source)
-            yielded = False
-            for batch in coalesced(reader, self._batch_rows):
-                yield self._plan.matrix(batch)
-                yielded = True
-            if not yielded:
-                yield self._plan.matrix(pa.RecordBatch.from_pylist([], schema=reader.schema))
+        return matrix_batches(self._path, self._plan, self._batch_rows)
 
     def next(self, input_data: Callable[..., Any]) -> bool:
         if self._batches is None:
@@ -75,6 +68,20 @@ class ArrowFileIter(xgb.DataIter):
         if self._batches is not None:
             self._batches.close()
         self._batches = None
+
+
+def matrix_batches(path: Path, plan: ColumnPlan,
+                   batch_rows: int = BATCH_ROWS) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """A spilled file's rows as ``(features, label, weight)`` arrays, ``batch_rows`` at a time; a file
+    with no rows gives one empty batch of the right width."""
+    with pa.memory_map(str(path)) as source:
+        reader = pa.ipc.open_file(source)
+        yielded = False
+        for batch in coalesced(reader, batch_rows):
+            yield plan.matrix(batch)
+            yielded = True
+        if not yielded:
+            yield plan.matrix(pa.RecordBatch.from_pylist([], schema=reader.schema))
 
 
 def coalesced(reader: pa.ipc.RecordBatchFileReader, rows: int) -> Iterator[pa.RecordBatch]:
