@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from training.errors import ConfigError
+from training.snowflake import quote_column, table_parts
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +36,6 @@ CALIFORNIA_FILE = "california_housing.parquet.brotli"
 CALIFORNIA_TARGET = "MEDHOUSEVAL"
 SYNTHETIC_TARGET = "Y"
 _CHUNK_ROWS = 250_000
-_SQL_TYPES = {pa.int64(): "INTEGER", pa.int32(): "INTEGER", pa.float64(): "FLOAT", pa.float32(): "FLOAT",
-              pa.string(): "VARCHAR", pa.large_string(): "VARCHAR", pa.bool_(): "BOOLEAN", pa.date32(): "DATE"}
 
 MIXED_REGIONS = ("north", "south", "east", "west", "central", "coast")
 """Categories of the mixed table's ``region``; a seventh, ``island``, appears in exactly one row."""
@@ -158,26 +158,92 @@ def _write_chunks(path: Path, rows: int, chunk: Any) -> Path:
     return path
 
 
-def _sql_type(dtype: pa.DataType) -> str:
+def _sql_type(dtype: pa.DataType) -> str | None:
+    """The Snowflake column type a Parquet column loads as; None for a type the loader does not take."""
+    if pa.types.is_dictionary(dtype):  # pandas categories, written to Parquet
+        return _sql_type(dtype.value_type)
     if pa.types.is_decimal(dtype):
         return f"NUMBER({dtype.precision},{dtype.scale})"
     if pa.types.is_timestamp(dtype):
         return "TIMESTAMP_NTZ" if dtype.tz is None else "TIMESTAMP_TZ"
-    return _SQL_TYPES.get(dtype, "FLOAT")
+    if pa.types.is_integer(dtype):
+        return "INTEGER"
+    if pa.types.is_floating(dtype):
+        return "FLOAT"
+    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+        return "VARCHAR"
+    if pa.types.is_boolean(dtype):
+        return "BOOLEAN"
+    if pa.types.is_date(dtype):
+        return "DATE"
+    return None
+
+
+DATA_SUFFIXES = (".parquet", ".csv")
+"""The files ``--data`` loads: Parquet (its own schema) and CSV (types inferred by pyarrow)."""
+
+
+def write_data_file(source: Path, dest: Path) -> pa.Schema:
+    """Check a user's ``--data`` file and write it as the Parquet file :func:`load_parquet` loads.
+
+    Parquet keeps its schema (dictionary columns become their values); CSV types are pyarrow's
+    inference (integers, floats, booleans, dates, timestamps, else text). Raises :class:`ConfigError`
+    naming the fix for a missing file, another extension, or a column of a type Snowflake cannot take.
+    """
+    if source.suffix.lower() not in DATA_SUFFIXES:
+        raise ConfigError(f"--data {source}: not a .parquet or .csv file: convert it to Parquet (its column types "
+                          "are kept) or CSV")
+    if not source.is_file():
+        raise ConfigError(f"--data {source}: no such file: check the path")
+    if source.suffix.lower() == ".csv":
+        pq.write_table(_read_csv(source), dest)
+        return pq.read_schema(dest)
+    schema = _loadable(pq.read_schema(source), source)
+    with pq.ParquetFile(source) as reader, pq.ParquetWriter(dest, schema) as writer:
+        for batch in reader.iter_batches():
+            writer.write_batch(pa.RecordBatch.from_arrays(
+                [column.cast(field.type) for column, field in zip(batch.columns, schema, strict=True)],
+                schema=schema))
+    return schema
+
+
+def _read_csv(source: Path) -> pa.Table:
+    import pyarrow.csv as csv
+
+    try:
+        table = csv.read_csv(source)
+    except pa.ArrowInvalid as err:
+        raise ConfigError(f"--data {source}: not a CSV file pyarrow can read ({err}): fix the file") from None
+    return table.cast(_loadable(table.schema, source))
+
+
+def _loadable(schema: pa.Schema, source: Path) -> pa.Schema:
+    """``schema`` with dictionary columns as their values; refuses a type the local Snowflake cannot load."""
+    bad = [f"{f.name!r} ({f.type})" for f in schema if _sql_type(f.type) is None]
+    if bad:
+        raise ConfigError(f"--data {source}: column {', '.join(bad)} is not a number, text, boolean, date or "
+                          "timestamp: drop or convert it")
+    return pa.schema([pa.field(f.name, f.type.value_type if pa.types.is_dictionary(f.type) else f.type)
+                      for f in schema])
 
 
 def load_parquet(conn: Any, table: str, parquet: Path) -> int:
-    """(Re)create ``table`` from a Parquet file with PUT + COPY INTO; return its row count.
+    """(Re)create ``table`` (SQL: ``NAME`` or qualified, parts quoted or not) from a Parquet file with
+    PUT + COPY INTO through a stage of its own; return its row count.
 
     Column names are quoted as the file has them (lower or mixed case stays case-sensitive).
     """
     schema = pq.read_schema(parquet)
-    columns = ", ".join(f'"{f.name}" {_sql_type(f.type)}' for f in schema)
+    columns = ", ".join(f'"{f.name}" {_sql_type(f.type) or "FLOAT"}' for f in schema)
+    # A fresh stage per load: a stage that held an earlier file would load it again. (fakesnow's
+    # table stages, @%NAME, do not take quoted or qualified names.)
+    stage = "@" + ".".join([*map(quote_column, table_parts(table)[:-1]), f"LAUNCH_LOAD_{uuid.uuid4().hex[:12].upper()}"])
     cursor = conn.cursor()
     try:
         cursor.execute(f"CREATE OR REPLACE TABLE {table} ({columns})")
-        cursor.execute(f"PUT file://{parquet.resolve()} @%{table.split('.')[-1]}")
-        cursor.execute(f"COPY INTO {table} FROM @%{table.split('.')[-1]} FILE_FORMAT=(TYPE=PARQUET) "
+        cursor.execute(f"CREATE STAGE {stage[1:]}")
+        cursor.execute(f"PUT file://{parquet.resolve()} {stage}")
+        cursor.execute(f"COPY INTO {table} FROM {stage} FILE_FORMAT=(TYPE=PARQUET) "
                        "MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE")
         cursor.execute(f"SELECT COUNT(*) FROM {table}")  # noqa: S608  (our own table name)
         return int(cursor.fetchone()[0])

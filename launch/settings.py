@@ -28,7 +28,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from launch.tuning_space import check_space, parse_ranges, search_space
 from launch.validation import (
@@ -248,9 +256,9 @@ class Settings(_Section):
         self._source = (context or {}).get("source", "")
 
     @model_validator(mode="after")
-    def _rules_between_keys(self) -> Settings:
+    def _rules_between_keys(self, info: ValidationInfo) -> Settings:
         try:
-            _check_rules(self)
+            _check_rules(self, local=bool((info.context or {}).get("local")))
         except ConfigError as err:
             raise refused(str(err)) from None
         return self
@@ -306,8 +314,12 @@ def find_settings_file(path: str | Path | None = None) -> Path:
     )
 
 
-def load_settings(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Settings:
-    """Read, override (``section.key=value``) and validate the settings."""
+def load_settings(path: str | Path | None = None, overrides: Sequence[str] = (), *, local: bool = False) -> Settings:
+    """Read, override (``section.key=value``) and validate the settings.
+
+    ``local``: for a local run, which may read a ``--data`` file instead of Snowflake, so the
+    settings may name no way to sign in (:func:`launch.local.user_job.choose_snowflake` says what is missing).
+    """
     source = find_settings_file(path)
     try:
         raw = tomllib.loads(source.read_text())
@@ -315,7 +327,7 @@ def load_settings(path: str | Path | None = None, overrides: Sequence[str] = ())
         raise ConfigError(f"settings file {source} is not valid TOML ({err}): fix the syntax") from None
     for override in overrides:
         apply_override(raw, override)
-    return settings_from_dict(raw, source=str(source))
+    return settings_from_dict(raw, source=str(source), local=local)
 
 
 def apply_override(raw: dict[str, Any], override: str) -> None:
@@ -338,10 +350,10 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     node[leaf] = value
 
 
-def settings_from_dict(raw: Mapping[str, Any], source: str = "<dict>") -> Settings:
-    """Validate a parsed settings document and build :class:`Settings`."""
+def settings_from_dict(raw: Mapping[str, Any], source: str = "<dict>", *, local: bool = False) -> Settings:
+    """Validate a parsed settings document and build :class:`Settings` (``local``: see :func:`load_settings`)."""
     try:
-        return Settings.model_validate(dict(raw), context={"source": source})
+        return Settings.model_validate(dict(raw), context={"source": source, "local": local})
     except ValidationError as err:
         raise config_error(err, Settings, source) from None
 
@@ -350,8 +362,8 @@ def settings_from_dict(raw: Mapping[str, Any], source: str = "<dict>") -> Settin
 # Rules between keys (checked once every key is valid on its own)
 
 
-def _check_rules(settings: Settings) -> None:
-    _check_sign_in(settings.data)
+def _check_rules(settings: Settings, local: bool = False) -> None:
+    _check_sign_in(settings.data, local)
     _check_pipeline_name(settings)
     _check_image(settings.image, settings.region)
     _check_spot(settings.compute, settings.output)
@@ -377,11 +389,13 @@ CONNECTION_MAX = 512
 """CreateTrainingJob's limit on an environment value (the workload identity connection's JSON)."""
 
 
-def _check_sign_in(data: Data) -> None:
+def _check_sign_in(data: Data, local: bool = False) -> None:
     if len(connection_text(data.snowflake_connection)) > CONNECTION_MAX:
         raise ConfigError(f"settings [data.snowflake_connection] is over {CONNECTION_MAX} characters as JSON, "
                           "SageMaker's limit for an environment value: shorten it (leave out user, host or port if "
                           "the defaults do)")
+    if local and not data.snowflake_secret_id and not data.snowflake_connection:
+        return  # a local run on a --data file signs in to the embedded Snowflake only
     if bool(data.snowflake_secret_id) == bool(data.snowflake_connection):
         raise ConfigError("settings need one way to sign in to Snowflake: data.snowflake_secret_id (a Secrets "
                           "Manager secret) or [data.snowflake_connection] (workload identity: the job's role, no "

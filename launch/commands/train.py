@@ -3,9 +3,12 @@
     python -m launch train --dry-run         # print the exact CreateTrainingJob request, send nothing
     python -m launch train --wait            # submit; show status changes, every host's log lines and
                                              # a progress line per batch of rounds; end with the status
-    python -m launch train --local --hosts 2 # the same container program on this machine
+    python -m launch train --local --hosts 2 # the same container program on this machine (the demo)
+    python -m launch train --local --settings settings.toml --data orders.parquet
+                                             # your job on this machine, on a local copy of its table
 
-:func:`train` (AWS) and :func:`launch.local.demo.run_local` (local) are the commands;
+:func:`train` (AWS), :func:`launch.local.user_job.run_user_job` (your job, locally) and
+:func:`launch.local.demo.run_local` (the demo) are the commands;
 :func:`train_command` only loads settings, calls one of them and reports.
 """
 
@@ -68,9 +71,11 @@ def command_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="follow the job to its end: status changes, every host's log lines, "
                    "round progress (Ctrl-C stops following, not the job)")
     local = p.add_argument_group("local mode (no AWS)")
-    local.add_argument("--local", action="store_true", help="run the job on this machine")
+    local.add_argument("--local", action="store_true", help="run the job on this machine: with --settings, "
+                       "your job (on --data FILE, else your Snowflake); without, the demo")
     local.add_argument("--hosts", type=int, default=2, help="simulated hosts (default 2)")
     local.add_argument("--workdir", type=Path, help="work directory (default ./work)")
+    add_data_argument(local)
     local.add_argument("--demo-data", choices=("california", "synthetic", "mixed"), default="california")
     local.add_argument("--rows", type=int, help="rows of synthetic or mixed demo data")
     p.set_defaults(func=train_command)
@@ -98,18 +103,35 @@ def train_command(args: argparse.Namespace, session: Any = None) -> int:
     return 0
 
 
+def add_data_argument(group: Any) -> None:
+    """``--data FILE``: the local run's table, for ``train --local`` and ``tune --local`` alike."""
+    group.add_argument("--data", type=Path, metavar="FILE", help="with --settings: load FILE (.parquet or .csv) "
+                       "into the embedded Snowflake as the settings' table, with its own column names and types")
+
+
+def check_local_flags(args: argparse.Namespace) -> None:
+    """What a local run refuses: sending anything, and ``--data`` without the job it is the table of."""
+    if args.dry_run or args.wait:
+        raise ConfigError("--local sends nothing to AWS: drop --dry-run/--wait")
+    if args.data is not None and not args.settings:
+        raise ConfigError("--data needs --settings FILE: the settings name the table it stands for, its target "
+                          "and features")
+
+
 def _local(args: argparse.Namespace) -> int:
-    """The demo job on this machine; ``--set hyperparameters.NAME=VALUE`` overrides the demo's."""
-    from launch.local import demo, services
+    """With ``--settings``: the settings' job (:mod:`launch.local.user_job`); without: the demo job,
+    ``--set hyperparameters.NAME=VALUE`` overriding the demo's."""
+    from launch.local import demo, services, user_job
 
     console.configure_logging(args.verbose, prefix="local: ")
-    if args.settings or args.dry_run or args.wait:
-        raise ConfigError("train --local runs the demo on the embedded tables: it reads no settings file and sends "
-                          "nothing; drop --settings/--dry-run/--wait and set hyperparameters with --set "
-                          "hyperparameters.NAME=VALUE")
-    hyperparameters = local_hyperparameters(args.set)
-    done = demo.run_local(hyperparameters, hosts=args.hosts, workdir=args.workdir or services.DEFAULT_WORKDIR,
-                          data=args.demo_data, rows=args.rows or demo.DEFAULT_ROWS)
+    check_local_flags(args)
+    workdir = args.workdir or services.DEFAULT_WORKDIR
+    if args.settings:
+        settings = load_settings(args.settings, args.set, local=True)
+        done = user_job.run_user_job(settings, args.data, hosts=args.hosts, workdir=workdir)
+    else:
+        done = demo.run_local(local_hyperparameters(args.set), hosts=args.hosts, workdir=workdir,
+                              data=args.demo_data, rows=args.rows or demo.DEFAULT_ROWS)
     _report(done)
     result = done.result
     if result.exit_code != 0:

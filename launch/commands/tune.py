@@ -4,6 +4,7 @@
     python -m launch tune --wait                    # submit, show the trials table as trials start and
                                                     # end, end with the table
     python -m launch tune --local --trials 4        # Optuna over the same space, local jobs, no AWS
+    python -m launch tune --local --settings settings.toml --data orders.csv   # on your table, locally
 
 The search space is the hyperparameter table's tuning ranges (``training/hyperparameters.py``)
 with ``[tuning]`` overrides; the objective (default ``validation:rmse``, minimised) must be one of
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from launch import aws, console, follower, jobs
+from launch.commands.train import add_data_argument, check_local_flags
 from launch.settings import (
     Settings,
     check_under_prefix,
@@ -111,6 +113,7 @@ def command_parser(subparsers: Any) -> argparse.ArgumentParser:
     local.add_argument("--trials", type=int, help="local trials (default: tuning.local_trials)")
     local.add_argument("--hosts", type=int, help="hosts per local trial (default: tuning.local_hosts)")
     local.add_argument("--workdir", type=Path, help="work directory (default ./work)")
+    add_data_argument(local)
     local.add_argument("--rows", type=int, help="rows of the synthetic demo table (default 20,000)")
     p.set_defaults(func=tune_command)
     return p
@@ -136,13 +139,18 @@ def tune_command(args: argparse.Namespace, session: Any = None) -> int:
 
 
 def _local(args: argparse.Namespace) -> int:
-    """Local tuning: the settings file's ranges, ``[tuning]`` and pins if there is one, and ``--set`` pins.
+    """Local tuning. With ``--settings``: the settings' job (its table, as ``train --local``
+    reads it, :mod:`launch.local.user_job`), ranges and ``[tuning]``. Without: the synthetic demo
+    table, with the ranges, ``[tuning]`` and pins of a settings file if one is found.
 
     ``--set hyperparameters.NAME=VALUE`` and ``data.*`` pin the trials' job as in ``train --local``;
     other keys override the settings file (and, with no file, are refused).
     """
     from launch.local import services, tuning
 
+    check_local_flags(args)
+    if args.settings:
+        return _local_user_job(args)
     settings = _local_settings(args)
     space = search_space(settings) if settings else default_space()
     pinned = {**(settings.hyperparameters if settings else {}),
@@ -156,6 +164,26 @@ def _local(args: argparse.Namespace) -> int:
         hosts=args.hosts or (settings.tuning.local_hosts if settings else 1), objective=objective,
         direction=settings.tuning.objective_type if settings else "Minimize",
         workdir=args.workdir or services.DEFAULT_WORKDIR, rows=args.rows or tuning.DEFAULT_ROWS)
+    return _local_report(results, objective)
+
+
+def _local_user_job(args: argparse.Namespace) -> int:
+    from launch.local import services, tuning
+
+    settings = load_settings(args.settings, args.set, local=True)
+    note = pinned_note(settings.tuning.ranges, settings.hyperparameters)
+    if note:
+        logger.warning(note)
+    objective = settings.tuning.objective
+    results = tuning.run_user_tuning(
+        settings, args.data, trials=args.trials or settings.tuning.local_trials,
+        hosts=args.hosts or settings.tuning.local_hosts, workdir=args.workdir or services.DEFAULT_WORKDIR)
+    return _local_report(results, objective)
+
+
+def _local_report(results: list[Any], objective: str) -> int:
+    from launch.local import tuning
+
     print(tuning.local_trials_table(results, objective))
     if not any(t.value is not None for t in results):
         raise UserError(f"no local trial finished with {objective}: each trial's failure is in the table above")

@@ -81,13 +81,14 @@ def run_local(hyperparameters: Mapping[str, str] | None = None, *, hosts: int = 
     return LocalRun(result, time.monotonic() - started, env.get(contract.TRACKING_URI_ENV, ""))
 
 
-def mlflow_env(workdir: Path) -> dict[str, str]:
-    """MLflow settings for the local job: the caller's, else a local SQLite store under ``workdir``.
+def mlflow_env(workdir: Path, experiment: str = "") -> dict[str, str]:
+    """MLflow settings for the local job: the caller's, else a local SQLite store under ``workdir``;
+    the experiment is ``$MLFLOW_EXPERIMENT_NAME``, else ``experiment``, else the demo's.
 
     ``MLFLOW_TRACKING_URI=`` (set but empty) turns tracking off.
     """
     uri = os.environ.get(contract.TRACKING_URI_ENV)
-    experiment = os.environ.get(contract.EXPERIMENT_ENV) or DEFAULT_EXPERIMENT
+    experiment = os.environ.get(contract.EXPERIMENT_ENV) or experiment or DEFAULT_EXPERIMENT
     if uri == "":
         return {}
     if uri is None:

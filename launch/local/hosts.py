@@ -21,12 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from launch.follower import RoundProgress, total_rounds
 from launch.local.services import DEFAULT_WORKDIR, REPO_ROOT, free_port
 from training import contract
 from training.errors import ConfigError
 
 _FINAL = re.compile(r"final metrics: (.*) rounds:(\d+)")
 _STOP_GRACE_SECONDS = 15.0
+PROGRESS_SECONDS = 5.0
+"""An echoed job shows a progress line after the rounds of each such interval (and after the last round)."""
 
 
 @dataclass
@@ -105,8 +108,8 @@ def start_local_job(
     for name, host_dir in zip(hostnames, host_dirs, strict=True):
         write_host_tree(host_dir, hostnames, name, hps)
         contract.failure_file(host_dir).unlink(missing_ok=True)
-        processes.append(_start_host(host_dir, job_name, host_env, command or container_command(),
-                                     echo and name == hostnames[0]))
+        progress = RoundProgress(total_rounds({"HyperParameters": hps})) if echo and name == hostnames[0] else None
+        processes.append(_start_host(host_dir, job_name, host_env, command or container_command(), progress))
     return LocalJob(job_name, host_dirs, processes)
 
 
@@ -119,7 +122,9 @@ def run_local_job(
     return start_local_job(hyperparameters, hosts, workdir, env, job_name, echo, command).wait(timeout)
 
 
-def _start_host(host_dir: Path, job_name: str, env: dict[str, str], command: list[str], echo: bool) -> Any:
+def _start_host(host_dir: Path, job_name: str, env: dict[str, str], command: list[str],
+                progress: RoundProgress | None) -> Any:
+    """Start one host; with ``progress`` (the leader of an echoed job) its log goes to stdout too."""
     inherited = {k: v for k, v in os.environ.items() if k not in contract.JOB_SETTINGS}
     host_env = {**inherited, **env, contract.BASE_DIR_ENV: str(host_dir), contract.JOB_NAME_ENV: job_name,
                 "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
@@ -128,19 +133,29 @@ def _start_host(host_dir: Path, job_name: str, env: dict[str, str], command: lis
     sink = open(log_path, "wb")  # noqa: SIM115  closed by the pump thread
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=host_env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, start_new_session=True)
-    pump = threading.Thread(target=_pump, args=(process.stdout, sink, echo), daemon=True)
+    pump = threading.Thread(target=_pump, args=(process.stdout, sink, progress), daemon=True)
     pump.start()
     return process, pump
 
 
-def _pump(source: IO[bytes], sink: IO[bytes], echo: bool) -> None:
+def _pump(source: IO[bytes], sink: IO[bytes], progress: RoundProgress | None) -> None:
+    """Copy a host's output to its log; with ``progress``, to stdout too, with the cloud ``--wait``
+    follower's progress line (:class:`launch.follower.RoundProgress`) after each batch of rounds."""
+    shown_at = 0.0
     with sink:
         for line in source:
             sink.write(line)
             sink.flush()
-            if echo:
-                sys.stdout.write(line.decode(errors="replace"))
-                sys.stdout.flush()
+            if progress is None:
+                continue
+            text = line.decode(errors="replace")
+            sys.stdout.write(text)
+            now = time.monotonic()
+            if progress.observe(text, int(time.time() * 1000)) and (
+                    now - shown_at >= PROGRESS_SECONDS or progress.done >= progress.total):
+                sys.stdout.write(f"progress: {progress.line()}\n")
+                shown_at = now
+            sys.stdout.flush()
 
 
 def _wait_all(processes: list[tuple[subprocess.Popen, threading.Thread]], timeout: float) -> list[int]:

@@ -17,6 +17,9 @@ from typing import Any
 from launch.local.demo import DEMO_SECRET_ID, demo_hyperparameters, demo_table, encoded, mlflow_env
 from launch.local.hosts import LocalJobResult, run_local_job
 from launch.local.services import DEFAULT_WORKDIR, LocalStack
+from launch.local.user_job import host_env
+from launch.settings import Settings
+from launch.tuning_space import search_space
 from training import contract
 from training.errors import ConfigError
 from training.hyperparameters import TuningRange
@@ -92,16 +95,31 @@ def run_local_tuning(space: Mapping[str, TuningRange], pinned: Mapping[str, str]
         table = demo_table("synthetic", rows)
         stack.ensure_table(table, data="synthetic", rows=rows)
         stack.put_secret(DEMO_SECRET_ID, stack.snowflake_secret())
-        tuning_job = f"local-tune-{time.strftime('%Y%m%d-%H%M%S')}"
-        env = {**stack.aws_env(), contract.SECRET_ID_ENV: DEMO_SECRET_ID, **mlflow_env(workdir),
-               contract.TUNING_JOB_ENV: tuning_job}
+        env = {**stack.aws_env(), contract.SECRET_ID_ENV: DEMO_SECRET_ID, **mlflow_env(workdir)}
         demo = {k: v for k, v in demo_hyperparameters("synthetic", table).items() if k not in space}
-
-        def run_job(hps: dict[str, str], hosts: int) -> LocalJobResult:
-            return run_local_job(hps, hosts=hosts, workdir=workdir, env=env)
-
         return tune_local(space, {**demo, **encoded(pinned)}, trials=trials, hosts=hosts, objective=objective,
-                          direction=direction, run_job=run_job)
+                          direction=direction, run_job=_job_runner(env, workdir))
+
+
+def run_user_tuning(settings: Settings, data: Path | None, *, trials: int, hosts: int,
+                    workdir: Path = DEFAULT_WORKDIR) -> list[LocalTrial]:
+    """The settings' search (ranges, objective) over their job, on the Snowflake that
+    :func:`launch.local.user_job.host_env` chooses; the settings' hyperparameters are pinned."""
+    workdir = workdir.resolve()
+    with host_env(settings, data, workdir) as env:
+        return tune_local(search_space(settings), settings.job_hyperparameters, trials=trials, hosts=hosts,
+                          objective=settings.tuning.objective, direction=settings.tuning.objective_type,
+                          run_job=_job_runner(env, workdir))
+
+
+def _job_runner(env: Mapping[str, str], workdir: Path) -> Callable[..., LocalJobResult]:
+    """One local job per trial, all children of one local tuning job (its MLflow parent run)."""
+    env = {**env, contract.TUNING_JOB_ENV: f"local-tune-{time.strftime('%Y%m%d-%H%M%S')}"}
+
+    def run_job(hps: dict[str, str], hosts: int) -> LocalJobResult:
+        return run_local_job(hps, hosts=hosts, workdir=workdir, env=env)
+
+    return run_job
 
 
 def _signed(value: float | None, direction: str) -> float:

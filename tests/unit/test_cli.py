@@ -42,11 +42,15 @@ def test_the_module_and_the_script_names_run_the_same_program(command: str) -> N
         assert f"python -m launch {Path(command).stem}" in done.stdout
 
 
-@pytest.mark.parametrize("flag", ["--dry-run", "--wait", "--settings=launch/settings.example.toml"])
-def test_local_mode_refuses_what_only_aws_mode_uses(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["train", "--local", flag]) == 1
+@pytest.mark.parametrize(("flag", "message"), [("--dry-run", "--local sends nothing to AWS: drop --dry-run/--wait"),
+                                               ("--wait", "--local sends nothing to AWS: drop --dry-run/--wait"),
+                                               ("--data=orders.parquet", "--data needs --settings FILE")])
+@pytest.mark.parametrize("command", ["train", "tune"])
+def test_local_mode_refuses_what_only_aws_mode_uses(command: str, flag: str, message: str,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main([command, "--local", flag]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: train --local runs the demo") and err.count("\n") == 1
+    assert err.startswith(f"error: {message}") and err.count("\n") == 1
 
 
 def test_set_takes_settings_keys_in_local_mode_too() -> None:
