@@ -16,6 +16,7 @@ from typing import Any
 
 from training import constraints, names, snapshot
 from training.errors import HyperparameterError
+from training.evaluation import CUSTOM_METRICS, REGRESSION_ONLY
 
 REQUIRED = object()
 """Default of a hyperparameter that has none: the job must set it."""
@@ -271,6 +272,12 @@ class Hyperparameters:
         return _split_list(self.values["eval_metric"] or default_eval_metric(self.values["objective"]))
 
     @property
+    def custom_metrics(self) -> list[str]:
+        """The built-in algorithm's metrics XGBoost does not compute (``f1``, ``r2``, ...): the job's
+        own, all-reduced (:func:`training.evaluation.custom_metric`)."""
+        return [m for m in self.eval_metrics if m in CUSTOM_METRICS]
+
+    @property
     def classification(self) -> bool:
         """True when the label is a class (``binary:*``, ``multi:*``)."""
         return self.values["objective"].startswith(CLASSIFICATION_PREFIXES)
@@ -292,7 +299,9 @@ class Hyperparameters:
                   if s.xgboost and self.values[s.name] is not None and _applies(s.name, self.values)}
         params["tree_method"] = "hist"  # what QuantileDMatrix trains with; see the tree_method spec
         params["sampling_method"] = "uniform"  # gradient_based needs a GPU (see its note)
-        params["eval_metric"] = self.eval_metrics
+        params["eval_metric"] = [m for m in self.eval_metrics if m not in CUSTOM_METRICS]
+        if not params["eval_metric"]:
+            params["disable_default_eval_metric"] = 1  # only the job's own metrics are reported
         updater = _updaters(self.values["updater"], self.linear)
         if updater:
             params["updater"] = updater
@@ -387,7 +396,7 @@ def parse_hyperparameters(raw: dict[str, Any]) -> Hyperparameters:
             )
         else:
             values[spec.name] = spec.default
-    _check_eval_metrics(values["eval_metric"])
+    _check_eval_metrics(values["eval_metric"], values["objective"])
     notes.extend(_check_combinations(values))
     notes.extend(f"{name}={given[name]} is not used: it applies with {APPLIES_WHEN[name][0]}={APPLIES_WHEN[name][1]}"
                  for name in APPLIES_WHEN if name in given and not _applies(name, values))
@@ -492,14 +501,20 @@ def _in_range(spec: Spec, value: Any) -> bool:
     return True
 
 
-def _check_eval_metrics(text: str) -> None:
+def _check_eval_metrics(text: str, objective: str) -> None:
     metrics = _split_list(text)
-    bad = [m for m in metrics if m.split("@")[0] not in EVAL_METRICS]
+    bad = [m for m in metrics if m.split("@")[0] not in EVAL_METRICS and m not in CUSTOM_METRICS]
     if (text.strip() and not metrics) or bad:
         raise HyperparameterError(
-            f"hyperparameter 'eval_metric' must list metrics from {', '.join(EVAL_METRICS)}, "
+            f"hyperparameter 'eval_metric' must list metrics from {', '.join(EVAL_METRICS + tuple(CUSTOM_METRICS))}, "
             f"got {text[:60]!r}: fix its value"
         )
+    classifier = objective.startswith(CLASSIFICATION_PREFIXES)
+    for metric in metrics:
+        if metric in CUSTOM_METRICS and (metric in REGRESSION_ONLY) == classifier:
+            what = "a regression" if classifier else "a classification"
+            raise HyperparameterError(f"eval_metric {metric!r} is {what} metric and objective is {objective!r}: "
+                                      "choose metrics of the objective's kind")
 
 
 def tunable() -> list[Spec]:

@@ -7,9 +7,10 @@ The leader (rank 0) logs summaries, writes checkpoints and the model, and talks 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,13 +19,21 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from training import __version__, constraints, read_record, snapshot
+from training import __version__, constraints, evaluation, read_record, snapshot
 from training.checkpoints import CheckpointCallback, StopFlag, resume_point, write_model
-from training.cluster import Cluster, allreduce_sum, broadcast, collective, error_summary, gather
+from training.cluster import (
+    Cluster,
+    allreduce_max,
+    allreduce_sum,
+    broadcast,
+    collective,
+    error_summary,
+    gather,
+)
 from training.columns import ColumnPlan
 from training.contract import CONNECTION_ENV, JOB_NAME_ENV, MODEL_FILE, SECRET_ID_ENV
 from training.credentials import SnowflakeCredentials, parse_connection, read_secret
-from training.dataset import CACHE_DIR, build_matrices
+from training.dataset import CACHE_DIR, build_matrices, matrix_batches
 from training.errors import ClusterError, ConfigError, DataError, Interrupted
 from training.hyperparameters import Hyperparameters
 from training.lineage import SnowflakeLineage
@@ -111,7 +120,8 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, recorder: RunRecorder =
         started = time.monotonic()
         booster, rounds = _train(spec, columns, dtrain, dvalid, cluster, stop, recorder)
         durations["train_seconds"] = time.monotonic() - started
-        final = _final_metrics(booster, dtrain, dvalid)
+        final = _final_metrics(booster, dtrain, dvalid, _custom_metric(hps, columns, cluster))
+        report = None if stop.is_set() else _evaluate(booster, shard.validation_path, columns, hps, cluster)
     if rounds < hps["num_round"] and stop.is_set():
         saved = ""
         if hps["save_model_on_termination"] == "true" and cluster.leader:
@@ -126,6 +136,9 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, recorder: RunRecorder =
     recorder.log_rows(rows_per_host)
     recorder.log_durations(durations)
     recorder.log_dataset(_lineage(creds, plan, columns, shard, query_ids, sum(rows_per_host), hps["read_mode"]))
+    if cluster.leader:
+        _record_evaluation(recorder, booster, report, columns, hps, final, plan.table, cluster.size,
+                           sum(rows_per_host))
     recorder.finish(booster, final, columns, shard.example)
     return JobResult(final, rounds, sum(rows_per_host), model_path)
 
@@ -393,7 +406,8 @@ def _train(spec: JobSpec, columns: ColumnPlan, dtrain: Any, dvalid: Any, cluster
     if remaining == 0:
         return start, done
     booster = xgb.train(_params(hps, columns), dtrain, num_boost_round=remaining, xgb_model=start,
-                        evals=[(dtrain, "train"), (dvalid, "validation")], callbacks=callbacks, verbose_eval=False)
+                        evals=[(dtrain, "train"), (dvalid, "validation")], callbacks=callbacks, verbose_eval=False,
+                        custom_metric=_custom_metric(hps, columns, cluster))
     rounds = checkpoints.stopped_at or booster.num_boosted_rounds()
     return booster, rounds
 
@@ -443,14 +457,64 @@ class RoundLogger(xgb.callback.TrainingCallback):
         return False
 
 
-def _final_metrics(booster: xgb.Booster, dtrain: Any, dvalid: Any) -> dict[str, float]:
+def _custom_metric(hps: Hyperparameters, columns: ColumnPlan, cluster: Cluster) -> Any:
+    """The job's own metrics (the built-in algorithm's ``f1``, ``r2``, ...), all-reduced; None if none."""
+    if not hps.custom_metrics:
+        return None
+    return evaluation.custom_metric(hps.custom_metrics, hps["objective"], max(len(columns.classes or []), 2),
+                                    lambda a: allreduce_sum(a, cluster), lambda a: allreduce_max(a, cluster),
+                                    weighted=columns.weight is not None)
+
+
+def _final_metrics(booster: xgb.Booster, dtrain: Any, dvalid: Any, custom: Any = None) -> dict[str, float]:
     """The model's metrics on both sets (all-reduced across hosts), e.g. ``validation-rmse``."""
-    text = booster.eval_set([(dtrain, "train"), (dvalid, "validation")])
+    text = booster.eval_set([(dtrain, "train"), (dvalid, "validation")], feval=custom, output_margin=False)
     metrics = {}
     for item in text.split("\t")[1:]:
         name, value = item.rsplit(":", 1)
         metrics[name] = float(value)
     return metrics
+
+
+def _evaluate(booster: xgb.Booster, validation_path: Path, columns: ColumnPlan, hps: Hyperparameters,
+              cluster: Cluster) -> evaluation.Report | None:
+    """The validation evaluation (every host: two all-reduces), from the spilled validation rows
+    read in batches and scored by the final model; None for objectives without one."""
+    kind = evaluation.family(hps["objective"])
+    if kind is None:
+        return None
+    classes = len(columns.classes or [])
+    names = [str(c) for c in columns.classes or []]
+    weighted = columns.weight is not None
+
+    def batches() -> Iterator[evaluation.Scores]:
+        for features, label, weight in matrix_batches(validation_path, columns):
+            matrix = xgb.DMatrix(features, feature_names=columns.xgboost_feature_names,
+                                 feature_types=columns.feature_types, enable_categorical=columns.categorical)
+            margin = booster.predict(matrix, output_margin=True)
+            scores = evaluation.probabilities(hps["objective"], margin, classes)
+            yield evaluation.Scores.of(label, scores, weight if weighted else None)
+
+    return evaluation.evaluate(kind, batches, lambda a: allreduce_sum(a, cluster), lambda a: allreduce_max(a, cluster),
+                               names)
+
+
+def _record_evaluation(recorder: RunRecorder, booster: xgb.Booster, report: evaluation.Report | None,
+                       columns: ColumnPlan, hps: Hyperparameters, final: dict[str, float], table: str, hosts: int,
+                       rows: int) -> None:
+    """The leader's record of the evaluation (headline metrics, charts, importance) and the run's description."""
+    headline = {f"validation-{k}": v for k, v in (report.scalars if report else {}).items()
+                if f"validation-{k}" not in final and math.isfinite(v)}
+    if headline:
+        log.info("evaluation: %s", ", ".join(f"{k} {metric_text(v)}" for k, v in headline.items()))
+    importance = evaluation.feature_importance(booster, columns.xgboost_feature_names, columns.feature_names,
+                                               linear=hps.linear)
+    title = f"{table}, {hps['objective']}, {hosts} host(s)"
+    recorder.log_evaluation(report, importance, title, headline)
+    first = f"validation-{hps.eval_metrics[0]}"
+    best = f"{first} {metric_text(final[first])}" if first in final else ""
+    recorder.describe(f"XGBoost {hps['objective']} on Snowflake table {table}: {rows:,} rows read by {hosts} "
+                      f"host(s), {booster.num_boosted_rounds()} rounds" + (f"; {best}" if best else "") + ".")
 
 
 def _save_model(booster: xgb.Booster, model_dir: Path) -> Path:

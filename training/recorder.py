@@ -12,6 +12,7 @@ The order of calls, and the promise every implementation keeps::
     recorder.start(params)
     xgb.train(..., callbacks=[..., recorder.callback(rounds_done)])
     recorder.log_rows(...); recorder.log_durations(...); recorder.log_dataset(lineage)
+    recorder.log_evaluation(report, importance, title, metrics); recorder.describe(text)
     recorder.finish(booster, final_metrics, column_plan, raw_example_rows)   # or recorder.fail(reason)
 
 After :meth:`~RunRecorder.check_reachable` no method raises into training: losing the record
@@ -20,6 +21,7 @@ must never cost the model.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     import xgboost
 
     from training.columns import ColumnPlan
+    from training.evaluation import Report
     from training.lineage import SnowflakeLineage
 
 
@@ -50,6 +53,13 @@ class RunRecorder(Protocol):
 
     def log_durations(self, durations: dict[str, float]) -> None:
         """Record how long the phases took (``fetch_seconds``, ...)."""
+
+    def log_evaluation(self, report: Report | None, importance: dict[str, dict[str, float]], title: str,
+                       metrics: Mapping[str, float]) -> None:
+        """Record the validation evaluation: its headline ``metrics``, its charts and numbers as files."""
+
+    def describe(self, text: str) -> None:
+        """Set the run's description (what the run is, in one paragraph)."""
 
     def finish(self, booster: xgboost.Booster, final_metrics: dict[str, float], plan: ColumnPlan,
                example: pyarrow.Table | None) -> None:
@@ -81,6 +91,13 @@ class NoRecorder:
         return None
 
     def log_durations(self, durations: dict[str, float]) -> None:
+        return None
+
+    def log_evaluation(self, report: Report | None, importance: dict[str, dict[str, float]], title: str,
+                       metrics: Mapping[str, float]) -> None:
+        return None
+
+    def describe(self, text: str) -> None:
         return None
 
     def finish(self, booster: xgboost.Booster, final_metrics: dict[str, float], plan: ColumnPlan,

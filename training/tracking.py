@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from training.columns import ColumnPlan
+    from training.evaluation import Report
     from training.lineage import SnowflakeLineage
 
 _logger = logging.getLogger(__name__)
@@ -71,6 +72,11 @@ TAG_INSTANCE_TYPE = "sagemaker.instance_type"
 TAG_INSTANCE_COUNT = "sagemaker.instance_count"
 TAG_IMAGE = "sagemaker.image"
 TAG_FAILURE = "failure_reason"
+DESCRIPTION_TAG = "mlflow.note.content"
+SOURCE_NAME_TAG, SOURCE_TYPE_TAG = "mlflow.source.name", "mlflow.source.type"
+"""What the MLflow UI shows as the run's "Source": the image the job ran, or ``local``."""
+EVALUATION_ARTIFACTS = "evaluation"
+"""The run's artifact folder of evaluation charts and numbers (:mod:`training.evaluation_files`)."""
 MODEL_NAME = "model"
 """Name of the logged model in each run (what ``launch/registry.py`` registers)."""
 
@@ -235,6 +241,7 @@ class MlflowRecorder:
             "version.xgboost": package_version("xgboost"),
             "version.snowflake-connector-python": package_version("snowflake-connector-python"),
             "version.training": __version__,
+            SOURCE_NAME_TAG: job.image or "local", SOURCE_TYPE_TAG: "JOB",
         }
         if job.tuning_job_name:
             tags[TAG_TUNING_JOB] = job.tuning_job_name
@@ -304,6 +311,31 @@ class MlflowRecorder:
     def log_durations(self, durations: dict[str, float]) -> None:
         """Metrics as given, e.g. ``fetch_seconds``, ``build_seconds``, ``train_seconds``."""
         self._log_metrics("logging durations", durations, step=0)
+
+    def log_evaluation(self, report: Report | None, importance: dict[str, dict[str, float]], title: str,
+                       metrics: Mapping[str, float]) -> None:
+        """``metrics`` (the evaluation's headline scalars) and the charts and numbers under the run's
+        ``evaluation/`` artifacts."""
+        if not self._active():
+            return
+        self._log_metrics("logging the evaluation's metrics", metrics, step=max(self.last_step, 0))
+        self._guard.call("logging the evaluation's charts", self._log_evaluation_files, report, importance, title)
+
+    def _log_evaluation_files(self, report: Report | None, importance: dict[str, dict[str, float]],
+                              title: str) -> None:
+        import tempfile
+        from pathlib import Path
+
+        from training.evaluation_files import write_evaluation
+
+        with tempfile.TemporaryDirectory() as tmp:
+            write_evaluation(report, importance, Path(tmp), title)
+            self.client.log_artifacts(self.run_id, tmp, EVALUATION_ARTIFACTS)
+
+    def describe(self, text: str) -> None:
+        """The run's description (MLflow's ``mlflow.note.content``: the UI's "Description")."""
+        if self._active():
+            self._guard.call("describing the run", self.client.set_tag, self.run_id, DESCRIPTION_TAG, text)
 
     def _log_metrics(self, what: str, values: Mapping[str, float], step: int) -> None:
         if not self._active():

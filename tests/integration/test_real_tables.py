@@ -102,6 +102,8 @@ def outcomes(stack: LocalStack, job_env: dict[str, str], workdir: Path) -> dict[
     tracking = _tracking_uri(workdir)
     # Artifacts under the test's directory, not ./mlruns in the hosts' working directory (the repo).
     mlflow.MlflowClient(tracking).create_experiment("mixed", artifact_location=(workdir / "artifacts").as_uri())
+    mlflow.MlflowClient(tracking).create_experiment("classes", artifact_location=(workdir / "classes").as_uri())
+    classes = {contract.TRACKING_URI_ENV: tracking, contract.EXPERIMENT_ENV: "classes"}
     with_region = _launcher_request(workdir, TABLE, FEATURES)
     without_region = _sdk_v2({"table": TABLE, "target": '"Spend"', "shard_key": '"id"', "num_round": 40,
                               "max_depth": 4, "eta": 0.2, "collective_timeout": 120,
@@ -113,10 +115,10 @@ def outcomes(stack: LocalStack, job_env: dict[str, str], workdir: Path) -> dict[
         "with_region": (with_region, 3, {contract.TRACKING_URI_ENV: tracking, contract.EXPERIMENT_ENV: "mixed"}),
         "without_region": (without_region, 3, {}),
         # features left empty: every column but target and shard key, the VARIANT left out with a warning
-        "binary": ({**base, "target": '"churned"', "objective": "binary:logistic", "eval_metric": "logloss,auc,error"},
-                   2, {}),
+        "binary": ({**base, "target": '"churned"', "objective": "binary:logistic",
+                    "eval_metric": "logloss,auc,error,f1"}, 2, classes),
         "multiclass": ({**base, "target": '"Segment"', "objective": "multi:softprob",
-                        "eval_metric": "mlogloss,merror,auc", "features": ",".join(FEATURES)}, 2, {}),
+                        "eval_metric": "mlogloss,merror,auc,accuracy", "features": ",".join(FEATURES)}, 2, classes),
         "num_class_mismatch": ({**base, "target": '"Segment"', "objective": "multi:softmax", "num_class": "4",
                                 "features": '"Price"'}, 1, {}),
         "weighted": ({**weighted, "weight_column": '"w"'}, 1, {}),
@@ -257,3 +259,67 @@ def test_zero_weights_remove_rows_influence(outcomes, stack) -> None:
 def test_a_name_in_the_wrong_case_fails_naming_the_column_and_how_to_write_it(outcomes) -> None:
     assert_user_failure(outcomes["case_mismatch"], "target column 'spend' is not in table 'DEMO.PUBLIC.MIXED' "
                         "(unquoted names mean upper case in Snowflake), but column 'Spend' is: write it as \"Spend\"")
+
+
+EVALUATION_FILES = {
+    "with_region": ("residuals.png", "residuals.csv", "predicted_vs_actual.png", "predicted_vs_actual.csv"),
+    "binary": ("roc.png", "roc.csv", "precision_recall.png", "calibration.png", "confusion_matrix.png",
+               "confusion_matrix.csv"),
+    "multiclass": ("roc.png", "roc_0.csv", "calibration.png", "confusion_matrix.png", "confusion_matrix.csv"),
+}
+HEADLINE = {"with_region": ("validation-r2", "validation-mae"), "binary": ("validation-accuracy", "validation-aucpr"),
+            "multiclass": ("validation-f1_macro", "validation-accuracy")}
+
+
+@pytest.mark.parametrize(("name", "experiment"), [("with_region", "mixed"), ("binary", "classes"),
+                                                  ("multiclass", "classes")])
+def test_the_evaluation_is_charts_and_numbers_equal_to_all_rows_scored_on_one_host(outcomes, workdir, name,
+                                                                                  experiment) -> None:
+    """Each host reduced its own validation rows; the run's evaluation equals scoring them all at once."""
+    from training import evaluation
+
+    result = outcomes[name]
+    _ok(result)
+    client = mlflow.MlflowClient(_tracking_uri(workdir))
+    [run] = client.search_runs([client.get_experiment_by_name(experiment).experiment_id],
+                               filter_string=f"tags.`sagemaker.job_name` = '{name}'")
+    files = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert {"evaluation.json", "feature_importance.csv", "feature_importance.png", *EVALUATION_FILES[name]} <= files
+    for metric in HEADLINE[name]:
+        assert 0 < run.data.metrics[metric] <= 1 or metric.endswith("mae")
+    tags = run.data.tags
+    assert tags["mlflow.source.name"] == "local" and tags["mlflow.source.type"] == "JOB"
+    assert tags["mlflow.note.content"].startswith(f"XGBoost {'reg:squarederror' if name == 'with_region' else ''}")
+    assert f"Snowflake table {TABLE}" in tags["mlflow.note.content"] and "host(s)" in tags["mlflow.note.content"]
+    logged = json.loads(Path(client.download_artifacts(run.info.run_id, "evaluation/evaluation.json")).read_text())
+
+    # all of the job's validation rows, scored on one host by the job's model
+    booster, plan = table_model.load(result.model_path)
+    objective = table_model.objective(booster)
+    kind, classes = evaluation.family(objective), len(plan.classes or [])
+
+    def batches():
+        for host in result.host_dirs:
+            for features, label, weight in datasets_batches(host, plan):
+                margin = booster.predict(xgb.DMatrix(features, feature_names=plan.xgboost_feature_names,
+                                                     feature_types=plan.feature_types, enable_categorical=True),
+                                         output_margin=True)
+                yield evaluation.Scores.of(label, evaluation.probabilities(objective, margin, classes), weight)
+
+    same = lambda values: values  # noqa: E731 - one host holds every row
+    expected = evaluation.evaluate(kind, batches, same, same, [str(c) for c in plan.classes or []]).to_json()
+    assert logged["kind"] == expected["kind"] and logged["classes"] == expected["classes"]
+    for key, value in expected["scalars"].items():
+        assert logged["scalars"][key] == pytest.approx(value, rel=1e-9, abs=1e-12, nan_ok=True), key
+    for curve, columns in expected["curves"].items():
+        for column, values in columns.items():
+            if values and not isinstance(values[0], str):
+                np.testing.assert_allclose(logged["curves"][curve][column], values, rtol=1e-9, atol=1e-12)
+    assert logged["confusion_matrix"] == expected["confusion_matrix"]
+    assert set(logged["feature_importance"]) == set(plan.feature_names)  # the table's own names
+
+
+def datasets_batches(host_dir: Path, plan):
+    from training.dataset import matrix_batches
+
+    return matrix_batches(contract.default_spill_dir(host_dir) / "validation.arrow", plan)
