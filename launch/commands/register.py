@@ -45,7 +45,7 @@ def register_command(args: argparse.Namespace, session: Any = None) -> int:
     from mlflow.exceptions import MlflowException
 
     console.configure_logging(args.verbose)
-    uri, experiment = _where(args)
+    uri, experiment = tracking_location(args)
     try:
         done = register(uri, args.model_name, run_id=args.run_id, tuning_job=args.tuning_job,
                         experiment=experiment, alias=args.alias)
@@ -56,10 +56,10 @@ def register_command(args: argparse.Namespace, session: Any = None) -> int:
     return 0
 
 
-def _where(args: argparse.Namespace) -> tuple[str, str]:
-    """Tracking URI and experiment: flags, then the environment, then the settings file."""
+def tracking_location(args: argparse.Namespace) -> tuple[str, str]:
+    """Tracking URI and experiment: flags, then the environment, then the settings file (``deploy`` too)."""
     uri = args.tracking_uri or os.environ.get(contract.TRACKING_URI_ENV, "")
-    experiment = args.experiment or os.environ.get(contract.EXPERIMENT_ENV, "")
+    experiment = getattr(args, "experiment", None) or os.environ.get(contract.EXPERIMENT_ENV, "")
     if not uri or not experiment:
         from launch.settings import load_settings
 
