@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from launch import aws, console, endpoints, follower
-from launch.commands.register import tracking_location
+from launch.commands.register import add_tracking_argument, tracking_location
 from launch.registry import DEFAULT_ALIAS
 from launch.settings import Settings, load_settings
 from training.errors import ConfigError, UserError
@@ -173,8 +173,7 @@ def command_parser(subparsers: Any) -> argparse.ArgumentParser:
     version = p.add_mutually_exclusive_group()
     version.add_argument("--alias", help=f"the alias's version (default {DEFAULT_ALIAS})")
     version.add_argument("--version", help="this version number")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI or SageMaker MLflow ARN "
-                   "(default: $MLFLOW_TRACKING_URI, else the settings' mlflow.tracking_uri)")
+    add_tracking_argument(p)
     p.add_argument("--endpoint-name", help="endpoint name, under job_prefix (default <job_prefix>-<model name>)")
     hosting = p.add_argument_group("where it runs (default: real-time, 1 x ml.m5.large)")
     hosting.add_argument("--instance-type", default=endpoints.Variant.instance_type, help="real-time instance type")

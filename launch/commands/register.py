@@ -32,8 +32,7 @@ def command_parser(subparsers: Any) -> argparse.ArgumentParser:
     which.add_argument("--tuning-job", help="a tuning job's name: register its best trial")
     p.add_argument("--model-name", required=True, help="registered model name (created if missing)")
     p.add_argument("--alias", default=DEFAULT_ALIAS, help=f"alias to point at the new version (default {DEFAULT_ALIAS})")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI or SageMaker MLflow ARN "
-                   "(default: $MLFLOW_TRACKING_URI, else the settings' mlflow.tracking_uri)")
+    add_tracking_argument(p)
     p.add_argument("--experiment", help="experiment of the tuning job (default: $MLFLOW_EXPERIMENT_NAME, else the "
                    f"settings' mlflow.experiment, else {tracking.DEFAULT_EXPERIMENT})")
     console.add_settings_arguments(p)
@@ -54,6 +53,12 @@ def register_command(args: argparse.Namespace, session: Any = None) -> int:
     print(f"registered {done.model_name} version {done.version} (run {done.run_id}); "
           f"models:/{done.model_name}@{done.alias} now loads it")
     return 0
+
+
+def add_tracking_argument(parser: argparse.ArgumentParser) -> None:
+    """``--tracking-uri`` (``register`` and ``deploy``): where the Model Registry is."""
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI or SageMaker MLflow ARN "
+                        "(default: $MLFLOW_TRACKING_URI, else the settings' mlflow.tracking_uri)")
 
 
 def tracking_location(args: argparse.Namespace) -> tuple[str, str]:
