@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 
 help: ## list the targets, and the launcher's CLI
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
-	@echo "  launcher: .venv/bin/python -m launch {train,tune,pipeline,register} --help   (also: snowflake-xgboost)"
+	@echo "  launcher: .venv/bin/python -m launch {train,tune,pipeline,register,deploy} --help   (also: snowflake-xgboost)"
 
 # The virtual environment under the repo, created on first use (uv inside it for fast installs).
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml

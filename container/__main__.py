@@ -1,4 +1,5 @@
-"""Entry program of the image: ``python3 -m container train`` (SageMaker appends ``train``)."""
+"""Entry program of the image: ``python3 -m container train`` for a training job, ``... serve`` for an endpoint
+(SageMaker appends the command)."""
 
 import sys
 

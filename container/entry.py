@@ -1,4 +1,4 @@
-"""The one function that owns every outcome of a training host.
+"""The one function that owns every outcome of a training host (and, with ``serve``, starts the endpoint's server).
 
 Success: exit 0 (the leader has written ``model/xgboost-model``). A user or platform error: one
 actionable line in ``output/failure`` (SageMaker's FailureReason) and in the log, exit 1. A bug:
@@ -17,7 +17,7 @@ from pathlib import Path
 from container.env import TrainingEnv, base_dir_from
 from training.checkpoints import StopFlag
 from training.cluster import Cluster
-from training.contract import RESOURCE_CONFIG, config_dir, failure_file
+from training.contract import RESOURCE_CONFIG, SERVE_COMMAND, TRAIN_COMMAND, config_dir, failure_file
 from training.errors import UserError
 from training.hyperparameters import parse_hyperparameters
 from training.job import JobSpec, run_job
@@ -34,12 +34,18 @@ MLFLOW_PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 def main(argv: list[str]) -> int:
-    """Run the training host described by the base directory; return the exit code."""
-    if argv and argv[0] != "train":
-        print(f"error: unknown command {argv[0]!r}: this image only trains (SageMaker runs it with 'train')",
-              file=sys.stderr)
+    """Run the training host (``train``) or the endpoint (``serve``) described by the base directory;
+    return the exit code."""
+    if argv and argv[0] not in (TRAIN_COMMAND, SERVE_COMMAND):
+        print(f"error: unknown command {argv[0]!r}: SageMaker runs this image with '{TRAIN_COMMAND}' (a training "
+              f"job) or '{SERVE_COMMAND}' (an endpoint)", file=sys.stderr)
         return 2
     base_dir = base_dir_from(os.environ)
+    if argv and argv[0] == SERVE_COMMAND:
+        from container import serve
+
+        _configure_logging("serve")
+        return serve.main(base_dir, dict(os.environ))
     _configure_logging(_host_label(base_dir))
     recorder: RunRecorder = NO_RECORDER
     try:

@@ -38,8 +38,9 @@ MAY_MOVE = frozenset({"requests", "urllib3", "certifi", "cryptography", "python-
 Their versions in the image serve its own runner and model server (sagemaker-containers,
 multi-model-server), which our ENTRYPOINT never starts. Every other base package is held:
 xgboost, numpy, pandas, pyarrow, scipy and matplotlib are the image's numeric builds, boto3 and
-botocore its AWS SDK, pip its installer. docs/image.md lists what moves and why that is safe."""
-RUNTIME_IMPORTS = ("xgboost", "snowflake.connector", "mlflow", "sagemaker_mlflow")
+botocore its AWS SDK, Flask, Werkzeug and gunicorn the endpoint's server (``serve``), pip its
+installer. docs/image.md lists what moves and why that is safe."""
+RUNTIME_IMPORTS = ("xgboost", "snowflake.connector", "mlflow", "sagemaker_mlflow", "flask", "gunicorn")
 """Modules the entry program needs; importing them proves the install is complete."""
 
 

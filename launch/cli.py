@@ -1,4 +1,4 @@
-"""The launcher's one CLI: ``python -m launch {train,tune,pipeline,register}`` (console script ``snowflake-xgboost``).
+"""The launcher's one CLI: ``python -m launch {train,tune,pipeline,register,deploy}`` (console script ``snowflake-xgboost``).
 
 Each subcommand lives in :mod:`launch.commands` as a ``command_parser`` (its flags) and a
 ``*_command`` (parse done; load settings, call one plain typed function, report), as in
@@ -14,17 +14,17 @@ import argparse
 import sys
 from typing import Any
 
-from launch.commands import pipeline, register, train, tune
+from launch.commands import deploy, pipeline, register, train, tune
 from launch.console import run
 
 PROG = "python -m launch"
-COMMANDS = (train, tune, pipeline, register)
+COMMANDS = (train, tune, pipeline, register, deploy)
 
 
 def parser() -> argparse.ArgumentParser:
     """The top-level parser with one subparser per command."""
     top = argparse.ArgumentParser(prog=PROG, description="Train XGBoost on a Snowflake table with SageMaker: "
-                                  "training jobs, tuning jobs, tuning pipelines, and model registration.")
+                                  "training jobs, tuning jobs, tuning pipelines, model registration and endpoints.")
     subparsers = top.add_subparsers(dest="command", required=True)
     for module in COMMANDS:
         module.command_parser(subparsers)

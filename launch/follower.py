@@ -6,7 +6,7 @@ rounds one progress line::
 
     round 13/200, best validation-rmse 0.6234 at [12], 4m12s elapsed, ETA 56m05s
 
-A tuning job: its trial table whenever a trial starts or ends. A pipeline execution: its status
+An endpoint: its status when it changes (``Creating`` -> ``InService``). A tuning job: its trial table whenever a trial starts or ends. A pipeline execution: its status
 and each step's status when they change. The end (status, metrics, table, failure reason) is the
 command's to show, once. Ctrl-C stops following, not the job:
 :class:`StoppedFollowing` carries the command that stops it, and the CLI exits 130 (128 + SIGINT,
@@ -36,6 +36,7 @@ LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 TRAINING_TERMINAL = ("Completed", "Failed", "Stopped")
 TUNING_TERMINAL = ("Completed", "Failed", "Stopped")
 PIPELINE_TERMINAL = ("Succeeded", "Failed", "Stopped")
+ENDPOINT_TERMINAL = ("InService", "Failed", "OutOfService")
 ROUND_LINE = re.compile(r"\[(\d+)\]\t(\S.*)$")
 """The leader's per-round line, ``[12]\\ttrain-rmse:0.51\\tvalidation-rmse:0.62`` (round index from
 0), found anywhere in a log line: the container prefixes a timestamp and the host."""
@@ -304,3 +305,19 @@ def step_status(step: dict[str, Any]) -> str:
     if step.get("FailureReason"):
         line += f": {step['FailureReason']}"
     return line
+
+
+def follow_endpoint(sagemaker: Any, endpoint_name: str, *, echo: Echo, poll_seconds: float = 30.0,
+                    sleep: Sleep = time.sleep) -> dict[str, Any]:
+    """Follow an endpoint until it is in service or has failed (its status when it changes); its description."""
+    stop = f"aws sagemaker delete-endpoint --endpoint-name {endpoint_name} --region {sagemaker.meta.region_name}"
+    shown: str | None = None
+    try:
+        while True:
+            desc = sagemaker.describe_endpoint(EndpointName=endpoint_name)
+            if desc["EndpointStatus"] in ENDPOINT_TERMINAL:
+                return desc  # the command shows the end, with the failure reason
+            shown = _echo_change(echo, shown, f"status: {desc['EndpointStatus']}")
+            sleep(poll_seconds)
+    except KeyboardInterrupt:
+        raise StoppedFollowing(stop) from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from training import tracking, tuning_parent
@@ -98,3 +99,29 @@ def _create_version(client: MlflowClient, model_name: str, source: str, run_id: 
     model_id = source.removeprefix("models:/")
     version = client.create_model_version(model_name, source, run_id=run_id, model_id=model_id)
     return str(version.version)
+
+
+def model_version(tracking_uri: str, model_name: str, *, alias: str | None = None, version: str | None = None) -> str:
+    """The version number ``alias`` points at (or ``version``, checked to exist)."""
+    from mlflow.exceptions import MlflowException
+
+    client = configure_client(tracking_uri)
+    try:
+        found = (client.get_model_version_by_alias(model_name, alias) if version is None
+                 else client.get_model_version(model_name, version))
+    except MlflowException as err:
+        which = f"alias {alias!r}" if version is None else f"version {version}"
+        raise ConfigError(f"registered model {model_name!r} has no {which}: register one (python -m launch register "
+                          f"--model-name {model_name} ...) or pick another ({' '.join(err.message.split())[:200]})") from err
+    return str(found.version)
+
+
+def download_version(tracking_uri: str, model_name: str, version: str, destination: Path) -> Path:
+    """The model version's files (``MLmodel``, ``artifacts/xgboost-model``, its code...) under ``destination``."""
+    import mlflow.artifacts
+
+    configure_client(tracking_uri)
+    path = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model_name}/{version}",
+                                               dst_path=str(destination), tracking_uri=tracking_uri)
+    logger.info("downloaded %s version %s", model_name, version)
+    return Path(path)

@@ -80,3 +80,23 @@ def default_checkpoint_dir(base_dir: Path) -> Path:
 def default_spill_dir(base_dir: Path) -> Path:
     """Where a host spills its shard unless :data:`SPILL_DIR_ENV` says otherwise."""
     return base_dir / "spill"
+
+# --- hosting: the same image serves the model (SageMaker starts it with ``serve``) ---------------
+# https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-inference-code.html
+
+TRAIN_COMMAND = "train"
+"""The argument SageMaker starts a training job's container with."""
+SERVE_COMMAND = "serve"
+"""The argument SageMaker starts an endpoint's container with."""
+SERVING_PORT = 8080
+"""The port an endpoint's container answers ``GET /ping`` and ``POST /invocations`` on."""
+SERVING_PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
+"""Overrides :data:`SERVING_PORT` (SageMaker sets it for a container of a multi-container endpoint)."""
+SERVING_WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
+"""Server processes, each with its own copy of the model (default: one per CPU); the toolkits' name."""
+SERVING_TIMEOUT_ENV = "SAGEMAKER_MODEL_SERVER_TIMEOUT"
+"""Seconds one invocation may take before its worker is restarted (default 60, SageMaker's own limit)."""
+MLFLOW_ARTIFACT = "xgboost_model"
+"""The model file's name among a logged MLflow model's artifacts (``MLmodel`` gives its path)."""
+MLFLOW_MODEL_FILE = "MLmodel"
+"""Present in ``model/`` when the endpoint serves a registered MLflow model rather than a job's model file."""

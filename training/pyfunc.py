@@ -19,14 +19,12 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
 from training.columns import ColumnPlan
-from training.contract import MODEL_FILE
+from training.contract import MLFLOW_ARTIFACT, MODEL_FILE
 from training.model import embed_plan, load, predict_rows
 
 if TYPE_CHECKING:
     import xgboost as xgb
 
-ARTIFACT = "xgboost_model"
-"""Name of the model file among the MLflow model's artifacts."""
 PACKAGE_DIR = Path(__file__).resolve().parent
 """The ``training`` package, shipped with the MLflow model as code (it holds the coding)."""
 CODE_FILE = PACKAGE_DIR / "mlflow_model.py"
@@ -37,7 +35,7 @@ class TableModel(mlflow.pyfunc.PythonModel):
     """Predicts from raw rows: loads the XGBoost model file and its column plan."""
 
     def load_context(self, context: Any) -> None:
-        self._booster, self._plan = load(context.artifacts[ARTIFACT])
+        self._booster, self._plan = load(context.artifacts[MLFLOW_ARTIFACT])
 
     # No type hints on purpose: MLflow would read them as a second, conflicting input schema.
     def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
@@ -80,7 +78,7 @@ def log_model(run_id: str, experiment_id: str, name: str, booster: xgb.Booster, 
         # Model.log, as mlflow.pyfunc.log_model does, but for this run (not an active run).
         info = Model.log(
             artifact_path=None, name=name, flavor=mlflow.pyfunc, run_id=run_id,
-            python_model=str(CODE_FILE), artifacts={ARTIFACT: str(path)}, code_paths=[str(PACKAGE_DIR)],
+            python_model=str(CODE_FILE), artifacts={MLFLOW_ARTIFACT: str(path)}, code_paths=[str(PACKAGE_DIR)],
             input_example=frame, signature=signature(plan, frame, outputs) if outputs is not None else None,
             pip_requirements=[f"xgboost=={package_version('xgboost')}", f"mlflow=={package_version('mlflow-skinny')}",
                               f"pyarrow=={package_version('pyarrow')}", f"pandas=={package_version('pandas')}"],

@@ -32,8 +32,7 @@ def command_parser(subparsers: Any) -> argparse.ArgumentParser:
     which.add_argument("--tuning-job", help="a tuning job's name: register its best trial")
     p.add_argument("--model-name", required=True, help="registered model name (created if missing)")
     p.add_argument("--alias", default=DEFAULT_ALIAS, help=f"alias to point at the new version (default {DEFAULT_ALIAS})")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI or SageMaker MLflow ARN "
-                   "(default: $MLFLOW_TRACKING_URI, else the settings' mlflow.tracking_uri)")
+    add_tracking_argument(p)
     p.add_argument("--experiment", help="experiment of the tuning job (default: $MLFLOW_EXPERIMENT_NAME, else the "
                    f"settings' mlflow.experiment, else {tracking.DEFAULT_EXPERIMENT})")
     console.add_settings_arguments(p)
@@ -45,7 +44,7 @@ def register_command(args: argparse.Namespace, session: Any = None) -> int:
     from mlflow.exceptions import MlflowException
 
     console.configure_logging(args.verbose)
-    uri, experiment = _where(args)
+    uri, experiment = tracking_location(args)
     try:
         done = register(uri, args.model_name, run_id=args.run_id, tuning_job=args.tuning_job,
                         experiment=experiment, alias=args.alias)
@@ -56,10 +55,16 @@ def register_command(args: argparse.Namespace, session: Any = None) -> int:
     return 0
 
 
-def _where(args: argparse.Namespace) -> tuple[str, str]:
-    """Tracking URI and experiment: flags, then the environment, then the settings file."""
+def add_tracking_argument(parser: argparse.ArgumentParser) -> None:
+    """``--tracking-uri`` (``register`` and ``deploy``): where the Model Registry is."""
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI or SageMaker MLflow ARN "
+                        "(default: $MLFLOW_TRACKING_URI, else the settings' mlflow.tracking_uri)")
+
+
+def tracking_location(args: argparse.Namespace) -> tuple[str, str]:
+    """Tracking URI and experiment: flags, then the environment, then the settings file (``deploy`` too)."""
     uri = args.tracking_uri or os.environ.get(contract.TRACKING_URI_ENV, "")
-    experiment = args.experiment or os.environ.get(contract.EXPERIMENT_ENV, "")
+    experiment = getattr(args, "experiment", None) or os.environ.get(contract.EXPERIMENT_ENV, "")
     if not uri or not experiment:
         from launch.settings import load_settings
 

@@ -260,6 +260,10 @@ def test_every_sagemaker_call_of_the_launcher_is_granted_under_the_job_prefix(
     assert main(["tune", *argv, "--wait"], session=session) == 0
     for _ in range(2):  # create, then update (and re-tag) the pipeline
         assert main(["pipeline", *argv, "--upsert", "--start"], session=session) == 0
+    job = recorder.sent("CreateTrainingJob")[0]["TrainingJobName"]  # moto's jobs complete at once
+    smoke = settings_file.with_name("smoke.csv")
+    smoke.write_text("A,B\n1,2\n")
+    assert main(["deploy", *argv, "--training-job", job, "--wait", "--smoke-csv", str(smoke)], session=session) == 0
 
     granted = IAM_ACTIONS["launcher-user-policy.json"]
     called = {a for a in actions if a.startswith("sagemaker:")}
@@ -270,7 +274,8 @@ def test_every_sagemaker_call_of_the_launcher_is_granted_under_the_job_prefix(
         "a SageMaker grant the launcher never calls: remove it, or say why it is kept"
     # The launcher's grants name only resources under the job prefix: every name it sends starts with it.
     names = [params[key] for _, params in recorder.calls for key in
-             ("TrainingJobName", "HyperParameterTuningJobName", "PipelineName") if key in params]
+             ("TrainingJobName", "HyperParameterTuningJobName", "PipelineName", "ModelName", "EndpointConfigName",
+              "EndpointName") if key in params]
     assert names and all(name.startswith("xgb-moto-") for name in names), names
 
 

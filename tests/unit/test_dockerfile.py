@@ -122,7 +122,8 @@ def test_base_constraints_hold_the_base_images_own_versions():
     """The constraints the shared step writes from the image's versions (here: the pins themselves)."""
     pins = read_pins(REPO / BASE_REQUIREMENTS)
     held = dict(line.split("==") for line in constraints(dict(pins)))
-    assert set(held) == {"xgboost", "numpy", "pandas", "pyarrow", "scipy", "matplotlib", "boto3", "botocore", "pip"}
+    assert set(held) == {"xgboost", "numpy", "pandas", "pyarrow", "scipy", "matplotlib", "boto3", "botocore", "pip",
+                         "flask", "werkzeug", "gunicorn"}  # the endpoint's server (container/serve.py)
     assert held["xgboost"] == "3.0.5" and held["numpy"] == "2.1.0"
 
 

@@ -177,7 +177,11 @@ def test_each_kms_key_is_granted_only_what_its_use_needs():
     output = statement_named(name, "OutputKeyEncryptsTheModelAndCheckpoints")
     assert set(output["Action"]) == {"kms:Encrypt", "kms:GenerateDataKey", "kms:Decrypt"}
     assert output["Resource"].endswith(":key/" + PLACEHOLDERS["OutputKmsKeyId"])
-    assert not {a for a in granted("launcher-user-policy.json") if a.startswith("kms:")}
+    # The launcher uploads a registered model's model.tar.gz with the output key, through S3 only.
+    upload = statement_named("launcher-user-policy.json", "OutputKeyEncryptsUploadedModels")
+    assert set(upload["Action"]) == {a for a in granted("launcher-user-policy.json") if a.startswith("kms:")}
+    assert upload["Resource"] == output["Resource"]
+    assert upload["Condition"] == {"StringEquals": {"kms:ViaService": "s3.us-west-2.amazonaws.com"}}
 
 
 def test_secret_access_is_the_one_secret_and_its_key_through_secrets_manager():
@@ -216,9 +220,10 @@ def test_readme_documents_every_placeholder():
 
 
 def boto3_actions_called(*folders: str) -> set[str]:
-    """IAM actions for the boto3 operations called in `folders`: every `.op(` whose name is an
+    """IAM actions for the boto3 operations called in `folders` (or `.py` files): every `.op(` whose name is an
     operation of a service that the code makes a client for (`client("service")`)."""
-    sources = "\n".join(p.read_text() for folder in folders for p in (REPO / folder).rglob("*.py"))
+    paths = [p for folder in folders for p in ([REPO / folder] if folder.endswith(".py") else (REPO / folder).rglob("*.py"))]
+    sources = "\n".join(p.read_text() for p in paths)
     services = set(re.findall(r"""client\(\s*["']([a-z0-9-]+)["']""", sources))
     calls = set(re.findall(r"\.([a-z][a-z0-9_]*)\(", sources))
     session = botocore.session.get_session()
@@ -239,3 +244,24 @@ def test_every_boto3_call_in_the_job_is_granted_to_the_execution_role():
 def test_the_scan_finds_the_secret_read():
     # Guards the scan itself: the job does read the secret with boto3 (training/job.py).
     assert "secretsmanager:GetSecretValue" in boto3_actions_called("training", "container")
+
+
+DEPLOY_MODULES = ("launch/commands/deploy.py", "launch/endpoints.py", "launch/follower.py")
+
+
+def test_every_boto3_call_of_deploy_is_granted_to_the_launcher_user():
+    called = boto3_actions_called(*DEPLOY_MODULES) - {"sagemaker:Search"}  # follower.py's re .search(), not SageMaker's
+    assert {"sagemaker:CreateModel", "sagemaker:CreateEndpoint", "sagemaker:InvokeEndpoint"} <= called  # the scan works
+    missing = called - set(ACTIONS["launcher-user-policy.json"])
+    assert not missing, f"deploy calls {sorted(missing)}: add them to iam/actions.json and the launcher policy"
+
+
+def test_endpoints_and_uploads_stay_under_the_prefixes():
+    endpoints = statement_named("launcher-user-policy.json", "EndpointsUnderTheJobPrefix")
+    assert all(r.rsplit(":", 1)[1].split("/")[1] == "xgb-housing-*" for r in endpoints["Resource"])
+    assert {r.rsplit(":", 1)[1].split("/")[0] for r in endpoints["Resource"]} == {"model", "endpoint-config", "endpoint"}
+    upload = statement_for("launcher-user-policy.json", "s3:PutObject")
+    assert upload["Resource"] == "arn:aws:s3:::my-ml-bucket/snowflake-xgboost/*"
+    # the endpoint's container logs to /aws/sagemaker/Endpoints/<endpoint> with the execution role
+    logs = statement_for("execution-role-policy.json", "logs:PutLogEvents")["Resource"]
+    assert "arn:aws:logs:us-west-2:123456789012:log-group:/aws/sagemaker/Endpoints/xgb-housing-*:*" in logs

@@ -1,0 +1,180 @@
+"""``deploy`` end to end against moto (SageMaker, S3, sagemaker-runtime) and, for a registered model, a
+real local ``mlflow server``: the model the project's code logged and registered is downloaded,
+tarred with its files at the root (what /opt/ml/model must hold), uploaded under the output
+path, and named by the three requests; ``--wait`` follows the endpoint and invokes it with the
+model's input example. Every call is recorded and must be granted to the launcher user."""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+import pyarrow as pa
+import pytest
+import xgboost as xgb
+from moto import mock_aws
+
+from launch.cli import main
+from launch.commands.deploy import Source, deploy
+from launch.endpoints import Variant
+from launch.registry import register
+from launch.settings import settings_from_dict
+from tests.integration.mlflow_server import MlflowServer, mlflow_server
+from tests.integration.test_launcher_moto import Recorder
+from training import contract
+from training.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
+from training.job import PlanAttribute
+
+IAM = Path(__file__).resolve().parents[2] / "iam"
+SETTINGS = {
+    "region": "us-east-1", "role": "arn:aws:iam::123456789012:role/Training",
+    "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/xgb:7", "job_prefix": "xgb-moto",
+    "data": {"table": "T", "target": "Y", "snowflake_secret_id": "sf"},
+    "output": {"s3_path": "s3://bucket/out"}, "tags": {"team": "ml"},
+}
+PLAN = ColumnPlan((ColumnSpec("x", "REAL", "numeric", FEATURE), ColumnSpec("city", "TEXT", "categorical", FEATURE),
+                   ColumnSpec("y", "REAL", "numeric", LABEL)), {"city": ("lima", "oslo")})
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[boto3.Session, Recorder]]:
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        session = boto3.Session(region_name="us-east-1")
+        session.client("s3").create_bucket(Bucket="bucket")
+        recorder = Recorder(session)
+        recorder.services = []
+        session.events.register("provide-client-params.*.*", lambda model, **_: recorder.services.append(
+            (model.service_model.signing_name, model.name)))
+        yield session, recorder
+
+
+def _granted() -> dict[str, str]:
+    return json.loads((IAM / "actions.json").read_text())["launcher-user-policy.json"]
+
+
+def _assert_granted(recorder: Recorder) -> None:
+    """Each call (a multipart upload's parts are s3:PutObject) is in the launcher user's grants."""
+    granted = _granted()
+    for service, operation in recorder.services:
+        action = "s3:PutObject" if service == "s3" and "Upload" in operation else f"{service}:{operation}"
+        assert action in granted, f"{action} is called but not granted in iam/actions.json"
+
+
+def test_a_training_jobs_model_deploys_serverless_and_waits(aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    session, recorder = aws
+    sagemaker = session.client("sagemaker")
+    sagemaker.create_training_job(
+        TrainingJobName="xgb-moto-job-1", RoleArn=SETTINGS["role"],
+        AlgorithmSpecification={"TrainingImage": SETTINGS["image"], "TrainingInputMode": "File"},
+        OutputDataConfig={"S3OutputPath": "s3://bucket/out"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
+        StoppingCondition={"MaxRuntimeInSeconds": 60})
+    recorder.calls.clear()
+    recorder.services.clear()
+    settings = settings_from_dict(SETTINGS)
+    done = deploy(settings, Source(training_job="xgb-moto-job-1"), Variant(serverless_memory_mb=2048),
+                  wait=True, session=session, poll_seconds=0, sleep=lambda _: None)
+    assert done.status == "InService" and done.smoke is None  # a job's model has no input example
+    _assert_granted(recorder)  # before this test's own Describe* calls below
+    model = sagemaker.describe_model(ModelName=done.names.model)
+    url = model["PrimaryContainer"]["ModelDataUrl"]
+    assert url == sagemaker.describe_training_job(TrainingJobName="xgb-moto-job-1")["ModelArtifacts"]["S3ModelArtifacts"]
+    assert model["PrimaryContainer"]["Image"] == SETTINGS["image"]
+    config = recorder.sent("CreateEndpointConfig")[0]
+    assert config["ProductionVariants"][0]["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+    assert [name for name, _ in recorder.calls][:4] == ["DescribeTrainingJob", "CreateModel", "CreateEndpointConfig",
+                                                       "CreateEndpoint"]
+    assert done.names.endpoint == "xgb-moto-job"
+
+
+def _booster() -> xgb.Booster:
+    rng = np.random.default_rng(1)
+    x = np.c_[rng.normal(size=200), rng.integers(0, 2, 200)].astype(np.float32)
+    data = xgb.DMatrix(x, x[:, 0] + x[:, 1], feature_names=PLAN.xgboost_feature_names,
+                       feature_types=PLAN.feature_types, enable_categorical=True)
+    return xgb.train({"max_depth": 2}, data, 5, callbacks=[PlanAttribute(PLAN)])
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """A real mlflow server holding ``housing`` version 1 (@champion), logged by training.pyfunc."""
+    import mlflow
+
+    from training import pyfunc
+    from training.mlflow_client import configure_client
+
+    with mlflow_server(tmp_path_factory.mktemp("mlflow")) as server:
+        client = configure_client(server.uri)
+        experiment = client.create_experiment("deploy")
+        run = client.create_run(experiment)
+        example = pa.table({"x": pa.array([0.5, None], pa.float64()), "city": ["oslo", None]})
+        pyfunc.log_model(run.info.run_id, experiment, "model", _booster(), PLAN, example)
+        client.set_terminated(run.info.run_id)
+        register(server.uri, "housing", run_id=run.info.run_id)
+        mlflow.set_tracking_uri(server.uri)
+        yield server
+
+
+@pytest.mark.slow
+def test_a_registered_model_is_uploaded_deployed_and_invoked_with_its_input_example(
+        aws: Any, registered: MlflowServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    session, recorder = aws
+    settings = tmp_path / "settings.toml"
+    settings.write_text(_toml(SETTINGS))
+    code = main(["deploy", "--settings", str(settings), "--model-name", "housing", "--tracking-uri", registered.uri,
+                 "--instance-type", "ml.c5.large", "--wait"], session=session)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    _assert_granted(recorder)
+    assert "status: InService" in out and "smoke invocation:" in out
+    (create,) = recorder.sent("CreateModel")
+    url = create["PrimaryContainer"]["ModelDataUrl"]
+    assert url == f"s3://bucket/out/{create['ModelName']}/model.tar.gz"
+    archive = session.client("s3").get_object(Bucket="bucket", Key=url.removeprefix("s3://bucket/"))["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        members = tar.getnames()
+    assert contract.MLFLOW_MODEL_FILE in members and f"artifacts/{contract.MODEL_FILE}" in members
+    (invoke,) = recorder.sent("InvokeEndpoint")
+    body = json.loads(ast.literal_eval(invoke["Body"]))  # the recorder keeps bytes as their repr
+    assert body["dataframe_split"]["columns"] == ["x", "city"] and body["dataframe_split"]["data"][1] == [None, None]
+    (config,) = recorder.sent("CreateEndpointConfig")
+    assert config["ProductionVariants"][0]["InstanceType"] == "ml.c5.large"
+
+
+@pytest.mark.slow
+def test_dry_run_resolves_the_alias_and_creates_nothing(aws: Any, registered: MlflowServer,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    session, recorder = aws
+    done = deploy(settings_from_dict(SETTINGS), Source(model_name="housing", alias="champion",
+                                                       tracking_uri=registered.uri),
+                  Variant(), dry_run=True, session=session)
+    assert set(done.requests) == {"CreateModel", "CreateEndpointConfig", "CreateEndpoint"}
+    assert not recorder.calls  # nothing sent to AWS, nothing uploaded
+    assert done.names.endpoint == "xgb-moto-housing"
+
+
+def test_an_unfinished_training_job_is_refused_in_one_line(aws: Any, capsys: pytest.CaptureFixture[str],
+                                                          tmp_path: Path) -> None:
+    session, _ = aws
+    settings = tmp_path / "settings.toml"
+    settings.write_text(_toml(SETTINGS))
+    code = main(["deploy", "--settings", str(settings), "--training-job", "xgb-moto-missing"], session=session)
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("error: AWS:") and err.count("\n") == 1
+
+
+def _toml(values: dict[str, Any], section: str = "") -> str:
+    plain = [f"{k} = {json.dumps(v)}" for k, v in values.items() if not isinstance(v, dict)]
+    tables = [_toml(v, f"{section}{k}") for k, v in values.items() if isinstance(v, dict)]
+    head = [f"[{section}]"] if section else []
+    return "\n".join(head + plain + [""] + tables)

@@ -1,0 +1,179 @@
+"""The image's ``serve`` command, for real: ``python -m container serve`` on a free port, in front of a
+model logged by the project's own MLflow code (a registered model's layout) and of a job's bare
+model file. Raw rows (text, NULLs, booleans, dates, timestamps) posted as CSV and as JSON score
+exactly as the MLflow model (:class:`training.pyfunc.TableModel`) scores them."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+import requests
+import xgboost as xgb
+
+from launch.local.services import free_port
+from training import contract
+from training.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
+from training.job import PlanAttribute
+
+REPO = Path(__file__).resolve().parents[2]
+PLAN = ColumnPlan((ColumnSpec("x", "REAL", "numeric", FEATURE), ColumnSpec("city", "TEXT", "categorical", FEATURE),
+                   ColumnSpec("member", "BOOLEAN", "boolean", FEATURE), ColumnSpec("signup", "DATE", "date", FEATURE),
+                   ColumnSpec("seen", "TIMESTAMP_NTZ", "timestamp", FEATURE), ColumnSpec("y", "REAL", "numeric", LABEL)),
+                  {"city": ("lima", "oslo", "rome")})
+ROWS = pd.DataFrame({
+    "x": [0.5, None, -1.0, 2.0],
+    "city": ["oslo", None, "paris", "rome"],  # paris: not in the vocabulary, so missing
+    "member": [True, None, False, True],
+    "signup": ["2020-01-05", None, "2021-06-01", "2020-03-01"],
+    "seen": ["2021-01-01 10:00:00", "2022-01-01T00:00:00", None, "2021-05-05 00:00:01"],
+})
+CSV = ("x,city,member,signup,seen,y\n"  # y, the label, is extra: ignored
+       "0.5,oslo,true,2020-01-05,2021-01-01 10:00:00,1\n"
+       ",,,,2022-01-01T00:00:00,\n"
+       "-1.0,paris,false,2021-06-01,,3\n"
+       "2.0,rome,true,2020-03-01,2021-05-05 00:00:01,\n")
+
+pytestmark = pytest.mark.slow
+
+
+def _booster() -> xgb.Booster:
+    rng = np.random.default_rng(0)
+    n = 400
+    x = np.c_[rng.normal(size=n), rng.integers(0, 3, n), rng.integers(0, 2, n), rng.integers(18_000, 19_000, n),
+              rng.integers(1_600_000_000, 1_700_000_000, n)].astype(np.float32)
+    y = x[:, 0] + x[:, 1] + x[:, 2] + (x[:, 3] - 18_500) / 300 + (x[:, 4] - 1.65e9) / 3e7
+    data = xgb.DMatrix(x, y, feature_names=PLAN.xgboost_feature_names, feature_types=PLAN.feature_types,
+                       enable_categorical=True)
+    return xgb.train({"max_depth": 3}, data, 10, callbacks=[PlanAttribute(PLAN)])
+
+
+@pytest.fixture(scope="module")
+def mlflow_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model logged by training.pyfunc.log_model, downloaded as a registry download lays it out."""
+    import mlflow
+
+    from training import pyfunc
+
+    root = tmp_path_factory.mktemp("mlflow")
+    client = mlflow.MlflowClient(f"sqlite:///{root}/mlflow.db")
+    mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
+    experiment = client.create_experiment("serve", artifact_location=(root / "artifacts").as_uri())
+    run = client.create_run(experiment)
+    example = pa.table({"x": pa.array([0.5, None], pa.float64()), "city": ["oslo", None],
+                        "member": pa.array([True, None]), "signup": pa.array([pd.Timestamp("2020-01-05").date(), None]),
+                        "seen": pa.array([pd.Timestamp("2021-01-01 10:00"), None])})
+    uri = pyfunc.log_model(run.info.run_id, experiment, "model", _booster(), PLAN, example)
+    return Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(root / "download")))
+
+
+def _serve(base_dir: Path) -> Iterator[str]:
+    port = free_port()
+    env = {**os.environ, contract.BASE_DIR_ENV: str(base_dir), contract.SERVING_PORT_ENV: str(port),
+           contract.SERVING_WORKERS_ENV: "1", "PYTHONPATH": str(REPO), "NO_PROXY": "*"}
+    log = (base_dir / "serve.log").open("w")
+    process = subprocess.Popen([sys.executable, "-m", "container", contract.SERVE_COMMAND], cwd=REPO, env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if requests.get(f"{url}/ping", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"the server did not answer /ping: {(base_dir / 'serve.log').read_text()[-2000:]}")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def registered(mlflow_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    base = tmp_path_factory.mktemp("serve-mlflow")
+    shutil.copytree(mlflow_model, contract.model_dir(base))
+    yield from _serve(base)
+
+
+def _predictions(response: requests.Response) -> list[float]:
+    assert response.status_code == 200, response.text
+    return [row["prediction"] for row in response.json()["predictions"]]
+
+
+def _expected(mlflow_model: Path) -> list[float]:
+    import mlflow.pyfunc
+
+    return list(mlflow.pyfunc.load_model(str(mlflow_model)).unwrap_python_model().predict(None, ROWS)["prediction"])
+
+
+def test_ping_answers_and_csv_rows_score_as_the_mlflow_model(registered: str, mlflow_model: Path) -> None:
+    assert requests.get(f"{registered}/ping", timeout=10).status_code == 200
+    got = _predictions(requests.post(f"{registered}/invocations", data=CSV, headers={"Content-Type": "text/csv"},
+                                     timeout=30))
+    np.testing.assert_allclose(got, _expected(mlflow_model), rtol=1e-6)
+
+
+@pytest.mark.parametrize("layout", ["dataframe_split", "dataframe_records", "records"])
+def test_json_rows_score_as_the_mlflow_model(registered: str, mlflow_model: Path, layout: str) -> None:
+    records = json.loads(ROWS.to_json(orient="records"))
+    body = {"dataframe_split": {"dataframe_split": json.loads(ROWS.to_json(orient="split", index=False))},
+            "dataframe_records": {"dataframe_records": records}, "records": records}[layout]
+    got = _predictions(requests.post(f"{registered}/invocations", json=body, timeout=30))
+    np.testing.assert_allclose(got, _expected(mlflow_model), rtol=1e-6)
+
+
+def test_mlflows_own_serving_example_scores(registered: str, mlflow_model: Path) -> None:
+    body = (mlflow_model / "serving_input_example.json").read_bytes()  # NULL datetimes written as "NaT"
+    got = _predictions(requests.post(f"{registered}/invocations", data=body,
+                                     headers={"Content-Type": "application/json"}, timeout=30))
+    assert len(got) == 2
+
+
+@pytest.mark.parametrize(("body", "content_type", "status", "says"), [
+    ("x,city\n1,oslo\n", "text/csv", 400, "the rows have no column 'member', 'signup', 'seen'"),
+    ("x,city,member,signup,seen\nabc,oslo,true,2020-01-05,\n", "text/csv", 400, "invalid value 'abc'"),
+    ("x,city,member,signup,seen\n1,oslo,true,someday,\n", "text/csv", 400, "'someday'"),
+    ('{"rows": []}', "application/json", 400, "must be {\"dataframe_split\""),
+    ("{", "application/json", 400, "the JSON body does not parse"),
+    ("x", "text/plain", 415, "content type 'text/plain' is not accepted"),
+])
+def test_a_bad_request_gets_one_line(registered: str, body: str, content_type: str, status: int, says: str) -> None:
+    response = requests.post(f"{registered}/invocations", data=body, headers={"Content-Type": content_type}, timeout=30)
+    assert response.status_code == status
+    assert says in response.text and response.text.count("\n") == 1
+
+
+def test_a_jobs_bare_model_file_serves_too(mlflow_model: Path, tmp_path: Path) -> None:
+    model = contract.model_dir(tmp_path)
+    model.mkdir()
+    shutil.copy(mlflow_model / "artifacts" / contract.MODEL_FILE, model / contract.MODEL_FILE)
+    for url in _serve(tmp_path):
+        frame = pd.read_csv(io.StringIO(CSV))
+        got = _predictions(requests.post(f"{url}/invocations", data=frame.to_csv(index=False),
+                                         headers={"Content-Type": "text/csv"}, timeout=30))
+        np.testing.assert_allclose(got, _expected(mlflow_model), rtol=1e-6)
+
+
+def test_a_model_directory_without_a_model_stops_at_start_in_one_line(tmp_path: Path) -> None:
+    contract.model_dir(tmp_path).mkdir()
+    done = subprocess.run([sys.executable, "-m", "container", contract.SERVE_COMMAND], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, contract.BASE_DIR_ENV: str(tmp_path),
+                                                       "PYTHONPATH": str(REPO)})
+    assert done.returncode == 1
+    assert "cannot serve:" in done.stdout and "holds neither xgboost-model" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
