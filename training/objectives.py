@@ -13,41 +13,51 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from training.hyperparameters import metric_base
+
 
 @dataclass(frozen=True)
 class LabelRange:
-    """The labels an objective accepts: ``low <= label <= high``, in words for the message."""
+    """The labels an objective (or metric) accepts: ``low <= label <= high``, whole numbers if ``whole``."""
 
     low: float
     high: float
     words: str
+    whole: bool = False
 
     def outside(self, label: pa.Array) -> int:
         """Rows of ``label`` (NULLs aside) outside the range."""
         bad = pc.or_(pc.less(label, self.low), pc.greater(label, self.high))
+        if self.whole:
+            bad = pc.or_(bad, pc.not_equal(label, pc.round(label)))
         return pc.sum(bad).as_py() or 0
 
 
+RELEVANT_OR_NOT = LabelRange(0.0, 1.0, "relevance 0 or 1: a list's rows are relevant or not", whole=True)
 LABEL_RANGES = {
     "reg:logistic": LabelRange(0.0, 1.0, "a probability in [0, 1]"),
-    "rank:map": LabelRange(0.0, 1.0, "relevance 0 or 1 (rank:map's lists are relevant or not)"),
+    "rank:map": RELEVANT_OR_NOT,
     "rank:ndcg": LabelRange(0.0, 31.0, "a relevance degree in [0, 31]"),
     "rank:pairwise": LabelRange(0.0, 31.0, "a relevance degree in [0, 31]"),
     "survival:aft": LabelRange(0.0, float("inf"), "a lower time bound >= 0 (0: left-censored)"),
 }
-"""Objectives whose label XGBoost checks or cannot use outside a range (rank:map also needs whole
-numbers: 0.5 is neither relevant nor not; XGBoost rejects it, and so does the check below)."""
+"""Objectives whose label XGBoost rejects (with a traceback) or cannot use outside a range."""
+BINARY_METRICS = ("map", "pre")
+"""Ranking metrics XGBoost computes on relevant-or-not labels only (it fails on graded ones)."""
 
 
-def bad_labels(objective: str, label: pa.Array) -> int:
-    """Rows whose label ``objective`` cannot train on (NULLs aside: they are counted apart)."""
+def label_rule(objective: str, metrics: list[str]) -> tuple[str, LabelRange] | None:
+    """What the job's labels must be, and who asks it (``objective rank:map``, ``eval_metric pre@3``)."""
+    binary = [m for m in metrics if metric_base(m) in BINARY_METRICS]
+    if binary and LABEL_RANGES.get(objective) is not RELEVANT_OR_NOT:
+        return f"eval_metric {binary[0]}", RELEVANT_OR_NOT
     rule = LABEL_RANGES.get(objective)
-    if rule is None:
-        return 0
-    outside = rule.outside(label)
-    if objective == "rank:map":
-        outside += pc.sum(pc.not_equal(label, pc.round(label))).as_py() or 0
-    return outside
+    return None if rule is None else (f"objective {objective}", rule)
+
+
+def bad_labels(rule: tuple[str, LabelRange] | None, label: pa.Array) -> int:
+    """Rows whose label breaks ``rule`` (NULLs aside: they are counted apart)."""
+    return 0 if rule is None else rule[1].outside(label)
 
 
 def bad_bounds(lower: pa.Array, upper: pa.Array) -> int:

@@ -235,7 +235,8 @@ class Shard:
     """Rows whose label the objective cannot train on (:mod:`training.objectives`)."""
     bad_bound_rows: int = 0
     """survival:aft rows whose upper bound is below the lower one."""
-    objective: str = ""
+    label_rule: tuple[str, objectives.LabelRange] | None = None
+    """What the labels must be for the objective and metrics (:func:`training.objectives.label_rule`)."""
     null_weight_rows: int = 0
     negative_weight_rows: int = 0
     non_null: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -319,7 +320,7 @@ def new_shard(plan: ShardPlan, hps: Hyperparameters, spill_dir: Path) -> Shard:
                  VocabularyCounter(plan.columns, hps["max_categories"]),
                  non_null=np.zeros(len(plan.features), dtype=np.int64),
                  infinite=np.zeros(len(plan.columns.columns), dtype=np.int64), query_template=plan.query_template,
-                 objective=hps["objective"],
+                 label_rule=objectives.label_rule(hps["objective"], hps.eval_metrics),
                  read_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
@@ -432,7 +433,7 @@ def spill_batch(batch: pa.RecordBatch, plan: ColumnPlan, shard: Shard, train: An
 def _count_roles(plan: ColumnPlan, table: pa.Table, shard: Shard) -> None:
     """Count what the objective cannot train on: labels out of its range, NULL groups, empty intervals."""
     label = table.column(plan.columns.index(plan.label))
-    shard.bad_label_rows += objectives.bad_labels(shard.objective, label)
+    shard.bad_label_rows += objectives.bad_labels(shard.label_rule, label)
     if plan.group is not None:
         shard.null_group_rows += table.column(plan.columns.index(plan.group)).null_count
     if plan.upper is not None:

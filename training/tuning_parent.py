@@ -48,14 +48,15 @@ TAG_OBJECTIVE_METRIC = "objective_metric"
 PARENT_SETTLE_SECONDS = 2.0
 """How long a trial that created a tuning parent waits before checking for duplicates; must exceed
 the time between a trial's search and its create (milliseconds) for parallel trials to agree."""
-MAXIMIZED_METRICS = ("auc", "aucpr", "map", "ndcg", "pre")
+MAXIMIZED_METRICS = ("auc", "aucpr", "map", "ndcg", "pre", "interval-regression-accuracy")
 """XGBoost eval metrics where higher is better; every other metric is minimized."""
 
 
 def maximized(metric: str) -> bool:
-    """Whether higher is better for ``metric`` (``validation-auc``: yes; ``validation-rmse``: no)."""
+    """Whether higher is better for ``metric`` (``validation-auc``, ``validation-ndcg@5-``: yes;
+    ``validation-rmse``, ``validation-mape``: no)."""
     base = metric.split("-", 1)[-1]
-    return base.startswith(MAXIMIZED_METRICS)
+    return base.split("@", 1)[0].removesuffix("-") in MAXIMIZED_METRICS
 
 
 def best_trial(runs: Iterable[Run], metric: str) -> Run | None:
