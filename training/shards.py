@@ -156,11 +156,12 @@ def plan_shard(columns: list[Column], hps: Hyperparameters, table_sql: str | Non
     specs = [_feature(by_name[name]) for name in features]
     specs.append(_label(by_name[target], hps))
     if weight is not None:
-        specs.append(_weight(by_name[weight]))
+        specs.append(_numeric(by_name[weight], "weight_column", WEIGHT))
     if group is not None:
         specs.append(_group(by_name[group]))
     if upper is not None:
-        specs.append(_upper(by_name[upper]))
+        specs.append(_numeric(by_name[upper], "label_upper_column", UPPER, UPPER_BOUND.name,
+                              " (NULL or +inf for right-censored rows)"))
     return ShardPlan(
         table=table, table_sql=table_sql or quote_table(table), columns=ColumnPlan(tuple(specs)),
         key=tuple(key_names or [*features, target]), snapshot_at=explicit_time(hps["snapshot"]),
@@ -180,14 +181,6 @@ def _group(column: Column) -> ColumnSpec:
         raise DataError(f"group_column {column.name!r} is {column.type_name}: choose a text, number or date column "
                         "(or extract one in a view)")
     return ColumnSpec(column.name, column.type_name, GROUP_KIND.name, GROUP)
-
-
-def _upper(column: Column) -> ColumnSpec:
-    kind = kind_of(column.type_name)
-    if kind is None or kind.name != "numeric":
-        raise DataError(f"label_upper_column {column.name!r} is {column.type_name}, not a number: choose a numeric "
-                        "column (NULL or +inf for right-censored rows)")
-    return ColumnSpec(column.name, column.type_name, UPPER_BOUND.name, UPPER)
 
 
 def _feature(column: Column) -> ColumnSpec:
@@ -211,11 +204,12 @@ def _label(column: Column, hps: Hyperparameters) -> ColumnSpec:
     return ColumnSpec(column.name, column.type_name, kind.name, LABEL)
 
 
-def _weight(column: Column) -> ColumnSpec:
-    kind = kind_of(column.type_name)
-    if kind is None or kind.name != "numeric":
-        raise DataError(f"weight_column {column.name!r} is {column.type_name}, not a number: choose a numeric column")
-    return ColumnSpec(column.name, column.type_name, kind.name, WEIGHT)
+def _numeric(column: Column, key: str, role: str, kind: str = "numeric", note: str = "") -> ColumnSpec:
+    """A numeric column of role ``role`` (a weight, an upper bound), named by hyperparameter ``key``."""
+    found = kind_of(column.type_name)
+    if found is None or found.name != "numeric":
+        raise DataError(f"{key} {column.name!r} is {column.type_name}, not a number: choose a numeric column{note}")
+    return ColumnSpec(column.name, column.type_name, kind, role)
 
 
 @dataclass
