@@ -140,6 +140,58 @@ def mixed_chunk(start: int, rows: int, seed: int, rare_row: int | None = 0, code
     return pa.table(columns)
 
 
+RANKING_GROUP, RANKING_LABEL, RANKING_CLICK = "QUERY", "RELEVANCE", "CLICKED"
+
+
+def ranking_chunk(start: int, rows: int, seed: int, queries: int = 0) -> pa.Table:
+    """Rows of a ranking table: a text query ``QUERY`` (about 20 rows each, in no order: rows of one
+    query are scattered through the table), features ``F0``..``F3``, a graded ``RELEVANCE`` (0-4) that
+    grows with ``F0 + 0.5*F1`` and a binary ``CLICKED`` (relevance >= 3), for rank:ndcg and rank:map.
+    ``queries``: how many distinct queries (0: rows // 20)."""
+    rng = np.random.default_rng([seed, start])
+    x = rng.normal(size=(rows, 4))
+    query = rng.integers(0, queries or max(rows // 20, 1), rows)
+    relevance = np.clip(np.round(1.5 + x[:, 0] + 0.5 * x[:, 1] + rng.normal(0, 0.5, rows)), 0, 4)
+    return pa.table({
+        "ID": np.arange(start, start + rows, dtype=np.int64),
+        RANKING_GROUP: np.char.add("q", query.astype(str)).astype(object),
+        **{f"F{i}": x[:, i] for i in range(4)},
+        RANKING_LABEL: relevance.astype(np.int64),
+        RANKING_CLICK: (relevance >= 3).astype(np.int64),
+    })
+
+
+SURVIVAL_LOWER, SURVIVAL_UPPER, SURVIVAL_TIME = "LOWER", "UPPER", "TIME"
+
+
+def survival_chunk(start: int, rows: int, seed: int) -> pa.Table:
+    """Rows of a survival table: features ``F0``..``F3``; the time ``log T = 1 + 0.5*F0 - 0.3*F1 + noise``;
+    a censoring time ``C``. A row seen to its end (T <= C) has ``LOWER = UPPER = T``; a right-censored
+    one has ``LOWER = C`` and ``UPPER`` NULL (for survival:aft). ``TIME`` is T, or -C when censored
+    (survival:cox's convention)."""
+    rng = np.random.default_rng([seed, start])
+    x = rng.normal(size=(rows, 4))
+    time = np.exp(1 + 0.5 * x[:, 0] - 0.3 * x[:, 1] + rng.normal(0, 0.3, rows))
+    censor = np.exp(rng.uniform(0.5, 2.5, rows))
+    seen = time <= censor
+    return pa.table({
+        "ID": np.arange(start, start + rows, dtype=np.int64),
+        **{f"F{i}": x[:, i] for i in range(4)},
+        SURVIVAL_LOWER: np.where(seen, time, censor),
+        SURVIVAL_UPPER: pa.array(time, mask=~seen),
+        SURVIVAL_TIME: np.where(seen, time, -censor),
+    })
+
+
+GENERATED = {"ranking": ranking_chunk, "survival": survival_chunk}
+"""Tables for the objective families, by the name ``ensure_table(data=...)`` takes."""
+
+
+def write_generated(path: Path, data: str, rows: int, seed: int = 0) -> Path:
+    """Write table ``data`` of :data:`GENERATED` to Parquet in chunks."""
+    return _write_chunks(path, rows, lambda start, n: GENERATED[data](start, n, seed))
+
+
 def write_mixed(path: Path, rows: int, seed: int = 0, codes: int = 0) -> Path:
     """Write the mixed table (see :func:`mixed_chunk`) to Parquet in chunks."""
     return _write_chunks(path, rows, lambda start, n: mixed_chunk(start, n, seed, codes=codes))

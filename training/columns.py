@@ -32,8 +32,9 @@ import pyarrow.compute as pc
 PLAN_VERSION = 1
 """Version of :meth:`ColumnPlan.to_json`'s format (stored in the model file)."""
 
-FEATURE, LABEL, WEIGHT = "feature", "label", "weight"
-"""A column's role in the job."""
+FEATURE, LABEL, WEIGHT, GROUP, UPPER = "feature", "label", "weight", "group", "label_upper"
+"""A column's role in the job: ``group`` is a ranking job's query column, ``label_upper`` a
+survival:aft job's upper time bound (its lower bound is the label)."""
 
 _PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 _XGBOOST_UNSAFE = str.maketrans({"[": "_", "]": "_", "<": "_"})
@@ -95,6 +96,11 @@ def _to_text(array: pa.Array) -> pa.Array:
     return pc.cast(_plain(array), pa.string())
 
 
+def _upper_bound(array: pa.Array) -> pa.Array:
+    """An upper time bound: NULL is +inf (right-censored), as XGBoost's AFT wants it."""
+    return pc.fill_null(_to_float32(array), np.float32(np.inf))
+
+
 def _class_text(array: pa.Array) -> pa.Array:
     """A class label as text: ``true``/``false``, numbers in their shortest form (1.0 -> ``1``), text as is."""
     array = _plain(array)
@@ -127,8 +133,14 @@ KINDS: tuple[Kind, ...] = (
 )
 CLASS = Kind("class", (), pa.string(), "c", "string", _class_text, "class code from the label vocabulary")
 """The kind of a classification label (any supported type)."""
+GROUP_KIND = Kind("group", (), pa.string(), "", "string", _to_text,
+                  "query group: the rows of one value are one ranked list (XGBoost's qid)")
+"""The kind of a ranking job's group column (any supported type, kept as text: equal values, one group)."""
+UPPER_BOUND = Kind("upper_bound", (), pa.float32(), "", "double", _upper_bound,
+                   "float32 upper time bound; NULL or +inf: right-censored")
+"""The kind of a survival:aft job's upper bound column (numeric)."""
 
-KIND_BY_NAME: dict[str, Kind] = {kind.name: kind for kind in (*KINDS, CLASS)}
+KIND_BY_NAME: dict[str, Kind] = {kind.name: kind for kind in (*KINDS, CLASS, GROUP_KIND, UPPER_BOUND)}
 KIND_OF_TYPE: dict[str, Kind] = {t: kind for kind in KINDS for t in kind.snowflake_types}
 
 
@@ -167,7 +179,8 @@ class ColumnSpec:
 
 @dataclass(frozen=True)
 class ColumnPlan:
-    """The selected columns in query and spill order (features, label, weight) and their vocabularies.
+    """The selected columns in query and spill order (features, label, then weight, group, upper bound:
+    those the job has) and their vocabularies.
 
     ``vocabularies`` maps each categorical feature and a class label to its values in code order;
     it is empty until the hosts have agreed on it (:func:`merge_vocabularies`).
@@ -193,6 +206,16 @@ class ColumnPlan:
     @property
     def weight(self) -> ColumnSpec | None:
         return next((c for c in self.columns if c.role == WEIGHT), None)
+
+    @property
+    def group(self) -> ColumnSpec | None:
+        """A ranking job's query (group) column."""
+        return next((c for c in self.columns if c.role == GROUP), None)
+
+    @property
+    def upper(self) -> ColumnSpec | None:
+        """A survival:aft job's upper time bound (the label is the lower one)."""
+        return next((c for c in self.columns if c.role == UPPER), None)
 
     @property
     def names(self) -> list[str]:
@@ -271,10 +294,27 @@ class ColumnPlan:
         features = np.empty((batch.num_rows, len(self.features)), dtype=np.float32)
         for i, spec in enumerate(self.features):
             features[:, i] = self._values(spec, batch.column(i))
-        label = self._values(self.label, batch.column(len(self.features)))
+        label = self._values(self.label, self._column(batch, self.label))
         weight = self.weight
-        weights = None if weight is None else self._values(weight, batch.column(len(self.features) + 1))
+        weights = None if weight is None else self._values(weight, self._column(batch, weight))
         return features, label, weights
+
+    def bounds(self, batch: pa.RecordBatch) -> dict[str, np.ndarray]:
+        """survival:aft's ``label_lower_bound`` (the label) and ``label_upper_bound`` of a spilled batch;
+        empty for other jobs."""
+        upper = self.upper
+        if upper is None:
+            return {}
+        return {"label_lower_bound": self._values(self.label, self._column(batch, self.label)),
+                "label_upper_bound": self._values(upper, self._column(batch, upper))}
+
+    def group_values(self, batch: pa.RecordBatch) -> pa.Array | None:
+        """A ranking job's group values (text) of a spilled batch; None for other jobs."""
+        group = self.group
+        return None if group is None else self._column(batch, group)
+
+    def _column(self, batch: pa.RecordBatch, spec: ColumnSpec) -> pa.Array:
+        return batch.column(self.columns.index(spec))
 
     def _values(self, spec: ColumnSpec, array: pa.Array) -> np.ndarray:
         if spec.needs_vocabulary:

@@ -21,6 +21,7 @@ import pyarrow as pa
 import xgboost as xgb
 
 from training.columns import ColumnPlan
+from training.objectives import query_ids
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +33,11 @@ CACHE_DIR = "xgb-cache"
 
 
 class ArrowFileIter(xgb.DataIter):
-    """Replays a spilled Arrow IPC file (features, label[, weight]) as XGBoost batches.
+    """Replays a spilled Arrow IPC file (features, label[, weight, group, upper bound]) as XGBoost batches.
 
     The column plan turns each batch into numbers: text columns become the job's category codes.
+    A ranking job's group values become XGBoost's ``qid``, counted through the whole file (its groups
+    are contiguous: the shard query orders them); survival:aft's bounds become the label bounds.
     A file with no rows yields one empty batch of the right width, so a host whose shard is empty
     can still take part in distributed training.
     """
@@ -44,24 +47,32 @@ class ArrowFileIter(xgb.DataIter):
         self._path = Path(path)
         self._plan = plan
         self._batch_rows = batch_rows
-        self._batches: Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]] | None = None
+        self._batches: Iterator[dict[str, Any]] | None = None
         # cache_prefix: external memory (ExtMemQuantileDMatrix), its pages in files on the spill
         # volume (on_host=False; on_host only matters for GPUs, which would keep them in host memory).
         super().__init__(cache_prefix=None if cache_prefix is None else str(cache_prefix), release_data=True,
                          on_host=False)
 
-    def _read(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
-        return matrix_batches(self._path, self._plan, self._batch_rows)
+    def _read(self) -> Iterator[dict[str, Any]]:
+        with pa.memory_map(str(self._path)) as source:
+            reader = pa.ipc.open_file(source)
+            last_group, next_qid = None, 0
+            for batch in _or_empty(coalesced(reader, self._batch_rows), reader.schema):
+                features, label, weight = self._plan.matrix(batch)
+                fields = {"data": features, "label": label, "weight": weight, **self._plan.bounds(batch)}
+                groups = self._plan.group_values(batch)
+                if groups is not None:
+                    fields["qid"], last_group, next_qid = query_ids(groups, last_group, next_qid)
+                yield fields
 
     def next(self, input_data: Callable[..., Any]) -> bool:
         if self._batches is None:
             self._batches = self._read()
         try:
-            features, label, weight = next(self._batches)
+            fields = next(self._batches)
         except StopIteration:
             return False
-        input_data(data=features, label=label, weight=weight, feature_names=self._plan.xgboost_feature_names,
-                   feature_types=self._plan.feature_types)
+        input_data(**fields, feature_names=self._plan.xgboost_feature_names, feature_types=self._plan.feature_types)
         return True
 
     def reset(self) -> None:
@@ -76,12 +87,18 @@ def matrix_batches(path: Path, plan: ColumnPlan,
     with no rows gives one empty batch of the right width."""
     with pa.memory_map(str(path)) as source:
         reader = pa.ipc.open_file(source)
-        yielded = False
-        for batch in coalesced(reader, batch_rows):
-            yield plan.matrix(batch)
-            yielded = True
-        if not yielded:
-            yield plan.matrix(pa.RecordBatch.from_pylist([], schema=reader.schema))
+        yield from (plan.matrix(batch) for batch in _or_empty(coalesced(reader, batch_rows), reader.schema))
+
+
+def _or_empty(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """``batches``, or one empty batch of ``schema`` when there are none (a host with an empty shard
+    still hands XGBoost a batch of the right width)."""
+    yielded = False
+    for batch in batches:
+        yielded = True
+        yield batch
+    if not yielded:
+        yield pa.RecordBatch.from_pylist([], schema=schema)
 
 
 def coalesced(reader: pa.ipc.RecordBatchFileReader, rows: int) -> Iterator[pa.RecordBatch]:

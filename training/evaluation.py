@@ -56,7 +56,7 @@ def family(objective: str) -> str | None:
         return BINARY
     if objective.startswith("multi:"):
         return MULTICLASS
-    if objective.startswith(("reg:", "count:")) or objective == "survival:aft":
+    if objective.startswith(("reg:", "count:")):
         return REGRESSION
     return None
 

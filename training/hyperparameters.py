@@ -101,10 +101,17 @@ def _log(low: float, high: float) -> TuningRange:
 HYPERPARAMETERS: tuple[Spec, ...] = (
     # --- data -----------------------------------------------------------------------------------
     Spec("table", str, REQUIRED, "Snowflake table: NAME, SCHEMA.NAME or DATABASE.SCHEMA.NAME"),
-    Spec("target", str, REQUIRED, "target (label) column"),
+    Spec("target", str, "", "target (label) column: required, except with objective=survival:aft, where it is the "
+         "lower bound (label_lower_column) if given; survival:cox: the time, negative for a censored row"),
     Spec("features", str, "", "comma-separated feature columns; empty: every column but the target and shard key"),
     Spec("shard_key", str, "", "comma-separated columns hashed to assign rows to hosts; empty: all selected columns"),
     Spec("weight_column", str, "", "numeric column of per-row weights (training and validation); empty: none"),
+    Spec("group_column", str, "", "rank:* objectives: the query (group) column, of any type; its rows are one list "
+         "to rank, kept on one host and contiguous (the hosts shard by it, read_mode=hash); NULL fails the job"),
+    Spec("label_lower_column", str, "", "survival:aft: numeric column of each row's lower time bound (>= 0; 0 for "
+         "left-censored); empty: the target"),
+    Spec("label_upper_column", str, "", "survival:aft: numeric column of each row's upper time bound (>= the lower "
+         "one; NULL or +inf for right-censored)"),
     Spec("max_categories", int, 1000,
          "most distinct values a text column (or a class label) may have; a column over it fails the job",
          low=2, high=1_000_000),
@@ -153,12 +160,14 @@ HYPERPARAMETERS: tuple[Spec, ...] = (
          "reg:squarederror, is renamed)", xgboost=True,
          choices=("reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror", "reg:squaredlogerror",
                   "reg:logistic", "reg:tweedie", "reg:gamma", "reg:quantileerror", "count:poisson",
-                  "binary:logistic", "binary:logitraw", "binary:hinge", "multi:softprob", "multi:softmax")),
+                  "binary:logistic", "binary:logitraw", "binary:hinge", "multi:softprob", "multi:softmax",
+                  "rank:pairwise", "rank:ndcg", "rank:map", "survival:cox", "survival:aft")),
     Spec("num_class", int, 0, "classes of a multi:* objective; 0: the label's distinct values (checked if given)",
          low=0, high=1_000_000),
     Spec("eval_metric", str, "",
-         "comma-separated evaluation metrics; the first drives early stopping; empty: rmse for regression, "
-         "logloss for binary:*, mlogloss for multi:*"),
+         "comma-separated evaluation metrics; the first drives early stopping; ranking metrics take @k (top k) and a "
+         "trailing - (an empty list scores 0), error takes @t (threshold); empty: XGBoost's default for the "
+         "objective (see the objectives table)"),
     Spec("tree_method", str, "hist", "tree construction algorithm: the job trains with hist (XGBoost's QuantileDMatrix, "
          "which bounds memory, trains with hist only); approx, exact, auto and gpu_hist are accepted and train as hist",
          choices=("hist", "approx", "exact", "auto", "gpu_hist"), xgboost=True),
@@ -194,6 +203,10 @@ HYPERPARAMETERS: tuple[Spec, ...] = (
     Spec("huber_slope", float, 1.0, "reg:pseudohubererror's delta", low=0.0, low_open=True, xgboost=True),
     Spec("quantile_alpha", float, 0.5, "reg:quantileerror's quantile", low=0.0, high=1.0, low_open=True,
          high_open=True, xgboost=True),
+    Spec("aft_loss_distribution", str, "normal", "survival:aft's distribution of the log survival time's noise",
+         choices=("normal", "logistic", "extreme"), xgboost=True),
+    Spec("aft_loss_distribution_scale", float, 1.0, "survival:aft's scale of that noise", low=0.0, low_open=True,
+         tuning=TuningRange("continuous", 0.5, 2.0), searched=False, xgboost=True),
     Spec("sample_type", str, "uniform", _DART + "how dropped trees are chosen", choices=("uniform", "weighted"),
          xgboost=True),
     Spec("normalize_type", str, "tree", _DART + "how new trees are weighted against dropped ones",
@@ -235,23 +248,64 @@ HYPERPARAMETERS: tuple[Spec, ...] = (
 SPECS: dict[str, Spec] = {spec.name: spec for spec in HYPERPARAMETERS}
 
 EVAL_METRICS = ("rmse", "mae", "mape", "rmsle", "mphe", "logloss", "error", "auc", "aucpr", "merror", "mlogloss",
-                "poisson-nloglik", "gamma-nloglik", "gamma-deviance", "tweedie-nloglik", "quantile")
-"""Evaluation metrics the job accepts (ones XGBoost all-reduces across hosts)."""
+                "poisson-nloglik", "gamma-nloglik", "gamma-deviance", "tweedie-nloglik", "quantile", "ndcg", "map",
+                "pre", "aft-nloglik", "interval-regression-accuracy", "cox-nloglik")
+"""Evaluation metrics the job accepts (ones XGBoost all-reduces across hosts; cox-nloglik: one host only)."""
+
+RANKING_METRICS = ("ndcg", "map", "pre")
+"""Metrics of ranked lists: ``NAME``, ``NAME@k`` (top k), ``NAME-`` and ``NAME@k-`` (an empty list scores 0)."""
+_THRESHOLD_METRICS = ("error", "tweedie-nloglik")
+"""Metrics that take a number after ``@``: error's threshold, tweedie-nloglik's variance power."""
 
 MULTICLASS_PREFIX = "multi:"
+RANKING_PREFIX = "rank:"
+SURVIVAL_AFT, SURVIVAL_COX = "survival:aft", "survival:cox"
 CLASSIFICATION_PREFIXES = ("binary:", MULTICLASS_PREFIX)
 """Objectives whose label is a class: its distinct values become the label vocabulary."""
+_ONE_OUTPUT = ("reg:", "count:", "binary:", RANKING_PREFIX, "survival:")
+"""Objectives with one output per row (every objective but multi:*)."""
+
+METRIC_OBJECTIVES: dict[str, tuple[tuple[str, ...], str]] = {
+    **{name: ((RANKING_PREFIX,), f"query groups: use a {RANKING_PREFIX}* objective with group_column")
+       for name in RANKING_METRICS},
+    **{name: ((SURVIVAL_AFT,), f"label bounds: use objective={SURVIVAL_AFT}")
+       for name in ("aft-nloglik", "interval-regression-accuracy")},
+    "cox-nloglik": ((SURVIVAL_COX,), f"censored times: use objective={SURVIVAL_COX}"),
+    "quantile": (("reg:quantileerror",), "quantile_alpha: use objective=reg:quantileerror"),
+    **{name: ((MULTICLASS_PREFIX,), f"class probabilities: use a {MULTICLASS_PREFIX}* objective")
+       for name in ("mlogloss", "merror")},
+    **{name: (_ONE_OUTPUT, f"one output per row, and {MULTICLASS_PREFIX}* gives one per class: use mlogloss, "
+                           "merror or auc") for name in ("rmse", "mae", "mape", "rmsle", "mphe", "logloss", "error",
+                                                          "poisson-nloglik", "gamma-nloglik", "gamma-deviance",
+                                                          "tweedie-nloglik")},
+}
+"""The objectives each metric needs (by prefix), and what it needs in words: XGBoost fails or means
+nothing otherwise. Metrics not listed (auc, aucpr) go with every objective."""
+
+DEFAULT_METRICS = {
+    "reg:absoluteerror": "mae", "reg:pseudohubererror": "mphe", "reg:squaredlogerror": "rmsle",
+    "reg:tweedie": "tweedie-nloglik", "reg:gamma": "gamma-deviance", "reg:quantileerror": "quantile",
+    "count:poisson": "poisson-nloglik", "binary:hinge": "error", "rank:pairwise": "ndcg@32", "rank:ndcg": "ndcg@32",
+    "rank:map": "map@32", SURVIVAL_COX: "cox-nloglik", SURVIVAL_AFT: "aft-nloglik",
+}
+"""XGBoost 3's default metric of each objective, where it is not rmse, logloss (binary:*) or mlogloss
+(multi:*). ``@32``: the ranking objectives' default truncation (lambdarank_num_pair_per_sample)."""
 
 
 def default_eval_metric(objective: str) -> str:
-    """The metric a job reports when ``eval_metric`` is empty."""
+    """The metric a job reports when ``eval_metric`` is empty (XGBoost's default for the objective)."""
+    if objective in DEFAULT_METRICS:
+        return DEFAULT_METRICS[objective]
     if objective.startswith(MULTICLASS_PREFIX):
         return "mlogloss"
     if objective.startswith(CLASSIFICATION_PREFIXES):
         return "logloss"
-    if objective == "reg:quantileerror":
-        return "quantile"
     return "rmse"
+
+
+def metric_base(metric: str) -> str:
+    """A metric's name without its ``@`` argument or trailing ``-`` (``ndcg@5-`` -> ``ndcg``)."""
+    return metric.split("@", 1)[0].removesuffix("-") if metric not in EVAL_METRICS else metric
 
 
 @dataclass(frozen=True)
@@ -269,7 +323,11 @@ class Hyperparameters:
 
     @property
     def eval_metrics(self) -> list[str]:
-        return _split_list(self.values["eval_metric"] or default_eval_metric(self.values["objective"]))
+        """The metrics as XGBoost names them in its log (tweedie-nloglik with its variance power, as
+        XGBoost appends it)."""
+        metrics = _split_list(self.values["eval_metric"] or default_eval_metric(self.values["objective"]))
+        power = _fmt(self.values["tweedie_variance_power"])
+        return [f"{m}@{power}" if m == "tweedie-nloglik" else m for m in metrics]
 
     @property
     def custom_metrics(self) -> list[str]:
@@ -286,6 +344,16 @@ class Hyperparameters:
     def multiclass(self) -> bool:
         """True for ``multi:*`` objectives (``num_class`` classes); the other classifiers have two."""
         return self.values["objective"].startswith(MULTICLASS_PREFIX)
+
+    @property
+    def ranking(self) -> bool:
+        """``rank:*`` objectives: rows come in query groups (``group_column``)."""
+        return self.values["objective"].startswith(RANKING_PREFIX)
+
+    @property
+    def interval(self) -> bool:
+        """``survival:aft``: each row's label is an interval (``label_lower_column``, ``label_upper_column``)."""
+        return self.values["objective"] == SURVIVAL_AFT
 
     @property
     def linear(self) -> bool:
@@ -320,6 +388,8 @@ APPLIES_WHEN: dict[str, tuple[str, str]] = {
     "tweedie_variance_power": ("objective", "reg:tweedie"),
     "huber_slope": ("objective", "reg:pseudohubererror"),
     "quantile_alpha": ("objective", "reg:quantileerror"),
+    "aft_loss_distribution": ("objective", SURVIVAL_AFT),
+    "aft_loss_distribution_scale": ("objective", SURVIVAL_AFT),
 }
 """XGBoost parameters that mean something only next to another's value: sent to XGBoost only then
 (XGBoost warns about a parameter it does not use)."""
@@ -398,6 +468,7 @@ def parse_hyperparameters(raw: dict[str, Any]) -> Hyperparameters:
             values[spec.name] = spec.default
     _check_eval_metrics(values["eval_metric"], values["objective"])
     notes.extend(_check_combinations(values))
+    notes.extend(_check_objective_columns(values, given))
     notes.extend(f"{name}={given[name]} is not used: it applies with {APPLIES_WHEN[name][0]}={APPLIES_WHEN[name][1]}"
                  for name in APPLIES_WHEN if name in given and not _applies(name, values))
     values["snapshot"] = snapshot.parse_snapshot(values["snapshot"])
@@ -406,6 +477,44 @@ def parse_hyperparameters(raw: dict[str, Any]) -> Hyperparameters:
         values[key] = texts[-1]  # shown in logs and MLflow params: the decoded reading when there are two
     return Hyperparameters(values, {key: found.get(key, (values[key],)) for key in names.IDENTIFIER_KEYS},
                            tuple(notes))
+
+
+def _check_objective_columns(values: dict[str, Any], given: dict[str, Any]) -> list[str]:
+    """The columns an objective needs (target, group, label bounds); raise when one is missing or out of place.
+
+    Ranking reads in ``read_mode=hash`` keyed by the group column, whatever was set (one note each):
+    scan deals the one result's chunks, whose boundaries Snowflake picks, so a group could straddle
+    two hosts; hashing the group puts each group whole on one host (see docs/your-table.md).
+    """
+    objective, notes = values["objective"], []
+    ranking, interval = objective.startswith(RANKING_PREFIX), objective == SURVIVAL_AFT
+    if not values["target"].strip() and not interval:
+        raise HyperparameterError(f"hyperparameter 'target' is required (the label column) with objective={objective}"
+                                  ": set it in the job's hyperparameters")
+    if ranking and not values["group_column"].strip():
+        raise HyperparameterError(f"objective {objective} ranks the rows of each query: set group_column to the "
+                                  "table's query (group) column")
+    if values["group_column"].strip() and not ranking:
+        raise HyperparameterError(f"group_column applies to {RANKING_PREFIX}* objectives, and objective is "
+                                  f"{objective}: remove group_column or use objective=rank:ndcg")
+    bounds = [key for key in ("label_lower_column", "label_upper_column") if values[key].strip()]
+    if bounds and not interval:
+        raise HyperparameterError(f"{bounds[0]} applies to objective={SURVIVAL_AFT}, and objective is {objective}: "
+                                  f"remove {bounds[0]} or use objective={SURVIVAL_AFT}")
+    if interval and not values["label_upper_column"].strip():
+        raise HyperparameterError(f"objective {SURVIVAL_AFT} needs each row's upper time bound: set "
+                                  "label_upper_column (NULL or +inf in a row: right-censored)")
+    if interval and not (values["label_lower_column"].strip() or values["target"].strip()):
+        raise HyperparameterError(f"objective {SURVIVAL_AFT} needs each row's lower time bound: set "
+                                  "label_lower_column (or target) to that column")
+    if ranking and values["read_mode"] != "hash":
+        notes.append(f"read_mode={values['read_mode']} is read as hash for {objective}: each host queries the groups "
+                     "whose hash is its own, so a query group is never split across hosts")
+        values["read_mode"] = "hash"
+    if ranking and str(given.get("shard_key", "")).strip():
+        notes.append(f"shard_key is replaced by group_column for {objective}: the hosts shard by the group, so "
+                     "each group's rows are on one host")
+    return notes
 
 
 def _check_combinations(values: dict[str, Any]) -> list[str]:
@@ -503,18 +612,42 @@ def _in_range(spec: Spec, value: Any) -> bool:
 
 def _check_eval_metrics(text: str, objective: str) -> None:
     metrics = _split_list(text)
-    bad = [m for m in metrics if m.split("@")[0] not in EVAL_METRICS and m not in CUSTOM_METRICS]
-    if (text.strip() and not metrics) or bad:
-        raise HyperparameterError(
-            f"hyperparameter 'eval_metric' must list metrics from {', '.join(EVAL_METRICS + tuple(CUSTOM_METRICS))}, "
-            f"got {text[:60]!r}: fix its value"
-        )
+    known = EVAL_METRICS + tuple(CUSTOM_METRICS)
+    if text.strip() and not metrics:
+        raise HyperparameterError(f"hyperparameter 'eval_metric' must list metrics from {', '.join(known)}, "
+                                  f"got {text[:60]!r}: fix its value")
     classifier = objective.startswith(CLASSIFICATION_PREFIXES)
     for metric in metrics:
-        if metric in CUSTOM_METRICS and (metric in REGRESSION_ONLY) == classifier:
-            what = "a regression" if classifier else "a classification"
-            raise HyperparameterError(f"eval_metric {metric!r} is {what} metric and objective is {objective!r}: "
-                                      "choose metrics of the objective's kind")
+        if metric in CUSTOM_METRICS:
+            if (metric in REGRESSION_ONLY) == classifier:
+                what = "a regression" if classifier else "a classification"
+                raise HyperparameterError(f"eval_metric {metric!r} is {what} metric and objective is {objective!r}: "
+                                          "choose metrics of the objective's kind")
+            continue
+        if not _metric_form_ok(metric):
+            raise HyperparameterError(
+                f"hyperparameter 'eval_metric' must list metrics from {', '.join(known)} (ranking metrics as "
+                f"NAME@k or NAME-, error as error@t), got {metric[:40]!r}: fix its value")
+        allowed, needs = METRIC_OBJECTIVES.get(metric_base(metric), (("",), ""))
+        if not objective.startswith(allowed):
+            raise HyperparameterError(f"eval_metric {metric} needs {needs}; objective is {objective}: remove it "
+                                      "from eval_metric or change the objective")
+
+
+def _metric_form_ok(metric: str) -> bool:
+    if metric in EVAL_METRICS:
+        return True
+    base, at, argument = metric.partition("@")
+    if base.removesuffix("-") in RANKING_METRICS and not at:
+        return base.endswith("-")
+    if base in RANKING_METRICS:
+        return argument.removesuffix("-").isdigit()
+    if base in _THRESHOLD_METRICS and at:
+        try:
+            return math.isfinite(float(argument))
+        except ValueError:
+            return False
+    return False
 
 
 def tunable() -> list[Spec]:

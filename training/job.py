@@ -34,12 +34,13 @@ from training.columns import ColumnPlan
 from training.contract import CONNECTION_ENV, JOB_NAME_ENV, MODEL_FILE, SECRET_ID_ENV
 from training.credentials import SnowflakeCredentials, parse_connection, read_secret
 from training.dataset import CACHE_DIR, build_matrices, matrix_batches
-from training.errors import ClusterError, ConfigError, DataError, Interrupted
-from training.hyperparameters import Hyperparameters
+from training.errors import ClusterError, ConfigError, DataError, HyperparameterError, Interrupted
+from training.hyperparameters import SURVIVAL_COX, Hyperparameters
 from training.lineage import SnowflakeLineage
 from training.memory import choose_matrices
 from training.model import PLAN_ATTRIBUTE, embed_plan
 from training.names import resolve_table
+from training.objectives import LabelRange
 from training.recorder import NO_RECORDER, RunRecorder
 from training.scan import ScanResult, ScanShare, fetch_share, open_scan, shares
 from training.shards import Shard, ShardPlan, fetch_shard, plan_shard
@@ -96,6 +97,7 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, recorder: RunRecorder =
     if cluster.leader and hps["tree_method"] != "hist":
         log.warning("tree_method=%s trains as hist: the job builds XGBoost's QuantileDMatrix from the spilled "
                     "shard (bounded memory), which trains with hist only", hps["tree_method"])
+    _check_hosts(hps, cluster)
     recorder.check_reachable()  # before any data is fetched
     recorder.start(dict(hps.values))
     creds = _credentials(spec.environ)
@@ -266,13 +268,14 @@ def _check_totals(shard: Shard, plan: ShardPlan, cluster: Cluster, hps: Hyperpar
     per_host = np.zeros(cluster.size, dtype=np.int64)
     per_host[cluster.rank] = shard.rows
     local = np.array([shard.received_rows, shard.rows_train, shard.rows_validation, shard.null_target_rows,
-                      shard.null_weight_rows, shard.negative_weight_rows, *shard.non_null, *shard.infinite,
-                      *per_host], dtype=np.int64)
+                      shard.null_weight_rows, shard.negative_weight_rows, shard.null_group_rows, shard.bad_label_rows,
+                      shard.bad_bound_rows, *shard.non_null, *shard.infinite, *per_host], dtype=np.int64)
     received, *totals = (int(x) for x in allreduce_sum(local, cluster))
     if share is not None and received != share.result_rows:  # a row lost or read twice: our bug, not the data's
         raise RuntimeError(f"the hosts received {received:,} rows of the one result, which holds "
                            f"{share.result_rows:,}")
     width, columns = len(plan.features), len(plan.columns.columns)
+    objective_rows, totals = totals[5:8], totals[:5] + totals[8:]
     rows_train, rows_valid, null_target, null_weight, negative_weight = totals[:5]
     total = rows_train + rows_valid
     if cluster.leader:
@@ -291,11 +294,39 @@ def _check_totals(shard: Shard, plan: ShardPlan, cluster: Cluster, hps: Hyperpar
                      else (f"a negative weight in {weight.name!r}", f"GREATEST({weight.name}, 0)"))
         raise DataError(f"{null_weight or negative_weight:,} rows have {what}: weights must be numbers >= 0; "
                         f"fix them in a view (e.g. {fix}) or leave out 'weight_column'")
+    _check_objective_rows(plan.columns, shard.label_rule, *objective_rows)
     _check_values(plan.columns, totals[5:5 + width], totals[5 + width:5 + width + columns])
     if rows_valid == 0 or rows_train == 0:
         which = "validation" if rows_valid == 0 else "training"
         raise DataError(f"the split left no {which} rows out of {total:,}: adjust 'validation_fraction'")
     return [int(n) for n in totals[5 + width + columns:]]
+
+
+def _check_objective_rows(columns: ColumnPlan, rule: tuple[str, LabelRange] | None, null_group: int,
+                          bad_label: int, bad_bound: int) -> None:
+    """Rows the objective cannot train on (all-reduced counts): a NULL group, a label out of range, an empty interval."""
+    group, upper, label = columns.group, columns.upper, columns.label.name
+    if group is not None and null_group:
+        raise DataError(f"{null_group:,} rows have a NULL group_column {group.name!r}, and every row of a ranking job "
+                        f"belongs to a query: filter them out in a view (WHERE {quote_column(group.name)} IS NOT NULL) "
+                        "or COALESCE them to a group")
+    if bad_label and rule is not None:
+        asks, needs = rule
+        raise DataError(f"{bad_label:,} rows have a {label!r} that {asks} cannot use (it needs {needs.words}): fix "
+                        f"them in a view, or change the {asks.split()[0]}")
+    if upper is not None and bad_bound:
+        raise DataError(f"{bad_bound:,} rows have label_upper_column {upper.name!r} below the lower bound {label!r}: "
+                        "each row's upper bound must be >= its lower one (NULL or +inf: right-censored); fix them "
+                        "in a view")
+
+
+def _check_hosts(hps: Hyperparameters, cluster: Cluster) -> None:
+    """survival:cox trains on one host: XGBoost computes its gradient from each host's own risk sets and
+    cannot all-reduce cox-nloglik, so several hosts would fit another model (or fail)."""
+    if hps["objective"] == SURVIVAL_COX and cluster.size > 1:
+        raise HyperparameterError(f"objective {SURVIVAL_COX} needs every row's risk set on one host (XGBoost "
+                                  f"evaluates cox-nloglik on one host only), and the job has {cluster.size} hosts: "
+                                  "train it on one host (instance_count = 1)")
 
 
 def _check_values(columns: ColumnPlan, non_null: np.ndarray, infinite: np.ndarray) -> None:

@@ -26,7 +26,8 @@ from collections.abc import Callable, Sequence
 from training.errors import HyperparameterError, SnowflakeError
 from training.snowflake import IDENTIFIER, quote_part, quote_table, unquoted
 
-IDENTIFIER_KEYS = ("table", "target", "features", "shard_key", "weight_column")
+IDENTIFIER_KEYS = ("table", "target", "features", "shard_key", "weight_column", "group_column", "label_lower_column",
+                   "label_upper_column")
 """Hyperparameters that name Snowflake objects (validated as identifiers, quoted in SQL)."""
 LIST_KEYS = ("features", "shard_key")
 """Identifier hyperparameters that hold a comma-separated list of column names."""
@@ -34,7 +35,8 @@ LIST_KEYS = ("features", "shard_key")
 _NAME = re.compile(rf"\s*({IDENTIFIER})\s*")
 
 _WHAT = {"table": "table", "target": "target column", "features": "feature column",
-         "shard_key": "shard_key column", "weight_column": "weight column"}
+         "shard_key": "shard_key column", "weight_column": "weight column", "group_column": "group column",
+         "label_lower_column": "lower bound column", "label_upper_column": "upper bound column"}
 
 
 def what(key: str) -> str:

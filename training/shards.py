@@ -28,8 +28,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from training import names
-from training.columns import CLASS, FEATURE, LABEL, WEIGHT, ColumnPlan, ColumnSpec, kind_of
+from training import names, objectives
+from training.columns import (
+    CLASS,
+    FEATURE,
+    GROUP,
+    GROUP_KIND,
+    LABEL,
+    UPPER,
+    UPPER_BOUND,
+    WEIGHT,
+    ColumnPlan,
+    ColumnSpec,
+    kind_of,
+)
 from training.errors import DataError, SnowflakeError
 from training.hyperparameters import Hyperparameters
 from training.snapshot import explicit_time, time_travel_error
@@ -77,7 +89,11 @@ class ShardPlan:
         where = f"MOD(ABS(HASH({key})), %(modulus)s) = %(remainder)s"
         # Time Travel: the value must be cast explicitly; TIMESTAMP_LTZ keeps the offset it is given.
         at = " AT(TIMESTAMP => %(snapshot)s::TIMESTAMP_LTZ)" if self.snapshot_at else ""
-        return f'SELECT {cols}, {split} AS "{VALIDATION_COLUMN}" FROM {self.table_sql}{at} WHERE {where}'  # noqa: S608
+        group = self.columns.group
+        # ranking: a group's rows contiguous in the shard (XGBoost's qid must not decrease)
+        order = "" if group is None else f" ORDER BY {quote_column(group.name)}"
+        return (f'SELECT {cols}, {split} AS "{VALIDATION_COLUMN}" FROM {self.table_sql}{at} '  # noqa: S608
+                f"WHERE {where}{order}")
 
     def parameters(self, hps: Hyperparameters, modulus: int, remainder: int) -> dict[str, Any]:
         """The bind parameters of :attr:`query_template` (:func:`query_parameters`, plus the snapshot time)."""
@@ -114,33 +130,57 @@ def plan_shard(columns: list[Column], hps: Hyperparameters, table_sql: str | Non
         texts = hps.readings[key]
         return names.resolve_columns(key, texts, list(by_name), table) if any(t.strip() for t in texts) else []
 
-    target = resolve("target")[0]
+    target = _label_column(resolve("target"), resolve("label_lower_column"))
     weight = (resolve("weight_column") or [None])[0]
-    key_names = resolve("shard_key")
+    group = (resolve("group_column") or [None])[0]
+    upper = (resolve("label_upper_column") or [None])[0]
+    key_names = [group] if group is not None else resolve("shard_key")
+    roles = {name: role for role, name in (("target", target), ("weight_column", weight), ("group_column", group),
+                                           ("label_upper_column", upper)) if name is not None}
     features = resolve("features")
     if not features:
-        features = [c.name for c in columns if c.name not in (target, weight, *key_names)]
+        features = [c.name for c in columns if c.name not in (*roles, *key_names)]
         skipped = [c for c in features if kind_of(by_name[c].type_name) is None]
         if skipped:
             log.warning("left out %d column(s) of types the job cannot train on: %s", len(skipped),
                         ", ".join(f"{c} ({by_name[c].type_name})" for c in skipped))
         features = [c for c in features if c not in skipped]
-    for name in (target, weight):
-        if name is not None and name in features:
-            role = "target" if name == target else "weight_column"
+    for name, role in roles.items():
+        if name in features:
             raise DataError(f"the {role} {name!r} is also listed in 'features': remove it from 'features'")
-    if weight is not None and weight == target:
-        raise DataError(f"the weight_column {weight!r} is the target: choose another column")
+    if len(roles) < len([n for n in (target, weight, group, upper) if n is not None]):
+        raise DataError(f"one column has two roles among target, weight_column, group_column and label_upper_column "
+                        f"({', '.join(f'{r}={n}' for n, r in roles.items())}): choose another column")
     if not features:
         raise DataError(f"table {table!r} has no feature columns besides the target: set 'features'")
     specs = [_feature(by_name[name]) for name in features]
     specs.append(_label(by_name[target], hps))
     if weight is not None:
-        specs.append(_weight(by_name[weight]))
+        specs.append(_numeric(by_name[weight], "weight_column", WEIGHT))
+    if group is not None:
+        specs.append(_group(by_name[group]))
+    if upper is not None:
+        specs.append(_numeric(by_name[upper], "label_upper_column", UPPER, UPPER_BOUND.name,
+                              " (NULL or +inf for right-censored rows)"))
     return ShardPlan(
         table=table, table_sql=table_sql or quote_table(table), columns=ColumnPlan(tuple(specs)),
         key=tuple(key_names or [*features, target]), snapshot_at=explicit_time(hps["snapshot"]),
     )
+
+
+def _label_column(target: list[str], lower: list[str]) -> str:
+    """The label: the target, or survival:aft's lower bound (``label_lower_column``, which may stand for it)."""
+    if target and lower and target != lower:
+        raise DataError(f"target {target[0]!r} and label_lower_column {lower[0]!r} name two columns, and survival:aft's "
+                        "label is its lower bound: set only label_lower_column")
+    return (lower or target)[0]
+
+
+def _group(column: Column) -> ColumnSpec:
+    if kind_of(column.type_name) is None:
+        raise DataError(f"group_column {column.name!r} is {column.type_name}: choose a text, number or date column "
+                        "(or extract one in a view)")
+    return ColumnSpec(column.name, column.type_name, GROUP_KIND.name, GROUP)
 
 
 def _feature(column: Column) -> ColumnSpec:
@@ -164,11 +204,12 @@ def _label(column: Column, hps: Hyperparameters) -> ColumnSpec:
     return ColumnSpec(column.name, column.type_name, kind.name, LABEL)
 
 
-def _weight(column: Column) -> ColumnSpec:
-    kind = kind_of(column.type_name)
-    if kind is None or kind.name != "numeric":
-        raise DataError(f"weight_column {column.name!r} is {column.type_name}, not a number: choose a numeric column")
-    return ColumnSpec(column.name, column.type_name, kind.name, WEIGHT)
+def _numeric(column: Column, key: str, role: str, kind: str = "numeric", note: str = "") -> ColumnSpec:
+    """A numeric column of role ``role`` (a weight, an upper bound), named by hyperparameter ``key``."""
+    found = kind_of(column.type_name)
+    if found is None or found.name != "numeric":
+        raise DataError(f"{key} {column.name!r} is {column.type_name}, not a number: choose a numeric column{note}")
+    return ColumnSpec(column.name, column.type_name, kind, role)
 
 
 @dataclass
@@ -183,6 +224,13 @@ class Shard:
     rows_validation: int = 0
     batches: int = 0
     null_target_rows: int = 0
+    null_group_rows: int = 0
+    bad_label_rows: int = 0
+    """Rows whose label the objective cannot train on (:mod:`training.objectives`)."""
+    bad_bound_rows: int = 0
+    """survival:aft rows whose upper bound is below the lower one."""
+    label_rule: tuple[str, objectives.LabelRange] | None = None
+    """What the labels must be for the objective and metrics (:func:`training.objectives.label_rule`)."""
     null_weight_rows: int = 0
     negative_weight_rows: int = 0
     non_null: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -266,6 +314,7 @@ def new_shard(plan: ShardPlan, hps: Hyperparameters, spill_dir: Path) -> Shard:
                  VocabularyCounter(plan.columns, hps["max_categories"]),
                  non_null=np.zeros(len(plan.features), dtype=np.int64),
                  infinite=np.zeros(len(plan.columns.columns), dtype=np.int64), query_template=plan.query_template,
+                 label_rule=objectives.label_rule(hps["objective"], hps.eval_metrics),
                  read_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
 
 
@@ -359,8 +408,10 @@ def spill_batch(batch: pa.RecordBatch, plan: ColumnPlan, shard: Shard, train: An
         weights = table.column(labels + 1)
         shard.null_weight_rows += weights.null_count
         shard.negative_weight_rows += pc.sum(pc.less(weights, 0)).as_py() or 0
+    _count_roles(plan, table, shard)
     shard.vocabulary.update(table)
-    shard.infinite += [pc.sum(pc.is_inf(c)).as_py() or 0 if pa.types.is_floating(c.type) else 0 for c in table.columns]
+    shard.infinite += [pc.sum(pc.is_inf(c)).as_py() or 0 if pa.types.is_floating(c.type) and spec.role != UPPER else 0
+                       for spec, c in zip(plan.columns, table.columns, strict=True)]
     for sink, mask in ((train, pc.invert(is_valid_row)), (valid, is_valid_row)):
         part = table.filter(mask)
         if part.num_rows:
@@ -371,6 +422,16 @@ def spill_batch(batch: pa.RecordBatch, plan: ColumnPlan, shard: Shard, train: An
         else:
             shard.rows_validation += part.num_rows
     shard.batches += 1
+
+
+def _count_roles(plan: ColumnPlan, table: pa.Table, shard: Shard) -> None:
+    """Count what the objective cannot train on: labels out of its range, NULL groups, empty intervals."""
+    label = table.column(plan.columns.index(plan.label))
+    shard.bad_label_rows += objectives.bad_labels(shard.label_rule, label)
+    if plan.group is not None:
+        shard.null_group_rows += table.column(plan.columns.index(plan.group)).null_count
+    if plan.upper is not None:
+        shard.bad_bound_rows += objectives.bad_bounds(label, table.column(plan.columns.index(plan.upper)))
 
 
 class _Progress:

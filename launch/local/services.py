@@ -191,6 +191,8 @@ class LocalStack:
                 datasets.write_california(parquet)
             elif data == "mixed":
                 datasets.write_mixed(parquet, rows, seed=seed)
+            elif data in datasets.GENERATED:
+                datasets.write_generated(parquet, data, rows, seed=seed)
             else:
                 datasets.write_synthetic(parquet, rows, seed=seed, null_fraction=null_fraction, categories=categories)
             count = datasets.load_parquet(conn, name, parquet)

@@ -6,7 +6,11 @@ hyperparameter_validation.py (commit cb8df91), plus its four aliases. Each must 
 ignored or renamed with one note, never fail.
 """
 
+import json
+
+import numpy as np
 import pytest
+import xgboost as xgb
 
 from launch.tuning_space import default_space, parse_range
 from training import constraints
@@ -31,11 +35,16 @@ BUILT_IN = {
     "prob_buffer_row": "2", "use_dask_gpu_training": "false",
     "learning_rate": "0.2", "min_split_loss": "4", "reg_lambda": "1", "reg_alpha": "0",
 }
-NOT_YET = {"aft_loss_distribution", "aft_loss_distribution_scale"}
-"""Survival objectives' settings: they come with the survival:aft objective."""
+BUILT_IN_OBJECTIVES = ("binary:hinge", "binary:logistic", "binary:logitraw", "count:poisson", "multi:softmax",
+                       "multi:softprob", "rank:map", "rank:ndcg", "rank:pairwise", "reg:absoluteerror", "reg:gamma",
+                       "reg:linear", "reg:logistic", "reg:pseudohubererror", "reg:squarederror", "reg:squaredlogerror",
+                       "reg:tweedie", "survival:aft", "survival:cox")
+"""The built-in algorithm's objectives (algorithm_mode/hyperparameter_validation.py)."""
+COLUMNS = {"rank:": {"group_column": "QUERY"}, "survival:aft": {"label_upper_column": "UPPER"}}
+"""What the objectives of a family need besides the target."""
 
 
-@pytest.mark.parametrize("name", sorted(set(BUILT_IN) - NOT_YET))
+@pytest.mark.parametrize("name", sorted(BUILT_IN))
 def test_every_built_in_hyperparameter_parses_or_is_noted(name):
     value = BUILT_IN[name]
     hps = parse_hyperparameters({**BASE, name: value})
@@ -48,8 +57,7 @@ def test_every_built_in_hyperparameter_parses_or_is_noted(name):
 
 
 def test_a_built_in_job_s_whole_set_parses_at_once_with_a_note_per_difference():
-    given = {k: v for k, v in BUILT_IN.items() if k not in NOT_YET and k not in ("num_class", "learning_rate",
-                                                                                  "min_split_loss")}
+    given = {k: v for k, v in BUILT_IN.items() if k not in ("num_class", "learning_rate", "min_split_loss")}
     hps = parse_hyperparameters({**BASE, **given, "objective": "reg:linear", "booster": "dart",
                                  "sampling_method": "gradient_based"})
     assert hps["objective"] == "reg:squarederror" and hps["eta"] == 0.2 and hps["lambda"] == 1.0
@@ -61,6 +69,28 @@ def test_a_built_in_job_s_whole_set_parses_at_once_with_a_note_per_difference():
     params = hps.xgboost_params()
     assert params["updater"] == "grow_quantile_histmaker,prune" and params["sampling_method"] == "uniform"
     assert params["rate_drop"] == 0.1 and "predictor" not in params and "sketch_eps" not in params
+
+
+@pytest.mark.parametrize("objective", [*BUILT_IN_OBJECTIVES, "reg:quantileerror"])
+def test_every_built_in_objective_parses_with_xgboost_s_default_metric(objective):
+    needs = next((cols for prefix, cols in COLUMNS.items() if objective.startswith(prefix)), {})
+    hps = parse_hyperparameters({**BASE, **needs, "objective": objective})
+    assert hps.eval_metrics == [xgb_default_metric(objective, hps)]  # XGBoost trains with the parameters sent
+
+
+def xgb_default_metric(objective, hps):
+    """The metric XGBoost 3 reports for ``objective`` when none is set (tweedie: with its variance power)."""
+    rng = np.random.default_rng(0)
+    features, label = rng.normal(size=(40, 2)), rng.integers(0, 2, 40).astype(float) + 0.5 * (objective == "reg:gamma")
+    data = xgb.DMatrix(features, label=label, qid=np.repeat(np.arange(4), 10))
+    data.set_float_info("label_lower_bound", label + 1)
+    data.set_float_info("label_upper_bound", label + 2)
+    params = {k: v for k, v in hps.xgboost_params().items() if k != "eval_metric"}
+    if objective.startswith("multi:"):
+        params["num_class"] = 2
+    booster = xgb.train(params, data, 1)
+    assert json.loads(booster.save_config())["learner"]["objective"]["name"] == hps["objective"]
+    return booster.eval(data).split("\t")[1].split(":")[0].removeprefix("eval-")
 
 
 def test_an_alias_and_its_name_with_two_values_is_refused():

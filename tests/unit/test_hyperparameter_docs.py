@@ -12,6 +12,7 @@ from training.hyperparameters import (
     APPLIES_WHEN,
     EVAL_METRICS,
     HYPERPARAMETERS,
+    METRIC_OBJECTIVES,
     RENAMED_VALUES,
     REQUIRED,
     RETIRED,
@@ -65,7 +66,11 @@ def render() -> str:
     lines += ["", "| objective | default `eval_metric` |", "|---|---|"]
     lines += [f"| `{o}` | `{default_eval_metric(o)}` |" for o in SPECS["objective"].choices]
     lines += ["", "`eval_metric` values (comma-separated; the first drives early stopping): "
-              + ", ".join(f"`{m}`" for m in EVAL_METRICS) + "."]
+              + ", ".join(f"`{m}`" for m in EVAL_METRICS) + ". Ranking metrics take `@k` (the top k rows of each "
+              "list) and a trailing `-` (`ndcg@5-`: a list with no relevant row scores 0, not 1); `error@t` sets "
+              "the threshold. Metrics that go with some objectives only (XGBoost fails or means nothing otherwise):",
+              ""]
+    lines += [f"- `{metric}` needs {needs}" for metric, (_, needs) in METRIC_OBJECTIVES.items()]
     return "\n".join(lines)
 
 

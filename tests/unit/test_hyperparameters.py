@@ -43,7 +43,7 @@ def test_reserved_keys_are_ignored():
         ("num_round", "true", "'num_round' must be an integer"),
         ("validation_fraction", "0", "'validation_fraction' must be a number in (0, 1)"),
         ("validation_fraction", "1", "'validation_fraction' must be a number in (0, 1)"),
-        ("objective", "rank:pairwise", "'objective' must be one of"),
+        ("objective", "rank:lambdamart", "'objective' must be one of"),
         ("eval_metric", "rmse,bogus", "'eval_metric' must list metrics"),
         ("eta", "nan", "'eta' must be a number"),
     ],
