@@ -79,12 +79,19 @@ def best_trial(client: MlflowClient, experiment: str, tuning_job: str) -> Run:
 
 
 def _model_uri(client: MlflowClient, run_id: str) -> str:
-    """``models:/<id>`` of the model the run logged as ``model`` (MLflow 3 logged models)."""
+    """``models:/<id>`` of the MLflow 3 logged model the run logged as ``model``, else ``runs:/<run id>/model``.
+
+    The logged model is preferred: the version then links to it in the MLflow UI. A run copied from
+    another server (mlflow-export-import copies run artifacts, not logged models) has only the copy
+    in its artifacts, which registers as well.
+    """
     run = client.get_run(run_id)
     for output in run.outputs.model_outputs if run.outputs else []:
         if client.get_logged_model(output.model_id).name == tracking.MODEL_NAME:
             return f"models:/{output.model_id}"
-    raise ConfigError(f"run {run_id} has no logged model named {tracking.MODEL_NAME!r}: the job may have lost "
+    if any(f.path == f"{tracking.MODEL_NAME}/MLmodel" for f in client.list_artifacts(run_id, tracking.MODEL_NAME)):
+        return f"runs:/{run_id}/{tracking.MODEL_NAME}"
+    raise ConfigError(f"run {run_id} has no model named {tracking.MODEL_NAME!r}: the job may have lost "
                       "its tracking server before the end; pick another run")
 
 
@@ -96,7 +103,7 @@ def _create_version(client: MlflowClient, model_name: str, source: str, run_id: 
     except MlflowException as err:
         if err.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-    model_id = source.removeprefix("models:/")
+    model_id = source.removeprefix("models:/") if source.startswith("models:/") else None
     version = client.create_model_version(model_name, source, run_id=run_id, model_id=model_id)
     return str(version.version)
 

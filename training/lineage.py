@@ -9,6 +9,12 @@ return the same snapshot.
 :class:`SnowflakeLineage` is a plain dataclass the training loop fills in whether or not tracking
 is on. ``mlflow`` (seconds to import, and absent where tracking is never used) is imported only
 inside :func:`snowflake_dataset`, which builds the dataset classes on first use.
+
+``SnowflakeSource``, an attribute of this module built on first access, is registered with MLflow
+through the ``mlflow.dataset_source`` entry point in pyproject.toml, so that
+``mlflow.data.get_source()`` reads a run's source back wherever this project is installed (also
+after the run was copied to another server); without it MLflow answers ``unrecognized source type:
+snowflake``.
 """
 
 from __future__ import annotations
@@ -67,6 +73,13 @@ class SnowflakeLineage:
 def snowflake_dataset(lineage: SnowflakeLineage) -> Any:
     """The ``mlflow.data`` dataset for ``lineage`` (no query is run); imports mlflow."""
     return _dataset_class()(lineage)
+
+
+def __getattr__(name: str) -> Any:
+    """``SnowflakeSource`` for MLflow's entry point: the class is built (mlflow imported) only when asked for."""
+    if name == "SnowflakeSource":
+        return _source_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # The classes subclass mlflow's, so they are built on first use: importing this module imports no mlflow.

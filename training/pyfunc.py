@@ -10,12 +10,14 @@ when a model is logged.
 
 from __future__ import annotations
 
+import tempfile
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import mlflow.pyfunc
 import pyarrow as pa
-from mlflow.models import ModelSignature
+from mlflow.models import Model, ModelSignature
 from mlflow.types import ColSpec, Schema
 
 from training.columns import ColumnPlan
@@ -24,6 +26,7 @@ from training.model import embed_plan, load, predict_rows
 
 if TYPE_CHECKING:
     import xgboost as xgb
+    from mlflow import MlflowClient
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 """The ``training`` package, shipped with the MLflow model as code (it holds the coding)."""
@@ -51,39 +54,57 @@ def signature(plan: ColumnPlan, example: Any, outputs: Any) -> ModelSignature:
     return ModelSignature(inputs=inputs, outputs=infer_signature(example, outputs).outputs)
 
 
-def log_model(run_id: str, experiment_id: str, name: str, booster: xgb.Booster, plan: ColumnPlan,
-              example: pa.Table | None) -> str:
+def log_model(client: MlflowClient, run_id: str, experiment_id: str, name: str, booster: xgb.Booster,
+              plan: ColumnPlan, example: pa.Table | None, params: dict[str, str]) -> str:
     """Log ``booster`` as this module's model named ``name`` in run ``run_id``; return its ``models:/`` URI.
 
-    The model file is the job's own (UBJ, the column plan embedded); ``example``'s raw rows become
-    the input example and, scored, the signature's outputs. Sets the process's active experiment:
-    MLflow files a logged model under the active experiment, not the run's.
+    One model directory is built and uploaded twice: as the MLflow 3 logged model (the UI's model
+    view, ``models:/<id>``, what the registry links) and as the run's artifacts under ``name``
+    (``runs:/<run id>/<name>``), which is what tools that copy runs between servers carry
+    (mlflow-export-import; docs/tracking.md). Both copies have the same MLmodel, naming the logged
+    model's id. The model file is the job's own (UBJ, the column plan embedded); ``example``'s raw
+    rows become the input example and, scored, the signature's outputs; ``params`` (the run's)
+    are the logged model's params, as ``mlflow.pyfunc.log_model`` would set them.
     """
-    import tempfile
-    import warnings
-
-    from mlflow.models import Model
-
-    from training.mlflow_client import package_version
+    from mlflow.entities import LoggedModelOutput, LoggedModelStatus
 
     embed_plan(booster, plan)
-    mlflow.set_experiment(experiment_id=experiment_id)
+    model = client.create_logged_model(experiment_id, name=name, source_run_id=run_id, params=params)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = _save(Path(tmp), name, Model(artifact_path=model.artifact_location, model_uuid=model.model_id,
+                                                run_id=run_id, model_id=model.model_id), booster, plan, example)
+            client.log_model_artifacts(model.model_id, str(path))
+            client.log_artifacts(run_id, str(path), name)
+        client.log_outputs(run_id, [LoggedModelOutput(model.model_id, step=0)])
+    except Exception:
+        client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
+        raise
+    client.finalize_logged_model(model.model_id, LoggedModelStatus.READY)
+    return f"models:/{model.model_id}"
+
+
+def _save(tmp: Path, name: str, mlflow_model: Model, booster: xgb.Booster, plan: ColumnPlan,
+          example: pa.Table | None) -> Path:
+    """Build the model directory ``tmp/name`` (MLmodel, code, the model file, input example, signature)."""
+    from training.mlflow_client import package_version
+
     frame = example_frame(plan, example) if example is not None and example.num_rows else None
     outputs = predict_rows(booster, plan, frame) if frame is not None else None
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+    source = tmp / MODEL_FILE
+    source.write_bytes(booster.save_raw("ubj"))
+    path = tmp / name
+    with warnings.catch_warnings():
         # The signature is given; MLflow's advice to add type hints to predict() does not apply.
         warnings.filterwarnings("ignore", message=".*type hints to the `predict` method")
-        path = Path(tmp) / MODEL_FILE
-        path.write_bytes(booster.save_raw("ubj"))
-        # Model.log, as mlflow.pyfunc.log_model does, but for this run (not an active run).
-        info = Model.log(
-            artifact_path=None, name=name, flavor=mlflow.pyfunc, run_id=run_id,
-            python_model=str(CODE_FILE), artifacts={MLFLOW_ARTIFACT: str(path)}, code_paths=[str(PACKAGE_DIR)],
-            input_example=frame, signature=signature(plan, frame, outputs) if outputs is not None else None,
+        mlflow.pyfunc.save_model(
+            str(path), mlflow_model=mlflow_model, python_model=str(CODE_FILE), artifacts={MLFLOW_ARTIFACT: str(source)},
+            code_paths=[str(PACKAGE_DIR)], input_example=frame,
+            signature=signature(plan, frame, outputs) if outputs is not None else None,
             pip_requirements=[f"xgboost=={package_version('xgboost')}", f"mlflow=={package_version('mlflow-skinny')}",
                               f"pyarrow=={package_version('pyarrow')}", f"pandas=={package_version('pandas')}"],
         )
-    return str(info.model_uri)
+    return path
 
 
 def example_frame(plan: ColumnPlan, rows: pa.Table) -> Any:

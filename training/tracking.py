@@ -78,7 +78,8 @@ SOURCE_NAME_TAG, SOURCE_TYPE_TAG = "mlflow.source.name", "mlflow.source.type"
 EVALUATION_ARTIFACTS = "evaluation"
 """The run's artifact folder of evaluation charts and numbers (:mod:`training.evaluation_files`)."""
 MODEL_NAME = "model"
-"""Name of the logged model in each run (what ``launch/registry.py`` registers)."""
+"""Name of the logged model in each run, and the run artifact folder holding the same model
+(``runs:/<run id>/model``); what ``launch/registry.py`` registers."""
 
 _TRIAL_NAME = re.compile(r"^(?P<tuning>[A-Za-z0-9](?:[A-Za-z0-9-]{0,31}))-\d{3}-[0-9a-f]{8}$")
 """SageMaker names a tuning trial ``<tuning-job-name>-<NNN>-<8 hex>``."""
@@ -124,6 +125,11 @@ def _tuning_job_from_name(job_name: str) -> str | None:
 def _metric_name(name: str) -> str:
     """SageMaker metric names use ``:`` (``validation:rmse``); XGBoost's evals log uses ``-``."""
     return name.replace(":", "-")
+
+
+def _param_values(params: Mapping[str, Any]) -> dict[str, str]:
+    """Params as MLflow stores them: strings, cut to its 6,000-character limit."""
+    return {str(k): str(v)[:6000] for k, v in params.items()}
 
 
 def _parse_required(environ: Mapping[str, str]) -> bool:
@@ -266,7 +272,7 @@ class MlflowRecorder:
     def _log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
 
-        self.client.log_batch(self.run_id, params=[Param(str(k), str(v)[:6000]) for k, v in params.items()])
+        self.client.log_batch(self.run_id, params=[Param(k, v) for k, v in _param_values(params).items()])
 
     # --- per-round metrics --------------------------------------------------------------------------------
 
@@ -357,7 +363,8 @@ class MlflowRecorder:
 
         Final metrics are logged under the names given at ``step`` = the last round, so they are
         the run's latest values. The model is logged as ``model``: a pyfunc that scores rows as
-        the table has them (:mod:`training.pyfunc`), with ``example``'s raw rows as input example.
+        the table has them (:mod:`training.pyfunc`), with ``example``'s raw rows as input example,
+        both as an MLflow 3 logged model and as the run's artifacts ``model/``.
         A bug here is logged with its traceback but does not fail the job: the model file is
         already written.
         """
@@ -395,8 +402,8 @@ class MlflowRecorder:
     def _log_model(self, booster: xgboost.Booster, plan: ColumnPlan, example: pyarrow.Table | None) -> None:
         from training import pyfunc
 
-        self.model_uri = pyfunc.log_model(str(self.run_id), str(self.experiment_id), MODEL_NAME, booster, plan,
-                                          example)
+        self.model_uri = pyfunc.log_model(self.client, str(self.run_id), str(self.experiment_id), MODEL_NAME,
+                                          booster, plan, example, _param_values(self._params))
 
     def _update_parent(self) -> None:
         assert self.parent_run_id is not None and self.run_id is not None and self.job.tuning_job_name
