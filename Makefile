@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 HOSTS ?= 2
 PYTEST_ARGS ?=
+PYTEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 
@@ -27,8 +28,8 @@ venv: $(STAMP) ## create the virtual environment (.venv) with every dependency
 demo: $(STAMP) ## run the whole job locally: 2 hosts, embedded Snowflake, local Secrets Manager
 	$(PY) -m launch train --local --hosts $(HOSTS)
 
-test: $(STAMP) lint ## lint, then the whole test suite (what CI runs)
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: $(STAMP) lint ## lint, then the whole test suite (what CI runs; PYTEST_WORKERS=2 test files side by side)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 image-env: $(STAMP) ## the container on Python 3.10 with the base image's packages (.venv-image/; part of make test)
 	$(PY) -m pytest -ra $(PYTEST_ARGS) tests/integration/test_image_env.py
@@ -44,6 +45,6 @@ build-push: ## build the training image (linux/amd64), push it to ECR, print its
 	bash container/build_push.sh
 
 clean: ## remove the local work directory (demo data, host trees, logs) and the image environment
-	rm -rf work .venv-image .venv-image.log
+	rm -rf work .venv-image .venv-image*.log .venv-image.lock
 
 .PHONY: help venv demo test image-env lint bench build-push clean

@@ -59,7 +59,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             for item in items:
                 item.add_marker(pytest.mark.skip(reason=f"{where}; skipped here, required in CI"))
         return
-    log = Path(session.config.rootpath, image_env.VENV.name + ".log")
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # each xdist worker starts one; the builds take turns
+    log = Path(session.config.rootpath, image_env.VENV.name + (f"-{worker}" if worker not in ("", "gw0") else "")
+               + ".log")
     session.config.stash[IMAGE_BUILD] = image_env.start_build(python, log)
 
 

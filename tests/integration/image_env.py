@@ -14,6 +14,7 @@ while pip works; the tests wait for it (``BuildHandle.wait``). Run alone::
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import hashlib
 import os
@@ -106,7 +107,17 @@ def _step(title: str, command: list[str]) -> None:
 
 
 def build(python: str, venv: Path = VENV) -> Path:
-    """Make ``venv`` the image environment (skipped when its stamp is current); return its python."""
+    """Make ``venv`` the image environment (skipped when its stamp is current); return its python.
+
+    One build at a time: a second (another pytest-xdist worker's) waits for the first, then finds
+    its stamp current.
+    """
+    with open(venv.with_name(venv.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build(python, venv)
+
+
+def _build(python: str, venv: Path) -> Path:
     python_in_venv, stamp_file = venv / "bin" / "python", venv / ".image-env-stamp"
     stamp = _stamp(python)
     if stamp_file.exists() and stamp_file.read_text() == stamp:
