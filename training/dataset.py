@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import xgboost as xgb
 
@@ -54,16 +53,7 @@ class ArrowFileIter(xgb.DataIter):
                          on_host=False)
 
     def _read(self) -> Iterator[dict[str, Any]]:
-        with pa.memory_map(str(self._path)) as source:
-            reader = pa.ipc.open_file(source)
-            last_group, next_qid = None, 0
-            for batch in _or_empty(coalesced(reader, self._batch_rows), reader.schema):
-                features, label, weight = self._plan.matrix(batch)
-                fields = {"data": features, "label": label, "weight": weight, **self._plan.bounds(batch)}
-                groups = self._plan.group_values(batch)
-                if groups is not None:
-                    fields["qid"], last_group, next_qid = query_ids(groups, last_group, next_qid)
-                yield fields
+        return matrix_batches(self._path, self._plan, self._batch_rows)
 
     def next(self, input_data: Callable[..., Any]) -> bool:
         if self._batches is None:
@@ -81,13 +71,20 @@ class ArrowFileIter(xgb.DataIter):
         self._batches = None
 
 
-def matrix_batches(path: Path, plan: ColumnPlan,
-                   batch_rows: int = BATCH_ROWS) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
-    """A spilled file's rows as ``(features, label, weight)`` arrays, ``batch_rows`` at a time; a file
-    with no rows gives one empty batch of the right width."""
+def matrix_batches(path: Path, plan: ColumnPlan, batch_rows: int = BATCH_ROWS) -> Iterator[dict[str, Any]]:
+    """A spilled file's rows as XGBoost's fields, ``batch_rows`` at a time: ``data``, ``label``,
+    ``weight``, and ``qid`` (ranking, counted through the whole file) or the label bounds
+    (survival:aft) where the objective has them. A file with no rows gives one empty batch."""
     with pa.memory_map(str(path)) as source:
         reader = pa.ipc.open_file(source)
-        yield from (plan.matrix(batch) for batch in _or_empty(coalesced(reader, batch_rows), reader.schema))
+        last_group, next_qid = None, 0
+        for batch in _or_empty(coalesced(reader, batch_rows), reader.schema):
+            features, label, weight = plan.matrix(batch)
+            fields = {"data": features, "label": label, "weight": weight, **plan.bounds(batch)}
+            groups = plan.group_values(batch)
+            if groups is not None:
+                fields["qid"], last_group, next_qid = query_ids(groups, last_group, next_qid)
+            yield fields
 
 
 def _or_empty(batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.RecordBatch]:

@@ -10,7 +10,10 @@ every host turns the same totals into the same curves. What comes out (:class:`R
   (:data:`SCORE_BINS` bins on [0, 1]: the curves have that resolution), AUC and average
   precision, the confusion matrix at 0.5, accuracy, precision, recall, F1, and a calibration curve;
 - multiclass: the confusion matrix, accuracy and per-class/macro/micro precision, recall and F1,
-  one-vs-rest ROC curves and AUC per class, and the calibration of the top class's probability.
+  one-vs-rest ROC curves and AUC per class, and the calibration of the top class's probability;
+- ranking: NDCG@k for k in :data:`NDCG_KS`, averaged over the validation groups (every group is
+  whole on one host), as XGBoost computes it: gain 2^label - 1, a group without relevant rows
+  counts 1, row weights are not used.
 
 A two-pass sum (the value ranges first, by an all-reduced maximum, then the histograms) keeps
 every bin identical on every host. The same summaries give the built-in algorithm's
@@ -21,13 +24,13 @@ and files are :mod:`training.evaluation_files`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-REGRESSION, BINARY, MULTICLASS = "regression", "binary", "multiclass"
+REGRESSION, BINARY, MULTICLASS, RANKING = "regression", "binary", "multiclass", "ranking"
 
 SCORE_BINS = 1000
 """Bins of a binary classifier's score histograms (the ROC and PR curves' resolution)."""
@@ -37,6 +40,8 @@ CALIBRATION_BINS = 10
 RESIDUAL_BINS = 50
 ACTUAL_BINS = 20
 """Bins of the actual value in the predicted-against-actual plot."""
+NDCG_KS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20, 32)
+"""The cut-offs of the NDCG@k-by-k curve (ranking)."""
 
 CUSTOM_METRICS = {
     "accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy", "f1": "f1", "f1_binary": "f1",
@@ -58,6 +63,8 @@ def family(objective: str) -> str | None:
         return MULTICLASS
     if objective.startswith(("reg:", "count:")):
         return REGRESSION
+    if objective.startswith("rank:"):
+        return RANKING
     return None
 
 
@@ -73,12 +80,46 @@ class Scores:
     labels: np.ndarray
     scores: np.ndarray
     weights: np.ndarray
+    groups: np.ndarray | None = None
+    """Ranking: each row's query id (a group's rows are contiguous, and only whole groups are given)."""
 
     @classmethod
-    def of(cls, labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None) -> Scores:
+    def of(cls, labels: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None,
+           groups: np.ndarray | None = None) -> Scores:
         labels = np.asarray(labels, dtype=np.float64)
         weights = np.ones(len(labels)) if weights is None or len(weights) == 0 else np.asarray(weights, np.float64)
-        return cls(labels, np.asarray(scores, dtype=np.float64), weights)
+        return cls(labels, np.asarray(scores, dtype=np.float64), weights, groups)
+
+
+def whole_groups(batches: Iterable[Scores]) -> Iterator[Scores]:
+    """Ranking batches regrouped so that no group is cut between two (a batch ends mid-group when its
+    rows run out): each batch's last group waits for the next batch. Other batches pass as they are."""
+    pending: Scores | None = None
+    for batch in batches:
+        if batch.groups is None:
+            yield batch
+            continue
+        joined = batch if pending is None else _concat(pending, batch)
+        if len(joined.labels) == 0:
+            pending = joined
+            continue
+        others = np.flatnonzero(joined.groups != joined.groups[-1])
+        last = int(others[-1]) + 1 if len(others) else 0  # where the last group starts
+        yield _slice(joined, 0, last)
+        pending = _slice(joined, last, len(joined.labels))
+    if pending is not None:
+        yield pending
+
+
+def _concat(a: Scores, b: Scores) -> Scores:
+    assert a.groups is not None and b.groups is not None
+    return Scores(*(np.concatenate([x, y]) for x, y in ((a.labels, b.labels), (a.scores, b.scores),
+                                                         (a.weights, b.weights), (a.groups, b.groups))))
+
+
+def _slice(s: Scores, start: int, end: int) -> Scores:
+    return Scores(s.labels[start:end], s.scores[start:end], s.weights[start:end],
+                  None if s.groups is None else s.groups[start:end])
 
 
 def probabilities(objective: str, predictions: np.ndarray, classes: int) -> np.ndarray:
@@ -115,6 +156,8 @@ def summary(kind: str, s: Scores, limits: np.ndarray, classes: int = 2) -> np.nd
         return _regression_summary(s, limits)
     if kind == BINARY:
         return _binary_summary(s)
+    if kind == RANKING:
+        return _ranking_summary(s)
     return _multiclass_summary(s, classes)
 
 
@@ -143,6 +186,30 @@ def _binary_summary(s: Scores) -> np.ndarray:
     neg = np.bincount(where[~positive], weights=w[~positive], minlength=SCORE_BINS)
     calibration = np.bincount(_bin(p, 0.0, 1.0, CALIBRATION_BINS), weights=w * p, minlength=CALIBRATION_BINS)
     return np.concatenate([pos, neg, calibration])
+
+
+def _ranking_summary(s: Scores) -> np.ndarray:
+    """Sums of each group's NDCG@k over :data:`NDCG_KS`, and the number of groups."""
+    total = np.zeros(len(NDCG_KS) + 1)
+    if len(s.labels) == 0:
+        return total
+    groups = np.zeros(len(s.labels)) if s.groups is None else np.asarray(s.groups)
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(groups)) + 1, [len(groups)]])
+    cut = np.array(NDCG_KS)
+    for a, b in zip(starts[:-1], starts[1:], strict=True):
+        total[:-1] += ndcg_at(s.labels[a:b], s.scores[a:b], cut)
+        total[-1] += 1
+    return total
+
+
+def ndcg_at(labels: np.ndarray, scores: np.ndarray, ks: np.ndarray) -> np.ndarray:
+    """One group's NDCG at each cut-off in ``ks`` (XGBoost's: gain 2^label - 1; 1 when no row is relevant)."""
+    gains = np.exp2(labels) - 1.0
+    discount = 1.0 / np.log2(np.arange(2, len(labels) + 2))
+    dcg = np.cumsum(gains[np.argsort(-scores, kind="stable")] * discount)
+    ideal = np.cumsum(np.sort(gains)[::-1] * discount)
+    at = np.minimum(ks, len(labels)) - 1
+    return np.where(ideal[at] > 0, dcg[at] / np.where(ideal[at] > 0, ideal[at], 1.0), 1.0)
 
 
 def _multiclass_summary(s: Scores, k: int) -> np.ndarray:
@@ -187,6 +254,8 @@ def report(kind: str, totals: np.ndarray, limits: np.ndarray, class_names: Seque
         return _regression_report(totals, limits)
     if kind == BINARY:
         return _binary_report(totals, list(class_names))
+    if kind == RANKING:
+        return _ranking_report(totals)
     return _multiclass_report(totals, list(class_names))
 
 
@@ -216,6 +285,14 @@ def _regression_report(t: np.ndarray, limits: np.ndarray) -> Report:
             "weight": by_w[kept].tolist()},
     }
     return Report(REGRESSION, scalars, curves)
+
+
+def _ranking_report(t: np.ndarray) -> Report:
+    groups = t[-1]
+    ndcg = t[:-1] / groups if groups > 0 else np.full(len(NDCG_KS), np.nan)
+    scalars = {f"ndcg@{k}": float(v) for k, v in zip(NDCG_KS, ndcg, strict=True) if k in (1, 3, 5, 10)}
+    curve = {"k": [float(k) for k in NDCG_KS], "ndcg": ndcg.tolist(), "groups": [float(groups)] * len(NDCG_KS)}
+    return Report(RANKING, scalars, {"ndcg_at_k": curve})
 
 
 def _rates(pos: np.ndarray, neg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

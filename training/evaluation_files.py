@@ -4,6 +4,7 @@
 
 - ``evaluation.json``: every scalar, curve and matrix of the report, and the feature importance;
 - per family, a CSV and a PNG per chart: ``residuals``, ``predicted_vs_actual`` (regression);
+  ``ndcg_at_k`` (ranking);
   ``roc``, ``precision_recall``, ``calibration``, ``confusion_matrix`` (classification;
   multiclass: one ROC curve per class, up to :data:`MAX_CLASS_CURVES`);
 - ``feature_importance.csv`` (gain, cover, weight, total gain and cover per column, by the
@@ -20,7 +21,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from training.evaluation import BINARY, MULTICLASS, REGRESSION, Report
+from training.evaluation import BINARY, MULTICLASS, RANKING, REGRESSION, Report
 
 TOP_FEATURES = 20
 MAX_CLASS_CURVES = 10
@@ -84,6 +85,14 @@ def _save(fig: Any, path: Path) -> Path:
 def _charts(report: Report, folder: Path, title: str) -> list[Path]:
     s, c = report.scalars, report.curves
     out = []
+    if report.kind == RANKING:
+        curve = c["ndcg_at_k"]
+        fig, ax = _figure(title, f"NDCG@k by k over {curve['groups'][0]:,.0f} validation groups")
+        ax.plot(curve["k"], curve["ndcg"], "o-")
+        ax.set_xlabel("k (rows at the top of each group)")
+        ax.set_ylabel("mean NDCG@k")
+        ax.set_ylim(0, 1.02)
+        return [_save(fig, folder / "ndcg_at_k.png")]
     if report.kind == REGRESSION:
         fig, ax = _figure(title, f"residuals (predicted - actual), RMSE {s['rmse']:.4g}")
         r = c["residuals"]

@@ -518,13 +518,17 @@ def _evaluate(booster: xgb.Booster, validation_path: Path, columns: ColumnPlan, 
     names = [str(c) for c in columns.classes or []]
     weighted = columns.weight is not None
 
-    def batches() -> Iterator[evaluation.Scores]:
-        for features, label, weight in matrix_batches(validation_path, columns):
-            matrix = xgb.DMatrix(features, feature_names=columns.xgboost_feature_names,
+    def scored() -> Iterator[evaluation.Scores]:
+        for fields in matrix_batches(validation_path, columns):
+            matrix = xgb.DMatrix(fields["data"], feature_names=columns.xgboost_feature_names,
                                  feature_types=columns.feature_types, enable_categorical=columns.categorical)
             margin = booster.predict(matrix, output_margin=True)
             scores = evaluation.probabilities(hps["objective"], margin, classes)
-            yield evaluation.Scores.of(label, scores, weight if weighted else None)
+            yield evaluation.Scores.of(fields["label"], scores, fields["weight"] if weighted else None,
+                                       fields.get("qid"))
+
+    def batches() -> Iterator[evaluation.Scores]:
+        return evaluation.whole_groups(scored())
 
     return evaluation.evaluate(kind, batches, lambda a: allreduce_sum(a, cluster), lambda a: allreduce_max(a, cluster),
                                names)

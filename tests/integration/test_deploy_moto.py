@@ -118,7 +118,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServe
         experiment = client.create_experiment("deploy")
         run = client.create_run(experiment)
         example = pa.table({"x": pa.array([0.5, None], pa.float64()), "city": ["oslo", None]})
-        pyfunc.log_model(run.info.run_id, experiment, "model", _booster(), PLAN, example)
+        pyfunc.log_model(client, run.info.run_id, experiment, "model", _booster(), PLAN, example, {})
         client.set_terminated(run.info.run_id)
         register(server.uri, "housing", run_id=run.info.run_id)
         mlflow.set_tracking_uri(server.uri)

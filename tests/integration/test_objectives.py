@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+import xgboost as xgb
 
 from launch import datasets
 from launch.local.hosts import LocalJobResult, run_local_job
@@ -140,6 +141,33 @@ def test_ranking_groups_are_whole_on_one_host_and_contiguous(outcomes) -> None:
     raw = datasets.ranking_chunk(0, 50, seed=5).to_pandas()
     scores = table_model.predict_rows(booster, plan, raw)["prediction"].to_numpy()
     assert np.corrcoef(scores, raw[datasets.RANKING_LABEL])[0, 1] > 0.5
+
+
+def test_the_ranking_evaluation_is_ndcg_by_k_over_every_host_s_groups_as_xgboost_counts_it(outcomes) -> None:
+    """The leader's NDCG@k (each host summed its own whole groups) equals all validation groups scored on one
+    host, and at k=5 equals XGBoost's own validation-ndcg@5."""
+    from training import evaluation
+    from training.dataset import matrix_batches
+
+    result = outcomes["ranking-3"]
+    log = _ok(result)
+    logged = dict(re.findall(r"validation-(ndcg@\d+) ([0-9.e+-]+)", log.split("evaluation: ", 1)[1].split("\n")[0]))
+    assert set(logged) == {"ndcg@1", "ndcg@3", "ndcg@10"}  # ndcg@5: XGBoost's own is the run's
+
+    booster, plan = table_model.load(result.model_path)
+
+    def batches():
+        for rank, host in enumerate(result.host_dirs):
+            for f in matrix_batches(contract.default_spill_dir(host) / "validation.arrow", plan):
+                margin = booster.predict(xgb.DMatrix(f["data"], feature_names=plan.xgboost_feature_names),
+                                         output_margin=True)
+                yield evaluation.Scores.of(f["label"], margin, groups=f["qid"].astype(np.int64) + rank * 10**6)
+
+    same = lambda values: values  # noqa: E731 - one host holds every group
+    expected = evaluation.evaluate(evaluation.RANKING, lambda: evaluation.whole_groups(batches()), same, same)
+    for name, text in logged.items():
+        assert float(text) == pytest.approx(expected.scalars[name], rel=1e-5), name
+    assert expected.scalars["ndcg@5"] == pytest.approx(result.final_metrics["validation-ndcg@5"], rel=1e-5)
 
 
 def test_survival_aft_predicts_times_from_features_only(outcomes) -> None:

@@ -74,7 +74,7 @@ def mlflow_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     example = pa.table({"x": pa.array([0.5, None], pa.float64()), "city": ["oslo", None],
                         "member": pa.array([True, None]), "signup": pa.array([pd.Timestamp("2020-01-05").date(), None]),
                         "seen": pa.array([pd.Timestamp("2021-01-01 10:00"), None])})
-    uri = pyfunc.log_model(run.info.run_id, experiment, "model", _booster(), PLAN, example)
+    uri = pyfunc.log_model(client, run.info.run_id, experiment, "model", _booster(), PLAN, example, {})
     return Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(root / "download")))
 
 
