@@ -300,11 +300,12 @@ def test_the_evaluation_is_charts_and_numbers_equal_to_all_rows_scored_on_one_ho
 
     def batches():
         for host in result.host_dirs:
-            for features, label, weight in datasets_batches(host, plan):
-                margin = booster.predict(xgb.DMatrix(features, feature_names=plan.xgboost_feature_names,
+            for fields in datasets_batches(host, plan):
+                margin = booster.predict(xgb.DMatrix(fields["data"], feature_names=plan.xgboost_feature_names,
                                                      feature_types=plan.feature_types, enable_categorical=True),
                                          output_margin=True)
-                yield evaluation.Scores.of(label, evaluation.probabilities(objective, margin, classes), weight)
+                yield evaluation.Scores.of(fields["label"], evaluation.probabilities(objective, margin, classes),
+                                           fields["weight"])
 
     same = lambda values: values  # noqa: E731 - one host holds every row
     expected = evaluation.evaluate(kind, batches, same, same, [str(c) for c in plan.classes or []]).to_json()
