@@ -41,6 +41,9 @@ def create_app(directory: Path) -> Any:
     import flask
 
     booster, plan = load(scoring.model_file(directory))
+    # one thread per worker: the workers (one per core by default) are the parallelism; XGBoost's own
+    # OpenMP threads in each of them would oversubscribe the cores N-fold
+    booster.set_param({"nthread": 1})
     app = flask.Flask(__name__)
 
     @app.get("/ping")

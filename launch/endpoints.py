@@ -119,6 +119,11 @@ def endpoint_request(settings: Settings, name: str, config_name: str) -> dict[st
 def deploy_requests(settings: Settings, names: Names, model_data_url: str, variant: Variant) -> dict[str, dict[str, Any]]:
     """The three requests, in the order they are sent, each validated against botocore's service model."""
     variant.check()
+    network = settings.network
+    if variant.serverless_memory_mb is not None and (network.subnets or network.network_isolation):
+        raise ConfigError("serverless endpoints take no VPC and no network isolation, and the settings' [network] "
+                          "section sets them: deploy real-time (--instance-type), or deploy from settings without "
+                          "[network]")
     requests = {
         "CreateModel": model_request(settings, names.model, model_data_url),
         "CreateEndpointConfig": endpoint_config_request(settings, names.config, names.model, variant),

@@ -27,8 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from training.hyperparameters import SPECS
-from training.tuning_parent import maximized
+from training.hyperparameters import SPECS, maximized
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 """Where SageMaker writes a training job's stdout/stderr, one stream per host:

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from training import constraints, names, snapshot
 from training.errors import HyperparameterError
-from training.evaluation import CUSTOM_METRICS, REGRESSION_ONLY
+from training.evaluation import BINARY, CUSTOM_METRICS, MULTICLASS, REGRESSION, REGRESSION_ONLY, family
 
 REQUIRED = object()
 """Default of a hyperparameter that has none: the job must set it."""
@@ -174,8 +175,8 @@ HYPERPARAMETERS: tuple[Spec, ...] = (
     Spec("booster", str, "gbtree", "gbtree (trees), dart (trees with dropout) or gblinear (a linear model: numeric "
          "features only, and its matrix holds the shard's values, not bins)", choices=("gbtree", "gblinear", "dart"),
          xgboost=True),
-    Spec("max_delta_step", float, 0.0, "largest step a leaf value may take (0: no limit; helps logistic objectives "
-         "on very unbalanced classes)", low=0.0, tuning=TuningRange("continuous", 0.0, 10.0), searched=False,
+    Spec("max_delta_step", float, None, "largest step a leaf value may take; unset: XGBoost's default (0, no limit; "
+         "0.7 for count:poisson); helps logistic objectives on very unbalanced classes", low=0.0, tuning=TuningRange("continuous", 0.0, 10.0), searched=False,
          xgboost=True),
     Spec("scale_pos_weight", float, 1.0, "weight of positive rows against negative ones (binary objectives; "
          "typically negatives / positives)", low=0.0, low_open=True, tuning=_log(1.0, 100.0), searched=False,
@@ -292,6 +293,19 @@ DEFAULT_METRICS = {
 (multi:*). ``@32``: the ranking objectives' default truncation (lambdarank_num_pair_per_sample)."""
 
 
+MAXIMIZED_METRICS = ("auc", "aucpr", "map", "ndcg", "pre", "interval-regression-accuracy", "accuracy",
+                     "balanced_accuracy", "f1", "f1_binary", "f1_macro", "precision", "precision_macro",
+                     "precision_micro", "recall", "recall_macro", "recall_micro", "r2")
+"""Eval metrics where higher is better (XGBoost's and the job's own); every other metric is minimized."""
+
+
+def maximized(metric: str) -> bool:
+    """Whether higher is better for ``metric`` (``validation-auc``, ``validation-ndcg@5``: yes;
+    ``validation-rmse``, ``validation-mape``: no)."""
+    base = re.sub(r"^(validation|train)[-:]", "", metric)
+    return base.split("@", 1)[0].rstrip("-") in MAXIMIZED_METRICS
+
+
 def default_eval_metric(objective: str) -> str:
     """The metric a job reports when ``eval_metric`` is empty (XGBoost's default for the objective)."""
     if objective in DEFAULT_METRICS:
@@ -326,7 +340,7 @@ class Hyperparameters:
         """The metrics as XGBoost names them in its log (tweedie-nloglik with its variance power, as
         XGBoost appends it)."""
         metrics = _split_list(self.values["eval_metric"] or default_eval_metric(self.values["objective"]))
-        power = _fmt(self.values["tweedie_variance_power"])
+        power = f"{self.values['tweedie_variance_power']:g}"  # XGBoost names it with 6 significant digits
         return [f"{m}@{power}" if m == "tweedie-nloglik" else m for m in metrics]
 
     @property
@@ -365,8 +379,9 @@ class Hyperparameters:
         which name columns, are added once the column plan is known (:func:`training.job`)."""
         params = {s.name: self.values[s.name] for s in HYPERPARAMETERS
                   if s.xgboost and self.values[s.name] is not None and _applies(s.name, self.values)}
-        params["tree_method"] = "hist"  # what QuantileDMatrix trains with; see the tree_method spec
-        params["sampling_method"] = "uniform"  # gradient_based needs a GPU (see its note)
+        if not self.linear:
+            params["tree_method"] = "hist"  # what QuantileDMatrix trains with; see the tree_method spec
+            params["sampling_method"] = "uniform"  # gradient_based needs a GPU (see its note)
         params["eval_metric"] = [m for m in self.eval_metrics if m not in CUSTOM_METRICS]
         if not params["eval_metric"]:
             params["disable_default_eval_metric"] = 1  # only the job's own metrics are reported
@@ -383,21 +398,39 @@ def _split_list(text: str) -> list[str]:
 
 
 _DART_ONLY = ("sample_type", "normalize_type", "rate_drop", "one_drop", "skip_drop")
-APPLIES_WHEN: dict[str, tuple[str, str]] = {
-    **{name: ("booster", "dart") for name in _DART_ONLY},
-    "tweedie_variance_power": ("objective", "reg:tweedie"),
-    "huber_slope": ("objective", "reg:pseudohubererror"),
-    "quantile_alpha": ("objective", "reg:quantileerror"),
-    "aft_loss_distribution": ("objective", SURVIVAL_AFT),
-    "aft_loss_distribution_scale": ("objective", SURVIVAL_AFT),
+APPLIES_WHEN: dict[str, tuple[str, tuple[str, ...]]] = {
+    **{name: ("booster", ("dart",)) for name in _DART_ONLY},
+    "tweedie_variance_power": ("objective", ("reg:tweedie",)),
+    "huber_slope": ("objective", ("reg:pseudohubererror",)),
+    "quantile_alpha": ("objective", ("reg:quantileerror",)),
+    "aft_loss_distribution": ("objective", (SURVIVAL_AFT,)),
+    "aft_loss_distribution_scale": ("objective", (SURVIVAL_AFT,)),
+    "scale_pos_weight": ("objective", ("binary:logistic", "binary:logitraw", "reg:logistic", "reg:squarederror",
+                                       "reg:gamma")),
 }
 """XGBoost parameters that mean something only next to another's value: sent to XGBoost only then
 (XGBoost warns about a parameter it does not use)."""
 
 
+TREE_ONLY = ("max_depth", "min_child_weight", "subsample", "colsample_bytree", "colsample_bylevel",
+             "colsample_bynode", "gamma", "max_bin", "max_cat_to_onehot", "max_cat_threshold", "tree_method",
+             "grow_policy", "max_leaves", "num_parallel_tree", "sampling_method", "refresh_leaf", "max_delta_step")
+"""XGBoost parameters of tree boosters only: not sent with booster=gblinear (XGBoost warns about each)."""
+
+
 def _applies(name: str, values: dict[str, Any]) -> bool:
+    if name in TREE_ONLY and values["booster"] == "gblinear":
+        return False
     other = APPLIES_WHEN.get(name)
-    return other is None or values[other[0]] == other[1]
+    return other is None or values[other[0]] in other[1]
+
+
+def _not_used(name: str, given: Any, values: dict[str, Any]) -> str:
+    """The note for a hyperparameter given where it does nothing."""
+    if name in TREE_ONLY and values["booster"] == "gblinear":
+        return f"{name}={given} is not used: it applies to trees, and booster is gblinear"
+    key, accepted = APPLIES_WHEN[name]
+    return f"{name}={given} is not used: it applies with {key}={' or '.join(accepted)}"
 
 
 GROW_UPDATER = "grow_quantile_histmaker"
@@ -411,8 +444,13 @@ def _updaters(text: str, linear: bool) -> str:
     given = _split_list(text)
     if linear:
         return given[0] if given else ""
-    rest = [u for u in given if u in _AFTER_GROWING]
-    return ",".join([GROW_UPDATER, *rest]) if rest else ""
+    used = _tree_updaters(given)
+    return ",".join(used) if len(used) > 1 else ""
+
+
+def _tree_updaters(given: list[str]) -> list[str]:
+    """The tree updaters the job runs for ``given``: hist's grower, then the given refresh/prune/sync."""
+    return [GROW_UPDATER, *(u for u in given if u in _AFTER_GROWING)]
 
 
 def _check_updater(text: str, booster: str) -> str | None:
@@ -429,7 +467,7 @@ def _check_updater(text: str, booster: str) -> str | None:
     if unknown:
         raise HyperparameterError(f"hyperparameter 'updater' has {unknown[0]!r}, which is not a tree updater: use "
                                   f"{GROW_UPDATER} and any of {', '.join(_AFTER_GROWING)}")
-    used = ",".join([GROW_UPDATER, *(u for u in given if u in _AFTER_GROWING)])
+    used = ",".join(_tree_updaters(given))
     if used != ",".join(given):
         return (f"updater={text} is read as {used}: the job grows its trees with hist ({GROW_UPDATER}), from "
                 "quantile bins that bound its memory")
@@ -469,8 +507,8 @@ def parse_hyperparameters(raw: dict[str, Any]) -> Hyperparameters:
     _check_eval_metrics(values["eval_metric"], values["objective"])
     notes.extend(_check_combinations(values))
     notes.extend(_check_objective_columns(values, given))
-    notes.extend(f"{name}={given[name]} is not used: it applies with {APPLIES_WHEN[name][0]}={APPLIES_WHEN[name][1]}"
-                 for name in APPLIES_WHEN if name in given and not _applies(name, values))
+    notes.extend(_not_used(name, given[name], values) for name in (*APPLIES_WHEN, *TREE_ONLY)
+                 if name in given and not _applies(name, values))
     values["snapshot"] = snapshot.parse_snapshot(values["snapshot"])
     found = {key: names.readings(key, str(given[key])) for key in names.IDENTIFIER_KEYS if key in given}
     for key, texts in found.items():
@@ -616,13 +654,14 @@ def _check_eval_metrics(text: str, objective: str) -> None:
     if text.strip() and not metrics:
         raise HyperparameterError(f"hyperparameter 'eval_metric' must list metrics from {', '.join(known)}, "
                                   f"got {text[:60]!r}: fix its value")
-    classifier = objective.startswith(CLASSIFICATION_PREFIXES)
+    kind = family(objective)
     for metric in metrics:
         if metric in CUSTOM_METRICS:
-            if (metric in REGRESSION_ONLY) == classifier:
-                what = "a regression" if classifier else "a classification"
-                raise HyperparameterError(f"eval_metric {metric!r} is {what} metric and objective is {objective!r}: "
-                                          "choose metrics of the objective's kind")
+            wanted = (REGRESSION,) if metric in REGRESSION_ONLY else (BINARY, MULTICLASS)
+            if kind not in wanted:
+                what = "a regression (reg:*, count:*)" if metric in REGRESSION_ONLY else "a classification (binary:*, multi:*)"
+                raise HyperparameterError(f"eval_metric {metric!r} needs {what} objective, and objective is "
+                                          f"{objective!r}: choose metrics of the objective's kind")
             continue
         if not _metric_form_ok(metric):
             raise HyperparameterError(

@@ -35,7 +35,7 @@ from training.contract import CONNECTION_ENV, JOB_NAME_ENV, MODEL_FILE, SECRET_I
 from training.credentials import SnowflakeCredentials, parse_connection, read_secret
 from training.dataset import CACHE_DIR, build_matrices, matrix_batches
 from training.errors import ClusterError, ConfigError, DataError, HyperparameterError, Interrupted
-from training.hyperparameters import SURVIVAL_COX, Hyperparameters
+from training.hyperparameters import SURVIVAL_COX, Hyperparameters, maximized
 from training.lineage import SnowflakeLineage
 from training.memory import choose_matrices
 from training.model import PLAN_ATTRIBUTE, embed_plan
@@ -120,11 +120,13 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, recorder: RunRecorder =
                                         linear=hps.linear)
         durations["build_seconds"] = time.monotonic() - started
         started = time.monotonic()
-        booster, rounds = _train(spec, columns, dtrain, dvalid, cluster, stop, recorder)
+        booster, rounds, signalled = _train(spec, columns, dtrain, dvalid, cluster, stop, recorder)
         durations["train_seconds"] = time.monotonic() - started
         final = _final_metrics(booster, dtrain, dvalid, _custom_metric(hps, columns, cluster))
-        report = None if stop.is_set() else _evaluate(booster, shard.validation_path, columns, hps, cluster)
-    if rounds < hps["num_round"] and stop.is_set():
+        # every host reaches the same verdict: the stop flag was all-reduced after each round
+        interrupted = signalled and rounds < hps["num_round"]
+        report = None if interrupted else _evaluate(booster, shard.validation_path, columns, hps, cluster)
+    if interrupted:
         saved = ""
         if hps["save_model_on_termination"] == "true" and cluster.leader:
             embed_plan(booster, columns)
@@ -419,7 +421,8 @@ def _count_distinct(creds: SnowflakeCredentials, plan: ShardPlan, column: str, s
 
 
 def _train(spec: JobSpec, columns: ColumnPlan, dtrain: Any, dvalid: Any, cluster: Cluster, stop: StopFlag,
-           recorder: RunRecorder) -> tuple[xgb.Booster, int]:
+           recorder: RunRecorder) -> tuple[xgb.Booster, int, bool]:
+    """The model, its rounds, and whether a stop signal ended training (the same on every host)."""
     hps = spec.hyperparameters
     done, model = resume_point(spec.checkpoint_dir, cluster)
     remaining = max(hps["num_round"] - done, 0)
@@ -432,15 +435,16 @@ def _train(spec: JobSpec, columns: ColumnPlan, dtrain: Any, dvalid: Any, cluster
     callbacks: list[xgb.callback.TrainingCallback] = [recorder.callback(done), PlanAttribute(columns),
                                                       RoundLogger(done, cluster.leader), checkpoints]
     if hps["early_stopping_rounds"]:
+        first = hps.eval_metrics[0]
         callbacks.append(xgb.callback.EarlyStopping(rounds=hps["early_stopping_rounds"], data_name="validation",
-                                                    metric_name=hps.eval_metrics[0]))
+                                                    metric_name=first, maximize=maximized(first)))
     if remaining == 0:
-        return start, done
+        return start, done, False
     booster = xgb.train(_params(hps, columns), dtrain, num_boost_round=remaining, xgb_model=start,
                         evals=[(dtrain, "train"), (dvalid, "validation")], callbacks=callbacks, verbose_eval=False,
                         custom_metric=_custom_metric(hps, columns, cluster))
     rounds = checkpoints.stopped_at or booster.num_boosted_rounds()
-    return booster, rounds
+    return booster, rounds, checkpoints.stopped_at is not None
 
 
 def _check_resumable(start: xgb.Booster, columns: ColumnPlan, done: int) -> None:
@@ -522,7 +526,9 @@ def _evaluate(booster: xgb.Booster, validation_path: Path, columns: ColumnPlan, 
         for fields in matrix_batches(validation_path, columns):
             matrix = xgb.DMatrix(fields["data"], feature_names=columns.xgboost_feature_names,
                                  feature_types=columns.feature_types, enable_categorical=columns.categorical)
-            margin = booster.predict(matrix, output_margin=True)
+            # classifiers: margins, turned into probabilities alike for every binary:*/multi:* objective;
+            # regression: the prediction itself (a Poisson or gamma model's margin is a logarithm)
+            margin = booster.predict(matrix, output_margin=kind in (evaluation.BINARY, evaluation.MULTICLASS))
             scores = evaluation.probabilities(hps["objective"], margin, classes)
             yield evaluation.Scores.of(fields["label"], scores, fields["weight"] if weighted else None,
                                        fields.get("qid"))

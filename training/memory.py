@@ -44,8 +44,9 @@ _ROW_BYTES = 8 + 4 + 4 + 4
 """Per row, besides the features: the index's row pointer (8), label (4), weight slot (4) and
 the hist updater's row partition (4)."""
 _OUTPUT_BYTES = 8 + 4
-_VALUE_BYTES = 4 + 4
 """Per row and model output (class): the gradient pair (2 x float32) and the prediction cache."""
+_VALUE_BYTES = 4 + 4
+"""Per value of a booster=gblinear DMatrix: the float and its column index."""
 
 
 def memory_limit(meminfo: str, cgroup_v2: str | None = None, cgroup_v1: str | None = None) -> int:
@@ -119,7 +120,7 @@ class MatrixChoice:
     @property
     def kind(self) -> str:
         if self.linear:
-            return "DMatrix"
+            return "DMatrix (external memory)" if self.external else "DMatrix"
         return "ExtMemQuantileDMatrix" if self.external else "QuantileDMatrix"
 
     def describe(self) -> str:

@@ -24,10 +24,12 @@ class LabelRange:
     high: float
     words: str
     whole: bool = False
+    low_open: bool = False  # True: ``low < label``
 
     def outside(self, label: pa.Array) -> int:
         """Rows of ``label`` (NULLs aside) outside the range."""
-        bad = pc.or_(pc.less(label, self.low), pc.greater(label, self.high))
+        below = pc.less_equal(label, self.low) if self.low_open else pc.less(label, self.low)
+        bad = pc.or_(below, pc.greater(label, self.high))
         if self.whole:
             bad = pc.or_(bad, pc.not_equal(label, pc.round(label)))
         return pc.sum(bad).as_py() or 0
@@ -40,6 +42,10 @@ LABEL_RANGES = {
     "rank:ndcg": LabelRange(0.0, 31.0, "a relevance degree in [0, 31]"),
     "rank:pairwise": LabelRange(0.0, 31.0, "a relevance degree in [0, 31]"),
     "survival:aft": LabelRange(0.0, float("inf"), "a lower time bound >= 0 (0: left-censored)"),
+    "count:poisson": LabelRange(0.0, float("inf"), "a count >= 0"),
+    "reg:tweedie": LabelRange(0.0, float("inf"), "a value >= 0"),
+    "reg:gamma": LabelRange(0.0, float("inf"), "a value > 0", low_open=True),
+    "reg:squaredlogerror": LabelRange(-1.0, float("inf"), "a value > -1 (its log1p is taken)", low_open=True),
 }
 """Objectives whose label XGBoost rejects (with a traceback) or cannot use outside a range."""
 BINARY_METRICS = ("map", "pre")

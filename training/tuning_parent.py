@@ -19,12 +19,12 @@ takes an ``MlflowClient``; mlflow itself is imported only inside functions.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from training import __version__
+from training.hyperparameters import maximized
 from training.mlflow_client import (
     PARENT_RUN_TAG,
     RUN_NAME_TAG,
@@ -49,19 +49,6 @@ TAG_OBJECTIVE_METRIC = "objective_metric"
 PARENT_SETTLE_SECONDS = 2.0
 """How long a trial that created a tuning parent waits before checking for duplicates; must exceed
 the time between a trial's search and its create (milliseconds) for parallel trials to agree."""
-MAXIMIZED_METRICS = ("auc", "aucpr", "map", "ndcg", "pre", "interval-regression-accuracy", "accuracy",
-                     "balanced_accuracy", "f1", "f1_binary", "f1_macro", "precision", "precision_macro",
-                     "precision_micro", "recall", "recall_macro", "recall_micro", "r2")
-"""Eval metrics where higher is better (XGBoost's and the job's own); every other metric is minimized."""
-
-
-def maximized(metric: str) -> bool:
-    """Whether higher is better for ``metric`` (``validation-auc``, ``validation-ndcg@5``: yes;
-    ``validation-rmse``, ``validation-mape``: no)."""
-    base = re.sub(r"^(validation|train)[-:]", "", metric)
-    return base.split("@", 1)[0].rstrip("-") in MAXIMIZED_METRICS
-
-
 def best_trial(runs: Iterable[Run], metric: str) -> Run | None:
     """The run with the best value of ``metric``, among those that logged it; None if none did."""
     scored = [run for run in runs if metric in run.data.metrics]

@@ -76,6 +76,7 @@ def deploy(settings: Settings, source: Source, variant: endpoints.Variant, *, en
         if dry_run:
             return DeployOutcome(names, requests)
         sagemaker = session.client("sagemaker")
+        _refuse_existing(sagemaker, names.endpoint)  # before anything is created: a failed deploy leaves nothing
         sagemaker.create_model(**requests["CreateModel"])
         sagemaker.create_endpoint_config(**requests["CreateEndpointConfig"])
         sagemaker.create_endpoint(**requests["CreateEndpoint"])
@@ -90,6 +91,18 @@ def deploy(settings: Settings, source: Source, variant: endpoints.Variant, *, en
             body, content_type = _smoke_rows(model_dir, smoke_csv)
             smoke = _invoke(session, names.endpoint, body, content_type) if body else None
         return DeployOutcome(names, requests, status=status, failure_reason=desc.get("FailureReason"), smoke=smoke)
+
+
+def _refuse_existing(sagemaker: Any, endpoint: str) -> None:
+    """One line naming the fix when ``endpoint`` exists already (this command creates endpoints, never updates)."""
+    try:
+        status = sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointStatus"]
+    except sagemaker.exceptions.ClientError as err:
+        if "Could not find" in str(err) or err.response.get("Error", {}).get("Code") == "ValidationException":
+            return
+        raise
+    raise ConfigError(f"endpoint {endpoint} exists already ({status}): pass --endpoint-name with a new name, or "
+                      f"delete it first (aws sagemaker delete-endpoint --endpoint-name {endpoint})")
 
 
 def _artifact(settings: Settings, source: Source, names: endpoints.Names, session: Any, tmp: Path,

@@ -30,6 +30,7 @@ from tests.integration.mlflow_server import MlflowServer, mlflow_server
 from tests.integration.test_launcher_moto import Recorder
 from training import contract
 from training.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
+from training.errors import ConfigError
 from training.job import PlanAttribute
 
 IAM = Path(__file__).resolve().parents[2] / "iam"
@@ -92,9 +93,14 @@ def test_a_training_jobs_model_deploys_serverless_and_waits(aws: Any, capsys: py
     assert model["PrimaryContainer"]["Image"] == SETTINGS["image"]
     config = recorder.sent("CreateEndpointConfig")[0]
     assert config["ProductionVariants"][0]["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
-    assert [name for name, _ in recorder.calls][:4] == ["DescribeTrainingJob", "CreateModel", "CreateEndpointConfig",
-                                                       "CreateEndpoint"]
+    assert [name for name, _ in recorder.calls][:5] == ["DescribeTrainingJob", "DescribeEndpoint", "CreateModel",
+                                                       "CreateEndpointConfig", "CreateEndpoint"]
     assert done.names.endpoint == "xgb-moto-job"
+    # the same endpoint again: refused in one line before anything is created
+    models = len(sagemaker.list_models()["Models"])
+    with pytest.raises(ConfigError, match=r"endpoint xgb-moto-job exists already \(InService\): pass --endpoint-name"):
+        deploy(settings, Source(training_job="xgb-moto-job-1"), Variant(serverless_memory_mb=2048), session=session)
+    assert len(sagemaker.list_models()["Models"]) == models
 
 
 def _booster() -> xgb.Booster:

@@ -93,6 +93,38 @@ def xgb_default_metric(objective, hps):
     return booster.eval(data).split("\t")[1].split(":")[0].removeprefix("eval-")
 
 
+def test_xgboost_s_own_defaults_are_kept_where_they_depend_on_the_objective_or_booster():
+    poisson = parse_hyperparameters({**BASE, "objective": "count:poisson"}).xgboost_params()
+    assert "max_delta_step" not in poisson  # XGBoost's Poisson default is 0.7, not the table's
+    assert "scale_pos_weight" not in poisson  # a logistic objective's: XGBoost would warn it is unused
+    linear = parse_hyperparameters({**BASE, "booster": "gblinear", "max_depth": "3"})
+    assert not {"max_depth", "subsample", "tree_method", "max_bin"} & set(linear.xgboost_params())
+    assert "max_depth=3 is not used: it applies to trees, and booster is gblinear" in linear.notes
+
+
+BUILT_IN_EVAL_METRICS = (
+    "accuracy", "auc", "aucpr", "balanced_accuracy", "f1", "f1_binary", "f1_macro", "map", "ndcg", "precision", "r2",
+    "recall", "precision_macro", "precision_micro", "recall_macro", "recall_micro", "aft-nloglik", "cox-nloglik",
+    "error", "gamma-deviance", "gamma-nloglik", "interval-regression-accuracy", "logloss", "mae", "mape", "merror",
+    "mlogloss", "mphe", "mse", "poisson-nloglik", "rmse", "rmsle", "tweedie-nloglik")
+"""The built-in algorithm's eval_metric values (XGB_MAXIMIZE_METRICS + XGB_MINIMIZE_METRICS, xgb_constants.py)."""
+OBJECTIVE_OF = {"reg:squarederror": {}, "binary:logistic": {}, "multi:softprob": {}, "rank:ndcg": {"group_column": "Q"},
+                "survival:aft": {"label_upper_column": "U"}, "survival:cox": {}, "reg:gamma": {}, "reg:tweedie": {},
+                "count:poisson": {}}
+
+
+@pytest.mark.parametrize("metric", BUILT_IN_EVAL_METRICS)
+def test_every_built_in_eval_metric_is_accepted_with_an_objective_it_fits(metric):
+    fits = []
+    for objective, extra in OBJECTIVE_OF.items():
+        try:
+            parse_hyperparameters({**BASE, "objective": objective, "eval_metric": metric, **extra})
+        except HyperparameterError:
+            continue
+        fits.append(objective)
+    assert fits, metric
+
+
 def test_an_alias_and_its_name_with_two_values_is_refused():
     with pytest.raises(HyperparameterError, match="'learning_rate' and 'eta' are one setting"):
         parse_hyperparameters({**BASE, "eta": "0.1", "learning_rate": "0.3"})

@@ -47,10 +47,16 @@ def test_real_time_requests_are_valid_and_carry_the_settings() -> None:
 
 
 def test_serverless_takes_memory_and_concurrency_and_no_key() -> None:
-    config = _requests(FULL, Variant(serverless_memory_mb=3072, max_concurrency=20))["CreateEndpointConfig"]
+    keyed = {**BASE, "kms": FULL["kms"], "tags": FULL["tags"]}
+    config = _requests(keyed, Variant(serverless_memory_mb=3072, max_concurrency=20))["CreateEndpointConfig"]
     (variant,) = config["ProductionVariants"]
     assert variant["ServerlessConfig"] == {"MemorySizeInMB": 3072, "MaxConcurrency": 20}
     assert "InstanceType" not in variant and "KmsKeyId" not in config
+
+
+def test_serverless_with_the_settings_network_is_refused_before_anything_is_sent() -> None:
+    with pytest.raises(ConfigError, match="serverless endpoints take no VPC and no network isolation"):
+        _requests(FULL, Variant(serverless_memory_mb=3072))
 
 
 def test_plain_settings_send_no_vpc_isolation_key_or_tags() -> None:

@@ -46,7 +46,7 @@ def _maps_to(spec) -> str:
     if not spec.xgboost:
         return "the job"
     when = APPLIES_WHEN.get(spec.name)
-    return f"XGBoost `{spec.name}`" + (f" (with {when[0]}={when[1]})" if when else "")
+    return f"XGBoost `{spec.name}`" + (f" (with {when[0]}={' or '.join(when[1])})" if when else "")
 
 
 def render() -> str:

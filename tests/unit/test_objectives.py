@@ -13,9 +13,8 @@ import pytest
 from launch.jobs import metric_definitions
 from training.columns import FEATURE, GROUP, GROUP_KIND, LABEL, UPPER, UPPER_BOUND, ColumnPlan, ColumnSpec
 from training.errors import HyperparameterError
-from training.hyperparameters import parse_hyperparameters
+from training.hyperparameters import maximized, parse_hyperparameters
 from training.objectives import bad_bounds, bad_labels, label_rule, query_ids
-from training.tuning_parent import maximized
 
 BASE = {"table": "T", "target": "Y"}
 
@@ -58,6 +57,25 @@ def test_label_rules_follow_the_objective_and_the_binary_ranking_metrics():
     assert asks == "eval_metric map@3-" and bad_labels((asks, rule), pa.array([0.0, 1.0, 2.0, 0.5])) == 2
     assert bad_labels(label_rule("reg:logistic", []), pa.array([0.2, 1.5, None])) == 1
     assert bad_labels(label_rule("survival:aft", []), pa.array([0.0, -1.0])) == 1
+    # what XGBoost would refuse with a C++ check (a traceback on one host while the others wait)
+    assert bad_labels(label_rule("count:poisson", []), pa.array([0.0, 3.0, -1.0])) == 1
+    assert bad_labels(label_rule("reg:tweedie", []), pa.array([0.0, -0.5])) == 1
+    assert bad_labels(label_rule("reg:gamma", []), pa.array([0.0, 0.1, -2.0])) == 2  # zero too
+    assert bad_labels(label_rule("reg:squaredlogerror", []), pa.array([-1.0, -0.5, 4.0])) == 1
+
+
+def test_the_job_s_own_metrics_go_with_their_objective_s_kind():
+    for objective, extra in (("rank:ndcg", {"group_column": "Q"}), ("survival:cox", {}), ("binary:logistic", {})):
+        with pytest.raises(HyperparameterError, match="'r2' needs a regression"):
+            parse_hyperparameters({**BASE, "objective": objective, "eval_metric": "r2", **extra})
+    with pytest.raises(HyperparameterError, match="'f1' needs a classification"):
+        parse_hyperparameters({**BASE, "objective": "rank:ndcg", "group_column": "Q", "eval_metric": "f1"})
+    assert parse_hyperparameters({**BASE, "objective": "count:poisson", "eval_metric": "r2"}).custom_metrics == ["r2"]
+
+
+def test_the_tweedie_metric_is_named_as_xgboost_names_it():
+    hps = parse_hyperparameters({**BASE, "objective": "reg:tweedie", "tweedie_variance_power": "1.123456789"})
+    assert hps.eval_metrics == ["tweedie-nloglik@1.12346"]  # XGBoost's log line: 6 significant digits
 
 
 @pytest.mark.parametrize("metric", ["ndcg@5", "ndcg-", "ndcg@10-", "map@3", "pre@2", "ndcg", "error@0.7", "auc"])
