@@ -92,7 +92,7 @@ def _serve(base_dir: Path) -> Iterator[str]:
             try:
                 if requests.get(f"{url}/ping", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or (a loaded machine) slow to answer
                 time.sleep(0.5)
         else:
             pytest.fail(f"the server did not answer /ping: {(base_dir / 'serve.log').read_text()[-2000:]}")
