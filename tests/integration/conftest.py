@@ -12,6 +12,7 @@ from launch.local.hosts import LocalJobResult, run_local_job
 from launch.local.services import LocalStack
 from tests.helpers import SECRET_ID, SECRET_PASSWORD, SYNTH_ROWS, SYNTH_TABLE
 from tests.integration import image_env
+from tests.integration.mlflow_server import MlflowServer, mlflow_server
 from training import contract
 
 
@@ -29,6 +30,14 @@ def job_env(stack: LocalStack) -> dict[str, str]:
     """Environment of a host process: local AWS endpoint and the test secret's id."""
     return {**stack.aws_env(), contract.SECRET_ID_ENV: SECRET_ID, contract.LOGIN_TIMEOUT_ENV: "20",
             contract.NETWORK_TIMEOUT_ENV: "30"}
+
+
+@pytest.fixture(scope="session")
+def shared_tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """One real ``mlflow server`` for the modules that only add their own experiments to it (a start
+    costs 20 s or more on 2 cores); tests that stop or inspect a whole server start their own."""
+    with mlflow_server(tmp_path_factory.mktemp("shared-mlflow")) as server:
+        yield server
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from launch.commands.deploy import Source, deploy
 from launch.endpoints import Variant
 from launch.registry import register
 from launch.settings import settings_from_dict
-from tests.integration.mlflow_server import MlflowServer, mlflow_server
+from tests.integration.mlflow_server import MlflowServer
 from tests.integration.test_launcher_moto import Recorder
 from training import contract
 from training.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
@@ -112,23 +112,22 @@ def _booster() -> xgb.Booster:
 
 
 @pytest.fixture(scope="module")
-def registered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    """A real mlflow server holding ``housing`` version 1 (@champion), logged by training.pyfunc."""
+def registered(shared_tracking: MlflowServer) -> MlflowServer:
+    """The session's real mlflow server, now holding ``housing`` version 1 (@champion), logged by training.pyfunc."""
     import mlflow
 
     from training import pyfunc
     from training.mlflow_client import configure_client
 
-    with mlflow_server(tmp_path_factory.mktemp("mlflow")) as server:
-        client = configure_client(server.uri)
-        experiment = client.create_experiment("deploy")
-        run = client.create_run(experiment)
-        example = pa.table({"x": pa.array([0.5, None], pa.float64()), "city": ["oslo", None]})
-        pyfunc.log_model(client, run.info.run_id, experiment, "model", _booster(), PLAN, example, {})
-        client.set_terminated(run.info.run_id)
-        register(server.uri, "housing", run_id=run.info.run_id)
-        mlflow.set_tracking_uri(server.uri)
-        yield server
+    client = configure_client(shared_tracking.uri)
+    experiment = client.create_experiment("deploy")
+    run = client.create_run(experiment)
+    example = pa.table({"x": pa.array([0.5, None], pa.float64()), "city": ["oslo", None]})
+    pyfunc.log_model(client, run.info.run_id, experiment, "model", _booster(), PLAN, example, {})
+    client.set_terminated(run.info.run_id)
+    register(shared_tracking.uri, "housing", run_id=run.info.run_id)
+    mlflow.set_tracking_uri(shared_tracking.uri)
+    return shared_tracking
 
 
 @pytest.mark.slow

@@ -23,7 +23,6 @@ from container.install_runtime import MAY_MOVE, canonical, read_pins
 from tests.helpers import synth_hps
 from tests.integration import image_env
 from tests.integration.conftest import IMAGE_BUILD
-from tests.integration.mlflow_server import mlflow_server
 from training import contract
 
 pytestmark = pytest.mark.slow
@@ -106,9 +105,8 @@ def test_the_container_unit_tests_pass_under_python_310(python310):
 
 
 @pytest.fixture(scope="module")
-def tracking(tmp_path_factory):
-    with mlflow_server(tmp_path_factory.mktemp("mlflow")) as server:
-        yield server
+def tracking(shared_tracking):
+    return shared_tracking
 
 
 def test_a_two_host_job_through_the_entry_program_under_python_310(python310, run_job, tracking):

@@ -23,9 +23,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def tracking(tmp_path_factory):
-    with mlflow_server(tmp_path_factory.mktemp("mlflow")) as server:
-        yield server
+def tracking(shared_tracking):
+    return shared_tracking
 
 
 def _client(server):
