@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import mlflow.pyfunc
+import pandas as pd
 import pyarrow as pa
 from mlflow.models import Model, ModelSignature
 from mlflow.types import ColSpec, Schema
@@ -40,8 +41,9 @@ class TableModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context: Any) -> None:
         self._booster, self._plan = load(context.artifacts[MLFLOW_ARTIFACT])
 
-    # No type hints on purpose: MLflow would read them as a second, conflicting input schema.
-    def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN201
+    # pd.DataFrame is one of the hints MLflow infers no schema from (the signature given stays the one) and
+    # the only one that silences its advice to add hints, which it prints in a scope of its own ("once").
+    def predict(self, context, model_input: pd.DataFrame, params=None):  # noqa: ANN001, ANN201
         """A DataFrame of raw rows -> predictions (see :func:`training.model.predict_rows`)."""
         return predict_rows(self._booster, self._plan, model_input)
 
