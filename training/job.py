@@ -38,7 +38,7 @@ from training.errors import ClusterError, ConfigError, DataError, Hyperparameter
 from training.hyperparameters import SURVIVAL_COX, Hyperparameters, maximized
 from training.lineage import SnowflakeLineage
 from training.memory import choose_matrices
-from training.model import PLAN_ATTRIBUTE, embed_plan
+from training.model import PLAN_ATTRIBUTE, embed_plan, scoring_matrix
 from training.names import resolve_table
 from training.objectives import LabelRange
 from training.recorder import NO_RECORDER, RunRecorder
@@ -524,8 +524,7 @@ def _evaluate(booster: xgb.Booster, validation_path: Path, columns: ColumnPlan, 
 
     def scored() -> Iterator[evaluation.Scores]:
         for fields in matrix_batches(validation_path, columns):
-            matrix = xgb.DMatrix(fields["data"], feature_names=columns.xgboost_feature_names,
-                                 feature_types=columns.feature_types, enable_categorical=columns.categorical)
+            matrix = scoring_matrix(columns, fields["data"])
             # classifiers: margins, turned into probabilities alike for every binary:*/multi:* objective;
             # regression: the prediction itself (a Poisson or gamma model's margin is a logarithm)
             margin = booster.predict(matrix, output_margin=kind in (evaluation.BINARY, evaluation.MULTICLASS))

@@ -50,12 +50,16 @@ def objective(booster: xgb.Booster) -> str:
     return json.loads(booster.save_config())["learner"]["objective"]["name"]
 
 
+def scoring_matrix(plan: ColumnPlan, features: np.ndarray) -> xgb.DMatrix:
+    """A DMatrix of coded feature values (the plan's :meth:`~ColumnPlan.matrix` or
+    :meth:`~ColumnPlan.feature_matrix`) under the names and types the model was trained with."""
+    return xgb.DMatrix(features, feature_names=plan.xgboost_feature_names, feature_types=plan.feature_types,
+                       enable_categorical=plan.categorical)
+
+
 def raw_predictions(booster: xgb.Booster, plan: ColumnPlan, rows: Any) -> np.ndarray:
     """XGBoost's output for raw rows (a DataFrame or a mapping of column name to values)."""
-    features = plan.feature_matrix(rows)
-    matrix = xgb.DMatrix(features, feature_names=plan.xgboost_feature_names, feature_types=plan.feature_types,
-                         enable_categorical=plan.categorical)
-    return booster.predict(matrix)
+    return booster.predict(scoring_matrix(plan, plan.feature_matrix(rows)))
 
 
 def predict_rows(booster: xgb.Booster, plan: ColumnPlan, rows: Any) -> Any:
