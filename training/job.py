@@ -436,8 +436,8 @@ def _train(spec: JobSpec, columns: ColumnPlan, dtrain: Any, dvalid: Any, cluster
                                                       RoundLogger(done, cluster.leader), checkpoints]
     if hps["early_stopping_rounds"]:
         first = hps.eval_metrics[0]
-        callbacks.append(xgb.callback.EarlyStopping(rounds=hps["early_stopping_rounds"], data_name="validation",
-                                                    metric_name=first, maximize=maximized(first)))
+        callbacks.append(JointEarlyStopping(cluster, rounds=hps["early_stopping_rounds"], data_name="validation",
+                                            metric_name=first, maximize=maximized(first)))
     if remaining == 0:
         return start, done, False
     booster = xgb.train(_params(hps, columns), dtrain, num_boost_round=remaining, xgb_model=start,
@@ -457,6 +457,18 @@ def _check_resumable(start: xgb.Booster, columns: ColumnPlan, done: int) -> None
     if text is not None and ColumnPlan.from_json(text) != columns:
         raise DataError(f"the checkpoint after round {done} was trained on other columns or category values than "
                         "the table has now: restart the job with an empty checkpoint location to train afresh")
+
+
+class JointEarlyStopping(xgb.callback.EarlyStopping):
+    """XGBoost's early stopping, its verdict all-reduced: every host leaves the round loop after the same round."""
+
+    def __init__(self, cluster: Cluster, **options: Any) -> None:
+        super().__init__(**options)
+        self.cluster = cluster
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+        stop = super().after_iteration(model, epoch, evals_log)
+        return bool(allreduce_max(np.array([int(stop)], dtype=np.int32), self.cluster)[0])
 
 
 class PlanAttribute(xgb.callback.TrainingCallback):

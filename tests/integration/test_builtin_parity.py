@@ -1,6 +1,7 @@
 """A built-in SageMaker XGBoost job's hyperparameters, run unchanged on 2 local hosts."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -60,3 +61,14 @@ def test_gblinear_trains_the_same_on_two_hosts_as_on_one(run_job):
     assert two.final_metrics["validation-rmse"] == pytest.approx(one.final_metrics["validation-rmse"], rel=0.02)
     weights = xgb.Booster(model_file=str(two.model_path)).get_dump()[0]
     assert "weight:" in weights  # a linear model: one weight per feature, no trees
+
+
+def test_early_stopping_on_a_built_in_scikit_learn_metric_stops_every_host_after_the_same_round(run_job):
+    """r2 (all-reduced by the job itself) drives early stopping, higher being better, on 2 hosts."""
+    hps = synth_hps(num_round=300, features=",".join(FEATURES), eta=0.6, eval_metric="r2,rmse",
+                    early_stopping_rounds=3)
+    result = run_job(hps, hosts=2)
+    assert result.exit_code == 0, result.failure
+    assert result.rounds < 300  # it stopped early, and no host was left in the round loop alone
+    history = [float(v) for v in re.findall(r"validation-r2:([-0-9.e]+)", result.logs[0].read_text())]
+    assert max(history) == pytest.approx(max(history[-4:]))  # the best round is among the last 3 + 1
