@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
             hyperparameters=parse_hyperparameters(env.hyperparameters),
             cluster=Cluster.from_hosts(env.hosts, env.current_host),
             model_dir=env.model_dir, spill_dir=env.spill_dir, checkpoint_dir=env.checkpoint_dir,
-            environ=dict(os.environ), snowflake_timeouts=env.snowflake_timeouts,
+            environ=dict(os.environ), snowflake_timeouts=env.snowflake_timeouts, ledger_dir=env.ledger_dir,
         )
         if spec.cluster.leader:  # only the leader talks to MLflow: one run per job
             job = JobInfo.from_env(os.environ, env.resource_config, env.hyperparameters)

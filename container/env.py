@@ -20,6 +20,7 @@ from training.contract import (
     CHECKPOINT_CONFIG,
     DEFAULT_BASE_DIR,
     HYPERPARAMETERS,
+    LEDGER_ENV,
     RESOURCE_CONFIG,
     SPILL_DIR_ENV,
     config_dir,
@@ -45,6 +46,7 @@ class TrainingEnv:
     checkpoint_dir: Path | None
     spill_dir: Path
     snowflake_timeouts: SnowflakeTimeouts
+    ledger_dir: Path | None = None
 
     @property
     def model_dir(self) -> Path:
@@ -72,6 +74,7 @@ class TrainingEnv:
             checkpoint_dir=Path(checkpoint["LocalPath"]) if checkpoint.get("LocalPath") else None,
             spill_dir=Path(environ.get(SPILL_DIR_ENV) or default_spill_dir(base_dir)),
             snowflake_timeouts=SnowflakeTimeouts.from_environ(environ),
+            ledger_dir=Path(environ[LEDGER_ENV]) if environ.get(LEDGER_ENV) else None,
         )
 
 

@@ -14,12 +14,10 @@ import re
 import signal
 import threading
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import xgboost as xgb
 
-from training.cluster import Cluster, allreduce_max, broadcast
+from training.cluster import Cluster, broadcast
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +59,19 @@ def resume_point(directory: Path | None, cluster: Cluster) -> tuple[int, bytes |
         if checkpoints:
             rounds, path = checkpoints[-1]
             found = (rounds, path.read_bytes())
-    rounds, model = broadcast(found, cluster)
+    rounds, model = broadcast(found, cluster, "checkpoint: resume point")
     if rounds:
         log.info("resuming from checkpoint after round %d", rounds)
     return rounds, model
 
 
 class StopFlag:
-    """Set by SIGTERM; the training loop checks it each round and stops cleanly."""
+    """Set by SIGTERM; the training loop checks it each round and stops cleanly.
+
+    Each host reads only its own flag; :class:`training.rounds.RoundOwner` all-reduces every
+    host's flag each round, so all hosts stop after the same round even though the signal reaches
+    them at different moments (or only one of them).
+    """
 
     def __init__(self) -> None:
         self._event = threading.Event()
@@ -82,27 +85,3 @@ class StopFlag:
     def install(self) -> None:
         """Handle SIGTERM (SageMaker's stop and spot interruption signal) by setting the flag."""
         signal.signal(signal.SIGTERM, lambda signum, frame: self.set())
-
-
-class CheckpointCallback(xgb.callback.TrainingCallback):
-    """Saves a checkpoint every ``interval`` rounds (leader only) and stops all hosts on SIGTERM.
-
-    The stop flag is all-reduced every round, so all hosts stop after the same round even though
-    the signal reaches them at different moments.
-    """
-
-    def __init__(self, directory: Path | None, interval: int, offset: int, cluster: Cluster, stop: StopFlag) -> None:
-        super().__init__()
-        self.directory, self.interval, self.offset = directory, interval, offset
-        self.cluster, self.stop = cluster, stop
-        self.stopped_at: int | None = None
-
-    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
-        rounds = self.offset + epoch + 1
-        stopping = bool(allreduce_max(np.array([int(self.stop.is_set())], dtype=np.int32), self.cluster)[0])
-        if self.directory is not None and self.cluster.leader and (stopping or rounds % self.interval == 0):
-            path = save_checkpoint(model, self.directory, rounds)
-            log.info("checkpoint saved after round %d: %s", rounds, path.name)
-        if stopping:
-            self.stopped_at = rounds
-        return stopping

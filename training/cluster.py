@@ -11,14 +11,18 @@ import contextlib
 import logging
 import re
 import socket
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from training.errors import ClusterError, ConfigError
+from training.ledger import Ledger, ledger_path
 
 log = logging.getLogger(__name__)
 
@@ -77,23 +81,49 @@ def resolve(host: str, timeout: float) -> str:
             time.sleep(1.0)
 
 
+_session = threading.local()
+"""This thread's :class:`Ledger` while it is in a collective (XGBoost's communicator is per thread too)."""
+
+
 @contextlib.contextmanager
-def collective(cluster: Cluster, port: int, timeout: int) -> Iterator[None]:
-    """Join XGBoost's collective for the duration of the block (a no-op for one host)."""
+def collective(cluster: Cluster, port: int, timeout: int, ledger_dir: Path | None = None) -> Iterator[None]:
+    """Join XGBoost's collective for the duration of the block (a no-op for one host).
+
+    Every collective call inside the block is recorded in this host's ledger (:mod:`training.ledger`),
+    written to ``ledger_dir`` when one is given; the host logs the ledger's count and digest as it
+    leaves, so the hosts' logs show whether they made the same calls.
+    """
     if not cluster.distributed:
         yield
         return
     from xgboost import collective as coll
+    from xgboost.core import XGBoostError
 
     address = resolve(cluster.hosts[0], timeout)
     tracker = _start_tracker(address, cluster.size, port, timeout) if cluster.leader else None
     args = {"dmlc_communicator": "rabit", "dmlc_tracker_uri": address, "dmlc_tracker_port": port,
             "dmlc_task_id": str(cluster.rank), "dmlc_timeout": timeout, "dmlc_retry": 3}
     _join(coll, args, cluster, timeout)
+    _xgboost_calls()
+    ledger = Ledger(ledger_path(ledger_dir, cluster.current_host) if ledger_dir is not None else None)
+    _session.ledger = ledger
     try:
         yield
+    except XGBoostError:
+        # the collective broke (a peer died, or the hosts' calls fell out of step): where this host was
+        log.warning("this host's last collective calls: %s", ledger.last_calls())
+        raise
     finally:
+        _session.ledger = None
+        ledger.close()
+        log.info("collective calls made: %d (ledger digest %s)", ledger.calls, ledger.digest)
         _leave(coll, tracker)
+
+
+def last_calls() -> str:
+    """This host's last collective calls, for a message about a broken collective ("none" outside one)."""
+    ledger = getattr(_session, "ledger", None)
+    return ledger.last_calls() if ledger is not None else "none"
 
 
 def _start_tracker(address: str, workers: int, port: int, timeout: int) -> Any:
@@ -215,40 +245,80 @@ def error_summary(err: BaseException, limit: int = 200) -> str:
     return type(err).__name__
 
 
-def allreduce_sum(values: np.ndarray, cluster: Cluster) -> np.ndarray:
-    """Sum an array across hosts (identity for one host)."""
-    if not cluster.distributed:
-        return values
-    from xgboost import collective as coll
-
-    return coll.allreduce(np.ascontiguousarray(values), coll.Op.SUM)
+def allreduce_sum(values: np.ndarray, cluster: Cluster, site: str) -> np.ndarray:
+    """Sum an array across hosts (identity for one host); ``site`` names the call in the ledger."""
+    return _allreduce(values, cluster, site, "sum")
 
 
-def allreduce_max(values: np.ndarray, cluster: Cluster) -> np.ndarray:
-    """Maximum of an array across hosts (identity for one host)."""
-    if not cluster.distributed:
-        return values
-    from xgboost import collective as coll
-
-    return coll.allreduce(np.ascontiguousarray(values), coll.Op.MAX)
+def allreduce_max(values: np.ndarray, cluster: Cluster, site: str) -> np.ndarray:
+    """Maximum of an array across hosts (identity for one host); ``site`` names the call in the ledger."""
+    return _allreduce(values, cluster, site, "max")
 
 
-def broadcast(value: Any, cluster: Cluster) -> Any:
-    """The leader's ``value`` on every host (identity for one host)."""
+def broadcast(value: Any, cluster: Cluster, site: str, root: int = 0) -> Any:
+    """Host ``root``'s ``value`` on every host (identity for one host); ``site`` names the call in the ledger."""
     if not cluster.distributed:
         return value
-    from xgboost import collective as coll
+    _record(site, f"broadcast:root{root}", "object", "-")
+    return _xgboost_calls()[1](value, root)
 
-    return coll.broadcast(value, 0)
 
-
-def gather(value: Any, cluster: Cluster) -> list[Any]:
+def gather(value: Any, cluster: Cluster, site: str) -> list[Any]:
     """Every host's ``value`` concatenated in rank order, on every host (one broadcast per host)."""
     if not cluster.distributed:
         return list(value)
-    from xgboost import collective as coll
-
     out: list[Any] = []
     for rank in range(cluster.size):
-        out.extend(coll.broadcast(list(value) if rank == cluster.rank else None, rank))
+        out.extend(broadcast(list(value) if rank == cluster.rank else None, cluster, site, root=rank))
     return out
+
+
+def _allreduce(values: np.ndarray, cluster: Cluster, site: str, op: str) -> np.ndarray:
+    if not cluster.distributed:
+        return values
+    from xgboost import collective as coll
+
+    data = np.ascontiguousarray(values)
+    _record(site, f"allreduce:{op}", str(data.dtype), str(data.shape))
+    return _xgboost_calls()[0](data, coll.Op.SUM if op == "sum" else coll.Op.MAX)
+
+
+def _record(site: str, op: str, dtype: str, shape: str) -> None:
+    ledger = getattr(_session, "ledger", None)
+    if ledger is not None:
+        ledger.record(site, op, dtype, shape)
+
+
+_originals: list[Any] = []
+_originals_lock = threading.Lock()
+
+
+def _xgboost_calls() -> tuple[Any, Any]:
+    """XGBoost's own ``collective.allreduce`` and ``collective.broadcast``; from the first call on,
+    XGBoost's Python-side collective calls go through the ledger too.
+
+    ``xgb.train`` all-reduces every metric of every evaluation set each round
+    (``xgboost.callback._allreduce_metric``) before it calls any callback: those calls are part
+    of each round's sequence. XGBoost looks the functions up on its ``collective`` module at each
+    call, so wrapping them there records them under the caller's name (``xgboost:_allreduce_metric``).
+    Installed once per process; a thread outside a collective passes straight through.
+    """
+    with _originals_lock:
+        if not _originals:
+            from xgboost import collective as coll
+
+            allreduce, broadcast_ = coll.allreduce, coll.broadcast
+
+            def recorded_allreduce(data: np.ndarray, op: Any) -> np.ndarray:
+                array = np.asarray(data)
+                _record(f"xgboost:{sys._getframe(1).f_code.co_name}", f"allreduce:{coll.Op(op).name.lower()}",
+                        str(array.dtype), str(array.shape))
+                return allreduce(data, op)
+
+            def recorded_broadcast(data: Any, root: int) -> Any:
+                _record(f"xgboost:{sys._getframe(1).f_code.co_name}", f"broadcast:root{root}", "object", "-")
+                return broadcast_(data, root)
+
+            coll.allreduce, coll.broadcast = recorded_allreduce, recorded_broadcast
+            _originals.extend([allreduce, broadcast_])
+        return _originals[0], _originals[1]

@@ -38,9 +38,11 @@ BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
 """Overrides the base directory (default ``/opt/ml``); same name as sagemaker-training's."""
 SPILL_DIR_ENV = "SPILL_DIR"
 """Where a host spills its shard (default ``<base>/spill``, on the job's ML storage volume)."""
+LEDGER_ENV = "COLLECTIVE_LEDGER"
+"""A directory: each host writes every collective call it makes to ``<dir>/<host>.ledger`` (docs/reliability.md)."""
 
 JOB_SETTINGS = (SECRET_ID_ENV, CONNECTION_ENV, TRACKING_URI_ENV, EXPERIMENT_ENV, REQUIRE_TRACKING_ENV, TUNING_JOB_ENV,
-                JOB_NAME_ENV, BASE_DIR_ENV, SPILL_DIR_ENV)
+                JOB_NAME_ENV, BASE_DIR_ENV, SPILL_DIR_ENV, LEDGER_ENV)
 """Variables a host sees only when the job passes them (in SageMaker the job's Environment is all
 there is): the local mode never lets a host inherit them from the launching process."""
 

@@ -20,7 +20,7 @@ import numpy as np
 import xgboost as xgb
 
 from training import __version__, constraints, evaluation, read_record, snapshot
-from training.checkpoints import CheckpointCallback, StopFlag, resume_point, write_model
+from training.checkpoints import StopFlag, resume_point, write_model
 from training.cluster import (
     Cluster,
     allreduce_max,
@@ -42,6 +42,7 @@ from training.model import PLAN_ATTRIBUTE, embed_plan, scoring_matrix
 from training.names import resolve_table
 from training.objectives import LabelRange
 from training.recorder import NO_RECORDER, RunRecorder
+from training.rounds import EarlyStop, RoundOwner, metric_text
 from training.scan import ScanResult, ScanShare, fetch_share, open_scan, shares
 from training.shards import Shard, ShardPlan, fetch_shard, plan_shard
 from training.snowflake import (
@@ -70,6 +71,8 @@ class JobSpec:
     checkpoint_dir: Path | None = None
     environ: Mapping[str, str] = field(default_factory=dict)
     snowflake_timeouts: SnowflakeTimeouts = DEFAULT_TIMEOUTS
+    ledger_dir: Path | None = None
+    """Where this host writes its collective ledger (:mod:`training.ledger`); None: in memory only."""
 
 
 @dataclass
@@ -102,7 +105,8 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, recorder: RunRecorder =
     recorder.start(dict(hps.values))
     creds = _credentials(spec.environ)
     plan, shard, scan = _read_before_joining(creds, spec, cluster)
-    with _collective_errors(cluster), collective(cluster, hps["tracker_port"], hps["collective_timeout"]):
+    with _collective_errors(cluster), collective(cluster, hps["tracker_port"], hps["collective_timeout"],
+                                                 spec.ledger_dir):
         share = None
         if shard is None:
             plan, shard, share = _read_joined(creds, spec, cluster, plan, scan)
@@ -111,7 +115,7 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, recorder: RunRecorder =
         columns = _agree_vocabularies(shard, plan, cluster, hps, lambda name: _count_distinct(creds, plan, name, spec))
         rows_per_host = _check_totals(shard, plan, cluster, hps, share)
         _check_classes(columns, hps)
-        query_ids = gather(shard.query_ids, cluster)
+        query_ids = gather(shard.query_ids, cluster, "read: query ids")
         outputs = len(columns.classes or []) if hps.multiclass else 1
         choice = choose_matrices(shard.rows, len(columns.features), outputs, hps, cluster)
         started = time.monotonic()
@@ -123,16 +127,17 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, recorder: RunRecorder =
         booster, rounds, signalled = _train(spec, columns, dtrain, dvalid, cluster, stop, recorder)
         durations["train_seconds"] = time.monotonic() - started
         final = _final_metrics(booster, dtrain, dvalid, _custom_metric(hps, columns, cluster))
-        # every host reaches the same verdict: the stop flag was all-reduced after each round
-        interrupted = signalled and rounds < hps["num_round"]
+        # every host reaches the same verdict: every host's signal was all-reduced after each round
+        interrupted = bool(signalled) and rounds < hps["num_round"]
         report = None if interrupted else _evaluate(booster, shard.validation_path, columns, hps, cluster)
     if interrupted:
         saved = ""
         if hps["save_model_on_termination"] == "true" and cluster.leader:
             embed_plan(booster, columns)
             saved = f"; the model so far is in {_save_model(booster, spec.model_dir)} (save_model_on_termination)"
-        raise Interrupted(f"stopped by SIGTERM after round {rounds} of {hps['num_round']}; a checkpoint was "
-                          f"saved: restart the job with the same checkpoint location to resume{saved}")
+        raise Interrupted(f"stopped by SIGTERM (received by host {', '.join(signalled)}) after round {rounds} of "
+                          f"{hps['num_round']}; a checkpoint was saved: restart the job with the same checkpoint "
+                          f"location to resume{saved}")
     if cluster.leader:  # the metrics are all-reduced: every host has the same; one line per job
         log.info("final metrics: %s rounds:%d", " ".join(f"{k}:{metric_text(v)}" for k, v in final.items()), rounds)
     embed_plan(booster, columns)
@@ -231,7 +236,8 @@ def _read_joined(creds: SnowflakeCredentials, spec: JobSpec, cluster: Cluster, p
     if hps["read_mode"] == "scan":
         share = _deal(scan, cluster)
         return plan, fetch_share(share, plan, hps, spec.spill_dir, cluster.leader), share
-    plan = replace(plan, snapshot_at=broadcast(plan.snapshot_at if cluster.leader else None, cluster))
+    plan = replace(plan, snapshot_at=broadcast(plan.snapshot_at if cluster.leader else None, cluster,
+                                               "read: snapshot time"))
     log.info("reading shard %d of %d at snapshot %s (snapshot=job_start, the leader's Snowflake time)",
              cluster.rank, cluster.size, plan.snapshot_at)
     shard = fetch_shard(lambda: connect(creds, hps["query_tag"], spec.snowflake_timeouts), plan, cluster.rank,
@@ -242,7 +248,7 @@ def _read_joined(creds: SnowflakeCredentials, spec: JobSpec, cluster: Cluster, p
 def _deal(scan: ScanResult | None, cluster: Cluster) -> ScanShare:
     """This host's share of the leader's result batches (sent through the collective, never logged)."""
     # One broadcast of every share; each host keeps its own (the batches are small: URLs and headers).
-    return broadcast(shares(scan, cluster.size) if cluster.leader else None, cluster)[cluster.rank]
+    return broadcast(shares(scan, cluster.size) if cluster.leader else None, cluster, "read: deal")[cluster.rank]
 
 
 class _collective_errors:
@@ -272,7 +278,7 @@ def _check_totals(shard: Shard, plan: ShardPlan, cluster: Cluster, hps: Hyperpar
     local = np.array([shard.received_rows, shard.rows_train, shard.rows_validation, shard.null_target_rows,
                       shard.null_weight_rows, shard.negative_weight_rows, shard.null_group_rows, shard.bad_label_rows,
                       shard.bad_bound_rows, *shard.non_null, *shard.infinite, *per_host], dtype=np.int64)
-    received, *totals = (int(x) for x in allreduce_sum(local, cluster))
+    received, *totals = (int(x) for x in allreduce_sum(local, cluster, "read: totals"))
     if share is not None and received != share.result_rows:  # a row lost or read twice: our bug, not the data's
         raise RuntimeError(f"the hosts received {received:,} rows of the one result, which holds "
                            f"{share.result_rows:,}")
@@ -354,12 +360,12 @@ def _agree_vocabularies(shard: Shard, plan: ShardPlan, cluster: Cluster, hps: Hy
     columns = plan.columns
     if not columns.vocabulary_columns:
         return columns
-    partials = gather([shard.vocabulary.partial()], cluster)
+    partials = gather([shard.vocabulary.partial()], cluster, "read: vocabularies")
     vocabularies, over = merge_vocabularies(columns, partials, hps["max_categories"])
     if over:
         name = next(iter(over))
         distinct = over[name] if over[name] is not None else broadcast(count(name) if cluster.leader else None,
-                                                                       cluster)
+                                                                       cluster, "read: distinct count")
         fix = ("use an objective for fewer classes, or group rare classes in a view" if name == plan.target
                else "raise the hyperparameter 'max_categories', or drop the column from 'features'")
         raise DataError(f"column {name!r} has {distinct:,} distinct values, over max_categories="
@@ -421,30 +427,30 @@ def _count_distinct(creds: SnowflakeCredentials, plan: ShardPlan, column: str, s
 
 
 def _train(spec: JobSpec, columns: ColumnPlan, dtrain: Any, dvalid: Any, cluster: Cluster, stop: StopFlag,
-           recorder: RunRecorder) -> tuple[xgb.Booster, int, bool]:
-    """The model, its rounds, and whether a stop signal ended training (the same on every host)."""
+           recorder: RunRecorder) -> tuple[xgb.Booster, int, tuple[str, ...]]:
+    """The model, its rounds, and the hosts whose stop signal ended training (the same on every host).
+
+    ``xgb.train`` gets one callback, :class:`~training.rounds.RoundOwner`: XGBoost runs its
+    callbacks in no fixed order, so a round's collective calls have a single owner.
+    """
     hps = spec.hyperparameters
     done, model = resume_point(spec.checkpoint_dir, cluster)
     remaining = max(hps["num_round"] - done, 0)
     start = xgb.Booster(model_file=bytearray(model)) if model else None
     if start is not None:
         _check_resumable(start, columns, done)
-    checkpoints = CheckpointCallback(spec.checkpoint_dir, hps["checkpoint_interval"], done, cluster, stop)
-    # The recorder first: XGBoost stops calling later callbacks in a round once one stops training
-    # (a SIGTERM checkpoint, early stopping), and that last round's metrics belong in the run too.
-    callbacks: list[xgb.callback.TrainingCallback] = [recorder.callback(done), PlanAttribute(columns),
-                                                      RoundLogger(done, cluster.leader), checkpoints]
+    if remaining == 0:
+        return start, done, ()
+    early = None
     if hps["early_stopping_rounds"]:
         first = hps.eval_metrics[0]
-        callbacks.append(JointEarlyStopping(cluster, rounds=hps["early_stopping_rounds"], data_name="validation",
-                                            metric_name=first, maximize=maximized(first)))
-    if remaining == 0:
-        return start, done, False
+        early = EarlyStop(rounds=hps["early_stopping_rounds"], metric=first, maximize=maximized(first))
+    owner = RoundOwner(cluster, stop, columns, done, spec.checkpoint_dir, hps["checkpoint_interval"],
+                       recorder.callback(done), early)
     booster = xgb.train(_params(hps, columns), dtrain, num_boost_round=remaining, xgb_model=start,
-                        evals=[(dtrain, "train"), (dvalid, "validation")], callbacks=callbacks, verbose_eval=False,
+                        evals=[(dtrain, "train"), (dvalid, "validation")], callbacks=[owner], verbose_eval=False,
                         custom_metric=_custom_metric(hps, columns, cluster))
-    rounds = checkpoints.stopped_at or booster.num_boosted_rounds()
-    return booster, rounds, checkpoints.stopped_at is not None
+    return booster, owner.stopped_at or booster.num_boosted_rounds(), owner.signalled
 
 
 def _check_resumable(start: xgb.Booster, columns: ColumnPlan, done: int) -> None:
@@ -459,57 +465,13 @@ def _check_resumable(start: xgb.Booster, columns: ColumnPlan, done: int) -> None
                         "the table has now: restart the job with an empty checkpoint location to train afresh")
 
 
-class JointEarlyStopping(xgb.callback.EarlyStopping):
-    """XGBoost's early stopping, its verdict all-reduced: every host leaves the round loop after the same round."""
-
-    def __init__(self, cluster: Cluster, **options: Any) -> None:
-        super().__init__(**options)
-        self.cluster = cluster
-
-    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
-        stop = super().after_iteration(model, epoch, evals_log)
-        return bool(allreduce_max(np.array([int(stop)], dtype=np.int32), self.cluster)[0])
-
-
-class PlanAttribute(xgb.callback.TrainingCallback):
-    """Stores the column plan in the booster before the first round, so every checkpoint carries it."""
-
-    def __init__(self, columns: ColumnPlan) -> None:
-        super().__init__()
-        self.columns = columns
-
-    def before_training(self, model: Any) -> Any:
-        embed_plan(model, self.columns)
-        return model
-
-
-def metric_text(value: float) -> str:
-    """A metric as the log prints it: 6 significant digits (``1.23457e-05``, not ``0.000012``), so a
-    tuning job's regex reads small metrics apart."""
-    return f"{value:.6g}"
-
-
-class RoundLogger(xgb.callback.TrainingCallback):
-    """Logs ``[round]\\ttrain-rmse:...\\tvalidation-rmse:...`` on the leader (metrics are all-reduced)."""
-
-    def __init__(self, offset: int, leader: bool) -> None:
-        super().__init__()
-        self.offset, self.leader = offset, leader
-
-    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
-        if self.leader:
-            parts = [f"{data}-{metric}:{metric_text(values[-1])}" for data, metrics in evals_log.items()
-                     for metric, values in metrics.items()]
-            log.info("[%d]\t%s", self.offset + epoch, "\t".join(parts))
-        return False
-
-
 def _custom_metric(hps: Hyperparameters, columns: ColumnPlan, cluster: Cluster) -> Any:
     """The job's own metrics (the built-in algorithm's ``f1``, ``r2``, ...), all-reduced; None if none."""
     if not hps.custom_metrics:
         return None
     return evaluation.custom_metric(hps.custom_metrics, hps["objective"], max(len(columns.classes or []), 2),
-                                    lambda a: allreduce_sum(a, cluster), lambda a: allreduce_max(a, cluster),
+                                    lambda a: allreduce_sum(a, cluster, "round: custom metric sums"),
+                                    lambda a: allreduce_max(a, cluster, "round: custom metric maxima"),
                                     weighted=columns.weight is not None)
 
 
@@ -547,8 +509,8 @@ def _evaluate(booster: xgb.Booster, validation_path: Path, columns: ColumnPlan, 
     def batches() -> Iterator[evaluation.Scores]:
         return evaluation.whole_groups(scored())
 
-    return evaluation.evaluate(kind, batches, lambda a: allreduce_sum(a, cluster), lambda a: allreduce_max(a, cluster),
-                               names)
+    return evaluation.evaluate(kind, batches, lambda a: allreduce_sum(a, cluster, "evaluation: sums"),
+                               lambda a: allreduce_max(a, cluster, "evaluation: maxima"), names)
 
 
 def _record_evaluation(recorder: RunRecorder, booster: xgb.Booster, report: evaluation.Report | None,

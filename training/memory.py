@@ -144,8 +144,8 @@ def choose_matrices(rows: int, features: int, outputs: int, hps: Hyperparameters
     estimate = matrix_bytes(rows, features, hps["max_bin"], outputs, hps.linear)
     budget = memory_budget(hps["memory_budget_mb"])
     over = int(estimate > budget)  # this host's matrices would not fit
-    hosts_over = int(allreduce_sum(np.array([over], dtype=np.int64), cluster)[0])
-    largest = int(allreduce_max(np.array([estimate], dtype=np.int64), cluster)[0])
+    hosts_over = int(allreduce_sum(np.array([over], dtype=np.int64), cluster, "matrices: hosts over budget")[0])
+    largest = int(allreduce_max(np.array([estimate], dtype=np.int64), cluster, "matrices: largest estimate")[0])
     choice = replace(combine(hosts_over, largest, budget), linear=hps.linear)
     if cluster.leader:
         log.info("%s", choice.describe())

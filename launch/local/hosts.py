@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from launch.follower import RoundProgress, total_rounds
 from launch.local.services import DEFAULT_WORKDIR, REPO_ROOT, free_port
 from training import contract
 from training.errors import ConfigError
+from training.ledger import compare_ledger_files
 
 _FINAL = re.compile(r"final metrics: (.*) rounds:(\d+)")
 _STOP_GRACE_SECONDS = 15.0
@@ -45,6 +47,8 @@ class LocalJobResult:
     final_metrics: dict[str, float]
     rounds: int | None
     failure: str | None
+    ledger_mismatch: str | None = None
+    """Where the hosts' collective calls differed (:mod:`training.ledger`); the job then counts as failed."""
 
 
 def host_names(hosts: int) -> list[str]:
@@ -87,6 +91,16 @@ class LocalJob:
     def wait(self, timeout: float = 900.0) -> LocalJobResult:
         return _collect(self.job_name, self.host_dirs, _wait_all(self.processes, timeout))
 
+    @property
+    def ledger_dir(self) -> Path:
+        """Where the hosts write their collective ledgers (every local job keeps them)."""
+        return ledger_dir(self.host_dirs)
+
+
+def ledger_dir(host_dirs: list[Path]) -> Path:
+    """The job's folder of collective ledgers, beside its host trees."""
+    return host_dirs[0].parent / "ledgers"
+
 
 def start_local_job(
     hyperparameters: dict[str, str], hosts: int = 2, workdir: Path | None = None,
@@ -102,8 +116,12 @@ def start_local_job(
     hostnames = host_names(hosts)
     hps = {"tracker_port": str(free_port()), **{k: str(v) for k, v in hyperparameters.items()}}
     host_dirs = [job_dir / name for name in hostnames]
-    # Simulated hosts share this machine's cores: give each its share, or they thrash.
-    host_env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // hosts)), **(env or {})}
+    ledgers = ledger_dir(host_dirs)
+    shutil.rmtree(ledgers, ignore_errors=True)  # a rerun of the same job (resuming) writes them anew
+    # Simulated hosts share this machine's cores: give each its share, or they thrash. Every host
+    # records its collective calls: the job's outcome includes whether they were the same.
+    host_env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // hosts)), contract.LEDGER_ENV: str(ledgers),
+                **(env or {})}
     processes = []
     for name, host_dir in zip(hostnames, host_dirs, strict=True):
         write_host_tree(host_dir, hostnames, name, hps)
@@ -198,5 +216,10 @@ def _collect(job_name: str, host_dirs: list[Path], codes: list[int]) -> LocalJob
     failure = next((f.read_text().strip() for d in host_dirs if (f := contract.failure_file(d)).exists()), None)
     model = contract.model_dir(host_dirs[0]) / contract.MODEL_FILE
     exit_code = next((c for c in codes if c != 0), 0)
+    # A successful job's hosts made every call alike; a failed one's, every call they all made.
+    mismatch = compare_ledger_files(ledger_dir(host_dirs), [d.name for d in host_dirs], complete=exit_code == 0)
+    if mismatch is not None:  # our bug, whatever else happened: say it first
+        failure = f"{mismatch} (a bug: please report it)" + (f"; the job also failed: {failure}" if failure else "")
+        exit_code = exit_code or 1
     return LocalJobResult(job_name, exit_code, codes, host_dirs, logs, model if model.exists() else None,
-                          metrics, rounds, failure)
+                          metrics, rounds, failure, mismatch)

@@ -31,7 +31,7 @@ from tests.integration.test_launcher_moto import Recorder
 from training import contract
 from training.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
 from training.errors import ConfigError
-from training.job import PlanAttribute
+from training.model import embed_plan
 
 IAM = Path(__file__).resolve().parents[2] / "iam"
 SETTINGS = {
@@ -108,7 +108,9 @@ def _booster() -> xgb.Booster:
     x = np.c_[rng.normal(size=200), rng.integers(0, 2, 200)].astype(np.float32)
     data = xgb.DMatrix(x, x[:, 0] + x[:, 1], feature_names=PLAN.xgboost_feature_names,
                        feature_types=PLAN.feature_types, enable_categorical=True)
-    return xgb.train({"max_depth": 2}, data, 5, callbacks=[PlanAttribute(PLAN)])
+    booster = xgb.train({"max_depth": 2}, data, 5)
+    embed_plan(booster, PLAN)  # as the job does before the first round
+    return booster
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ import xgboost as xgb
 from launch.local.services import free_port
 from training import contract
 from training.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
-from training.job import PlanAttribute
+from training.model import embed_plan
 
 REPO = Path(__file__).resolve().parents[2]
 PLAN = ColumnPlan((ColumnSpec("x", "REAL", "numeric", FEATURE), ColumnSpec("city", "TEXT", "categorical", FEATURE),
@@ -56,7 +56,9 @@ def _booster() -> xgb.Booster:
     y = x[:, 0] + x[:, 1] + x[:, 2] + (x[:, 3] - 18_500) / 300 + (x[:, 4] - 1.65e9) / 3e7
     data = xgb.DMatrix(x, y, feature_names=PLAN.xgboost_feature_names, feature_types=PLAN.feature_types,
                        enable_categorical=True)
-    return xgb.train({"max_depth": 3}, data, 10, callbacks=[PlanAttribute(PLAN)])
+    booster = xgb.train({"max_depth": 3}, data, 10)
+    embed_plan(booster, PLAN)  # as the job does before the first round
+    return booster
 
 
 @pytest.fixture(scope="module")

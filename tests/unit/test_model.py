@@ -9,7 +9,7 @@ import xgboost as xgb
 from training import model
 from training.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
 from training.errors import DataError
-from training.job import PlanAttribute, _check_resumable
+from training.job import _check_resumable
 
 PLAN = ColumnPlan((ColumnSpec("x", "REAL", "numeric", FEATURE), ColumnSpec("city", "TEXT", "categorical", FEATURE),
                    ColumnSpec("label", "TEXT", "class", LABEL)),
@@ -23,7 +23,9 @@ def _train(objective: str, classes: int, plan: ColumnPlan = PLAN) -> xgb.Booster
     data = xgb.DMatrix(x, y, feature_names=plan.feature_names, feature_types=plan.feature_types,
                        enable_categorical=True)
     params = {"objective": objective, "max_depth": 2, **({"num_class": classes} if classes > 2 else {})}
-    return xgb.train(params, data, 5, callbacks=[PlanAttribute(plan)])
+    booster = xgb.train(params, data, 5)
+    model.embed_plan(booster, plan)  # as the job does before the first round
+    return booster
 
 
 def test_the_saved_model_alone_scores_raw_rows_with_class_names(tmp_path):
