@@ -38,7 +38,7 @@ from training.errors import ClusterError, ConfigError, DataError, Hyperparameter
 from training.hyperparameters import SURVIVAL_COX, Hyperparameters, maximized
 from training.lineage import SnowflakeLineage
 from training.memory import choose_matrices
-from training.model import PLAN_ATTRIBUTE, embed_plan, scoring_matrix
+from training.model import PLAN_ATTRIBUTE, embed_plan
 from training.names import resolve_table
 from training.objectives import LabelRange
 from training.recorder import NO_RECORDER, RunRecorder
@@ -129,7 +129,7 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, recorder: RunRecorder =
         final = _final_metrics(booster, dtrain, dvalid, _custom_metric(hps, columns, cluster))
         # every host reaches the same verdict: every host's signal was all-reduced after each round
         interrupted = bool(signalled) and rounds < hps["num_round"]
-        report = None if interrupted else _evaluate(booster, shard.validation_path, columns, hps, cluster)
+        report = None if interrupted else _evaluate(booster, dvalid, shard.validation_path, columns, hps, cluster)
     if interrupted:
         saved = ""
         if hps["save_model_on_termination"] == "true" and cluster.leader:
@@ -485,24 +485,33 @@ def _final_metrics(booster: xgb.Booster, dtrain: Any, dvalid: Any, custom: Any =
     return metrics
 
 
-def _evaluate(booster: xgb.Booster, validation_path: Path, columns: ColumnPlan, hps: Hyperparameters,
+def _evaluate(booster: xgb.Booster, dvalid: Any, validation_path: Path, columns: ColumnPlan, hps: Hyperparameters,
               cluster: Cluster) -> evaluation.Report | None:
-    """The validation evaluation (every host: two all-reduces), from the spilled validation rows
-    read in batches and scored by the final model; None for objectives without one."""
+    """The validation evaluation (every host: two all-reduces), scored by the final model over this
+    host's validation matrix and read with its labels from the spilled rows in batches; None for
+    objectives without one.
+
+    One prediction over ``dvalid``, not a matrix per batch: building any XGBoost matrix inside the
+    collective all-reduces its column count (XGBoost's own, native call), so a matrix per batch
+    would make a number of calls that only this host knows (its validation rows) and pair the
+    hosts' calls wrongly. Predicting makes no collective call.
+    """
     kind = evaluation.family(hps["objective"])
     if kind is None:
         return None
     classes = len(columns.classes or [])
     names = [str(c) for c in columns.classes or []]
     weighted = columns.weight is not None
+    # classifiers: margins, turned into probabilities alike for every binary:*/multi:* objective;
+    # regression: the prediction itself (a Poisson or gamma model's margin is a logarithm)
+    output = booster.predict(dvalid, output_margin=kind in (evaluation.BINARY, evaluation.MULTICLASS))
 
     def scored() -> Iterator[evaluation.Scores]:
+        start = 0
         for fields in matrix_batches(validation_path, columns):
-            matrix = scoring_matrix(columns, fields["data"])
-            # classifiers: margins, turned into probabilities alike for every binary:*/multi:* objective;
-            # regression: the prediction itself (a Poisson or gamma model's margin is a logarithm)
-            margin = booster.predict(matrix, output_margin=kind in (evaluation.BINARY, evaluation.MULTICLASS))
-            scores = evaluation.probabilities(hps["objective"], margin, classes)
+            rows = len(fields["label"])
+            scores = evaluation.probabilities(hps["objective"], output[start:start + rows], classes)
+            start += rows
             yield evaluation.Scores.of(fields["label"], scores, fields["weight"] if weighted else None,
                                        fields.get("qid"))
 

@@ -12,6 +12,7 @@ import xgboost as xgb
 from training import job
 from training.cluster import Cluster
 from training.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
+from training.dataset import build_matrices
 from training.hyperparameters import parse_hyperparameters
 
 PLAN = ColumnPlan((ColumnSpec("x", "REAL", "numeric", FEATURE), ColumnSpec("y", "REAL", "numeric", LABEL)), {})
@@ -32,8 +33,9 @@ def test_a_log_link_model_is_judged_on_its_predictions_not_its_margins(tmp_path:
     y = rng.poisson(np.exp(x)).astype(float)
     hps = parse_hyperparameters({"table": "T", "target": "y", "objective": "count:poisson", "num_round": "50"})
     booster = xgb.train(hps.xgboost_params(), xgb.DMatrix(x[:, None], y, feature_names=["x"]), 50)
-    report = job._evaluate(booster, _spill(tmp_path / "validation.arrow", x, y), PLAN, hps,
-                           Cluster.from_hosts(["algo-1"], "algo-1"))
+    spilled = _spill(tmp_path / "validation.arrow", x, y)
+    _, dvalid = build_matrices(spilled, spilled, PLAN, 256, 0, None)
+    report = job._evaluate(booster, dvalid, spilled, PLAN, hps, Cluster.from_hosts(["algo-1"], "algo-1"))
     predicted = booster.predict(xgb.DMatrix(x[:, None], feature_names=["x"]))
     assert report is not None
     assert report.scalars["mse"] == pytest.approx(float(np.mean((predicted - y) ** 2)), rel=1e-6)

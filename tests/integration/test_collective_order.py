@@ -1,0 +1,205 @@
+"""Every host makes the same collective calls in the same order, whatever order XGBoost runs callbacks in.
+
+Cheap: the hosts are threads of this process (XGBoost's communicator is per thread, as its own
+tests use it), each joining the real collective through :func:`training.cluster.collective`
+with a ledger file, on a few thousand in-memory rows. XGBoost 3.0 keeps its callbacks in a set,
+so their order follows object addresses; these tests do not rely on addresses: they force each
+host's order (rank 0 one way, rank 1 the other) by wrapping XGBoost's ``CallbackContainer``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import xgboost as xgb
+
+from launch.local.services import free_port
+from tests.helpers import numeric_plan
+from training.checkpoints import StopFlag, list_checkpoints
+from training.cluster import Cluster, allreduce_max, collective
+from training.dataset import build_matrices
+from training.hyperparameters import parse_hyperparameters
+from training.job import JobSpec, _evaluate, _train
+from training.ledger import compare_ledger_files, ledger_path, read_ledger
+from training.recorder import NO_RECORDER
+
+HOSTS = ("127.0.0.1", "127.0.0.2")
+FEATURES = ["x0", "x1", "x2"]
+
+
+def run_hosts(work: Callable[[Cluster], Any], ledger_dir: Path, hosts: tuple[str, ...] = HOSTS) -> list[Any]:
+    """``work(cluster)`` on every host at once, each a thread in the job's collective; results by rank."""
+    port, results, errors = free_port(), [None] * len(hosts), []
+
+    def host(rank: int) -> None:
+        cluster = Cluster.from_hosts(list(hosts), hosts[rank])
+        try:
+            with collective(cluster, port, timeout=20, ledger_dir=ledger_dir):
+                results[rank] = work(cluster)
+        except Exception as err:  # reported below, with the other host's outcome
+            errors.append((hosts[rank], err))
+
+    threads = [threading.Thread(target=host, args=(rank,)) for rank in range(len(hosts))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors, errors
+    return results
+
+
+@pytest.fixture
+def opposite_callback_orders(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """XGBoost runs a host's callbacks by class name, forwards on rank 0 and backwards on rank 1."""
+    original = xgb.callback.CallbackContainer.__init__
+
+    def ordered(self: Any, callbacks: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, callbacks, *args, **kwargs)
+        backwards = xgb.collective.get_rank() == 1
+        self.callbacks = sorted(callbacks, key=lambda c: type(c).__name__, reverse=backwards)
+
+    monkeypatch.setattr(xgb.callback.CallbackContainer, "__init__", ordered)
+    yield
+
+
+def _rows(rank: int, rows: int = 2_000) -> tuple[np.ndarray, np.ndarray]:
+    """This host's share of a noisy linear table (the noise makes early stopping fire within a few rounds)."""
+    rng = np.random.default_rng(rank)
+    x = rng.normal(size=(rows, len(FEATURES))).astype(np.float32)
+    return x, (x[:, 0] + 0.5 * x[:, 1] + rng.normal(scale=1.0, size=rows)).astype(np.float32)
+
+
+class Talker(xgb.callback.TrainingCallback):
+    """A callback that all-reduces each round, as two of ours once did."""
+
+    def __init__(self, cluster: Cluster, site: str) -> None:
+        super().__init__()
+        self.cluster, self.site = cluster, site
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+        allreduce_max(np.zeros(1, dtype=np.int32), self.cluster, self.site)
+        return False
+
+
+class FirstTalker(Talker):
+    pass
+
+
+class SecondTalker(Talker):
+    pass
+
+
+def test_the_ledger_comparison_names_two_callbacks_run_in_different_orders(tmp_path: Path,
+                                                                             opposite_callback_orders: None) -> None:
+    def train(cluster: Cluster) -> int:
+        x, y = _rows(cluster.rank, 200)
+        talkers = [FirstTalker(cluster, "first talker"), SecondTalker(cluster, "second talker")]
+        return xgb.train({"max_depth": 2}, xgb.DMatrix(x, y), 3, callbacks=talkers).num_boosted_rounds()
+
+    assert run_hosts(train, tmp_path) == [3, 3]  # same shape and dtype: nothing failed
+    found = compare_ledger_files(tmp_path, HOSTS, complete=True)
+    assert found == ("the hosts' collective calls differ at call #1: 127.0.0.1 made 'first talker allreduce:max "
+                     "int32 (1,)'; 127.0.0.2 made 'second talker allreduce:max int32 (1,)'")
+
+
+def _spec(tmp_path: Path, cluster: Cluster, **hyperparameters: object) -> JobSpec:
+    hps = parse_hyperparameters({"table": "T", "target": "y", "num_round": "200", "max_depth": "3", "eta": "0.6",
+                                 "early_stopping_rounds": "3", **{k: str(v) for k, v in hyperparameters.items()}})
+    host_dir = tmp_path / cluster.current_host
+    return JobSpec(hps, cluster, host_dir / "model", host_dir / "spill", checkpoint_dir=host_dir / "checkpoints")
+
+
+class SignalAt(xgb.callback.TrainingCallback):
+    """The run recorder's place: on one host, SIGTERM's flag is set after ``round`` (and nothing else)."""
+
+    def __init__(self, stop: StopFlag, round_: int | None) -> None:
+        super().__init__()
+        self.stop, self.round = stop, round_
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+        if epoch + 1 == self.round:
+            self.stop.set()
+        return False
+
+
+class Recorder:
+    """The NO_RECORDER protocol with a callback that may raise this host's stop flag."""
+
+    def __init__(self, stop: StopFlag, round_: int | None) -> None:
+        self.stop, self.round = stop, round_
+
+    def callback(self, offset: int = 0) -> xgb.callback.TrainingCallback:
+        return SignalAt(self.stop, self.round)
+
+
+def _train_on(tmp_path: Path, signal_host: str | None = None, signal_round: int = 4,
+              **hyperparameters: object) -> Callable[[Cluster], tuple[int, tuple[str, ...], int]]:
+    columns = numeric_plan(FEATURES, label="y")
+
+    def train(cluster: Cluster) -> tuple[int, tuple[str, ...], int]:
+        x, y = _rows(cluster.rank)
+        dtrain = xgb.QuantileDMatrix(x[:1600], y[:1600], feature_names=FEATURES)
+        dvalid = xgb.QuantileDMatrix(x[1600:], y[1600:], ref=dtrain, feature_names=FEATURES)
+        stop = StopFlag()
+        recorder = Recorder(stop, signal_round if cluster.current_host == signal_host else None)
+        booster, rounds, signalled = _train(_spec(tmp_path, cluster, **hyperparameters), columns, dtrain, dvalid,
+                                            cluster, stop, recorder if signal_host else NO_RECORDER)
+        return rounds, signalled, booster.num_boosted_rounds()
+
+    return train
+
+
+def test_early_stopping_stops_every_host_after_the_same_round_whatever_order_xgboost_runs_callbacks(
+        tmp_path: Path, opposite_callback_orders: None) -> None:
+    """Failed every time before the round had one owner: the stop flag of one host met the other's verdict."""
+    results = run_hosts(_train_on(tmp_path / "hosts"), tmp_path)
+    (rounds, signalled, boosted), other = results
+    assert other == results[0]
+    assert rounds < 200 and rounds == boosted and signalled == ()  # stopped early, not by a signal
+    assert compare_ledger_files(tmp_path, HOSTS, complete=True) is None
+    calls = read_ledger(ledger_path(tmp_path, HOSTS[0]))
+    assert calls.count("xgboost:_allreduce_metric\tallreduce:sum\tfloat64\t(1,)") == 2 * rounds  # train, validation
+    assert [c for c in calls if "stop verdict" in c][-1] == f"round {rounds}: stop verdict\tallreduce:max\tint32\t(3,)"
+
+
+@pytest.mark.parametrize("signal_host", HOSTS)
+def test_a_signal_on_one_host_stops_every_host_after_the_same_round_and_names_that_host(
+        tmp_path: Path, opposite_callback_orders: None, signal_host: str) -> None:
+    train = _train_on(tmp_path / "hosts", signal_host, signal_round=4, early_stopping_rounds=0, num_round=50,
+                      checkpoint_interval=1000)
+    assert run_hosts(train, tmp_path) == [(4, (signal_host,), 4)] * 2
+    assert compare_ledger_files(tmp_path, HOSTS, complete=True) is None
+    # the leader saved the model at the stop round, whichever host got the signal
+    assert [rounds for rounds, _ in list_checkpoints(tmp_path / "hosts" / HOSTS[0] / "checkpoints")] == [4]
+
+
+def test_the_evaluation_makes_the_same_calls_on_hosts_with_different_numbers_of_validation_batches(
+        tmp_path: Path) -> None:
+    """Host 1 holds 70,000 validation rows (two batches of 65,536), host 2 holds 1,000 (one): scoring a
+    matrix per batch made XGBoost's hidden column-count all-reduce once more on host 1 and broke the job."""
+    columns = numeric_plan(FEATURES, label="y")
+    hps = parse_hyperparameters({"table": "T", "target": "y", "eval_metric": "rmse"})
+
+    def evaluate(cluster: Cluster) -> tuple[dict[str, float], float, int]:
+        x, y = _rows(cluster.rank, 70_000 if cluster.rank == 0 else 1_000)
+        path = tmp_path / f"{cluster.current_host}.arrow"
+        batch = columns.to_spill([pa.array(x[:, i]) for i in range(len(FEATURES))] + [pa.array(y)])
+        with pa.ipc.new_file(str(path), batch.schema) as out:
+            out.write_batch(batch)
+        dtrain, dvalid = build_matrices(path, path, columns, 256)
+        booster = xgb.train(hps.xgboost_params(), dtrain, 3)
+        report = _evaluate(booster, dvalid, path, columns, hps, cluster)
+        assert report is not None
+        squared = float(np.sum((booster.inplace_predict(x) - y) ** 2))
+        return report.scalars, squared, len(y)
+
+    (scalars, squared_1, rows_1), (other, squared_2, rows_2) = run_hosts(evaluate, tmp_path / "ledgers")
+    assert other == scalars  # every host holds the job's report
+    assert scalars["mse"] == pytest.approx((squared_1 + squared_2) / (rows_1 + rows_2), rel=1e-5)
+    assert compare_ledger_files(tmp_path / "ledgers", HOSTS, complete=True) is None
