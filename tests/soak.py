@@ -33,8 +33,12 @@ from training import contract
 from training.ledger import compare_ledger_files
 
 SECRET_ID = "soak/snowflake"
-SYNTH, MIXED = "SOAK_SYNTH", "SOAK_MIXED"
+SYNTH, MIXED, SMALL, BIG = "SOAK_SYNTH", "SOAK_MIXED", "SOAK_SMALL", "SOAK_BIG"
 ROWS = 12_000
+BIG_ROWS = 80_000
+"""Enough that every host's shard is over ``memory_budget_mb=1`` (about 52 bytes a row in memory)."""
+SMALL_ROWS = 900
+"""Under the local Snowflake's inline part (1,000 rows): the whole result is one batch."""
 SIGNALLED = re.compile(r"stopped by SIGTERM \(received by host ([0-9., ]+)\) after round (\d+) of (\d+)")
 MIXED_FEATURES = '"Price","Units Sold","is_member","signup_date","last_seen","region","noise"'
 """The mixed table's features: numbers, a boolean, a date, a timestamp and the text column ``region``."""
@@ -94,13 +98,18 @@ KINDS: dict[str, Callable[[random.Random], dict[str, str]]] = {
     # three classes from text columns, early stopping on mlogloss, the job's accuracy beside it
     "text-multiclass": lambda r: _mixed(target='"Segment"', objective="multi:softprob", eval_metric="mlogloss,accuracy",
                                         early_stopping_rounds=r.randint(2, 4), eta=r.uniform(0.3, 0.7)),
-    # every row on one host: the others train on an empty shard (hash of a constant key)
-    "empty-shard": lambda r: _mixed(read_mode="hash", shard_key='"w"', eval_metric="logloss",
+    # a table small enough to come back as one result batch: in scan mode one host gets it all, the
+    # others train on an empty shard
+    "empty-shard": lambda r: _mixed(table=f"DEMO.PUBLIC.{SMALL}", read_mode="scan", eval_metric="logloss",
                                     early_stopping_rounds=r.randint(2, 4), eta=r.uniform(0.4, 0.8)),
     # matrices in external memory on every host
-    "external-memory": lambda r: _synth(memory_budget_mb=1, eval_metric="rmse", early_stopping_rounds=r.randint(2, 5),
+    "external-memory": lambda r: _synth(table=f"DEMO.PUBLIC.{BIG}", memory_budget_mb=1, eval_metric="rmse", early_stopping_rounds=r.randint(2, 5),
                                         eta=r.uniform(0.4, 0.8)),
 }
+
+
+EXERCISED = {"empty-shard": "train on an empty shard", "external-memory": "matrices: ExtMemQuantileDMatrix"}
+"""What the leader's log says when a kind of run exercised what it is for."""
 
 
 def plan(runs: int, seed: int) -> list[Run]:
@@ -113,7 +122,7 @@ def plan(runs: int, seed: int) -> list[Run]:
         hosts = 3 if kind == "empty-shard" else rng.choice((2, 3))
         hps = KINDS[kind](rng)
         hps = {k: (f"{float(v):.2f}" if k == "eta" else v) for k, v in hps.items()}
-        if "read_mode" not in hps:
+        if kind != "empty-shard":
             hps["read_mode"] = rng.choice(("scan", "hash"))
         signalled = index % 4 == 3
         out.append(Run(f"{index + 1:02d}-{kind}", hosts, hps, rng.randrange(hosts) if signalled else None,
@@ -126,6 +135,8 @@ def prepare(stack: LocalStack) -> dict[str, str]:
     stack.put_secret(SECRET_ID, stack.snowflake_secret())
     stack.ensure_table(SYNTH, data="synthetic", rows=ROWS, seed=3, categories=(5, 40))
     stack.ensure_table(MIXED, data="mixed", rows=ROWS, seed=4)
+    stack.ensure_table(SMALL, data="mixed", rows=SMALL_ROWS, seed=5)
+    stack.ensure_table(BIG, data="synthetic", rows=BIG_ROWS, seed=6, categories=(5, 40))
     return {**stack.aws_env(), contract.SECRET_ID_ENV: SECRET_ID, contract.LOGIN_TIMEOUT_ENV: "20",
             contract.NETWORK_TIMEOUT_ENV: "30"}
 
@@ -157,7 +168,10 @@ def judge(run: Run, result: LocalJobResult, job: LocalJob, seconds: float) -> Ou
     # Stricter than the local mode's own check: an agreed stop leaves no host behind, so all calls count.
     mismatch = compare_ledger_files(job.ledger_dir, hosts, complete=True)
     stopped = SIGNALLED.search(result.failure or "")
-    if result.exit_code == 0 and result.ledger_mismatch is None:
+    missing = [line for tag in run.tags if (line := EXERCISED.get(tag)) and line not in job.leader_log()]
+    if missing:
+        kind, passed, detail = "failed", False, f"the leader's log lacks {missing[0]!r}: the run did not test its case"
+    elif result.exit_code == 0 and result.ledger_mismatch is None:
         kind, passed, detail = "succeeded", True, f"{result.rounds} rounds"
     elif stopped and run.signal_host is not None and stopped.group(1) == hosts[run.signal_host]:
         kind, passed, detail = "stopped by SIGTERM", True, f"after round {stopped.group(2)}"
@@ -185,8 +199,8 @@ def short_plan(seed: int = 1) -> list[Run]:
     return [
         Run("own-max", 3, {**KINDS["own-max"](rng), "read_mode": "scan"}),
         Run("native-max-sigterm", 2, {**KINDS["native-max"](rng), "read_mode": "hash"}, signal_host=1, signal_round=2),
-        Run("empty-shard", 3, KINDS["empty-shard"](rng)),
-        Run("external-memory", 2, {**KINDS["external-memory"](rng), "read_mode": "scan"}),
+        Run("empty-shard", 3, KINDS["empty-shard"](rng), tags=("empty-shard",)),
+        Run("external-memory", 2, {**KINDS["external-memory"](rng), "read_mode": "scan"}, tags=("external-memory",)),
     ]
 
 

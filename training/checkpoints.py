@@ -17,7 +17,7 @@ from pathlib import Path
 
 import xgboost as xgb
 
-from training.cluster import Cluster, broadcast
+from training.cluster import Cluster, from_leader
 
 log = logging.getLogger(__name__)
 
@@ -52,17 +52,23 @@ def save_checkpoint(booster: xgb.Booster, directory: Path, rounds: int, keep: in
 
 
 def resume_point(directory: Path | None, cluster: Cluster) -> tuple[int, bytes | None]:
-    """(rounds already done, model bytes) from the leader's newest checkpoint, on every host."""
-    found: tuple[int, bytes | None] = (0, None)
-    if cluster.leader:
-        checkpoints = list_checkpoints(directory)
-        if checkpoints:
-            rounds, path = checkpoints[-1]
-            found = (rounds, path.read_bytes())
-    rounds, model = broadcast(found, cluster, "checkpoint: resume point")
+    """(rounds already done, model bytes) from the leader's newest checkpoint, on every host.
+
+    Only the leader reads (a checkpoint may exist on its disk alone); a failure to read it fails
+    every host at once with the leader's error.
+    """
+    rounds, model = from_leader(lambda: _newest(directory), cluster, "checkpoint: resume point")
     if rounds:
         log.info("resuming from checkpoint after round %d", rounds)
     return rounds, model
+
+
+def _newest(directory: Path | None) -> tuple[int, bytes | None]:
+    checkpoints = list_checkpoints(directory)
+    if not checkpoints:
+        return 0, None
+    rounds, path = checkpoints[-1]
+    return rounds, path.read_bytes()
 
 
 class StopFlag:

@@ -14,14 +14,15 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from training.errors import ClusterError, ConfigError
+from training import errors
+from training.errors import ClusterError, ConfigError, UserError
 from training.ledger import Ledger, ledger_path
 
 log = logging.getLogger(__name__)
@@ -194,8 +195,9 @@ def _join(coll: Any, args: dict[str, Any], cluster: Cluster, timeout: int) -> No
                     f"host {cluster.current_host} could not join the other {cluster.size - 1} hosts at "
                     f"{args['dmlc_tracker_uri']}:{args['dmlc_tracker_port']} within {timeout} s ({error_summary(err)}): "
                     "check that all hosts started and can reach each other (security group allows traffic "
-                    "between them); raise 'collective_timeout' if reading the table (the leader's query in "
-                    "read_mode=scan) takes longer"
+                    "between them), and the other hosts' logs for one that failed before joining; raise "
+                    "'collective_timeout' if reading the table (the leader's query in read_mode=scan, or a host's "
+                    "shard in read_mode=hash) takes longer"
                 ) from err
             log.info("waiting for the tracker (attempt %d): %s", attempt, error_summary(err))
             time.sleep(min(2.0 * attempt, 10.0))
@@ -271,6 +273,67 @@ def gather(value: Any, cluster: Cluster, site: str) -> list[Any]:
     for rank in range(cluster.size):
         out.extend(broadcast(list(value) if rank == cluster.rank else None, cluster, site, root=rank))
     return out
+
+
+T = TypeVar("T")
+
+
+def agree(step: Callable[[], T], cluster: Cluster, site: str) -> T:
+    """This host's ``step``, then every host's outcome in one gather: when any host failed, every
+    host fails at once with that failure, instead of the others waiting in their next collective
+    call until the collective timeout and then saying they lost contact.
+
+    The host that failed raises its own error (a bug keeps its traceback); the others raise the
+    first failed host's error, of the same kind, naming that host. ``step`` must make no collective
+    call itself (a host that failed inside one would leave the others in it).
+    """
+    if not cluster.distributed:
+        return step()
+    result, failure, error = None, None, None
+    try:
+        result = step()
+    except Exception as err:  # raised below, once every host knows
+        failure, error = _outcome(err), err
+    outcomes = gather([failure], cluster, site)
+    if error is not None:
+        raise error
+    _raise_first(outcomes, cluster)
+    return result  # type: ignore[return-value]
+
+
+def from_leader(step: Callable[[], T], cluster: Cluster, site: str) -> T:
+    """The leader's ``step``, its result on every host; when it fails, every host fails with its error."""
+    if not cluster.distributed:
+        return step()
+    payload, error = None, None
+    if cluster.leader:
+        try:
+            payload = (step(), None)
+        except Exception as err:  # raised below, once every host knows
+            payload, error = (None, _outcome(err)), err
+    result, failure = broadcast(payload, cluster, site)
+    if error is not None:
+        raise error
+    _raise_first([failure], cluster)
+    return result
+
+
+def _outcome(err: Exception) -> tuple[str, str]:
+    """What the other hosts learn of a host's failure: the kind of user error and its line, or a bug's type."""
+    return (type(err).__name__, str(err)) if isinstance(err, UserError) else ("", type(err).__name__)
+
+
+def _raise_first(outcomes: list[tuple[str, str] | None], cluster: Cluster) -> None:
+    for host, outcome in zip(cluster.hosts, outcomes, strict=False):
+        if outcome is None:
+            continue
+        kind, text = outcome
+        if not kind:
+            raise ClusterError(f"host {host} failed with an internal error ({text}): see its log for the traceback")
+        error_class = getattr(errors, kind, None)
+        if not (isinstance(error_class, type) and issubclass(error_class, UserError)):
+            error_class = UserError
+        raise error_class(f"{text} (on host {host})")
 
 
 def _allreduce(values: np.ndarray, cluster: Cluster, site: str, op: str) -> np.ndarray:

@@ -151,14 +151,20 @@ def ranges(kind: str, s: Scores) -> np.ndarray:
 
 
 def summary(kind: str, s: Scores, limits: np.ndarray, classes: int = 2) -> np.ndarray:
-    """This host's additive summary: a fixed-length float64 vector whose sum over hosts is the job's."""
+    """This host's additive summary: a fixed-length float64 vector whose sum over hosts is the job's.
+
+    float64 whatever the rows: ``np.bincount`` of no rows gives integers even with weights, and a
+    host with no validation rows would all-reduce int64 against the others' float64.
+    """
     if kind == REGRESSION:
-        return _regression_summary(s, limits)
-    if kind == BINARY:
-        return _binary_summary(s)
-    if kind == RANKING:
-        return _ranking_summary(s)
-    return _multiclass_summary(s, classes)
+        parts = _regression_summary(s, limits)
+    elif kind == BINARY:
+        parts = _binary_summary(s)
+    elif kind == RANKING:
+        parts = _ranking_summary(s)
+    else:
+        parts = _multiclass_summary(s, classes)
+    return np.asarray(parts, dtype=np.float64)
 
 
 def _bin(values: np.ndarray, low: float, high: float, bins: int) -> np.ndarray:

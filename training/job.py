@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -23,11 +24,13 @@ from training import __version__, constraints, evaluation, read_record, snapshot
 from training.checkpoints import StopFlag, resume_point, write_model
 from training.cluster import (
     Cluster,
+    agree,
     allreduce_max,
     allreduce_sum,
     broadcast,
     collective,
     error_summary,
+    from_leader,
     gather,
 )
 from training.columns import ColumnPlan
@@ -235,13 +238,15 @@ def _read_joined(creds: SnowflakeCredentials, spec: JobSpec, cluster: Cluster, p
     hps = spec.hyperparameters
     if hps["read_mode"] == "scan":
         share = _deal(scan, cluster)
-        return plan, fetch_share(share, plan, hps, spec.spill_dir, cluster.leader), share
+        # a host whose download fails fails every host at once, with its reason
+        return plan, agree(lambda: fetch_share(share, plan, hps, spec.spill_dir, cluster.leader), cluster,
+                           "read: share fetched"), share
     plan = replace(plan, snapshot_at=broadcast(plan.snapshot_at if cluster.leader else None, cluster,
                                                "read: snapshot time"))
     log.info("reading shard %d of %d at snapshot %s (snapshot=job_start, the leader's Snowflake time)",
              cluster.rank, cluster.size, plan.snapshot_at)
-    shard = fetch_shard(lambda: connect(creds, hps["query_tag"], spec.snowflake_timeouts), plan, cluster.rank,
-                        cluster.size, hps, spec.spill_dir)
+    shard = agree(lambda: fetch_shard(lambda: connect(creds, hps["query_tag"], spec.snowflake_timeouts), plan,
+                                      cluster.rank, cluster.size, hps, spec.spill_dir), cluster, "read: shard fetched")
     return plan, shard, None
 
 
@@ -252,7 +257,11 @@ def _deal(scan: ScanResult | None, cluster: Cluster) -> ScanShare:
 
 
 class _collective_errors:
-    """Turns a broken collective (a peer died or timed out) into a ClusterError with the fix."""
+    """Turns a broken collective (a peer died or timed out) into a ClusterError with the fix.
+
+    Only XGBoost errors from its communicator: any other XGBoost error (a check that failed on
+    every host alike) keeps its own text and traceback, rather than blaming another host.
+    """
 
     def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
@@ -261,13 +270,20 @@ class _collective_errors:
         return None
 
     def __exit__(self, kind: Any, err: Any, tb: Any) -> bool:
-        if kind is not None and issubclass(kind, xgb.core.XGBoostError) and self.cluster.distributed:
+        if (kind is not None and issubclass(kind, xgb.core.XGBoostError) and self.cluster.distributed
+                and _COMMUNICATION.search(str(err))):
             first = error_summary(err)
             raise ClusterError(
                 f"host {self.cluster.current_host} lost contact with the other hosts ({first}): another host "
                 "failed or was stopped; see its log for the cause"
             ) from None
         return False
+
+
+_COMMUNICATION = re.compile(r"/collective/|ring|poll|socket|connect|tracker|bootstrap|timed? ?out|allreduce|allgather"
+                            r"|broadcast|communicat|peer|recv|send", re.IGNORECASE)
+"""What XGBoost's communicator errors say (its source path, ``Ring allreduce ... failed``, ``Poll
+timeout``, ``Failed to connect``)."""
 
 
 def _check_totals(shard: Shard, plan: ShardPlan, cluster: Cluster, hps: Hyperparameters,
@@ -306,7 +322,10 @@ def _check_totals(shard: Shard, plan: ShardPlan, cluster: Cluster, hps: Hyperpar
     _check_values(plan.columns, totals[5:5 + width], totals[5 + width:5 + width + columns])
     if rows_valid == 0 or rows_train == 0:
         which = "validation" if rows_valid == 0 else "training"
-        raise DataError(f"the split left no {which} rows out of {total:,}: adjust 'validation_fraction'")
+        key = ", ".join(plan.key) if len(plan.key) <= 3 else f"all {len(plan.key)} columns"
+        raise DataError(f"the split left no {which} rows out of {total:,}: rows are held out by a hash of the shard key "
+                        f"({key}), and rows with the same key fall on the same side; use a shard_key with many "
+                        "distinct values (a row id), or adjust 'validation_fraction'")
     return [int(n) for n in totals[5 + width + columns:]]
 
 
@@ -364,8 +383,8 @@ def _agree_vocabularies(shard: Shard, plan: ShardPlan, cluster: Cluster, hps: Hy
     vocabularies, over = merge_vocabularies(columns, partials, hps["max_categories"])
     if over:
         name = next(iter(over))
-        distinct = over[name] if over[name] is not None else broadcast(count(name) if cluster.leader else None,
-                                                                       cluster, "read: distinct count")
+        distinct = over[name] if over[name] is not None else from_leader(lambda: count(name), cluster,
+                                                                         "read: distinct count")
         fix = ("use an objective for fewer classes, or group rare classes in a view" if name == plan.target
                else "raise the hyperparameter 'max_categories', or drop the column from 'features'")
         raise DataError(f"column {name!r} has {distinct:,} distinct values, over max_categories="

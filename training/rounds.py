@@ -95,9 +95,19 @@ class RoundOwner(xgb.callback.TrainingCallback):
             self.stopped_at = rounds
         if self.checkpoint_dir is not None and self.cluster.leader and (
                 self.signalled or rounds % self.checkpoint_interval == 0):
-            path = save_checkpoint(model, self.checkpoint_dir, rounds)
-            log.info("checkpoint saved after round %d: %s", rounds, path.name)
+            self._checkpoint(model, rounds)
         return early or bool(self.signalled)
+
+    def _checkpoint(self, model: Any, rounds: int) -> None:
+        """The leader's checkpoint; a failure to write it is a warning, never the leader leaving alone
+        (the other hosts would wait in the next round's collective calls until the timeout)."""
+        try:
+            path = save_checkpoint(model, self.checkpoint_dir, rounds)  # type: ignore[arg-type]
+        except OSError as err:
+            log.warning("could not save the checkpoint after round %d (%s: %s): training goes on; a restart "
+                        "resumes from the last checkpoint saved", rounds, type(err).__name__, err.strerror or err)
+            return
+        log.info("checkpoint saved after round %d: %s", rounds, path.name)
 
     def after_training(self, model: Any) -> Any:
         model = self.early.after_training(model) if self.early else model

@@ -9,7 +9,9 @@ host's order (rank 0 one way, rank 1 the other) by wrapping XGBoost's ``Callback
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,11 +21,14 @@ import pyarrow as pa
 import pytest
 import xgboost as xgb
 
+from launch.local.hosts import _collect
 from launch.local.services import free_port
 from tests.helpers import numeric_plan
 from training.checkpoints import StopFlag, list_checkpoints
-from training.cluster import Cluster, allreduce_max, collective
+from training.cluster import Cluster, agree, allreduce_max, collective, from_leader
+from training.columns import LABEL, ColumnPlan, ColumnSpec
 from training.dataset import build_matrices
+from training.errors import ConfigError, DataError
 from training.hyperparameters import parse_hyperparameters
 from training.job import JobSpec, _evaluate, _train
 from training.ledger import compare_ledger_files, ledger_path, read_ledger
@@ -179,27 +184,130 @@ def test_a_signal_on_one_host_stops_every_host_after_the_same_round_and_names_th
     assert [rounds for rounds, _ in list_checkpoints(tmp_path / "hosts" / HOSTS[0] / "checkpoints")] == [4]
 
 
-def test_the_evaluation_makes_the_same_calls_on_hosts_with_different_numbers_of_validation_batches(
-        tmp_path: Path) -> None:
-    """Host 1 holds 70,000 validation rows (two batches of 65,536), host 2 holds 1,000 (one): scoring a
-    matrix per batch made XGBoost's hidden column-count all-reduce once more on host 1 and broke the job."""
+@pytest.mark.parametrize(("objective", "rows"), [
+    ("reg:squarederror", (70_000, 1_000)),  # two validation batches of 65,536 rows on host 1, one on host 2
+    ("reg:squarederror", (1_000, 0)),  # host 2 has no validation rows
+    ("binary:logistic", (1_000, 0)),
+    ("multi:softprob", (1_000, 0)),
+])
+def test_the_evaluation_makes_the_same_calls_on_hosts_with_different_validation_rows(
+        tmp_path: Path, objective: str, rows: tuple[int, int]) -> None:
+    """Scoring a matrix per batch made XGBoost's hidden column-count all-reduce once more on the host with
+    more batches; a host with no rows all-reduced its summary as int64 against the others' float64."""
+    classes = 3 if objective.startswith("multi") else 2 if objective.startswith("binary") else 0
     columns = numeric_plan(FEATURES, label="y")
-    hps = parse_hyperparameters({"table": "T", "target": "y", "eval_metric": "rmse"})
+    names = ("cat", "dog", "emu")[:classes]
+    if classes:  # a text label, as the job codes it
+        columns = ColumnPlan((*columns.features, ColumnSpec("y", "TEXT", "class", LABEL)), {"y": names})
+    hps = parse_hyperparameters({"table": "T", "target": "y", "objective": objective,
+                                 **({"num_class": str(classes)} if classes == 3 else {})})
 
     def evaluate(cluster: Cluster) -> tuple[dict[str, float], float, int]:
-        x, y = _rows(cluster.rank, 70_000 if cluster.rank == 0 else 1_000)
+        x, y = _rows(cluster.rank, rows[cluster.rank])
+        if classes:
+            y = np.clip(np.floor(y + 1), 0, classes - 1).astype(np.float32)
+        label = pa.array(np.array(names, dtype=object)[y.astype(int)]) if classes else pa.array(y)
         path = tmp_path / f"{cluster.current_host}.arrow"
-        batch = columns.to_spill([pa.array(x[:, i]) for i in range(len(FEATURES))] + [pa.array(y)])
+        batch = columns.to_spill([pa.array(x[:, i]) for i in range(len(FEATURES))] + [label])
         with pa.ipc.new_file(str(path), batch.schema) as out:
             out.write_batch(batch)
         dtrain, dvalid = build_matrices(path, path, columns, 256)
-        booster = xgb.train(hps.xgboost_params(), dtrain, 3)
+        params = {**hps.xgboost_params(), **({"num_class": classes} if classes == 3 else {})}
+        booster = xgb.train(params, dtrain, 3)
         report = _evaluate(booster, dvalid, path, columns, hps, cluster)
         assert report is not None
-        squared = float(np.sum((booster.inplace_predict(x) - y) ** 2))
-        return report.scalars, squared, len(y)
+        wrong = float(np.sum((booster.inplace_predict(x) - y) ** 2)) if not classes and len(y) else 0.0
+        return report.scalars, wrong, len(y)
 
     (scalars, squared_1, rows_1), (other, squared_2, rows_2) = run_hosts(evaluate, tmp_path / "ledgers")
     assert other == scalars  # every host holds the job's report
-    assert scalars["mse"] == pytest.approx((squared_1 + squared_2) / (rows_1 + rows_2), rel=1e-5)
+    if not classes:
+        assert scalars["mse"] == pytest.approx((squared_1 + squared_2) / (rows_1 + rows_2), rel=1e-5)
     assert compare_ledger_files(tmp_path / "ledgers", HOSTS, complete=True) is None
+
+
+def _outcomes(work: Callable[[Cluster], Any], ledger_dir: Path) -> list[str]:
+    """Each host's outcome of ``work``: ``ok`` or its error, as ``Kind: message``."""
+
+    def host(cluster: Cluster) -> str:
+        try:
+            work(cluster)
+        except Exception as err:
+            return f"{type(err).__name__}: {err}"
+        return "ok"
+
+    return run_hosts(host, ledger_dir)
+
+
+def test_a_host_that_fails_alone_fails_every_host_at_once_with_its_reason(tmp_path: Path) -> None:
+    """A host whose own read fails (a download, its disk) no longer leaves the others waiting in their
+    next collective call until the timeout, then blaming a lost contact."""
+
+    def read(cluster: Cluster) -> None:
+        def step() -> int:
+            if cluster.rank == 1:
+                raise DataError("could not download result batch 2 of 5: restart the job")
+            return cluster.rank
+
+        agree(step, cluster, "read: share fetched")
+        allreduce_max(np.zeros(1), cluster, "read: totals")  # never reached: no host is left waiting in it
+
+    started = time.monotonic()
+    assert _outcomes(read, tmp_path) == [
+        "DataError: could not download result batch 2 of 5: restart the job (on host 127.0.0.2)",
+        "DataError: could not download result batch 2 of 5: restart the job"]
+    assert time.monotonic() - started < 15  # well inside the 20 s collective timeout
+    assert compare_ledger_files(tmp_path, HOSTS, complete=True) is None
+
+
+def test_a_bug_on_one_host_points_the_others_to_its_log_and_keeps_its_traceback_there(tmp_path: Path) -> None:
+    def read(cluster: Cluster) -> None:
+        agree(lambda: 1 / cluster.rank, cluster, "read: share fetched")  # rank 0 divides by zero
+
+    assert _outcomes(read, tmp_path) == [
+        "ZeroDivisionError: division by zero",
+        "ClusterError: host 127.0.0.1 failed with an internal error (ZeroDivisionError): see its log for the traceback"]
+
+
+def test_the_leaders_failure_to_read_its_checkpoint_fails_every_host_with_its_reason(tmp_path: Path) -> None:
+    """Only the leader reads the checkpoint (the others may have none): its error reaches them too."""
+    def resume(cluster: Cluster) -> None:
+        def unreadable() -> None:
+            raise ConfigError("checkpoint xgboost-checkpoint.12 cannot be read: restart with an empty location")
+
+        from_leader(unreadable, cluster, "checkpoint: resume point")
+
+    assert _outcomes(resume, tmp_path) == [
+        "ConfigError: checkpoint xgboost-checkpoint.12 cannot be read: restart with an empty location",
+        "ConfigError: checkpoint xgboost-checkpoint.12 cannot be read: restart with an empty location (on host "
+        "127.0.0.1)"]
+
+
+def test_a_checkpoint_the_leader_cannot_write_is_a_warning_and_every_host_trains_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Before, the leader left the collective alone and the other hosts waited for it until the timeout."""
+    (tmp_path / "hosts" / HOSTS[0]).mkdir(parents=True)
+    (tmp_path / "hosts" / HOSTS[0] / "checkpoints").write_text("a file where the checkpoint folder should be")
+    train = _train_on(tmp_path / "hosts", early_stopping_rounds=0, num_round=6, checkpoint_interval=2)
+    with caplog.at_level(logging.WARNING, logger="training.rounds"):
+        assert run_hosts(train, tmp_path) == [(6, (), 6)] * 2
+    assert "could not save the checkpoint after round 2 (FileExistsError" in caplog.text
+
+
+VERDICT = "round 1: stop verdict\tallreduce:max\tint32\t(3,)"
+METRIC = "xgboost:_allreduce_metric\tallreduce:sum\tfloat64\t(1,)"
+
+
+def test_a_local_job_whose_hosts_called_differently_fails_with_the_first_difference(tmp_path: Path) -> None:
+    """Even when every host exited 0: the model may be wrong (same-shape calls pair silently)."""
+    hosts = [tmp_path / "jobs" / "j" / h for h in ("127.0.0.1", "127.0.0.2")]
+    ledgers = tmp_path / "jobs" / "j" / "ledgers"
+    ledgers.mkdir(parents=True)
+    (ledgers / "127.0.0.1.ledger").write_text(f"1\t{METRIC}\n2\t{VERDICT}\n")
+    (ledgers / "127.0.0.2.ledger").write_text(f"1\t{VERDICT}\n2\t{METRIC}\n")
+    result = _collect("j", hosts, [0, 0])
+    assert result.exit_code == 1
+    assert result.failure is not None and result.failure.startswith("the hosts' collective calls differ at call #1: ")
+    assert result.ledger_mismatch is not None and "127.0.0.2 made 'round 1: stop verdict" in result.ledger_mismatch
+    (ledgers / "127.0.0.2.ledger").write_text(f"1\t{METRIC}\n2\t{VERDICT}\n")
+    assert _collect("j", hosts, [0, 0]).exit_code == 0

@@ -122,3 +122,19 @@ def test_leaving_a_broken_group_logs_xgboost_errors_and_raises_bugs(caplog):
     assert "leaving the collective failed: peer gone" in caplog.text
     with pytest.raises(RuntimeError):
         cluster_module._leave(FakeCollective(finalize_error=RuntimeError("a bug")), None)
+
+
+def test_only_a_broken_collective_is_reported_as_lost_contact() -> None:
+    """A check XGBoost failed on every host alike keeps its own text (and, as a bug, its traceback)."""
+    from training.job import _collective_errors
+
+    cluster = Cluster.from_hosts(["127.0.0.1", "127.0.0.2"], "127.0.0.2")
+    broken = XGBoostError("[01:36:23] /workspace/src/collective/result.cc:78: \n- [allgather.cc:50|01:36:23]: Ring "
+                          "allgather failed, current iteration:0\n- [comm.cc:99|01:36:23]: Poll timeout:20 seconds.")
+    with pytest.raises(ClusterError, match=r"^host 127.0.0.2 lost contact with the other hosts \(Ring allgather failed"):
+        with _collective_errors(cluster):
+            raise broken
+    check = XGBoostError("[01:36:23] /workspace/src/data/data.cc:550: Check failed: valid: Label contains NaN")
+    with pytest.raises(XGBoostError, match="Label contains NaN"):
+        with _collective_errors(cluster):
+            raise check
