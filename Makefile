@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed-stamp
 HOSTS ?= 2
 PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
+SOAK_RUNS ?= 30
+SOAK_SEED ?= 1
 
 .DEFAULT_GOAL := help
 
@@ -38,6 +40,9 @@ lint: $(STAMP) ## ruff (Python 3.10 syntax for the container) and hadolint on th
 	$(VENV)/bin/ruff check .
 	@if [ -f Dockerfile ]; then $(VENV)/bin/hadolint Dockerfile; fi
 
+soak: $(STAMP) ## SOAK_RUNS=30 multi-host local jobs (early stopping, SIGTERM, empty shards, external memory, text): each ends as expected with equal collective ledgers (~5 min)
+	$(PY) -m tests.soak --runs $(SOAK_RUNS) --seed $(SOAK_SEED)
+
 bench: $(STAMP) ## ingest time and peak memory of each path, queries per job, 1/2/4-host scan scaling; rewrites docs/benchmarks.md (~30 min)
 	$(PY) -m bench.run --publish
 
@@ -47,4 +52,4 @@ build-push: ## build the training image (linux/amd64), push it to ECR, print its
 clean: ## remove the local work directory (demo data, host trees, logs) and the image environment
 	rm -rf work .venv-image .venv-image*.log .venv-image.lock
 
-.PHONY: help venv demo test image-env lint bench build-push clean
+.PHONY: help venv demo test image-env lint soak bench build-push clean

@@ -35,7 +35,14 @@ import boto3
 from launch import aws
 from launch.settings import Settings, connection_text
 from launch.tuning_space import search_space
-from training.contract import CONNECTION_ENV, EXPERIMENT_ENV, REGION_ENV, SECRET_ID_ENV, TRACKING_URI_ENV
+from training.contract import (
+    CONNECTION_ENV,
+    EXPERIMENT_ENV,
+    LEDGER_ENV,
+    REGION_ENV,
+    SECRET_ID_ENV,
+    TRACKING_URI_ENV,
+)
 from training.errors import ConfigError
 from training.hyperparameters import TuningRange
 
@@ -89,6 +96,8 @@ def environment(settings: Settings) -> dict[str, str]:
         env[TRACKING_URI_ENV] = settings.mlflow.tracking_uri
     if settings.mlflow.experiment:
         env[EXPERIMENT_ENV] = settings.mlflow.experiment
+    if settings.output.collective_ledger:
+        env[LEDGER_ENV] = settings.output.ledger_dir
     return env
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import posixpath
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -177,6 +178,14 @@ class Output(_Section):
         "", description="S3 prefix for checkpoints (advised with spot)")
     checkpoint_local_path: Annotated[Text, matching(r"^/")] = Field(
         str(contract.default_checkpoint_dir(contract.DEFAULT_BASE_DIR)), description="checkpoint dir in the container")
+    collective_ledger: bool = Field(
+        False, description="each host writes every collective call it makes under <checkpoint_local_path>/ledger, "
+        "copied to checkpoint_s3_uri while the job runs: to debug a hung multi-host job (docs/reliability.md)")
+
+    @property
+    def ledger_dir(self) -> str:
+        """Where the hosts write their collective ledgers: inside the checkpoint folder, which SageMaker syncs."""
+        return posixpath.join(self.checkpoint_local_path, "ledger")
 
 
 class Network(_Section):
@@ -367,6 +376,7 @@ def _check_rules(settings: Settings, local: bool = False) -> None:
     _check_pipeline_name(settings)
     _check_image(settings.image, settings.region)
     _check_spot(settings.compute, settings.output)
+    _check_ledger(settings.output, local)
     _check_network(settings.network)
     _check_hyperparameters(settings)
     _check_tuning(settings)
@@ -444,6 +454,12 @@ def _check_spot(compute: Compute, output: Output) -> None:
     if compute.spot and not output.checkpoint_s3_uri:
         logger.warning("spot training without output.checkpoint_s3_uri: an interrupted job restarts from round 0; "
                        "set output.checkpoint_s3_uri to resume from its checkpoints")
+
+
+def _check_ledger(output: Output, local: bool) -> None:
+    if output.collective_ledger and not output.checkpoint_s3_uri and not local:  # the local mode always keeps them
+        raise ConfigError("settings key 'output.collective_ledger' needs output.checkpoint_s3_uri: the hosts' ledgers "
+                          "reach S3 through the checkpoint sync; set it, or remove collective_ledger")
 
 
 def _check_network(network: Network) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import xgboost as xgb
 
 from training.cluster import Cluster, from_leader
+from training.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,12 @@ def _newest(directory: Path | None) -> tuple[int, bytes | None]:
     if not checkpoints:
         return 0, None
     rounds, path = checkpoints[-1]
-    return rounds, path.read_bytes()
+    try:
+        return rounds, path.read_bytes()
+    except OSError as err:
+        raise ConfigError(f"the checkpoint {path.name} in {directory} cannot be read ({err.strerror or err}): "
+                          "fix it or remove it, or restart the job with an empty checkpoint location to train "
+                          "afresh") from None
 
 
 class StopFlag:

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from training import errors
+from training.contract import LEDGER_ENV
 from training.errors import ClusterError, ConfigError, UserError
 from training.ledger import Ledger, ledger_path
 
@@ -100,13 +101,13 @@ def collective(cluster: Cluster, port: int, timeout: int, ledger_dir: Path | Non
     from xgboost import collective as coll
     from xgboost.core import XGBoostError
 
+    ledger = _open_ledger(ledger_dir, cluster)  # before joining: a host that cannot fails alone, at once
     address = resolve(cluster.hosts[0], timeout)
     tracker = _start_tracker(address, cluster.size, port, timeout) if cluster.leader else None
     args = {"dmlc_communicator": "rabit", "dmlc_tracker_uri": address, "dmlc_tracker_port": port,
             "dmlc_task_id": str(cluster.rank), "dmlc_timeout": timeout, "dmlc_retry": 3}
     _join(coll, args, cluster, timeout)
     _xgboost_calls()
-    ledger = Ledger(ledger_path(ledger_dir, cluster.current_host) if ledger_dir is not None else None)
     _session.ledger = ledger
     try:
         yield
@@ -121,10 +122,12 @@ def collective(cluster: Cluster, port: int, timeout: int, ledger_dir: Path | Non
         _leave(coll, tracker)
 
 
-def last_calls() -> str:
-    """This host's last collective calls, for a message about a broken collective ("none" outside one)."""
-    ledger = getattr(_session, "ledger", None)
-    return ledger.last_calls() if ledger is not None else "none"
+def _open_ledger(directory: Path | None, cluster: Cluster) -> Ledger:
+    try:
+        return Ledger(ledger_path(directory, cluster.current_host) if directory is not None else None)
+    except OSError as err:
+        raise ConfigError(f"cannot write the collective ledger in {directory} ({err.strerror or err}): set "
+                          f"{LEDGER_ENV} to a folder the job can write, or leave it unset") from None
 
 
 def _start_tracker(address: str, workers: int, port: int, timeout: int) -> Any:
@@ -364,7 +367,8 @@ def _xgboost_calls() -> tuple[Any, Any]:
     (``xgboost.callback._allreduce_metric``) before it calls any callback: those calls are part
     of each round's sequence. XGBoost looks the functions up on its ``collective`` module at each
     call, so wrapping them there records them under the caller's name (``xgboost:_allreduce_metric``).
-    Installed once per process; a thread outside a collective passes straight through.
+    Installed once per process, for the rest of it: whatever the module holds at the first call is
+    kept as XGBoost's own. A thread outside a collective passes straight through.
     """
     with _originals_lock:
         if not _originals:

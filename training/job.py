@@ -45,7 +45,7 @@ from training.model import PLAN_ATTRIBUTE, embed_plan
 from training.names import resolve_table
 from training.objectives import LabelRange
 from training.recorder import NO_RECORDER, RunRecorder
-from training.rounds import EarlyStop, RoundOwner, metric_text
+from training.rounds import TRAIN, VALIDATION, EarlyStop, RoundOwner, metric_text
 from training.scan import ScanResult, ScanShare, fetch_share, open_scan, shares
 from training.shards import Shard, ShardPlan, fetch_shard, plan_shard
 from training.snowflake import (
@@ -60,7 +60,6 @@ from training.snowflake import (
 from training.vocabulary import merge_vocabularies
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)
@@ -127,20 +126,17 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, recorder: RunRecorder =
                                         linear=hps.linear)
         durations["build_seconds"] = time.monotonic() - started
         started = time.monotonic()
-        booster, rounds, signalled = _train(spec, columns, dtrain, dvalid, cluster, stop, recorder)
+        trained = _train(spec, columns, dtrain, dvalid, cluster, stop, recorder)
+        booster, rounds = trained.booster, trained.rounds
         durations["train_seconds"] = time.monotonic() - started
         final = _final_metrics(booster, dtrain, dvalid, _custom_metric(hps, columns, cluster))
         # every host reaches the same verdict: every host's signal was all-reduced after each round
-        interrupted = bool(signalled) and rounds < hps["num_round"]
+        interrupted = bool(trained.signalled) and rounds < hps["num_round"]
+        if interrupted:  # only the leader knows whether its checkpoint was written
+            saved_at = from_leader(lambda: trained.saved_at, cluster, "checkpoint: saved at the stop")
         report = None if interrupted else _evaluate(booster, dvalid, shard.validation_path, columns, hps, cluster)
     if interrupted:
-        saved = ""
-        if hps["save_model_on_termination"] == "true" and cluster.leader:
-            embed_plan(booster, columns)
-            saved = f"; the model so far is in {_save_model(booster, spec.model_dir)} (save_model_on_termination)"
-        raise Interrupted(f"stopped by SIGTERM (received by host {', '.join(signalled)}) after round {rounds} of "
-                          f"{hps['num_round']}; a checkpoint was saved: restart the job with the same checkpoint "
-                          f"location to resume{saved}")
+        _stop_interrupted(spec, trained, columns, saved_at)
     if cluster.leader:  # the metrics are all-reduced: every host has the same; one line per job
         log.info("final metrics: %s rounds:%d", " ".join(f"{k}:{metric_text(v)}" for k, v in final.items()), rounds)
     embed_plan(booster, columns)
@@ -153,6 +149,25 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, recorder: RunRecorder =
                            sum(rows_per_host))
     recorder.finish(booster, final, columns, shard.example)
     return JobResult(final, rounds, sum(rows_per_host), model_path)
+
+
+def _stop_interrupted(spec: JobSpec, trained: Trained, columns: ColumnPlan, saved_at: int | None) -> None:
+    """Raise the stop's one line: who got the signal, after which round, and what a restart resumes from."""
+    hps, rounds = spec.hyperparameters, trained.rounds
+    model = ""
+    if hps["save_model_on_termination"] == "true" and spec.cluster.leader:
+        embed_plan(trained.booster, columns)
+        model = f"; the model so far is in {_save_model(trained.booster, spec.model_dir)} (save_model_on_termination)"
+    if spec.checkpoint_dir is None:
+        resume = "no checkpoint location is configured, so a restart trains from the start"
+    elif saved_at == rounds:
+        resume = "a checkpoint was saved: restart the job with the same checkpoint location to resume"
+    else:
+        since = f"the one after round {saved_at}" if saved_at else "none: a restart trains from the start"
+        resume = f"its checkpoint could not be saved (see the leader's log); the last saved is {since}"
+    hosts = f"host{'s' if len(trained.signalled) > 1 else ''} {', '.join(trained.signalled)}"
+    raise Interrupted(f"stopped by SIGTERM (received by {hosts}) after round {rounds} of {hps['num_round']}; "
+                      f"{resume}{model}")
 
 
 def _credentials(environ: Mapping[str, str]) -> SnowflakeCredentials:
@@ -280,8 +295,8 @@ class _collective_errors:
         return False
 
 
-_COMMUNICATION = re.compile(r"/collective/|ring|poll|socket|connect|tracker|bootstrap|timed? ?out|allreduce|allgather"
-                            r"|broadcast|communicat|peer|recv|send", re.IGNORECASE)
+_COMMUNICATION = re.compile(r"/collective/|\b(ring|poll|socket|connect\w*|tracker|bootstrap\w*|timed? ?out|allreduce|"
+                            r"allgather|broadcast|communicat\w*|peer)\b", re.IGNORECASE)
 """What XGBoost's communicator errors say (its source path, ``Ring allreduce ... failed``, ``Poll
 timeout``, ``Failed to connect``)."""
 
@@ -445,8 +460,19 @@ def _count_distinct(creds: SnowflakeCredentials, plan: ShardPlan, column: str, s
         conn.close()
 
 
+@dataclass(frozen=True)
+class Trained:
+    """What boosting produced; the same on every host, but ``saved_at``, the leader's last checkpoint."""
+
+    booster: xgb.Booster
+    rounds: int
+    signalled: tuple[str, ...] = ()
+    """The hosts whose SIGTERM stopped training (empty: it ran its rounds, or stopped early)."""
+    saved_at: int | None = None
+
+
 def _train(spec: JobSpec, columns: ColumnPlan, dtrain: Any, dvalid: Any, cluster: Cluster, stop: StopFlag,
-           recorder: RunRecorder) -> tuple[xgb.Booster, int, tuple[str, ...]]:
+           recorder: RunRecorder) -> Trained:
     """The model, its rounds, and the hosts whose stop signal ended training (the same on every host).
 
     ``xgb.train`` gets one callback, :class:`~training.rounds.RoundOwner`: XGBoost runs its
@@ -459,17 +485,17 @@ def _train(spec: JobSpec, columns: ColumnPlan, dtrain: Any, dvalid: Any, cluster
     if start is not None:
         _check_resumable(start, columns, done)
     if remaining == 0:
-        return start, done, ()
+        return Trained(start, done, saved_at=done)
     early = None
     if hps["early_stopping_rounds"]:
         first = hps.eval_metrics[0]
-        early = EarlyStop(rounds=hps["early_stopping_rounds"], metric=first, maximize=maximized(first))
+        early = EarlyStop(rounds=hps["early_stopping_rounds"], metric=first, data=VALIDATION, maximize=maximized(first))
     owner = RoundOwner(cluster, stop, columns, done, spec.checkpoint_dir, hps["checkpoint_interval"],
                        recorder.callback(done), early)
     booster = xgb.train(_params(hps, columns), dtrain, num_boost_round=remaining, xgb_model=start,
-                        evals=[(dtrain, "train"), (dvalid, "validation")], callbacks=[owner], verbose_eval=False,
+                        evals=[(dtrain, TRAIN), (dvalid, VALIDATION)], callbacks=[owner], verbose_eval=False,
                         custom_metric=_custom_metric(hps, columns, cluster))
-    return booster, owner.stopped_at or booster.num_boosted_rounds(), owner.signalled
+    return Trained(booster, owner.stopped_at or booster.num_boosted_rounds(), owner.signalled, owner.saved_at)
 
 
 def _check_resumable(start: xgb.Booster, columns: ColumnPlan, done: int) -> None:
@@ -496,7 +522,7 @@ def _custom_metric(hps: Hyperparameters, columns: ColumnPlan, cluster: Cluster) 
 
 def _final_metrics(booster: xgb.Booster, dtrain: Any, dvalid: Any, custom: Any = None) -> dict[str, float]:
     """The model's metrics on both sets (all-reduced across hosts), e.g. ``validation-rmse``."""
-    text = booster.eval_set([(dtrain, "train"), (dvalid, "validation")], feval=custom, output_margin=False)
+    text = booster.eval_set([(dtrain, TRAIN), (dvalid, VALIDATION)], feval=custom, output_margin=False)
     metrics = {}
     for item in text.split("\t")[1:]:
         name, value = item.rsplit(":", 1)
@@ -513,7 +539,8 @@ def _evaluate(booster: xgb.Booster, dvalid: Any, validation_path: Path, columns:
     One prediction over ``dvalid``, not a matrix per batch: building any XGBoost matrix inside the
     collective all-reduces its column count (XGBoost's own, native call), so a matrix per batch
     would make a number of calls that only this host knows (its validation rows) and pair the
-    hosts' calls wrongly. Predicting makes no collective call.
+    hosts' calls wrongly. Predicting makes no collective call. The predictions are held at once:
+    4 bytes per validation row and class, a fraction of the matrix itself (a byte or more per value).
     """
     kind = evaluation.family(hps["objective"])
     if kind is None:

@@ -37,6 +37,10 @@ from training.model import embed_plan
 
 log = logging.getLogger(__name__)
 
+TRAIN, VALIDATION = "train", "validation"
+"""The evaluation sets' names: the round lines' ``train-rmse``/``validation-rmse`` that tuning reads."""
+
+
 @dataclass(frozen=True)
 class EarlyStop:
     """Early stopping's settings: stop once ``metric`` on ``data`` has not improved for ``rounds`` rounds."""
@@ -44,7 +48,7 @@ class EarlyStop:
     rounds: int
     metric: str
     maximize: bool
-    data: str = "validation"
+    data: str = VALIDATION
 
 
 def metric_text(value: float) -> str:
@@ -64,7 +68,9 @@ class RoundOwner(xgb.callback.TrainingCallback):
     """The only callback ``xgb.train`` gets: each round's steps in a fixed order (see the module docstring).
 
     After training, :attr:`stopped_at` is the round a signal stopped training after (None if none
-    did) and :attr:`signalled` the hosts that received it: the same on every host.
+    did) and :attr:`signalled` the hosts that received it: the same on every host. A signal in the
+    round early stopping ends training counts for nothing: training is complete. :attr:`saved_at`
+    is the last round the leader saved a checkpoint after (None on other hosts).
     """
 
     def __init__(self, cluster: Cluster, stop: StopFlag, columns: ColumnPlan, offset: int,
@@ -78,6 +84,7 @@ class RoundOwner(xgb.callback.TrainingCallback):
             maximize=early_stop.maximize)
         self.stopped_at: int | None = None
         self.signalled: tuple[str, ...] = ()
+        self.saved_at: int | None = None
 
     def before_training(self, model: Any) -> Any:
         embed_plan(model, self.columns)  # before the first round: every checkpoint carries the plan
@@ -90,13 +97,13 @@ class RoundOwner(xgb.callback.TrainingCallback):
         if self.cluster.leader:
             log_round(self.offset + epoch, evals_log)
         judged = bool(self.early.after_iteration(model, epoch, evals_log)) if self.early else False
-        early, self.signalled = self._agree(judged, rounds)
-        if self.signalled:
-            self.stopped_at = rounds
+        early, signalled = self._agree(judged, rounds)
+        if signalled and not early:
+            self.signalled, self.stopped_at = signalled, rounds
         if self.checkpoint_dir is not None and self.cluster.leader and (
-                self.signalled or rounds % self.checkpoint_interval == 0):
+                self.stopped_at == rounds or rounds % self.checkpoint_interval == 0):
             self._checkpoint(model, rounds)
-        return early or bool(self.signalled)
+        return early or self.stopped_at == rounds
 
     def _checkpoint(self, model: Any, rounds: int) -> None:
         """The leader's checkpoint; a failure to write it is a warning, never the leader leaving alone
@@ -107,6 +114,7 @@ class RoundOwner(xgb.callback.TrainingCallback):
             log.warning("could not save the checkpoint after round %d (%s: %s): training goes on; a restart "
                         "resumes from the last checkpoint saved", rounds, type(err).__name__, err.strerror or err)
             return
+        self.saved_at = rounds
         log.info("checkpoint saved after round %d: %s", rounds, path.name)
 
     def after_training(self, model: Any) -> Any:

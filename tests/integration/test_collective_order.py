@@ -24,11 +24,11 @@ import xgboost as xgb
 from launch.local.hosts import _collect
 from launch.local.services import free_port
 from tests.helpers import numeric_plan
-from training.checkpoints import StopFlag, list_checkpoints
-from training.cluster import Cluster, agree, allreduce_max, collective, from_leader
+from training.checkpoints import StopFlag, list_checkpoints, resume_point
+from training.cluster import Cluster, agree, allreduce_max, collective
 from training.columns import LABEL, ColumnPlan, ColumnSpec
 from training.dataset import build_matrices
-from training.errors import ConfigError, DataError
+from training.errors import DataError
 from training.hyperparameters import parse_hyperparameters
 from training.job import JobSpec, _evaluate, _train
 from training.ledger import compare_ledger_files, ledger_path, read_ledger
@@ -50,11 +50,12 @@ def run_hosts(work: Callable[[Cluster], Any], ledger_dir: Path, hosts: tuple[str
         except Exception as err:  # reported below, with the other host's outcome
             errors.append((hosts[rank], err))
 
-    threads = [threading.Thread(target=host, args=(rank,)) for rank in range(len(hosts))]
+    threads = [threading.Thread(target=host, args=(rank,), daemon=True) for rank in range(len(hosts))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(120)
+    assert not any(thread.is_alive() for thread in threads), "a host is still waiting in a collective call"
     assert not errors, errors
     return results
 
@@ -153,9 +154,9 @@ def _train_on(tmp_path: Path, signal_host: str | None = None, signal_round: int 
         dvalid = xgb.QuantileDMatrix(x[1600:], y[1600:], ref=dtrain, feature_names=FEATURES)
         stop = StopFlag()
         recorder = Recorder(stop, signal_round if cluster.current_host == signal_host else None)
-        booster, rounds, signalled = _train(_spec(tmp_path, cluster, **hyperparameters), columns, dtrain, dvalid,
-                                            cluster, stop, recorder if signal_host else NO_RECORDER)
-        return rounds, signalled, booster.num_boosted_rounds()
+        trained = _train(_spec(tmp_path, cluster, **hyperparameters), columns, dtrain, dvalid, cluster, stop,
+                         recorder if signal_host else NO_RECORDER)
+        return trained.rounds, trained.signalled, trained.booster.num_boosted_rounds()
 
     return train
 
@@ -271,16 +272,26 @@ def test_a_bug_on_one_host_points_the_others_to_its_log_and_keeps_its_traceback_
 
 def test_the_leaders_failure_to_read_its_checkpoint_fails_every_host_with_its_reason(tmp_path: Path) -> None:
     """Only the leader reads the checkpoint (the others may have none): its error reaches them too."""
+    leader_checkpoints = tmp_path / "checkpoints"
+    (leader_checkpoints / "xgboost-checkpoint.12").mkdir(parents=True)  # not a file: it cannot be read
+
     def resume(cluster: Cluster) -> None:
-        def unreadable() -> None:
-            raise ConfigError("checkpoint xgboost-checkpoint.12 cannot be read: restart with an empty location")
+        resume_point(leader_checkpoints if cluster.leader else None, cluster)
 
-        from_leader(unreadable, cluster, "checkpoint: resume point")
+    fix = "fix it or remove it, or restart the job with an empty checkpoint location to train afresh"
+    assert _outcomes(resume, tmp_path / "ledgers") == [
+        f"ConfigError: the checkpoint xgboost-checkpoint.12 in {leader_checkpoints} cannot be read (Is a directory): "
+        f"{fix}",
+        f"ConfigError: the checkpoint xgboost-checkpoint.12 in {leader_checkpoints} cannot be read (Is a directory): "
+        f"{fix} (on host 127.0.0.1)"]
 
-    assert _outcomes(resume, tmp_path) == [
-        "ConfigError: checkpoint xgboost-checkpoint.12 cannot be read: restart with an empty location",
-        "ConfigError: checkpoint xgboost-checkpoint.12 cannot be read: restart with an empty location (on host "
-        "127.0.0.1)"]
+
+def test_a_signal_in_the_round_early_stopping_ends_training_is_no_interruption(
+        tmp_path: Path, opposite_callback_orders: None) -> None:
+    """Training is complete: the job finishes (a restart would have trained on past the best round)."""
+    (rounds, _, _), _ = run_hosts(_train_on(tmp_path / "first"), tmp_path / "ledgers")
+    stopped = run_hosts(_train_on(tmp_path / "second", HOSTS[1], signal_round=rounds), tmp_path / "ledgers")
+    assert stopped == [(rounds, (), rounds)] * 2
 
 
 def test_a_checkpoint_the_leader_cannot_write_is_a_warning_and_every_host_trains_on(

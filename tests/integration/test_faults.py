@@ -229,7 +229,7 @@ def test_a_leader_that_dies_before_dealing_fails_the_other_hosts_in_bounded_time
 def test_sigterm_writes_a_checkpoint_at_the_stop_round_and_the_restart_finishes(faults):
     spot = faults["spot"]
     stopped, resumed = spot["stopped"], spot["resumed"]
-    line = check_user_failure(stopped.exit_codes, spot["failure"], spot["log"], "stopped by SIGTERM after round ")
+    line = check_user_failure(stopped.exit_codes, spot["failure"], spot["log"], "stopped by SIGTERM (received by host 127.0.0.1) after round ")
     stop_round = int(line.split("after round ")[1].split()[0])
     assert faults["spot"]["checkpoints"] == [stop_round] and 10 <= stop_round < SPOT_ROUNDS
     assert spot["leaks"] == []

@@ -251,3 +251,14 @@ def test_a_tuning_job_name_sagemaker_would_refuse_is_refused_before_sending(sett
 
     with pytest.raises(ConfigError, match="is not a tuning job name: at most 32 letters, digits and dashes"):
         tune(settings, dry_run=True, job_name=name)
+
+
+def test_collective_ledger_sends_the_ledger_folder_inside_the_synced_checkpoints(settings: Any) -> None:
+    """Each host's ledger reaches S3 through the checkpoint sync, even from a job that hangs."""
+    request = jobs.training_request(load_settings(settings.source, ["output.collective_ledger=true"]))
+    validate("CreateTrainingJob", request)
+    assert request["Environment"][contract.LEDGER_ENV] == "/opt/ml/checkpoints/ledger"
+    assert request["CheckpointConfig"]["LocalPath"] == "/opt/ml/checkpoints"
+    with pytest.raises(ConfigError, match=r"^settings key 'output.collective_ledger' needs output.checkpoint_s3_uri"):
+        load_settings(settings.source, ["output.collective_ledger=true", "output.checkpoint_s3_uri=''"])
+
