@@ -339,7 +339,8 @@ def _binary_report(t: np.ndarray, names: list[str]) -> Report:
         "precision": precision, "recall": recall, "f1": _safe(2 * precision * recall, precision + recall),
         "balanced_accuracy": 0.5 * (recall + _safe(tn5, tn5 + fp5)),
     }
-    scalars.update(f1_macro=_multiclass_scalars(np.array([[tn5, fp5], [fn5, tp5]]))["f1_macro"])
+    # the macro and micro forms too: the built-in algorithm accepts them as eval metrics of binary objectives
+    scalars = {**_multiclass_scalars(np.array([[tn5, fp5], [fn5, tp5]])), **scalars}
     group = SCORE_BINS // CALIBRATION_BINS
     weight = (pos + neg).reshape(CALIBRATION_BINS, group).sum(axis=1)
     positive = pos.reshape(CALIBRATION_BINS, group).sum(axis=1)

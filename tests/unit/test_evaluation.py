@@ -64,6 +64,11 @@ def test_binary_curves_match_scikit_learn():
     assert got.scalars["f1"] == pytest.approx(skm.f1_score(y, predicted))
     assert got.scalars["accuracy"] == pytest.approx(skm.accuracy_score(y, predicted))
     assert got.scalars["balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, predicted))
+    for name in ("precision", "recall", "f1"):  # the macro and micro forms, which binary objectives accept too
+        score = getattr(skm, f"{name}_score")
+        assert got.scalars[f"{name}_macro"] == pytest.approx(score(y, predicted, average="macro"))
+        if name != "f1":
+            assert got.scalars[f"{name}_micro"] == pytest.approx(score(y, predicted, average="micro"))
     roc = got.curves["roc"]
     for i in (0, 1, 200, 500, 700, 999, 1000):  # each point: the rates of the rows scoring at least its threshold
         t = roc["threshold"][i]
