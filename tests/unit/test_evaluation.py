@@ -112,10 +112,13 @@ def test_custom_metrics_are_the_report_s_scalars_each_round():
     same = lambda a: a  # noqa: E731
     y = RNG.integers(0, 2, size=1000).astype(float)
     p = np.clip(0.4 * y + RNG.uniform(0, 0.6, size=1000), 0, 1)
-    metric = ev.custom_metric(["f1", "accuracy"], "binary:logistic", 2, same, same, weighted=False)
+    metric = ev.custom_metric(["f1", "accuracy", "precision_macro", "recall_micro"], "binary:logistic", 2, same, same,
+                              weighted=False)
     values = dict(metric(p, Matrix(y)))
     assert values["f1"] == pytest.approx(skm.f1_score(y, p >= 0.5))
     assert values["accuracy"] == pytest.approx(skm.accuracy_score(y, p >= 0.5))
+    assert values["precision_macro"] == pytest.approx(skm.precision_score(y, p >= 0.5, average="macro"))
+    assert values["recall_micro"] == pytest.approx(skm.recall_score(y, p >= 0.5, average="micro"))
     r2 = ev.custom_metric(["r2", "mse"], "reg:squarederror", 2, same, same, weighted=False)
     values = dict(r2(p, Matrix(y)))
     assert values["r2"] == pytest.approx(skm.r2_score(y, p)) and values["mse"] == pytest.approx(
