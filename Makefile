@@ -7,6 +7,7 @@ HOSTS ?= 2
 PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 SOAK_RUNS ?= 30
+CHECK_TESTS := tests/unit tests/integration/test_collective_order.py
 SOAK_SEED ?= 1
 
 .DEFAULT_GOAL := help
@@ -33,6 +34,11 @@ demo: $(STAMP) ## run the whole job locally: 2 hosts, embedded Snowflake, local 
 test: $(STAMP) lint ## lint, then the whole test suite (what CI runs; PYTEST_WORKERS=2 test files side by side)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
+check: $(STAMP) ## the everyday loop: lint, then the tests that start no job or server process (about 1 min; prints its time)
+	@start=$$(date +%s); $(MAKE) --no-print-directory lint && \
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) $(CHECK_TESTS) $(PYTEST_ARGS); status=$$?; \
+	echo "make check: $$(( $$(date +%s) - start )) s"; exit $$status
+
 image-env: $(STAMP) ## the container on Python 3.10 with the base image's packages (.venv-image/; part of make test)
 	$(PY) -m pytest -ra $(PYTEST_ARGS) tests/integration/test_image_env.py
 
@@ -52,4 +58,4 @@ build-push: ## build the training image (linux/amd64), push it to ECR, print its
 clean: ## remove the local work directory (demo data, host trees, logs) and the image environment
 	rm -rf work .venv-image .venv-image*.log .venv-image.lock
 
-.PHONY: help venv demo test image-env lint soak bench build-push clean
+.PHONY: help venv demo test check image-env lint soak bench build-push clean
