@@ -54,11 +54,12 @@ def main(argv: list[str]) -> int:
             hyperparameters=parse_hyperparameters(env.hyperparameters),
             cluster=Cluster.from_hosts(env.hosts, env.current_host),
             model_dir=env.model_dir, spill_dir=env.spill_dir, checkpoint_dir=env.checkpoint_dir,
-            environ=dict(os.environ), snowflake_timeouts=env.snowflake_timeouts, ledger_dir=env.ledger_dir,
+            sign_in=env.sign_in, job_name=env.job_name, snowflake_timeouts=env.snowflake_timeouts,
+            ledger_dir=env.ledger_dir,
         )
         if spec.cluster.leader:  # only the leader talks to MLflow: one run per job
-            job = JobInfo.from_env(os.environ, env.resource_config, env.hyperparameters)
-            recorder = MlflowRecorder.from_env(os.environ, job)
+            job = JobInfo.of(env.job_name, env.image, env.tuning_job_name, env.resource_config, env.hyperparameters)
+            recorder = MlflowRecorder.from_settings(env.tracking, job)
         stop = StopFlag()
         stop.install()
         run_job(spec, stop, recorder)

@@ -18,24 +18,37 @@ from typing import Any
 from training.contract import (
     BASE_DIR_ENV,
     CHECKPOINT_CONFIG,
+    CONNECTION_ENV,
     DEFAULT_BASE_DIR,
+    EXPERIMENT_ENV,
     HYPERPARAMETERS,
+    IMAGE_ENV,
+    JOB_NAME_ENV,
     LEDGER_ENV,
+    LOGIN_TIMEOUT_ENV,
+    NETWORK_TIMEOUT_ENV,
+    REQUIRE_TRACKING_ENV,
     RESOURCE_CONFIG,
+    SECRET_ID_ENV,
     SPILL_DIR_ENV,
+    TRACKING_URI_ENV,
+    TUNING_JOB_ENV,
     config_dir,
     default_spill_dir,
     failure_file,
     model_dir,
 )
+from training.credentials import SignIn
 from training.errors import ConfigError
 from training.snowflake import SnowflakeTimeouts
+from training.tracking import TrackingSettings
 
 
 @dataclass(frozen=True)
 class TrainingEnv:
-    """The files SageMaker gives the container and the environment values the job parses, read and
-    validated once at start (a malformed value is a ConfigError before any work)."""
+    """The files SageMaker gives the container and every variable of the job's environment, read
+    and validated once at start (a malformed value is a ConfigError before any work): the only
+    reader of the environment; training/ gets typed values."""
 
     base_dir: Path
     hosts: list[str]
@@ -47,6 +60,11 @@ class TrainingEnv:
     spill_dir: Path
     snowflake_timeouts: SnowflakeTimeouts
     ledger_dir: Path | None = None
+    sign_in: SignIn = SignIn()
+    tracking: TrackingSettings = TrackingSettings()
+    job_name: str = ""
+    image: str = ""
+    tuning_job_name: str = ""
 
     @property
     def model_dir(self) -> Path:
@@ -73,9 +91,44 @@ class TrainingEnv:
             hyperparameters=_read_json(config / HYPERPARAMETERS, required=False),
             checkpoint_dir=Path(checkpoint["LocalPath"]) if checkpoint.get("LocalPath") else None,
             spill_dir=Path(environ.get(SPILL_DIR_ENV) or default_spill_dir(base_dir)),
-            snowflake_timeouts=SnowflakeTimeouts.from_environ(environ),
+            snowflake_timeouts=SnowflakeTimeouts(login=_seconds(environ, LOGIN_TIMEOUT_ENV, SnowflakeTimeouts.login),
+                                                 network=_seconds(environ, NETWORK_TIMEOUT_ENV,
+                                                                  SnowflakeTimeouts.network)),
             ledger_dir=Path(environ[LEDGER_ENV]) if environ.get(LEDGER_ENV) else None,
+            sign_in=SignIn(secret_id=environ.get(SECRET_ID_ENV, ""), connection=environ.get(CONNECTION_ENV, "")),
+            tracking=TrackingSettings(uri=environ.get(TRACKING_URI_ENV, "").strip(),
+                                      experiment=environ.get(EXPERIMENT_ENV, "").strip(),
+                                      required=_required(environ)),
+            job_name=environ.get(JOB_NAME_ENV, ""), image=environ.get(IMAGE_ENV, ""),
+            tuning_job_name=environ.get(TUNING_JOB_ENV, ""),
         )
+
+
+def _seconds(environ: Mapping[str, str], name: str, default: int) -> int:
+    """A timeout variable: unset or empty means the default; anything else not a whole number of
+    seconds >= 1 is a ConfigError naming the variable and the fix."""
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value: int | None = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 1:
+        raise ConfigError(f"{name} is {text[:40]!r}: expected a whole number of seconds, at least 1 (default "
+                          f"{default}): fix it in the job's environment, or leave it unset for the default")
+    return value
+
+
+def _required(environ: Mapping[str, str]) -> bool:
+    """``MLFLOW_REQUIRED``: whether an MLflow server unreachable at start fails the job (default true)."""
+    raw = environ.get(REQUIRE_TRACKING_ENV, "true").strip().lower()
+    if raw in ("true", "1", "yes"):
+        return True
+    if raw in ("false", "0", "no"):
+        return False
+    raise ConfigError(f"{REQUIRE_TRACKING_ENV}={raw!r} is not a boolean: set it to true (fail if MLflow is "
+                      "unreachable at start, the default) or false (train without tracking)")
 
 
 def base_dir_from(environ: Mapping[str, str]) -> Path:

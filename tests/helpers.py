@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -64,3 +66,22 @@ def spilled_ids(host_dir: Path) -> np.ndarray:
         with pa.memory_map(str(contract.default_spill_dir(host_dir) / name)) as source:
             ids.append(np.asarray(pa.ipc.open_file(source).read_all().column("ID")))
     return np.concatenate(ids).astype(np.int64)
+
+
+def recorder_from_environment(environ: dict[str, str], resource_config: dict | None = None,
+                              hyperparameters_raw: dict | None = None) -> Any:
+    """The leader's run recorder as the container builds it: the job's environment read by
+    ``container.env.TrainingEnv`` (its one reader) beside a host tree of these files."""
+    from container.env import TrainingEnv
+    from training.tracking import JobInfo, MlflowRecorder
+
+    with tempfile.TemporaryDirectory() as base:
+        config = contract.config_dir(Path(base))
+        config.mkdir(parents=True)
+        resources = resource_config or {"hosts": ["algo-1"], "current_host": "algo-1"}
+        (config / contract.RESOURCE_CONFIG).write_text(json.dumps(resources))
+        (config / contract.HYPERPARAMETERS).write_text(json.dumps(hyperparameters_raw or {}))
+        env = TrainingEnv.from_dir(Path(base), environ)
+    job = JobInfo.of(env.job_name, env.image, env.tuning_job_name, env.resource_config, env.hyperparameters)
+    return MlflowRecorder.from_settings(env.tracking, job)
+

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from training.contract import CONNECTION_ENV, SECRET_ID_ENV
-from training.errors import CredentialsError
+from training.errors import ConfigError, CredentialsError
 
 log = logging.getLogger(__name__)
 
@@ -260,3 +260,28 @@ def _decode_private_key(pem: str, passphrase: str | None, secret_id: str) -> byt
     return key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """How the job signs in to Snowflake, as its environment says: a secret's id, or a workload
+    identity connection (JSON without secrets). Exactly one of the two."""
+
+    secret_id: str = ""
+    connection: str = ""
+
+    def credentials(self) -> SnowflakeCredentials:
+        """The credentials: parsed from the connection, or read from Secrets Manager (boto3)."""
+        secret_id, connection = self.secret_id.strip(), self.connection.strip()
+        if secret_id and connection:
+            raise ConfigError(f"both {SECRET_ID_ENV} and {CONNECTION_ENV} are set: pass one (the secret's id, or the "
+                              "workload identity connection)")
+        if connection:
+            return parse_connection(connection)
+        if not secret_id:
+            raise ConfigError(f"{SECRET_ID_ENV} is not set: pass the Snowflake secret's id or ARN in the job's "
+                              f"environment (or {CONNECTION_ENV} to sign in with the job's role: workload identity)")
+        import boto3
+
+        return read_secret(secret_id, boto3.client("secretsmanager"))
+

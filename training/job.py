@@ -11,7 +11,7 @@ import math
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,10 +34,10 @@ from training.cluster import (
     gather,
 )
 from training.columns import ColumnPlan
-from training.contract import CONNECTION_ENV, JOB_NAME_ENV, MODEL_FILE, SECRET_ID_ENV
-from training.credentials import SnowflakeCredentials, parse_connection, read_secret
+from training.contract import MODEL_FILE
+from training.credentials import SignIn, SnowflakeCredentials
 from training.dataset import CACHE_DIR, build_matrices, matrix_batches
-from training.errors import ClusterError, ConfigError, DataError, HyperparameterError, Interrupted
+from training.errors import ClusterError, DataError, HyperparameterError, Interrupted
 from training.hyperparameters import SURVIVAL_COX, Hyperparameters, maximized
 from training.lineage import SnowflakeLineage
 from training.memory import choose_matrices
@@ -71,7 +71,9 @@ class JobSpec:
     model_dir: Path
     spill_dir: Path
     checkpoint_dir: Path | None = None
-    environ: Mapping[str, str] = field(default_factory=dict)
+    sign_in: SignIn = field(default_factory=SignIn)
+    job_name: str = ""
+    """The training job's name (SageMaker's ``TRAINING_JOB_NAME``): a restart re-opens its first read."""
     snowflake_timeouts: SnowflakeTimeouts = DEFAULT_TIMEOUTS
     ledger_dir: Path | None = None
     """Where this host writes its collective ledger (:mod:`training.ledger`); None: in memory only."""
@@ -105,7 +107,7 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, recorder: RunRecorder =
     _check_hosts(hps, cluster)
     recorder.check_reachable()  # before any data is fetched
     recorder.start(dict(hps.values))
-    creds = _credentials(spec.environ)
+    creds = spec.sign_in.credentials()
     plan, shard, scan = _read_before_joining(creds, spec, cluster)
     with _collective_errors(cluster), collective(cluster, hps["tracker_port"], hps["collective_timeout"],
                                                  spec.ledger_dir):
@@ -170,21 +172,6 @@ def _stop_interrupted(spec: JobSpec, trained: Trained, columns: ColumnPlan, save
                       f"{resume}{model}")
 
 
-def _credentials(environ: Mapping[str, str]) -> SnowflakeCredentials:
-    secret_id, connection = environ.get(SECRET_ID_ENV, "").strip(), environ.get(CONNECTION_ENV, "").strip()
-    if secret_id and connection:
-        raise ConfigError(f"both {SECRET_ID_ENV} and {CONNECTION_ENV} are set: pass one (the secret's id, or the "
-                          "workload identity connection)")
-    if connection:
-        return parse_connection(connection)
-    if not secret_id:
-        raise ConfigError(f"{SECRET_ID_ENV} is not set: pass the Snowflake secret's id or ARN in the job's environment "
-                          f"(or {CONNECTION_ENV} to sign in with the job's role: workload identity)")
-    import boto3
-
-    return read_secret(secret_id, boto3.client("secretsmanager"))
-
-
 def _read_before_joining(creds: SnowflakeCredentials, spec: JobSpec,
                          cluster: Cluster) -> tuple[ShardPlan, Shard | None, ScanResult | None]:
     """Plan the read on every host; then, before the hosts join, what each mode reads alone.
@@ -210,8 +197,7 @@ def _read_before_joining(creds: SnowflakeCredentials, spec: JobSpec,
         if hps["read_mode"] == "scan":
             if cluster.leader:
                 _scan_notes(hps)
-            job_name = spec.environ.get(JOB_NAME_ENV, "")
-            return plan, None, open_scan(conn, plan, hps, spec.checkpoint_dir, job_name) if cluster.leader else None
+            return plan, None, open_scan(conn, plan, hps, spec.checkpoint_dir, spec.job_name) if cluster.leader else None
         if hps["snapshot"] == snapshot.JOB_START:
             # the leader picks the time; every host learns it once joined, then fetches
             return replace(plan, snapshot_at=_job_start_time(conn, plan, spec) if cluster.leader else ""), None, None
@@ -225,7 +211,7 @@ def _read_before_joining(creds: SnowflakeCredentials, spec: JobSpec,
 def _job_start_time(conn: Any, plan: ShardPlan, spec: JobSpec) -> str:
     """``snapshot=job_start``'s time (leader): Snowflake's now, or, when this job restarts (spot), its
     first start's, so the hosts read the snapshot its checkpoints were trained on."""
-    job_name, now = spec.environ.get(JOB_NAME_ENV, ""), datetime.now(timezone.utc)
+    job_name, now = spec.job_name, datetime.now(timezone.utc)
     digest = read_record.query_digest(plan.query_template, plan.parameters(spec.hyperparameters, 1, 0))
     record = read_record.load(spec.checkpoint_dir, job_name, digest, now)
     if record is not None and record.snapshot_at:

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from training.contract import LOGIN_TIMEOUT_ENV, NETWORK_TIMEOUT_ENV
 from training.credentials import SnowflakeCredentials
-from training.errors import ConfigError, HyperparameterError, SnowflakeError
+from training.errors import HyperparameterError, SnowflakeError
 
 log = logging.getLogger(__name__)
 
@@ -90,33 +88,13 @@ class Column:
 @dataclass(frozen=True)
 class SnowflakeTimeouts:
     """The connector's bounded waits, in whole seconds: a wrong account or a dead network fails in
-    bounded time. Read from the job's environment with the rest of the container contract."""
+    bounded time. Read from the job's environment with the rest of the container contract
+    (:class:`container.env.TrainingEnv`)."""
 
     login: int = 60
     """Sign-in (:data:`~training.contract.LOGIN_TIMEOUT_ENV`)."""
     network: int = 300
     """How long the connector keeps retrying one request (:data:`~training.contract.NETWORK_TIMEOUT_ENV`)."""
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> SnowflakeTimeouts:
-        """Parse both variables; unset or empty means the default; anything else not a whole number
-        of seconds >= 1 is a :class:`~training.errors.ConfigError` naming the variable and the fix."""
-        return cls(login=_seconds(environ, LOGIN_TIMEOUT_ENV, cls.login),
-                   network=_seconds(environ, NETWORK_TIMEOUT_ENV, cls.network))
-
-
-def _seconds(environ: Mapping[str, str], name: str, default: int) -> int:
-    text = environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value: int | None = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < 1:
-        raise ConfigError(f"{name} is {text[:40]!r}: expected a whole number of seconds, at least 1 (default "
-                          f"{default}): fix it in the job's environment, or leave it unset for the default")
-    return value
 
 
 DEFAULT_TIMEOUTS = SnowflakeTimeouts()

@@ -4,8 +4,10 @@
 the training loop calls it on rank 0 only, so other hosts never talk to MLflow. Nothing happens
 at import time and ``mlflow`` (seconds to import) is imported only once tracking is on::
 
-    job = JobInfo.from_env(os.environ, resource_config, hyperparameters_raw)
-    recorder = MlflowRecorder.from_env(os.environ, job)   # a NoRecorder when tracking is off (logged once)
+    job = JobInfo.of(env.job_name, env.image, env.tuning_job_name, resource_config, hyperparameters_raw)
+    recorder = MlflowRecorder.from_settings(env.tracking, job)   # a NoRecorder when tracking is off (logged once)
+
+(``env``: the container's :class:`container.env.TrainingEnv`, which reads the job's environment.)
 
 Once :meth:`MlflowRecorder.check_reachable` has passed, no method raises into training: a lost
 server is retried with back-off, then logged once, and everything after that is skipped, so
@@ -27,12 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from training import __version__, tuning_parent
 from training.contract import (
-    EXPERIMENT_ENV,
-    IMAGE_ENV,
-    JOB_NAME_ENV,
     REQUIRE_TRACKING_ENV,
     TRACKING_URI_ENV,
-    TUNING_JOB_ENV,
 )
 from training.errors import ConfigError
 from training.mlflow_client import (
@@ -97,24 +95,36 @@ class JobInfo:
     objective_metric: str | None = None  # the tuning objective as a metric name, e.g. "validation-rmse"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str], resource_config: dict[str, Any],
-                 hyperparameters_raw: dict[str, Any]) -> JobInfo:
-        """Build from the environment, ``resourceconfig.json`` and the raw ``hyperparameters.json``.
+    def of(cls, job_name: str = "", image: str = "", tuning_job_name: str = "",
+           resource_config: Mapping[str, Any] | None = None,
+           hyperparameters_raw: Mapping[str, Any] | None = None) -> JobInfo:
+        """Build from the job's environment's values, ``resourceconfig.json`` and the raw ``hyperparameters.json``.
 
         A trial of a SageMaker tuning job is recognised by its name ``<tuning-job>-NNN-xxxxxxxx``
         (the service's naming, also when a Pipeline starts the tuning job); local tuning sets
         ``TUNING_JOB_NAME`` explicitly, which wins.
         """
-        job_name = environ.get(JOB_NAME_ENV) or "local-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        objective = _metric_name(str(hyperparameters_raw.get(OBJECTIVE_HYPERPARAMETER, "")).strip('"'))
+        resources, raw = resource_config or {}, hyperparameters_raw or {}
+        job_name = job_name or "local-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        objective = _metric_name(str(raw.get(OBJECTIVE_HYPERPARAMETER, "")).strip('"'))
         return cls(
             job_name=job_name,
-            instance_type=str(resource_config.get("current_instance_type") or "local"),
-            instance_count=max(1, len(resource_config.get("hosts") or [])),
-            image=environ.get(IMAGE_ENV, ""),
-            tuning_job_name=environ.get(TUNING_JOB_ENV) or _tuning_job_from_name(job_name),
+            instance_type=str(resources.get("current_instance_type") or "local"),
+            instance_count=max(1, len(resources.get("hosts") or [])),
+            image=image,
+            tuning_job_name=tuning_job_name or _tuning_job_from_name(job_name),
             objective_metric=objective or None,
         )
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    """Where the run goes: the tracking URI (empty: tracking off), its experiment, and whether an
+    unreachable server at start fails the job (``MLFLOW_REQUIRED``, default true)."""
+
+    uri: str = ""
+    experiment: str = ""
+    required: bool = True
 
 
 def _tuning_job_from_name(job_name: str) -> str | None:
@@ -132,18 +142,8 @@ def _param_values(params: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v)[:6000] for k, v in params.items()}
 
 
-def _parse_required(environ: Mapping[str, str]) -> bool:
-    raw = environ.get(REQUIRE_TRACKING_ENV, "true").strip().lower()
-    if raw in ("true", "1", "yes"):
-        return True
-    if raw in ("false", "0", "no"):
-        return False
-    raise ConfigError(f"{REQUIRE_TRACKING_ENV}={raw!r} is not a boolean: set it to true (fail if MLflow is "
-                      "unreachable at start, the default) or false (train without tracking)")
-
-
 class MlflowRecorder:
-    """The job's MLflow run. Create with :meth:`from_env`; every method is a no-op once tracking is off."""
+    """The job's MLflow run. Create with :meth:`from_settings`; every method is a no-op once tracking is off."""
 
     def __init__(self, uri: str, experiment: str, job: JobInfo, required: bool) -> None:
         self.uri, self.experiment, self.job, self.required = uri, experiment, job, required
@@ -161,15 +161,14 @@ class MlflowRecorder:
     # --- set-up -------------------------------------------------------------------------------------
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str], job: JobInfo) -> MlflowRecorder | NoRecorder:
-        """The recorder the job's environment asks for; :class:`NoRecorder` (logged once) when no URI is set."""
-        uri = environ.get(TRACKING_URI_ENV, "").strip()
+    def from_settings(cls, settings: TrackingSettings, job: JobInfo) -> MlflowRecorder | NoRecorder:
+        """The recorder the job's settings ask for; :class:`NoRecorder` (logged once) when no URI is set."""
+        uri = settings.uri.strip()
         if not uri:
             _logger.info("MLflow tracking is off: set %s (an http(s) server, a sqlite:/file store or a SageMaker "
                          "MLflow ARN) to record this job", TRACKING_URI_ENV)
             return NO_RECORDER
-        experiment = environ.get(EXPERIMENT_ENV, "").strip() or DEFAULT_EXPERIMENT
-        return cls(uri, experiment, job, _parse_required(environ))
+        return cls(uri, settings.experiment.strip() or DEFAULT_EXPERIMENT, job, settings.required)
 
     @property
     def client(self) -> MlflowClient:

@@ -18,6 +18,7 @@ from launch.local.demo import mlflow_env
 from tests.helpers import SECRET_ID, SECRET_PASSWORD, synth_hps
 from tests.integration.battery import assert_no_secret
 from training.cluster import Cluster
+from training.credentials import SignIn
 from training.hyperparameters import parse_hyperparameters
 from training.job import JobSpec, run_job
 
@@ -85,7 +86,7 @@ def test_sql_sent_to_snowflake_holds_user_identifiers_only_quoted(stack, tmp_pat
              "shard_key": '"Key Col"', "num_round": "2", "validation_fraction": "0.3"}
     spec = JobSpec(hyperparameters=parse_hyperparameters(given), cluster=Cluster.from_hosts(["h"], "h"),
                    model_dir=tmp_path / "model", spill_dir=tmp_path / "spill",
-                   environ={contract.SECRET_ID_ENV: SECRET_ID})
+                   sign_in=SignIn(secret_id=SECRET_ID))
     queries = _record_sql(monkeypatch)
     result = run_job(spec)
     assert result.rows_total == PROBE_ROWS

@@ -17,10 +17,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from tests.helpers import numeric_plan
+from tests.helpers import numeric_plan, recorder_from_environment
 from tests.integration.mlflow_server import MlflowServer, mlflow_server
 from training import contract, mlflow_client
-from training.tracking import JobInfo, MlflowRecorder
+from training.tracking import MlflowRecorder
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +62,7 @@ def test_server_lost_mid_run_costs_nothing_but_one_log_line(
     caplog.set_level(logging.INFO)
     env = {contract.TRACKING_URI_ENV: doomed_server.uri, contract.EXPERIMENT_ENV: "faults",
            contract.JOB_NAME_ENV: f"doomed-{uuid.uuid4().hex[:8]}"}
-    recorder = MlflowRecorder.from_env(env, JobInfo.from_env(env, {}, {}))
+    recorder = recorder_from_environment(env)
     assert isinstance(recorder, MlflowRecorder)
     recorder.check_reachable()
     recorder.start({"eta": 0.3, "num_round": ROUNDS})

@@ -24,11 +24,11 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from tests.helpers import numeric_plan
+from tests.helpers import numeric_plan, recorder_from_environment
 from tests.integration.mlflow_server import MlflowServer, mlflow_server
 from training import contract, mlflow_client
 from training.lineage import SnowflakeLineage
-from training.tracking import JobInfo, MlflowRecorder
+from training.tracking import MlflowRecorder
 
 pytestmark = pytest.mark.slow
 
@@ -70,8 +70,7 @@ def train_tracked(env: dict[str, str], params: dict[str, Any], hyperparameters_r
     """What the training loop does on rank 0, on 300 random rows: returns the recorder, booster and data."""
     import xgboost as xgb
 
-    job = JobInfo.from_env(env, RC, hyperparameters_raw or {})
-    recorder = MlflowRecorder.from_env(env, job)
+    recorder = recorder_from_environment(env, RC, hyperparameters_raw)
     assert isinstance(recorder, MlflowRecorder)
     recorder.check_reachable()
     recorder.start(params)
@@ -212,11 +211,11 @@ def test_a_secret_in_the_environment_reaches_no_param_tag_metric_or_artifact(
 def test_a_restarted_job_resumes_its_unfinished_run(server: MlflowServer) -> None:
     env = {contract.TRACKING_URI_ENV: server.uri, contract.EXPERIMENT_ENV: "restarts",
            contract.JOB_NAME_ENV: f"spot-{uuid.uuid4().hex[:8]}"}
-    first = MlflowRecorder.from_env(env, JobInfo.from_env(env, RC, {}))
+    first = recorder_from_environment(env, RC)
     assert isinstance(first, MlflowRecorder)
     first.check_reachable()
     first.start({"eta": 0.3})
-    again = MlflowRecorder.from_env(env, JobInfo.from_env(env, RC, {}))
+    again = recorder_from_environment(env, RC)
     assert isinstance(again, MlflowRecorder)
     again.start({"eta": 0.3})
     assert again.run_id == first.run_id
@@ -236,9 +235,8 @@ def _trial(uri: str, experiment: str, tuning_job: str, number: int, barrier: Any
     env = {contract.TRACKING_URI_ENV: uri, contract.EXPERIMENT_ENV: experiment, contract.JOB_NAME_ENV: name}
     for key, value in mlflow_client.HTTP_DEFAULTS.items():
         os.environ[key] = value
-    job = JobInfo.from_env(env, RC, {"_tuning_objective_metric": "validation:rmse"})
-    assert job.tuning_job_name == tuning_job
-    recorder = MlflowRecorder.from_env(env, job)
+    recorder = recorder_from_environment(env, RC, {"_tuning_objective_metric": "validation:rmse"})
+    assert recorder.job.tuning_job_name == tuning_job
     assert isinstance(recorder, MlflowRecorder)
     recorder.check_reachable()
     barrier.wait(timeout=120)

@@ -146,3 +146,27 @@ def test_no_cycle_closed_by_an_unlisted_lazy_import(package):
     assert cycle is None, f"modules of {package}/ import each other: {' -> '.join(cycle)} (counting imports " \
                           "inside functions); move the shared part to its own module, or list the lazy import " \
                           "that closes the cycle in ACCEPTED_LAZY_IMPORTS with the reason"
+
+
+ENVIRONMENT_WRITERS = {("training/mlflow_client.py", "setdefault"):
+                       "sets MLflow's own HTTP retry settings, which MLflow reads from the environment"}
+"""Places under training/ that touch ``os.environ`` on purpose, with why; none reads the job's contract."""
+
+
+def test_training_reads_no_environment_variable():
+    """container/env.py is the one reader of the job's environment: training/ gets typed values
+    (``JobSpec``, ``TrackingSettings``, ``SignIn``), so no job setting can be read twice or differently."""
+    found = []
+    for path in sorted((ROOT / "training").rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv") and \
+                    isinstance(node.value, ast.Name) and node.value.id == "os":
+                found.append((str(path.relative_to(ROOT)), node.lineno))
+            elif isinstance(node, ast.ImportFrom) and node.module == "os" and \
+                    any(alias.name in ("environ", "getenv") for alias in node.names):
+                found.append((str(path.relative_to(ROOT)), node.lineno))
+    allowed = [(file, line) for file, line in found if any(file == f for f, _ in ENVIRONMENT_WRITERS)]
+    assert [place for place in found if place not in allowed] == []
+    source = (ROOT / "training" / "mlflow_client.py").read_text()
+    assert source.count("os.environ") == 1 and "os.environ.setdefault(" in source  # the one writer, nothing more

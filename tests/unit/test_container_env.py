@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 
 from container.env import TrainingEnv
+from training import contract
 from training.contract import LOGIN_TIMEOUT_ENV, NETWORK_TIMEOUT_ENV, RESOURCE_CONFIG, config_dir
+from training.credentials import SignIn
 from training.errors import ConfigError
 from training.snowflake import DEFAULT_TIMEOUTS, SnowflakeTimeouts
+from training.tracking import TrackingSettings
 
 
 def _tree(tmp_path: Path) -> Path:
@@ -20,21 +23,25 @@ def _tree(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_timeouts_default_when_unset_or_empty():
-    assert SnowflakeTimeouts.from_environ({}) == DEFAULT_TIMEOUTS == SnowflakeTimeouts(login=60, network=300)
-    assert SnowflakeTimeouts.from_environ({LOGIN_TIMEOUT_ENV: "", NETWORK_TIMEOUT_ENV: "  "}) == DEFAULT_TIMEOUTS
+def _timeouts(tmp_path: Path, environ: dict[str, str]) -> SnowflakeTimeouts:
+    return TrainingEnv.from_dir(_tree(tmp_path), environ).snowflake_timeouts
 
 
-def test_timeouts_are_read_as_whole_seconds():
-    parsed = SnowflakeTimeouts.from_environ({LOGIN_TIMEOUT_ENV: "5", NETWORK_TIMEOUT_ENV: " 30 "})
+def test_timeouts_default_when_unset_or_empty(tmp_path):
+    assert _timeouts(tmp_path, {}) == DEFAULT_TIMEOUTS == SnowflakeTimeouts(login=60, network=300)
+    assert _timeouts(tmp_path / "b", {LOGIN_TIMEOUT_ENV: "", NETWORK_TIMEOUT_ENV: "  "}) == DEFAULT_TIMEOUTS
+
+
+def test_timeouts_are_read_as_whole_seconds(tmp_path):
+    parsed = _timeouts(tmp_path, {LOGIN_TIMEOUT_ENV: "5", NETWORK_TIMEOUT_ENV: " 30 "})
     assert parsed == SnowflakeTimeouts(login=5, network=30)
 
 
 @pytest.mark.parametrize("name", [LOGIN_TIMEOUT_ENV, NETWORK_TIMEOUT_ENV])
 @pytest.mark.parametrize("value", ["5s", "1.5", "0", "-3", "sixty"])
-def test_a_malformed_timeout_is_a_config_error_naming_variable_value_and_fix(name, value):
+def test_a_malformed_timeout_is_a_config_error_naming_variable_value_and_fix(tmp_path, name, value):
     with pytest.raises(ConfigError) as info:
-        SnowflakeTimeouts.from_environ({name: value})
+        _timeouts(tmp_path, {name: value})
     default = 60 if name == LOGIN_TIMEOUT_ENV else 300
     assert str(info.value) == (f"{name} is {value!r}: expected a whole number of seconds, at least 1 (default "
                                f"{default}): fix it in the job's environment, or leave it unset for the default")
@@ -89,3 +96,22 @@ def test_the_entry_program_starts_without_importing_scikit_learn() -> None:
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
     assert "xgboost" in imported and "xgboost.core" in imported, done.stderr[-2000:]
     assert not {name for name in imported if name.startswith("sklearn.")}  # "sklearn" itself: the refused attempt
+
+
+def test_the_job_environment_is_read_once_into_typed_values(tmp_path):
+    """container/env.py is the one reader of the job's environment: training/ gets these values."""
+    env = TrainingEnv.from_dir(_tree(tmp_path), {
+        contract.SECRET_ID_ENV: "snowflake/xgb", contract.JOB_NAME_ENV: "xgb-1", contract.IMAGE_ENV: "ecr/xgb:1",
+        contract.TUNING_JOB_ENV: "local-tune", contract.TRACKING_URI_ENV: " http://mlflow:5000 ",
+        contract.EXPERIMENT_ENV: "housing", contract.REQUIRE_TRACKING_ENV: "no", contract.LEDGER_ENV: "/tmp/l"})
+    assert env.sign_in == SignIn(secret_id="snowflake/xgb")
+    assert env.tracking == TrackingSettings(uri="http://mlflow:5000", experiment="housing", required=False)
+    assert (env.job_name, env.image, env.tuning_job_name, env.ledger_dir) == ("xgb-1", "ecr/xgb:1", "local-tune",
+                                                                             Path("/tmp/l"))
+    assert TrainingEnv.from_dir(tmp_path, {}).tracking == TrackingSettings(required=True)
+
+
+def test_a_malformed_required_flag_names_the_fix(tmp_path):
+    with pytest.raises(ConfigError, match="MLFLOW_REQUIRED='nope' is not a boolean: set it to true"):
+        TrainingEnv.from_dir(_tree(tmp_path), {contract.REQUIRE_TRACKING_ENV: "nope"})
+

@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from training import contract, mlflow_client
+from training import mlflow_client
 from training.errors import ConfigError
 from training.recorder import NoRecorder, RunRecorder
-from training.tracking import JobInfo, MlflowRecorder
+from training.tracking import JobInfo, MlflowRecorder, TrackingSettings
 
 SAGEMAKER_RC = {"current_host": "algo-1", "hosts": ["algo-1", "algo-2", "algo-3"],
                 "current_instance_type": "ml.m5.2xlarge"}
@@ -39,17 +39,17 @@ def _isolated_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_sagemaker_trial_is_recognised_by_its_name() -> None:
-    env = {contract.JOB_NAME_ENV: "xgb-tune-0101-1200-007-1a2b3c4d", contract.IMAGE_ENV: "123.dkr.ecr/xgb:1"}
-    job = JobInfo.from_env(env, SAGEMAKER_RC, {"_tuning_objective_metric": "validation:rmse", "eta": "0.1"})
+    job = JobInfo.of("xgb-tune-0101-1200-007-1a2b3c4d", "123.dkr.ecr/xgb:1", "", SAGEMAKER_RC,
+                     {"_tuning_objective_metric": "validation:rmse", "eta": "0.1"})
     assert job == JobInfo(job_name="xgb-tune-0101-1200-007-1a2b3c4d", instance_type="ml.m5.2xlarge",
                           instance_count=3, image="123.dkr.ecr/xgb:1", tuning_job_name="xgb-tune-0101-1200",
                           objective_metric="validation-rmse")
 
 
 def test_a_plain_job_is_not_a_trial_and_local_tuning_names_itself() -> None:
-    plain = JobInfo.from_env({contract.JOB_NAME_ENV: "nightly-housing"}, SAGEMAKER_RC, {})
+    plain = JobInfo.of("nightly-housing", resource_config=SAGEMAKER_RC)
     assert plain.tuning_job_name is None and plain.objective_metric is None
-    local = JobInfo.from_env({contract.TUNING_JOB_ENV: "local-tune"}, {}, {})
+    local = JobInfo.of(tuning_job_name="local-tune")
     assert local.tuning_job_name == "local-tune"
     assert local.job_name.startswith("local-") and local.instance_type == "local" and local.instance_count == 1
 
@@ -64,21 +64,15 @@ def test_uris_lose_credentials_and_arns_are_recognised() -> None:
 
 def test_no_tracking_uri_turns_tracking_off_with_one_line(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="training.tracking")
-    job = JobInfo.from_env({}, {}, {})
-    assert isinstance(MlflowRecorder.from_env({}, job), NoRecorder)
+    job = JobInfo.of()
+    assert isinstance(MlflowRecorder.from_settings(TrackingSettings(), job), NoRecorder)
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and "MLflow tracking is off: set MLFLOW_TRACKING_URI" in lines[0]
 
 
-def test_a_malformed_required_flag_names_the_fix() -> None:
-    env = {contract.TRACKING_URI_ENV: "http://127.0.0.1:1", contract.REQUIRE_TRACKING_ENV: "nope"}
-    with pytest.raises(ConfigError, match="MLFLOW_REQUIRED='nope' is not a boolean: set it to true"):
-        MlflowRecorder.from_env(env, JobInfo.from_env({}, {}, {}))
-
-
 def test_unreachable_at_start_fails_with_the_fix_and_no_credentials() -> None:
     uri = f"http://admin:hunter2@127.0.0.1:{free_port()}"
-    recorder = MlflowRecorder.from_env({contract.TRACKING_URI_ENV: uri}, JobInfo.from_env({}, {}, {}))
+    recorder = MlflowRecorder.from_settings(TrackingSettings(uri), JobInfo.of())
     assert isinstance(recorder, MlflowRecorder)
     with pytest.raises(ConfigError) as info:
         recorder.check_reachable()
@@ -89,8 +83,8 @@ def test_unreachable_at_start_fails_with_the_fix_and_no_credentials() -> None:
 
 def test_unreachable_at_start_with_required_false_trains_without_tracking(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="training.tracking")
-    env = {contract.TRACKING_URI_ENV: f"http://127.0.0.1:{free_port()}", contract.REQUIRE_TRACKING_ENV: "false"}
-    recorder = MlflowRecorder.from_env(env, JobInfo.from_env({}, {}, {}))
+    recorder = MlflowRecorder.from_settings(TrackingSettings(f"http://127.0.0.1:{free_port()}", required=False),
+                                            JobInfo.of())
     assert isinstance(recorder, MlflowRecorder)
     recorder.check_reachable()
     began = time.monotonic()
