@@ -1,12 +1,22 @@
-"""``docs/benchmarks.md``, rendered from a run's results (``python -m bench.run --publish``)."""
+"""``docs/benchmarks.md``, rendered from a run's results (``python -m bench.run --publish``).
+
+``python -m bench.doc RESULTS_JSON [--publish]`` re-renders the tables, the plot and (with
+``--publish``) the doc from a saved ``results.json`` without measuring again.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import shutil
 import statistics
+import sys
+from pathlib import Path
 from typing import Any
 
 from bench.report import (
     PATH_NAMES,
+    analyse,
     categorical_table,
     markdown_table,
     queries_table,
@@ -14,6 +24,7 @@ from bench.report import (
     rmse_table,
     scaling_table,
     targets_table,
+    write_results,
 )
 
 
@@ -172,7 +183,7 @@ work on every path, so the others measure ingest only, to keep the run short).
 
 This page is generated: `{results['command']}` wrote it (`make bench` runs
 `python -m bench.run --publish`), with the plot `benchmarks-memory.png` and the raw numbers of
-every repetition in `benchmarks.json`; `python -m bench.report docs/benchmarks.json --publish`
+every repetition in `benchmarks.json`; `python -m bench.doc docs/benchmarks.json --publish`
 re-renders it without measuring.
 
 ## Machine
@@ -275,3 +286,32 @@ host's exit, query, fetch, collective set-up, matrix, training and model include
 - Timings on a 2-core machine are noisy; the load average at each measurement and the
   repetitions' spread are in `benchmarks.json`.
 """
+
+
+def publish(results: dict[str, Any], out: Path, docs: Path) -> None:
+    """``docs/benchmarks.md`` with the plot and the run's JSON beside it."""
+    docs.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(out / "memory.png", docs / "benchmarks-memory.png")
+    (docs / "benchmarks.json").write_text(json.dumps(results, indent=1) + "\n")
+    (docs / "benchmarks.md").write_text(render(results))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.doc", description=__doc__.split("\n")[0])
+    parser.add_argument("results", type=Path, help="a results.json written by bench.run")
+    parser.add_argument("--publish", action="store_true", help="also write docs/benchmarks.md, .png and .json")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    results = json.loads(args.results.read_text())
+    results.update(analyse(results))
+    # Re-rendered tables go to bench/results/ (git-ignored), never beside a published docs/benchmarks.json.
+    out = Path(__file__).resolve().parent / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    write_results(results, out)
+    if args.publish:
+        publish(results, out, Path(__file__).resolve().parents[1] / "docs")
+    print(markdown_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

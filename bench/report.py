@@ -1,15 +1,9 @@
-"""Tables, ratios, target checks, the memory plot and ``docs/benchmarks.md`` from a run's results.
-
-``python -m bench.report RESULTS_JSON [--publish]`` re-renders them from a saved ``results.json``
-without measuring again.
-"""
+"""Tables, ratios, target checks and the memory plot from a run's results (``bench.doc`` renders
+them into ``docs/benchmarks.md``)."""
 
 from __future__ import annotations
 
-import argparse
 import json
-import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -245,34 +239,3 @@ def write_results(results: dict[str, Any], out: Path) -> None:
                 scaling_table(results)]
     (out / "results.md").write_text("\n\n".join(sections) + "\n")
     plot_memory(results, out / "memory.png")
-
-
-def publish(results: dict[str, Any], out: Path, docs: Path) -> None:
-    """``docs/benchmarks.md`` with the plot and the run's JSON beside it."""
-    from bench.doc import render
-
-    docs.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(out / "memory.png", docs / "benchmarks-memory.png")
-    (docs / "benchmarks.json").write_text(json.dumps(results, indent=1) + "\n")
-    (docs / "benchmarks.md").write_text(render(results))
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.report", description=__doc__.split("\n")[0])
-    parser.add_argument("results", type=Path, help="a results.json written by bench.run")
-    parser.add_argument("--publish", action="store_true", help="also write docs/benchmarks.md, .png and .json")
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    results = json.loads(args.results.read_text())
-    results.update(analyse(results))
-    # Re-rendered tables go to bench/results/ (git-ignored), never beside a published docs/benchmarks.json.
-    out = Path(__file__).resolve().parent / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    write_results(results, out)
-    if args.publish:
-        publish(results, out, Path(__file__).resolve().parents[1] / "docs")
-    print(markdown_table(results))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

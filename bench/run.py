@@ -34,7 +34,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from bench import report
+from bench import doc, report
 from bench.scaling import balance, count_queries, run_scaling
 from launch.local.result_chunks import ChunkSizes
 from launch.local.services import DATABASE, SCHEMA, LocalStack
@@ -374,7 +374,7 @@ def run(options: Options, argv: list[str]) -> dict[str, Any]:
     results.update(report.analyse(results))
     report.write_results(results, options.out)
     if options.publish:
-        report.publish(results, options.out, REPO_ROOT / "docs")
+        doc.publish(results, options.out, REPO_ROOT / "docs")
     return results
 
 

@@ -1,4 +1,4 @@
-"""What the launcher's subcommands share: the settings flags, logging, and the error contract.
+"""What the launcher's subcommands share: the settings, data and tracking flags, logging, and the error contract.
 
 A :class:`UserError` (bad settings, a rejected request, a job that did not complete) ends as
 ``error: <message>`` on stderr and exit code 1, without a traceback, and so does an AWS error
@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from launch.follower import StoppedFollowing
-from training.errors import UserError
+from training import contract
+from training.errors import ConfigError, UserError
 
 STOPPED_FOLLOWING_EXIT = 130
 """Ctrl-C while following: 128 + SIGINT, what a shell reports for a command Ctrl-C ended, so a
@@ -61,3 +65,43 @@ def run(command: Callable[[], int]) -> int:
     except (ClientError, BotoCoreError) as err:  # rejected by AWS, or no credentials / region
         print(f"error: AWS: {' '.join(str(err).split())}", file=sys.stderr)
         return 1
+
+
+def add_data_argument(group: Any) -> None:
+    """``--data FILE``: the local run's table, for ``train --local`` and ``tune --local`` alike."""
+    group.add_argument("--data", type=Path, metavar="FILE", help="with --settings: load FILE (.parquet or .csv) "
+                       "into the embedded Snowflake as the settings' table, with its own column names and types")
+
+
+def check_local_flags(args: argparse.Namespace) -> None:
+    """What a local run refuses: sending anything, and ``--data`` without the job it is the table of."""
+    if args.dry_run or args.wait:
+        raise ConfigError("--local sends nothing to AWS: drop --dry-run/--wait")
+    if args.data is not None and not args.settings:
+        raise ConfigError("--data needs --settings FILE: the settings name the table it stands for, its target "
+                          "and features")
+
+
+def add_tracking_argument(parser: argparse.ArgumentParser) -> None:
+    """``--tracking-uri`` (``register`` and ``deploy``): where the Model Registry is."""
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI or SageMaker MLflow ARN "
+                        "(default: $MLFLOW_TRACKING_URI, else the settings' mlflow.tracking_uri)")
+
+
+def tracking_location(args: argparse.Namespace) -> tuple[str, str]:
+    """Tracking URI and experiment: flags, then the environment, then the settings file (``deploy`` too)."""
+    uri = args.tracking_uri or os.environ.get(contract.TRACKING_URI_ENV, "")
+    experiment = getattr(args, "experiment", None) or os.environ.get(contract.EXPERIMENT_ENV, "")
+    if not uri or not experiment:
+        from launch.settings import load_settings
+
+        try:
+            settings = load_settings(args.settings, args.set)
+            uri, experiment = uri or settings.mlflow.tracking_uri, experiment or settings.mlflow.experiment
+        except ConfigError:
+            if not uri:
+                raise
+    if not uri:
+        raise ConfigError("no MLflow tracking URI: pass --tracking-uri, set MLFLOW_TRACKING_URI, or set "
+                          "mlflow.tracking_uri in the settings file")
+    return uri, experiment or contract.MLFLOW_EXPERIMENT

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from training import tracking, tuning_parent
+from training import contract, tuning_parent
 from training.errors import ConfigError
 from training.mlflow_client import configure_client
 
@@ -41,7 +41,7 @@ class Registration:
 
 
 def register(tracking_uri: str, model_name: str, *, run_id: str | None = None, tuning_job: str | None = None,
-             experiment: str = tracking.DEFAULT_EXPERIMENT, alias: str = DEFAULT_ALIAS) -> Registration:
+             experiment: str = contract.MLFLOW_EXPERIMENT, alias: str = DEFAULT_ALIAS) -> Registration:
     """Register the model of ``run_id`` (or of the best trial of ``tuning_job``) and set ``alias`` on it."""
     if (run_id is None) == (tuning_job is None):
         raise ConfigError("give exactly one of --run-id (a run's model) or --tuning-job (its best trial's model)")
@@ -87,11 +87,11 @@ def _model_uri(client: MlflowClient, run_id: str) -> str:
     """
     run = client.get_run(run_id)
     for output in run.outputs.model_outputs if run.outputs else []:
-        if client.get_logged_model(output.model_id).name == tracking.MODEL_NAME:
+        if client.get_logged_model(output.model_id).name == contract.MLFLOW_MODEL_NAME:
             return f"models:/{output.model_id}"
-    if any(f.path == f"{tracking.MODEL_NAME}/MLmodel" for f in client.list_artifacts(run_id, tracking.MODEL_NAME)):
-        return f"runs:/{run_id}/{tracking.MODEL_NAME}"
-    raise ConfigError(f"run {run_id} has no model named {tracking.MODEL_NAME!r}: the job may have lost "
+    if any(f.path == f"{contract.MLFLOW_MODEL_NAME}/MLmodel" for f in client.list_artifacts(run_id, contract.MLFLOW_MODEL_NAME)):
+        return f"runs:/{run_id}/{contract.MLFLOW_MODEL_NAME}"
+    raise ConfigError(f"run {run_id} has no model named {contract.MLFLOW_MODEL_NAME!r}: the job may have lost "
                       "its tracking server before the end; pick another run")
 
 

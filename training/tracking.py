@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from training import __version__, tuning_parent
 from training.contract import (
+    MLFLOW_EXPERIMENT,
+    MLFLOW_MODEL_NAME,
     REQUIRE_TRACKING_ENV,
     TRACKING_URI_ENV,
 )
@@ -62,7 +64,6 @@ if TYPE_CHECKING:
 
 _logger = logging.getLogger(__name__)
 
-DEFAULT_EXPERIMENT = "snowflake-xgboost"
 OBJECTIVE_HYPERPARAMETER = "_tuning_objective_metric"
 """Added to a tuning trial's hyperparameters by SageMaker tuning (e.g. ``validation:rmse``)."""
 
@@ -75,9 +76,6 @@ SOURCE_NAME_TAG, SOURCE_TYPE_TAG = "mlflow.source.name", "mlflow.source.type"
 """What the MLflow UI shows as the run's "Source": the image the job ran, or ``local``."""
 EVALUATION_ARTIFACTS = "evaluation"
 """The run's artifact folder of evaluation charts and numbers (:mod:`training.evaluation_files`)."""
-MODEL_NAME = "model"
-"""Name of the logged model in each run, and the run artifact folder holding the same model
-(``runs:/<run id>/model``); what ``launch/registry.py`` registers."""
 
 _TRIAL_NAME = re.compile(r"^(?P<tuning>[A-Za-z0-9](?:[A-Za-z0-9-]{0,31}))-\d{3}-[0-9a-f]{8}$")
 """SageMaker names a tuning trial ``<tuning-job-name>-<NNN>-<8 hex>``."""
@@ -168,7 +166,7 @@ class MlflowRecorder:
             _logger.info("MLflow tracking is off: set %s (an http(s) server, a sqlite:/file store or a SageMaker "
                          "MLflow ARN) to record this job", TRACKING_URI_ENV)
             return NO_RECORDER
-        return cls(uri, settings.experiment.strip() or DEFAULT_EXPERIMENT, job, settings.required)
+        return cls(uri, settings.experiment.strip() or MLFLOW_EXPERIMENT, job, settings.required)
 
     @property
     def client(self) -> MlflowClient:
@@ -401,7 +399,7 @@ class MlflowRecorder:
     def _log_model(self, booster: xgboost.Booster, plan: ColumnPlan, example: pyarrow.Table | None) -> None:
         from training import pyfunc
 
-        self.model_uri = pyfunc.log_model(self.client, str(self.run_id), str(self.experiment_id), MODEL_NAME,
+        self.model_uri = pyfunc.log_model(self.client, str(self.run_id), str(self.experiment_id), MLFLOW_MODEL_NAME,
                                           booster, plan, example, _param_values(self._params))
 
     def _update_parent(self) -> None:

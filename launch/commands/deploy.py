@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from launch import aws, console, endpoints, follower
-from launch.commands.register import add_tracking_argument, tracking_location
 from launch.registry import DEFAULT_ALIAS
 from launch.settings import Settings, load_settings
 from training.errors import ConfigError, UserError
@@ -186,7 +185,7 @@ def command_parser(subparsers: Any) -> argparse.ArgumentParser:
     version = p.add_mutually_exclusive_group()
     version.add_argument("--alias", help=f"the alias's version (default {DEFAULT_ALIAS})")
     version.add_argument("--version", help="this version number")
-    add_tracking_argument(p)
+    console.add_tracking_argument(p)
     p.add_argument("--endpoint-name", help="endpoint name, under job_prefix (default <job_prefix>-<model name>)")
     hosting = p.add_argument_group("where it runs (default: real-time, 1 x ml.m5.large)")
     hosting.add_argument("--instance-type", default=endpoints.Variant.instance_type, help="real-time instance type")
@@ -213,7 +212,7 @@ def deploy_command(args: argparse.Namespace, session: Any = None) -> int:
     settings = load_settings(args.settings, args.set)
     source = Source(training_job=args.training_job) if args.training_job else Source(
         model_name=args.model_name, alias=None if args.version else (args.alias or DEFAULT_ALIAS),
-        version=args.version, tracking_uri=tracking_location(args)[0])
+        version=args.version, tracking_uri=console.tracking_location(args)[0])
     variant = endpoints.Variant(instance_type=args.instance_type, instance_count=args.instance_count,
                                 serverless_memory_mb=args.serverless_memory_mb, max_concurrency=args.max_concurrency)
     done = deploy(settings, source, variant, endpoint_name=args.endpoint_name, dry_run=args.dry_run, wait=args.wait,

@@ -11,12 +11,11 @@ section. :func:`launch.registry.register` is the command.
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
 from launch import console
 from launch.registry import DEFAULT_ALIAS, register
-from training import contract, tracking
+from training import contract
 from training.errors import ConfigError
 from training.mlflow_client import safe_uri
 
@@ -32,9 +31,9 @@ def command_parser(subparsers: Any) -> argparse.ArgumentParser:
     which.add_argument("--tuning-job", help="a tuning job's name: register its best trial")
     p.add_argument("--model-name", required=True, help="registered model name (created if missing)")
     p.add_argument("--alias", default=DEFAULT_ALIAS, help=f"alias to point at the new version (default {DEFAULT_ALIAS})")
-    add_tracking_argument(p)
+    console.add_tracking_argument(p)
     p.add_argument("--experiment", help="experiment of the tuning job (default: $MLFLOW_EXPERIMENT_NAME, else the "
-                   f"settings' mlflow.experiment, else {tracking.DEFAULT_EXPERIMENT})")
+                   f"settings' mlflow.experiment, else {contract.MLFLOW_EXPERIMENT})")
     console.add_settings_arguments(p)
     p.set_defaults(func=register_command)
     return p
@@ -44,7 +43,7 @@ def register_command(args: argparse.Namespace, session: Any = None) -> int:
     from mlflow.exceptions import MlflowException
 
     console.configure_logging(args.verbose)
-    uri, experiment = tracking_location(args)
+    uri, experiment = console.tracking_location(args)
     try:
         done = register(uri, args.model_name, run_id=args.run_id, tuning_job=args.tuning_job,
                         experiment=experiment, alias=args.alias)
@@ -55,26 +54,3 @@ def register_command(args: argparse.Namespace, session: Any = None) -> int:
     return 0
 
 
-def add_tracking_argument(parser: argparse.ArgumentParser) -> None:
-    """``--tracking-uri`` (``register`` and ``deploy``): where the Model Registry is."""
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI or SageMaker MLflow ARN "
-                        "(default: $MLFLOW_TRACKING_URI, else the settings' mlflow.tracking_uri)")
-
-
-def tracking_location(args: argparse.Namespace) -> tuple[str, str]:
-    """Tracking URI and experiment: flags, then the environment, then the settings file (``deploy`` too)."""
-    uri = args.tracking_uri or os.environ.get(contract.TRACKING_URI_ENV, "")
-    experiment = getattr(args, "experiment", None) or os.environ.get(contract.EXPERIMENT_ENV, "")
-    if not uri or not experiment:
-        from launch.settings import load_settings
-
-        try:
-            settings = load_settings(args.settings, args.set)
-            uri, experiment = uri or settings.mlflow.tracking_uri, experiment or settings.mlflow.experiment
-        except ConfigError:
-            if not uri:
-                raise
-    if not uri:
-        raise ConfigError("no MLflow tracking URI: pass --tracking-uri, set MLFLOW_TRACKING_URI, or set "
-                          "mlflow.tracking_uri in the settings file")
-    return uri, experiment or tracking.DEFAULT_EXPERIMENT

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from launch import aws, console, follower, jobs
 from launch.settings import Settings, load_settings, local_hyperparameters
-from training.errors import ConfigError, UserError
+from training.errors import UserError
 
 if TYPE_CHECKING:
-    from launch.local.demo import LocalRun
+    from launch.local.runs import LocalRun
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def command_parser(subparsers: Any) -> argparse.ArgumentParser:
                        "your job (on --data FILE, else your Snowflake); without, the demo")
     local.add_argument("--hosts", type=int, default=2, help="simulated hosts (default 2)")
     local.add_argument("--workdir", type=Path, help="work directory (default ./work)")
-    add_data_argument(local)
+    console.add_data_argument(local)
     local.add_argument("--demo-data", choices=("california", "synthetic", "mixed"), default="california")
     local.add_argument("--rows", type=int, help="rows of synthetic or mixed demo data")
     p.set_defaults(func=train_command)
@@ -103,28 +103,13 @@ def train_command(args: argparse.Namespace, session: Any = None) -> int:
     return 0
 
 
-def add_data_argument(group: Any) -> None:
-    """``--data FILE``: the local run's table, for ``train --local`` and ``tune --local`` alike."""
-    group.add_argument("--data", type=Path, metavar="FILE", help="with --settings: load FILE (.parquet or .csv) "
-                       "into the embedded Snowflake as the settings' table, with its own column names and types")
-
-
-def check_local_flags(args: argparse.Namespace) -> None:
-    """What a local run refuses: sending anything, and ``--data`` without the job it is the table of."""
-    if args.dry_run or args.wait:
-        raise ConfigError("--local sends nothing to AWS: drop --dry-run/--wait")
-    if args.data is not None and not args.settings:
-        raise ConfigError("--data needs --settings FILE: the settings name the table it stands for, its target "
-                          "and features")
-
-
 def _local(args: argparse.Namespace) -> int:
     """With ``--settings``: the settings' job (:mod:`launch.local.user_job`); without: the demo job,
     ``--set hyperparameters.NAME=VALUE`` overriding the demo's."""
     from launch.local import demo, services, user_job
 
     console.configure_logging(args.verbose, prefix="local: ")
-    check_local_flags(args)
+    console.check_local_flags(args)
     workdir = args.workdir or services.DEFAULT_WORKDIR
     if args.settings:
         settings = load_settings(args.settings, args.set, local=True)

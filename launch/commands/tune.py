@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from launch import aws, console, follower, jobs
-from launch.commands.train import add_data_argument, check_local_flags
 from launch.settings import (
     Settings,
     check_under_prefix,
@@ -113,7 +112,7 @@ def command_parser(subparsers: Any) -> argparse.ArgumentParser:
     local.add_argument("--trials", type=int, help="local trials (default: tuning.local_trials)")
     local.add_argument("--hosts", type=int, help="hosts per local trial (default: tuning.local_hosts)")
     local.add_argument("--workdir", type=Path, help="work directory (default ./work)")
-    add_data_argument(local)
+    console.add_data_argument(local)
     local.add_argument("--rows", type=int, help="rows of the synthetic demo table (default 20,000)")
     p.set_defaults(func=tune_command)
     return p
@@ -148,7 +147,7 @@ def _local(args: argparse.Namespace) -> int:
     """
     from launch.local import services, tuning
 
-    check_local_flags(args)
+    console.check_local_flags(args)
     if args.settings:
         return _local_user_job(args)
     settings = _local_settings(args)

@@ -1,41 +1,30 @@
 """The demo job: the stand-ins, a seeded demo table and one local job on it, as plain functions.
 
 ``python -m launch train --local`` calls :func:`run_local`; local tuning and the tests use
-:func:`demo_hyperparameters` and :func:`mlflow_env` to run the same job their way.
+:func:`demo_hyperparameters` to run the same job their way (what every local run shares is in
+:mod:`launch.local.runs`).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from launch import datasets
-from launch.local.hosts import LocalJobResult, run_local_job
+from launch.local.hosts import run_local_job
+from launch.local.runs import LOCAL_SECRET_ID, LocalRun, encoded, mlflow_env
 from launch.local.services import DATABASE, DEFAULT_WORKDIR, SCHEMA, LocalStack
-from training import contract, names
+from training import contract
 
 log = logging.getLogger(__name__)
 
-DEMO_SECRET_ID = "local/snowflake-demo"
 DEMO_TABLES = {"california": ("CALIFORNIA_HOUSING", datasets.CALIFORNIA_TARGET),
                "synthetic": ("SYNTHETIC", datasets.SYNTHETIC_TARGET),
                "mixed": ("MIXED", datasets.MIXED_TARGET)}
 """Demo data set -> (table name, target column)."""
 DEFAULT_ROWS = 100_000
-DEFAULT_EXPERIMENT = "snowflake-xgboost-demo"
-
-
-@dataclass(frozen=True)
-class LocalRun:
-    """What :func:`run_local` did: the job's result, its wall time, and where MLflow recorded it."""
-
-    result: LocalJobResult
-    seconds: float
-    tracking_uri: str
 
 
 def demo_table(data: str, rows: int = DEFAULT_ROWS) -> str:
@@ -54,11 +43,6 @@ def demo_hyperparameters(data: str, table: str) -> dict[str, str]:
     return encoded(hps)
 
 
-def encoded(hyperparameters: Mapping[str, str]) -> dict[str, str]:
-    """Hyperparameters as the launcher sends them (a lone quoted name JSON-encoded, one reading)."""
-    return {key: names.encode(key, value) for key, value in hyperparameters.items()}
-
-
 def run_local(hyperparameters: Mapping[str, str] | None = None, *, hosts: int = 2,
               workdir: Path = DEFAULT_WORKDIR, data: str = "california", rows: int = DEFAULT_ROWS,
               echo: bool = True) -> LocalRun:
@@ -73,36 +57,9 @@ def run_local(hyperparameters: Mapping[str, str] | None = None, *, hosts: int = 
         count = stack.ensure_table(table, data=data, rows=rows)
         log.info("local Snowflake on port %d, table %s.%s.%s (%s rows); local Secrets Manager at %s",
                  stack.snowflake_port, DATABASE, SCHEMA, table, f"{count:,}", stack.aws_endpoint)
-        stack.put_secret(DEMO_SECRET_ID, stack.snowflake_secret())
+        stack.put_secret(LOCAL_SECRET_ID, stack.snowflake_secret())
         hps = {**demo_hyperparameters(data, table), **encoded(hyperparameters or {})}
-        env = {**stack.aws_env(), contract.SECRET_ID_ENV: DEMO_SECRET_ID, **mlflow_env(workdir)}
+        env = {**stack.aws_env(), contract.SECRET_ID_ENV: LOCAL_SECRET_ID, **mlflow_env(workdir)}
         log.info("starting %d hosts (the leader's log follows)", hosts)
         result = run_local_job(hps, hosts=hosts, workdir=workdir, env=env, echo=echo)
     return LocalRun(result, time.monotonic() - started, env.get(contract.TRACKING_URI_ENV, ""))
-
-
-def mlflow_env(workdir: Path, experiment: str = "") -> dict[str, str]:
-    """MLflow settings for the local job: the caller's, else a local SQLite store under ``workdir``;
-    the experiment is ``$MLFLOW_EXPERIMENT_NAME``, else ``experiment``, else the demo's.
-
-    ``MLFLOW_TRACKING_URI=`` (set but empty) turns tracking off.
-    """
-    uri = os.environ.get(contract.TRACKING_URI_ENV)
-    experiment = os.environ.get(contract.EXPERIMENT_ENV) or experiment or DEFAULT_EXPERIMENT
-    if uri == "":
-        return {}
-    if uri is None:
-        store = workdir / "mlflow"
-        store.mkdir(parents=True, exist_ok=True)
-        uri = f"sqlite:///{store / 'mlflow.db'}"
-        _create_experiment(uri, experiment, store / "artifacts")
-    return {contract.TRACKING_URI_ENV: uri, contract.EXPERIMENT_ENV: experiment}
-
-
-def _create_experiment(uri: str, name: str, artifacts: Path) -> None:
-    """Create the demo experiment with its artifacts under the work directory (not ./mlruns)."""
-    import mlflow
-
-    client = mlflow.MlflowClient(tracking_uri=uri)
-    if client.get_experiment_by_name(name) is None:
-        client.create_experiment(name, artifact_location=artifacts.as_uri())

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from launch.local.demo import DEMO_SECRET_ID, demo_hyperparameters, demo_table, encoded, mlflow_env
+from launch.local.demo import demo_hyperparameters, demo_table
 from launch.local.hosts import LocalJobResult, run_local_job
+from launch.local.runs import LOCAL_SECRET_ID, encoded, mlflow_env
 from launch.local.services import DEFAULT_WORKDIR, LocalStack
 from launch.local.user_job import host_env
 from launch.settings import Settings
@@ -94,8 +95,8 @@ def run_local_tuning(space: Mapping[str, TuningRange], pinned: Mapping[str, str]
     with LocalStack(workdir) as stack:
         table = demo_table("synthetic", rows)
         stack.ensure_table(table, data="synthetic", rows=rows)
-        stack.put_secret(DEMO_SECRET_ID, stack.snowflake_secret())
-        env = {**stack.aws_env(), contract.SECRET_ID_ENV: DEMO_SECRET_ID, **mlflow_env(workdir)}
+        stack.put_secret(LOCAL_SECRET_ID, stack.snowflake_secret())
+        env = {**stack.aws_env(), contract.SECRET_ID_ENV: LOCAL_SECRET_ID, **mlflow_env(workdir)}
         demo = {k: v for k, v in demo_hyperparameters("synthetic", table).items() if k not in space}
         return tune_local(space, {**demo, **encoded(pinned)}, trials=trials, hosts=hosts, objective=objective,
                           direction=direction, run_job=_job_runner(env, workdir))

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from launch import aws, datasets, jobs
-from launch.local.demo import DEMO_SECRET_ID, LocalRun, mlflow_env
 from launch.local.hosts import run_local_job
+from launch.local.runs import LOCAL_SECRET_ID, LocalRun, mlflow_env
 from launch.local.services import DATABASE, SCHEMA, LocalStack
 from launch.settings import Settings
 from training import contract, names
@@ -84,8 +84,8 @@ def host_env(settings: Settings, data: Path | None, workdir: Path) -> Iterator[d
         count = load_data_file(stack, settings.data.table, parquet)
         log.info("Snowflake: embedded (port %d), table %s loaded from %s (%s rows); local Secrets Manager at %s",
                  stack.snowflake_port, settings.data.table, data, f"{count:,}", stack.aws_endpoint)
-        stack.put_secret(DEMO_SECRET_ID, stack.snowflake_secret())
-        yield {**stack.aws_env(), contract.SECRET_ID_ENV: DEMO_SECRET_ID, **tracking}
+        stack.put_secret(LOCAL_SECRET_ID, stack.snowflake_secret())
+        yield {**stack.aws_env(), contract.SECRET_ID_ENV: LOCAL_SECRET_ID, **tracking}
 
 
 def run_user_job(settings: Settings, data: Path | None, *, hosts: int, workdir: Path, echo: bool = True) -> LocalRun:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from launch.local.demo import mlflow_env
+from launch.local.runs import mlflow_env
 from tests.helpers import SECRET_ID, SECRET_PASSWORD, synth_hps
 from tests.integration.battery import assert_no_secret
 from training.cluster import Cluster

@@ -29,7 +29,7 @@ from launch.local.demo import demo_hyperparameters
 from launch.local.hosts import LocalJobResult, start_local_job
 from launch.local.services import LocalStack
 from tests.integration.mlflow_server import mlflow_server
-from training import contract, lineage, tracking
+from training import contract, lineage
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,7 @@ ROWS = 2_000
 TABLE = f"MIGRATE_MIXED_{ROWS}"
 EXPERIMENT = "migrate"
 FEATURES = [name.strip('"') for name in datasets.MIXED_FEATURES]
-MODEL_URI = f"runs:/{{}}/{tracking.MODEL_NAME}"
+MODEL_URI = f"runs:/{{}}/{contract.MLFLOW_MODEL_NAME}"
 
 
 @dataclass(frozen=True)

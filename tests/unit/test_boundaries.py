@@ -22,7 +22,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = {"training": {"container", "launch", "bench", "tests"}, "container": {"launch", "bench", "tests"}}
-ACYCLIC = ("training", "launch")
+ACYCLIC = ("training", "launch", "bench")
 ACCEPTED_LAZY_IMPORTS: dict[tuple[str, str], str] = {}
 """(importing module, imported module) -> why the function-level import that closes a cycle stays."""
 
@@ -170,3 +170,27 @@ def test_training_reads_no_environment_variable():
     assert [place for place in found if place not in allowed] == []
     source = (ROOT / "training" / "mlflow_client.py").read_text()
     assert source.count("os.environ") == 1 and "os.environ.setdefault(" in source  # the one writer, nothing more
+
+
+LEANS = {"launch.commands": "a subcommand borrows from no other (tune from train, deploy from register): what two "
+                             "share lives in launch/console.py",
+         "launch.local.demo": "a local run borrows nothing from the demo job: what local runs share lives in "
+                              "launch/local/runs.py"}
+LEANS_ALLOWED = {("launch/local/tuning.py", "launch.local.demo"): "local tuning tunes the demo job",
+                 ("launch/commands/__init__.py", "launch.commands"): "the package names its subcommands"}
+"""(importing file, imported module) -> why it may lean on that sibling."""
+
+
+@pytest.mark.parametrize("target", sorted(LEANS))
+def test_no_sideways_lean_between_sibling_modules(target):
+    folder = ROOT / target.rsplit(".", 1)[0].replace(".", "/") if target.endswith(".demo") else \
+        ROOT / target.replace(".", "/")
+    leans = []
+    for path in sorted(folder.glob("*.py")):
+        relative, own = str(path.relative_to(ROOT)), ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for module in _imported_modules(path):
+            hit = module == target or (module.startswith(target + ".") and not target.endswith(".demo"))
+            if hit and module != own and (relative, module.rsplit(".", 1)[0]) not in LEANS_ALLOWED \
+                    and (relative, module) not in LEANS_ALLOWED:
+                leans.append(f"{relative} imports {module}")
+    assert leans == [], f"{LEANS[target]}: {leans}"
