@@ -12,7 +12,7 @@ signal is agreed, so no host leaves early).
     .venv/bin/python -m tests.soak --runs 30          # what `make soak` runs; --seed repeats a soak
 
 The last line is the summary, e.g. ``soak: 30 runs, 30 as expected (24 succeeded, 6 stopped by
-SIGTERM), 0 failed, 0 ledger mismatches, in 273 s (seed 1)``. Exit 0 only if every run passed.
+SIGTERM), 0 failed, 0 ledger mismatches, in 327 s (seed 1)``. Exit 0 only if every run passed.
 """
 
 from __future__ import annotations
