@@ -20,16 +20,15 @@ import argparse
 import json
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import xgboost as xgb
 
-from launch.local.services import free_port
+from launch.local.hosts import run_thread_hosts
 from training.checkpoints import StopFlag
-from training.cluster import Cluster, collective
+from training.cluster import Cluster
 from training.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
 from training.ledger import Ledger
 from training.rounds import RoundOwner
@@ -52,37 +51,20 @@ def record_cost(calls: int, directory: Path | None) -> float:
 
 def train_seconds(rounds: int, ledger_dir: Path | None) -> float:
     """Wall seconds of ``rounds`` rounds on two thread-hosts (the slower host's)."""
-    port, seconds, errors = free_port(), [0.0, 0.0], []
-
-    def host(rank: int) -> None:
-        try:
-            seconds[rank] = _host(rank, port, rounds, ledger_dir)
-        except Exception as err:  # raised below: a failed host must not count as a fast one
-            errors.append(err)
-
-    threads = [threading.Thread(target=host, args=(rank,), daemon=True) for rank in range(len(HOSTS))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(600)
-    if errors or any(thread.is_alive() for thread in threads):
-        raise RuntimeError(f"a host failed or hung: {errors}")
-    return max(seconds)
+    return max(run_thread_hosts(lambda cluster: _host(cluster, rounds), HOSTS, ledger_dir))
 
 
-def _host(rank: int, port: int, rounds: int, ledger_dir: Path | None) -> float:
-    cluster = Cluster.from_hosts(list(HOSTS), HOSTS[rank])
-    rng = np.random.default_rng(rank)
+def _host(cluster: Cluster, rounds: int) -> float:
+    rng = np.random.default_rng(cluster.rank)
     x = rng.normal(size=(20_000, 8)).astype(np.float32)
     y = (np.sin(x[:, 0]) + x[:, 1] + rng.normal(size=len(x))).astype(np.float32)
-    with collective(cluster, port, timeout=60, ledger_dir=ledger_dir):
-        dtrain = xgb.QuantileDMatrix(x[:16_000], y[:16_000])
-        dvalid = xgb.QuantileDMatrix(x[16_000:], y[16_000:], ref=dtrain)
-        owner = RoundOwner(cluster, StopFlag(), PLAN, 0, None, 1_000, xgb.callback.TrainingCallback())
-        started = time.perf_counter()
-        xgb.train({"max_depth": 4, "nthread": 1}, dtrain, rounds, evals=[(dtrain, "train"), (dvalid, "validation")],
-                  callbacks=[owner], verbose_eval=False)
-        return time.perf_counter() - started
+    dtrain = xgb.QuantileDMatrix(x[:16_000], y[:16_000])
+    dvalid = xgb.QuantileDMatrix(x[16_000:], y[16_000:], ref=dtrain)
+    owner = RoundOwner(cluster, StopFlag(), PLAN, 0, None, 1_000, xgb.callback.TrainingCallback())
+    started = time.perf_counter()
+    xgb.train({"max_depth": 4, "nthread": 1}, dtrain, rounds, evals=[(dtrain, "train"), (dvalid, "validation")],
+              callbacks=[owner], verbose_eval=False)
+    return time.perf_counter() - started
 
 
 def main(argv: list[str] | None = None) -> None:

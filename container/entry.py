@@ -22,7 +22,7 @@ from training.errors import UserError
 from training.hyperparameters import parse_hyperparameters
 from training.job import JobSpec, run_job
 from training.recorder import NO_RECORDER, RunRecorder
-from training.tracking import JobInfo, MlflowRecorder
+from training.tracking import MlflowRecorder
 
 log = logging.getLogger("container")
 
@@ -58,8 +58,7 @@ def main(argv: list[str]) -> int:
             ledger_dir=env.ledger_dir,
         )
         if spec.cluster.leader:  # only the leader talks to MLflow: one run per job
-            job = JobInfo.of(env.job_name, env.image, env.tuning_job_name, env.resource_config, env.hyperparameters)
-            recorder = MlflowRecorder.from_settings(env.tracking, job)
+            recorder = MlflowRecorder.from_settings(env.tracking, env.job_info())
         stop = StopFlag()
         stop.install()
         run_job(spec, stop, recorder)

@@ -41,7 +41,7 @@ from training.contract import (
 from training.credentials import SignIn
 from training.errors import ConfigError
 from training.snowflake import SnowflakeTimeouts
-from training.tracking import TrackingSettings
+from training.tracking import JobInfo, TrackingSettings
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,10 @@ class TrainingEnv:
     job_name: str = ""
     image: str = ""
     tuning_job_name: str = ""
+
+    def job_info(self) -> JobInfo:
+        """What the run's tags say about the job: its name, image, tuning job, instances and objective."""
+        return JobInfo.of(self.job_name, self.image, self.tuning_job_name, self.resource_config, self.hyperparameters)
 
     @property
     def model_dir(self) -> Path:

@@ -73,7 +73,7 @@ def recorder_from_environment(environ: dict[str, str], resource_config: dict | N
     """The leader's run recorder as the container builds it: the job's environment read by
     ``container.env.TrainingEnv`` (its one reader) beside a host tree of these files."""
     from container.env import TrainingEnv
-    from training.tracking import JobInfo, MlflowRecorder
+    from training.tracking import MlflowRecorder
 
     with tempfile.TemporaryDirectory() as base:
         config = contract.config_dir(Path(base))
@@ -82,6 +82,5 @@ def recorder_from_environment(environ: dict[str, str], resource_config: dict | N
         (config / contract.RESOURCE_CONFIG).write_text(json.dumps(resources))
         (config / contract.HYPERPARAMETERS).write_text(json.dumps(hyperparameters_raw or {}))
         env = TrainingEnv.from_dir(Path(base), environ)
-    job = JobInfo.of(env.job_name, env.image, env.tuning_job_name, env.resource_config, env.hyperparameters)
-    return MlflowRecorder.from_settings(env.tracking, job)
+    return MlflowRecorder.from_settings(env.tracking, env.job_info())
 

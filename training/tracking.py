@@ -4,8 +4,7 @@
 the training loop calls it on rank 0 only, so other hosts never talk to MLflow. Nothing happens
 at import time and ``mlflow`` (seconds to import) is imported only once tracking is on::
 
-    job = JobInfo.of(env.job_name, env.image, env.tuning_job_name, resource_config, hyperparameters_raw)
-    recorder = MlflowRecorder.from_settings(env.tracking, job)   # a NoRecorder when tracking is off (logged once)
+    recorder = MlflowRecorder.from_settings(env.tracking, env.job_info())   # NoRecorder when tracking is off
 
 (``env``: the container's :class:`container.env.TrainingEnv`, which reads the job's environment.)
 

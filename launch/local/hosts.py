@@ -18,16 +18,19 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from launch.follower import RoundProgress, total_rounds
 from launch.local.services import DEFAULT_WORKDIR, REPO_ROOT, free_port
 from training import contract
+from training.cluster import Cluster, collective
 from training.errors import ConfigError
 from training.ledger import compare_ledger_files
 
+T = TypeVar("T")
 _FINAL = re.compile(r"final metrics: (.*) rounds:(\d+)")
 _STOP_GRACE_SECONDS = 15.0
 PROGRESS_SECONDS = 5.0
@@ -49,6 +52,34 @@ class LocalJobResult:
     failure: str | None
     ledger_mismatch: str | None = None
     """Where the hosts' collective calls differed (:mod:`training.ledger`); the job then counts as failed."""
+
+
+def run_thread_hosts(work: Callable[[Cluster], T], hosts: Sequence[str], ledger_dir: Path | None = None,
+                     timeout: int = 60, wait: float = 600.0) -> list[T]:
+    """``work(cluster)`` on every host at once, each a thread of this process inside the job's collective
+    (XGBoost's communicator is per thread): the code that runs on every host, without starting a process
+    per host, for tests and benchmarks. Results by rank; a host that failed, or is still waiting in a
+    collective call after ``wait`` seconds, raises."""
+    port, results, errors = free_port(), [None] * len(hosts), []
+
+    def host(rank: int) -> None:
+        cluster = Cluster.from_hosts(list(hosts), hosts[rank])
+        try:
+            with collective(cluster, port, timeout=timeout, ledger_dir=ledger_dir):
+                results[rank] = work(cluster)
+        except Exception as err:  # raised below, with the other hosts' outcomes
+            errors.append((hosts[rank], err))
+
+    threads = [threading.Thread(target=host, args=(rank,), daemon=True) for rank in range(len(hosts))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(wait)
+    if any(thread.is_alive() for thread in threads):
+        raise RuntimeError(f"a host is still waiting in a collective call after {wait:.0f} s (failed: {errors})")
+    if errors:
+        raise RuntimeError(f"hosts failed: {errors}")
+    return results  # type: ignore[return-value]
 
 
 def host_names(hosts: int) -> list[str]:

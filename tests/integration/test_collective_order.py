@@ -10,7 +10,6 @@ host's order (rank 0 one way, rank 1 the other) by wrapping XGBoost's ``Callback
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,11 +20,10 @@ import pyarrow as pa
 import pytest
 import xgboost as xgb
 
-from launch.local.hosts import _collect
-from launch.local.services import free_port
+from launch.local.hosts import _collect, run_thread_hosts
 from tests.helpers import numeric_plan
 from training.checkpoints import StopFlag, list_checkpoints, resume_point
-from training.cluster import Cluster, agree, allreduce_max, collective
+from training.cluster import Cluster, agree, allreduce_max
 from training.columns import LABEL, ColumnPlan, ColumnSpec
 from training.dataset import build_matrices
 from training.errors import DataError
@@ -40,24 +38,7 @@ FEATURES = ["x0", "x1", "x2"]
 
 def run_hosts(work: Callable[[Cluster], Any], ledger_dir: Path, hosts: tuple[str, ...] = HOSTS) -> list[Any]:
     """``work(cluster)`` on every host at once, each a thread in the job's collective; results by rank."""
-    port, results, errors = free_port(), [None] * len(hosts), []
-
-    def host(rank: int) -> None:
-        cluster = Cluster.from_hosts(list(hosts), hosts[rank])
-        try:
-            with collective(cluster, port, timeout=20, ledger_dir=ledger_dir):
-                results[rank] = work(cluster)
-        except Exception as err:  # reported below, with the other host's outcome
-            errors.append((hosts[rank], err))
-
-    threads = [threading.Thread(target=host, args=(rank,), daemon=True) for rank in range(len(hosts))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert not any(thread.is_alive() for thread in threads), "a host is still waiting in a collective call"
-    assert not errors, errors
-    return results
+    return run_thread_hosts(work, hosts, ledger_dir, timeout=20, wait=120)
 
 
 @pytest.fixture
