@@ -139,7 +139,7 @@ machine (load average 3 to 7), one ingest each after a warm-up, 250,000 rows:
 | `build_matrices`: `QuantileDMatrix` over `ArrowFileIter`, training and validation | 0.80 | ours + XGBoost |
 | ingest, all told ((b) on the same table: 2.09 s) | 2.16 | |
 
-Found on the way, and fixed in `training/dataset.py`: a `scan` shard is spilled chunk by chunk,
+Found on the way, and fixed in `training/train/dataset.py`: a `scan` shard is spilled chunk by chunk,
 and the result's first chunks hold hundreds of rows (500, 1,000, 2,000, ... before the split), so
 `ArrowFileIter` handed XGBoost 14 steps for 200,000 training rows, and XGBoost sketches every step
 on its own. It now coalesces them into steps of 65,536 rows: the training matrix took 0.66 CPU s

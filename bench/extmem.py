@@ -6,7 +6,7 @@ each kind in a fresh process: ``build_matrices`` (in memory, or with ``cache_dir
 memory) and ``rounds`` boosting rounds, printing one JSON line per kind with the wall times, the
 process's peak resident set size (``VmHWM``), the peak of its anonymous memory (``RssAnon``,
 sampled every 20 ms: ``VmHWM`` also counts the memory-mapped spill files' pages, which the kernel
-can drop and read again) and :func:`training.memory.matrix_bytes`' estimate.
+can drop and read again) and :func:`training.train.memory.matrix_bytes`' estimate.
 No Snowflake is involved: this isolates what the matrix kind costs.
 """
 
@@ -26,9 +26,9 @@ import xgboost as xgb
 
 from bench.paths import peak_mib
 from launch.datasets import synthetic_chunk
-from training.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
-from training.dataset import CACHE_DIR, build_matrices
-from training.memory import MIB, matrix_bytes
+from training.read.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
+from training.train.dataset import CACHE_DIR, build_matrices
+from training.train.memory import MIB, matrix_bytes
 
 CHUNK_ROWS = 250_000
 

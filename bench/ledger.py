@@ -2,11 +2,11 @@
 
 ``python -m bench.ledger`` prints one JSON line. Two parts:
 
-- ``record``: :meth:`training.ledger.Ledger.record` alone, in memory and with its file (one
+- ``record``: :meth:`training.train.ledger.Ledger.record` alone, in memory and with its file (one
   line-buffered write per call), in microseconds per call;
 - ``rounds``: two hosts as threads of one process (XGBoost's communicator is per thread), each
   with 20,000 rows, boosting ``--rounds`` rounds through the job's own round owner
-  (:class:`training.rounds.RoundOwner`, evaluated on training and validation sets: 3 recorded
+  (:class:`training.train.rounds.RoundOwner`, evaluated on training and validation sets: 3 recorded
   calls a round), with the ledger written to files and kept in memory only, alternately
   ``--repeats`` times; the ratio compares the medians run side by side.
 
@@ -27,11 +27,11 @@ import numpy as np
 import xgboost as xgb
 
 from launch.local.hosts import run_thread_hosts
-from training.checkpoints import StopFlag
-from training.cluster import Cluster
-from training.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
-from training.ledger import Ledger
-from training.rounds import RoundOwner
+from training.read.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
+from training.train.checkpoints import StopFlag
+from training.train.cluster import Cluster
+from training.train.ledger import Ledger
+from training.train.rounds import RoundOwner
 
 HOSTS = ("127.0.0.1", "127.0.0.2")
 PLAN = ColumnPlan(tuple([ColumnSpec(f"F{i}", "FLOAT", "numeric", FEATURE) for i in range(8)]

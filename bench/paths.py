@@ -48,13 +48,13 @@ import pyarrow.parquet as pq
 import snowflake.connector
 import xgboost as xgb
 
-from training.credentials import SnowflakeCredentials, parse_secret
-from training.dataset import build_matrices
 from training.hyperparameters import SPECS, Hyperparameters, parse_hyperparameters
-from training.scan import fetch_share, run_scan, shares
-from training.shards import VALIDATION_COLUMN, ShardPlan, fetch_shard, plan_shard, query_parameters
-from training.snowflake import connect, describe_table, quote_column, quote_table
-from training.vocabulary import merge_vocabularies
+from training.read.credentials import SnowflakeCredentials, parse_secret
+from training.read.scan import fetch_share, run_scan, shares
+from training.read.shards import VALIDATION_COLUMN, ShardPlan, fetch_shard, plan_shard, query_parameters
+from training.read.snowflake import connect, describe_table, quote_column, quote_table
+from training.read.vocabulary import merge_vocabularies
+from training.train.dataset import build_matrices
 
 EXTMEM_HYPERPARAMETER = "memory_budget_mb"
 """Path (e)'s switch: ``1`` forces external memory (0, the default, derives it from the host's memory)."""
@@ -184,7 +184,7 @@ def extmem_available() -> bool:
     import importlib.util
     import inspect
 
-    return (EXTMEM_HYPERPARAMETER in SPECS and importlib.util.find_spec("training.memory") is not None
+    return (EXTMEM_HYPERPARAMETER in SPECS and importlib.util.find_spec("training.train.memory") is not None
             and "cache_dir" in inspect.signature(build_matrices).parameters)
 
 
@@ -192,10 +192,10 @@ def _extmem_cache(shard: Any, columns: Any, hps: Hyperparameters, spill_dir: Pat
     """The job's choice of matrices on one host (``choose_matrices``) and, if external, its cache folder."""
     import importlib
 
-    from training import dataset
-    from training.cluster import Cluster
+    from training.train import dataset
+    from training.train.cluster import Cluster
 
-    memory = importlib.import_module("training.memory")  # by name: builds before external memory lack it
+    memory = importlib.import_module("training.train.memory")  # by name: builds before external memory lack it
     outputs = len(columns.classes or []) if hps.multiclass else 1
     choice = memory.choose_matrices(shard.rows, len(columns.features), outputs, hps, Cluster(("bench",), "bench"))
     return (spill_dir / dataset.CACHE_DIR if choice.external else None), {"matrices": choice.kind}

@@ -15,14 +15,14 @@ import threading
 from pathlib import Path
 
 from container.env import TrainingEnv, base_dir_from
-from training.checkpoints import StopFlag
-from training.cluster import Cluster
 from training.contract import RESOURCE_CONFIG, SERVE_COMMAND, TRAIN_COMMAND, config_dir, failure_file
 from training.errors import UserError
 from training.hyperparameters import parse_hyperparameters
 from training.job import JobSpec, run_job
-from training.recorder import NO_RECORDER, RunRecorder
-from training.tracking import MlflowRecorder
+from training.tracking.mlflow_recorder import MlflowRecorder
+from training.tracking.recorder import NO_RECORDER, RunRecorder
+from training.train.checkpoints import StopFlag
+from training.train.cluster import Cluster
 
 log = logging.getLogger("container")
 

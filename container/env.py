@@ -38,10 +38,10 @@ from training.contract import (
     failure_file,
     model_dir,
 )
-from training.credentials import SignIn
 from training.errors import ConfigError
-from training.snowflake import SnowflakeTimeouts
-from training.tracking import JobInfo, TrackingSettings
+from training.read.credentials import SignIn
+from training.read.snowflake import SnowflakeTimeouts
+from training.tracking.mlflow_recorder import JobInfo, TrackingSettings
 
 
 @dataclass(frozen=True)

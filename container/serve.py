@@ -9,7 +9,7 @@ The server is what the base image already carries for its own XGBoost serving: F
 gunicorn (requirements-base.txt pins both at the image's versions). Each gunicorn worker loads
 the model itself; the master never touches XGBoost (a worker forked from a process that has used
 XGBoost's OpenMP threads can hang). A model that does not load stops the server at start with
-one line (gunicorn exits when a worker cannot boot). Scoring is :mod:`training.scoring`: raw rows in, the job's own coding.
+one line (gunicorn exits when a worker cannot boot). Scoring is :mod:`training.model.scoring`: raw rows in, the job's own coding.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from training import scoring
 from training.contract import (
     SERVING_PORT,
     SERVING_PORT_ENV,
@@ -28,7 +27,8 @@ from training.contract import (
     SERVING_WORKERS_ENV,
     model_dir,
 )
-from training.model import load
+from training.model import scoring
+from training.model.booster import load
 
 log = logging.getLogger("container.serve")
 

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from training.errors import ConfigError
-from training.snowflake import quote_column, table_parts
+from training.read.snowflake import quote_column, table_parts
 
 log = logging.getLogger(__name__)
 

@@ -3,11 +3,11 @@ CreateEndpoint requests, validated against botocore's own service model. Nothing
 
 The endpoint runs the training image itself: SageMaker starts it with ``serve`` and it answers the
 hosting contract with the job's own coding of raw rows (``container/serve.py``,
-``training/scoring.py``). Hence one image to build and push, and a row scores the same in the
+``training/model/scoring.py``). Hence one image to build and push, and a row scores the same in the
 job, in MLflow and behind the endpoint. Not the built-in XGBoost serving image: it loads our model
 file but takes numbers only (text columns would need the caller to code them). Not
 ``mlflow sagemaker build-and-push-container``: a second image, and MLflow's scoring server rejects
-a NULL in a boolean CSV column and mixed datetime formats (``training/scoring.py``).
+a NULL in a boolean CSV column and mixed datetime formats (``training/model/scoring.py``).
 
 Names: the model and the endpoint config are ``<endpoint>-<yymmddHHMMSS>`` (a new pair per
 deploy), the endpoint ``<job_prefix>-...`` (the launcher's IAM policy grants names under the

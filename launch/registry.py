@@ -1,7 +1,7 @@
 """The MLflow Model Registry side of the launcher: register a run's model and point an alias at it.
 
 :func:`register` takes one run's model, or the best trial of a tuning job (chosen by
-:func:`training.tuning_parent.best_trial`, the rule the trials themselves use to mark the parent),
+:func:`training.tracking.tuning_parent.best_trial`, the rule the trials themselves use to mark the parent),
 creates a model version from it and points an alias at it. A SageMaker managed MLflow ARN works
 like any URI. Aliases (default ``champion``) replace the deprecated stages: serving code loads
 ``models:/<name>@champion``. ``python -m launch register`` (:mod:`launch.commands.register`) is its CLI.
@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from training import contract, tuning_parent
+from training import contract
 from training.errors import ConfigError
-from training.mlflow_client import configure_client
+from training.tracking import tuning_parent
+from training.tracking.mlflow_client import configure_client
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -59,7 +60,7 @@ def register(tracking_uri: str, model_name: str, *, run_id: str | None = None, t
 def best_trial(client: MlflowClient, experiment: str, tuning_job: str) -> Run:
     """The finished child of the tuning job's parent run with the best objective metric.
 
-    The parent is the one the trials elected, and "best" is :func:`training.tuning_parent.best_trial`,
+    The parent is the one the trials elected, and "best" is :func:`training.tracking.tuning_parent.best_trial`,
     the same choice the trials write to the parent.
     """
     found = client.get_experiment_by_name(experiment)

@@ -58,10 +58,11 @@ from launch.validation import (
     show,
     validated_by,
 )
-from training import contract, names
-from training.credentials import parse_connection
+from training import contract
 from training.errors import ConfigError, CredentialsError, HyperparameterError
 from training.hyperparameters import SPECS, TuningRange, parse_hyperparameters
+from training.read import names
+from training.read.credentials import parse_connection
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -282,7 +283,7 @@ class Settings(_Section):
         """What the job receives: ``[hyperparameters]`` plus table, target and features, as strings.
 
         Snowflake names are encoded so that each has one reading in the container
-        (:func:`training.names.encode`): ``target = '"Label"'`` reaches the column ``Label``.
+        (:func:`training.read.names.encode`): ``target = '"Label"'`` reaches the column ``Label``.
         """
         merged = dict(self.hyperparameters)
         merged["table"] = self.data.table

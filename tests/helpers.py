@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from launch.local.hosts import LocalJob, LocalJobResult
 from training import contract
-from training.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
+from training.read.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
 
 SECRET_ID = "test/snowflake"
 SECRET_PASSWORD = "Zq-distinctive-s3cret-7731"
@@ -73,7 +73,7 @@ def recorder_from_environment(environ: dict[str, str], resource_config: dict | N
     """The leader's run recorder as the container builds it: the job's environment read by
     ``container.env.TrainingEnv`` (its one reader) beside a host tree of these files."""
     from container.env import TrainingEnv
-    from training.tracking import MlflowRecorder
+    from training.tracking.mlflow_recorder import MlflowRecorder
 
     with tempfile.TemporaryDirectory() as base:
         config = contract.config_dir(Path(base))

@@ -20,9 +20,33 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from training import __version__, constraints, evaluation, read_record, snapshot
-from training.checkpoints import StopFlag, resume_point, write_model
-from training.cluster import (
+from training import __version__
+from training.contract import MODEL_FILE
+from training.errors import ClusterError, DataError, HyperparameterError, Interrupted
+from training.evaluation import report as evaluation
+from training.hyperparameters import SURVIVAL_COX, Hyperparameters, constraints, maximized
+from training.model.booster import PLAN_ATTRIBUTE, embed_plan
+from training.objectives.labels import LabelRange
+from training.read import read_record, snapshot
+from training.read.columns import ColumnPlan
+from training.read.credentials import SignIn, SnowflakeCredentials
+from training.read.names import resolve_table
+from training.read.scan import ScanResult, ScanShare, fetch_share, open_scan, shares
+from training.read.shards import Shard, ShardPlan, fetch_shard, plan_shard
+from training.read.snowflake import (
+    DEFAULT_TIMEOUTS,
+    SnowflakeTimeouts,
+    connect,
+    count_distinct,
+    describe_table,
+    quote_column,
+    table_parts,
+)
+from training.read.vocabulary import merge_vocabularies
+from training.tracking.lineage import SnowflakeLineage
+from training.tracking.recorder import NO_RECORDER, RunRecorder
+from training.train.checkpoints import StopFlag, resume_point, write_model
+from training.train.cluster import (
     Cluster,
     agree,
     allreduce_max,
@@ -33,31 +57,9 @@ from training.cluster import (
     from_leader,
     gather,
 )
-from training.columns import ColumnPlan
-from training.contract import MODEL_FILE
-from training.credentials import SignIn, SnowflakeCredentials
-from training.dataset import CACHE_DIR, build_matrices, matrix_batches
-from training.errors import ClusterError, DataError, HyperparameterError, Interrupted
-from training.hyperparameters import SURVIVAL_COX, Hyperparameters, maximized
-from training.lineage import SnowflakeLineage
-from training.memory import choose_matrices
-from training.model import PLAN_ATTRIBUTE, embed_plan
-from training.names import resolve_table
-from training.objectives import LabelRange
-from training.recorder import NO_RECORDER, RunRecorder
-from training.rounds import TRAIN, VALIDATION, EarlyStop, RoundOwner, metric_text
-from training.scan import ScanResult, ScanShare, fetch_share, open_scan, shares
-from training.shards import Shard, ShardPlan, fetch_shard, plan_shard
-from training.snowflake import (
-    DEFAULT_TIMEOUTS,
-    SnowflakeTimeouts,
-    connect,
-    count_distinct,
-    describe_table,
-    quote_column,
-    table_parts,
-)
-from training.vocabulary import merge_vocabularies
+from training.train.dataset import CACHE_DIR, build_matrices, matrix_batches
+from training.train.memory import choose_matrices
+from training.train.rounds import TRAIN, VALIDATION, EarlyStop, RoundOwner, metric_text
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +78,7 @@ class JobSpec:
     """The training job's name (SageMaker's ``TRAINING_JOB_NAME``): a restart re-opens its first read."""
     snowflake_timeouts: SnowflakeTimeouts = DEFAULT_TIMEOUTS
     ledger_dir: Path | None = None
-    """Where this host writes its collective ledger (:mod:`training.ledger`); None: in memory only."""
+    """Where this host writes its collective ledger (:mod:`training.train.ledger`); None: in memory only."""
 
 
 @dataclass
@@ -93,7 +95,7 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, recorder: RunRecorder =
     """Train this host's part of the job; raise a :class:`~training.errors.UserError` on bad input.
 
     ``recorder`` keeps the run's record (MLflow on the leader when tracking is on, see
-    :mod:`training.recorder`); it is checked before any data is fetched.
+    :mod:`training.tracking.recorder`); it is checked before any data is fetched.
     """
     hps, cluster = spec.hyperparameters, spec.cluster
     stop = stop or StopFlag()
@@ -461,7 +463,7 @@ def _train(spec: JobSpec, columns: ColumnPlan, dtrain: Any, dvalid: Any, cluster
            recorder: RunRecorder) -> Trained:
     """The model, its rounds, and the hosts whose stop signal ended training (the same on every host).
 
-    ``xgb.train`` gets one callback, :class:`~training.rounds.RoundOwner`: XGBoost runs its
+    ``xgb.train`` gets one callback, :class:`~training.train.rounds.RoundOwner`: XGBoost runs its
     callbacks in no fixed order, so a round's collective calls have a single owner.
     """
     hps = spec.hyperparameters

@@ -17,7 +17,7 @@ from launch import console
 from launch.registry import DEFAULT_ALIAS, register
 from training import contract
 from training.errors import ConfigError
-from training.mlflow_client import safe_uri
+from training.tracking.mlflow_client import safe_uri
 
 
 def command_parser(subparsers: Any) -> argparse.ArgumentParser:

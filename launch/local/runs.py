@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from launch.local.hosts import LocalJobResult
-from training import contract, names
+from training import contract
+from training.read import names
 
 LOCAL_SECRET_ID = "local/snowflake-demo"
 """The id under which a local run stores the embedded Snowflake's credentials in the local Secrets Manager."""

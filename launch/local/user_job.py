@@ -28,9 +28,10 @@ from launch.local.hosts import run_local_job
 from launch.local.runs import LOCAL_SECRET_ID, LocalRun, mlflow_env
 from launch.local.services import DATABASE, SCHEMA, LocalStack
 from launch.settings import Settings
-from training import contract, names
+from training import contract
 from training.errors import ConfigError
-from training.snowflake import quote_column, table_parts
+from training.read import names
+from training.read.snowflake import quote_column, table_parts
 
 log = logging.getLogger(__name__)
 

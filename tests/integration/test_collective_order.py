@@ -1,7 +1,7 @@
 """Every host makes the same collective calls in the same order, whatever order XGBoost runs callbacks in.
 
 Cheap: the hosts are threads of this process (XGBoost's communicator is per thread, as its own
-tests use it), each joining the real collective through :func:`training.cluster.collective`
+tests use it), each joining the real collective through :func:`training.train.cluster.collective`
 with a ledger file, on a few thousand in-memory rows. XGBoost 3.0 keeps its callbacks in a set,
 so their order follows object addresses; these tests do not rely on addresses: they force each
 host's order (rank 0 one way, rank 1 the other) by wrapping XGBoost's ``CallbackContainer``.
@@ -22,15 +22,15 @@ import xgboost as xgb
 
 from launch.local.hosts import _collect, run_thread_hosts
 from tests.helpers import numeric_plan
-from training.checkpoints import StopFlag, list_checkpoints, resume_point
-from training.cluster import Cluster, agree, allreduce_max
-from training.columns import LABEL, ColumnPlan, ColumnSpec
-from training.dataset import build_matrices
 from training.errors import DataError
 from training.hyperparameters import parse_hyperparameters
 from training.job import JobSpec, _evaluate, _train
-from training.ledger import compare_ledger_files, ledger_path, read_ledger
-from training.recorder import NO_RECORDER
+from training.read.columns import LABEL, ColumnPlan, ColumnSpec
+from training.tracking.recorder import NO_RECORDER
+from training.train.checkpoints import StopFlag, list_checkpoints, resume_point
+from training.train.cluster import Cluster, agree, allreduce_max
+from training.train.dataset import build_matrices
+from training.train.ledger import compare_ledger_files, ledger_path, read_ledger
 
 HOSTS = ("127.0.0.1", "127.0.0.2")
 FEATURES = ["x0", "x1", "x2"]
@@ -281,7 +281,7 @@ def test_a_checkpoint_the_leader_cannot_write_is_a_warning_and_every_host_trains
     (tmp_path / "hosts" / HOSTS[0]).mkdir(parents=True)
     (tmp_path / "hosts" / HOSTS[0] / "checkpoints").write_text("a file where the checkpoint folder should be")
     train = _train_on(tmp_path / "hosts", early_stopping_rounds=0, num_round=6, checkpoint_interval=2)
-    with caplog.at_level(logging.WARNING, logger="training.rounds"):
+    with caplog.at_level(logging.WARNING, logger="training.train.rounds"):
         assert run_hosts(train, tmp_path) == [(6, (), 6)] * 2
     assert "could not save the checkpoint after round 2 (FileExistsError" in caplog.text
 

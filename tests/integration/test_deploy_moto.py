@@ -29,9 +29,9 @@ from launch.settings import settings_from_dict
 from tests.integration.mlflow_server import MlflowServer
 from tests.integration.test_launcher_moto import Recorder
 from training import contract
-from training.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
 from training.errors import ConfigError
-from training.model import embed_plan
+from training.model.booster import embed_plan
+from training.read.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
 
 IAM = Path(__file__).resolve().parents[2] / "iam"
 SETTINGS = {
@@ -115,11 +115,11 @@ def _booster() -> xgb.Booster:
 
 @pytest.fixture(scope="module")
 def registered(shared_tracking: MlflowServer) -> MlflowServer:
-    """The session's real mlflow server, now holding ``housing`` version 1 (@champion), logged by training.pyfunc."""
+    """The session's real mlflow server, now holding ``housing`` version 1 (@champion), logged by training.tracking.pyfunc."""
     import mlflow
 
-    from training import pyfunc
-    from training.mlflow_client import configure_client
+    from training.tracking import pyfunc
+    from training.tracking.mlflow_client import configure_client
 
     client = configure_client(shared_tracking.uri)
     experiment = client.create_experiment("deploy")

@@ -15,10 +15,10 @@ import xgboost as xgb
 
 from tests.helpers import synth_hps
 from training import contract
-from training.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
-from training.dataset import CACHE_DIR, build_matrices
 from training.hyperparameters import parse_hyperparameters
-from training.model import PLAN_ATTRIBUTE
+from training.model.booster import PLAN_ATTRIBUTE
+from training.read.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
+from training.train.dataset import CACHE_DIR, build_matrices
 
 REGIONS = ("north", "south", "east", "west", "coast")
 

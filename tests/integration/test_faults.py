@@ -31,8 +31,8 @@ from tests.integration.battery import (
     run_parallel,
 )
 from training import contract
-from training.checkpoints import list_checkpoints
-from training.shards import FETCH_ATTEMPTS
+from training.read.shards import FETCH_ATTEMPTS
+from training.train.checkpoints import list_checkpoints
 
 pytestmark = pytest.mark.slow
 

@@ -329,7 +329,7 @@ class Arrivals:
 
 
 BASE_MS = int(time.time() * 1000) - 3_600_000  # CloudWatch refuses events older than 14 days
-ROUND = "2026-11-29 10:00:00,000 [algo-1] INFO training.rounds: [{}]\ttrain-rmse:{}\tvalidation-rmse:{}"
+ROUND = "2026-11-29 10:00:00,000 [algo-1] INFO training.train.rounds: [{}]\ttrain-rmse:{}\tvalidation-rmse:{}"
 
 
 def test_wait_shows_status_changes_every_hosts_lines_and_round_progress(aws: None) -> None:

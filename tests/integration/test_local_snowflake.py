@@ -29,11 +29,11 @@ from launch.local.result_chunks import ChunkSizes
 from launch.local.services import LocalStack
 from training.errors import DataError
 from training.hyperparameters import parse_hyperparameters
-from training.read_record import RECORD_FILE
-from training.scan import ScanResult, open_scan
-from training.shards import plan_shard
-from training.snapshot import current_time
-from training.snowflake import Column, describe_table
+from training.read.read_record import RECORD_FILE
+from training.read.scan import ScanResult, open_scan
+from training.read.shards import plan_shard
+from training.read.snapshot import current_time
+from training.read.snowflake import Column, describe_table
 
 pytestmark = pytest.mark.slow
 
@@ -128,7 +128,7 @@ def test_a_restart_reopens_its_recorded_result_while_snowflake_keeps_it(chunked:
             assert len(result.batches) > 1  # in chunks, as the first read was
             return sum(batch.rowcount for batch in result.batches)
 
-        with caplog.at_level(logging.INFO, logger="training.scan"):
+        with caplog.at_level(logging.INFO, logger="training.read.scan"):
             again = open_scan(conn, plan, hps, tmp_path, "job-1")
         assert (again.query_id, again.read_at, rows(again)) == (first.query_id, first.read_at, 2_500)
         assert pa.concat_tables(b.to_arrow() for b in again.batches).equals(
@@ -145,11 +145,11 @@ def test_a_restart_reopens_its_recorded_result_while_snowflake_keeps_it(chunked:
 
         (tmp_path / RECORD_FILE).write_text(json.dumps({**record, "query_id": str(uuid.uuid4())}))
         caplog.clear()
-        with caplog.at_level(logging.INFO, logger="training.scan"):
+        with caplog.at_level(logging.INFO, logger="training.read.scan"):
             assert rows(open_scan(conn, plan, hps, tmp_path, "job-1")) == 2_510
         assert "the snapshot changes: could not re-open the result of query" in caplog.text
         caplog.clear()  # another job with the same checkpoint location reads the table as it is now
-        with caplog.at_level(logging.INFO, logger="training.read_record"):
+        with caplog.at_level(logging.INFO, logger="training.read.read_record"):
             other = open_scan(conn, plan, hps, tmp_path, "job-2")
         assert "holds the read of job job-1, not this one" in caplog.text and other.query_id != fresh.query_id
     finally:

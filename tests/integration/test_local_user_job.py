@@ -26,8 +26,8 @@ from launch.local import user_job
 from launch.settings import load_settings
 from tests.helpers import SECRET_ID, SECRET_PASSWORD, SYNTH_TABLE, outputs_text
 from training import contract
-from training.columns import ColumnPlan
-from training.model import PLAN_ATTRIBUTE
+from training.model.booster import PLAN_ATTRIBUTE
+from training.read.columns import ColumnPlan
 
 ROWS = 600
 PARQUET_FEATURES = ['"Price"', '"Units Sold"', '"is_member"', '"signup_date"', '"last_seen"', '"region"']

@@ -27,7 +27,7 @@ from launch.local.hosts import LocalJobResult, run_local_job
 from launch.local.services import LocalStack
 from tests.integration.battery import assert_user_failure, run_parallel
 from training import contract
-from training import model as table_model
+from training.model import booster as table_model
 
 pytestmark = pytest.mark.slow
 
@@ -146,8 +146,8 @@ def test_ranking_groups_are_whole_on_one_host_and_contiguous(outcomes) -> None:
 def test_the_ranking_evaluation_is_ndcg_by_k_over_every_host_s_groups_as_xgboost_counts_it(outcomes) -> None:
     """The leader's NDCG@k (each host summed its own whole groups) equals all validation groups scored on one
     host, and at k=5 equals XGBoost's own validation-ndcg@5."""
-    from training import evaluation
-    from training.dataset import matrix_batches
+    from training.evaluation import report as evaluation
+    from training.train.dataset import matrix_batches
 
     result = outcomes["ranking-3"]
     log = _ok(result)

@@ -29,7 +29,7 @@ from launch.local.services import LocalStack
 from launch.settings import load_settings
 from tests.integration.battery import assert_user_failure, run_parallel
 from training import contract
-from training import model as table_model
+from training.model import booster as table_model
 
 pytestmark = pytest.mark.slow
 
@@ -276,7 +276,7 @@ HEADLINE = {"with_region": ("validation-r2", "validation-mae"), "binary": ("vali
 def test_the_evaluation_is_charts_and_numbers_equal_to_all_rows_scored_on_one_host(outcomes, workdir, name,
                                                                                   experiment) -> None:
     """Each host reduced its own validation rows; the run's evaluation equals scoring them all at once."""
-    from training import evaluation
+    from training.evaluation import report as evaluation
 
     result = outcomes[name]
     _ok(result)
@@ -321,6 +321,6 @@ def test_the_evaluation_is_charts_and_numbers_equal_to_all_rows_scored_on_one_ho
 
 
 def datasets_batches(host_dir: Path, plan):
-    from training.dataset import matrix_batches
+    from training.train.dataset import matrix_batches
 
     return matrix_batches(contract.default_spill_dir(host_dir) / "validation.arrow", plan)

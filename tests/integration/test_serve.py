@@ -1,7 +1,7 @@
 """The image's ``serve`` command, for real: ``python -m container serve`` on a free port, in front of a
 model logged by the project's own MLflow code (a registered model's layout) and of a job's bare
 model file. Raw rows (text, NULLs, booleans, dates, timestamps) posted as CSV and as JSON score
-exactly as the MLflow model (:class:`training.pyfunc.TableModel`) scores them."""
+exactly as the MLflow model (:class:`training.tracking.pyfunc.TableModel`) scores them."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ import xgboost as xgb
 
 from launch.local.services import free_port
 from training import contract
-from training.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
-from training.model import embed_plan
+from training.model.booster import embed_plan
+from training.read.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
 
 REPO = Path(__file__).resolve().parents[2]
 PLAN = ColumnPlan((ColumnSpec("x", "REAL", "numeric", FEATURE), ColumnSpec("city", "TEXT", "categorical", FEATURE),
@@ -63,10 +63,10 @@ def _booster() -> xgb.Booster:
 
 @pytest.fixture(scope="module")
 def mlflow_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model logged by training.pyfunc.log_model, downloaded as a registry download lays it out."""
+    """A model logged by training.tracking.pyfunc.log_model, downloaded as a registry download lays it out."""
     import mlflow
 
-    from training import pyfunc
+    from training.tracking import pyfunc
 
     root = tmp_path_factory.mktemp("mlflow")
     client = mlflow.MlflowClient(f"sqlite:///{root}/mlflow.db")

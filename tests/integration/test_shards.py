@@ -12,10 +12,10 @@ import pyarrow as pa
 import pytest
 
 from tests.helpers import SYNTH_ROWS, SYNTH_TABLE
-from training.credentials import parse_secret
 from training.hyperparameters import parse_hyperparameters
-from training.shards import fetch_shard, plan_shard
-from training.snowflake import connect, describe_table, quote_table
+from training.read.credentials import parse_secret
+from training.read.shards import fetch_shard, plan_shard
+from training.read.snowflake import connect, describe_table, quote_table
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ import pytest
 
 from tests import keys
 from tests.helpers import SECRET_PASSWORD
-from training.credentials import parse_connection, parse_secret
-from training.snowflake import connect
+from training.read.credentials import parse_connection, parse_secret
+from training.read.snowflake import connect
 
 pytestmark = pytest.mark.slow
 

@@ -29,7 +29,8 @@ from launch.local.demo import demo_hyperparameters
 from launch.local.hosts import LocalJobResult, start_local_job
 from launch.local.services import LocalStack
 from tests.integration.mlflow_server import mlflow_server
-from training import contract, lineage
+from training import contract
+from training.tracking import lineage
 
 pytestmark = pytest.mark.slow
 

@@ -26,9 +26,10 @@ import pytest
 
 from tests.helpers import numeric_plan, recorder_from_environment
 from tests.integration.mlflow_server import MlflowServer, mlflow_server
-from training import contract, mlflow_client
-from training.lineage import SnowflakeLineage
-from training.tracking import MlflowRecorder
+from training import contract
+from training.tracking import mlflow_client
+from training.tracking.lineage import SnowflakeLineage
+from training.tracking.mlflow_recorder import MlflowRecorder
 
 pytestmark = pytest.mark.slow
 

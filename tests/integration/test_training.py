@@ -15,10 +15,10 @@ import xgboost as xgb
 from launch.local.hosts import start_local_job
 from tests.helpers import spilled_ids, synth_hps, wait_for_log
 from training import contract
-from training.checkpoints import list_checkpoints
 from training.hyperparameters import parse_hyperparameters
-from training.shards import plan_shard, query_parameters
-from training.snowflake import Column
+from training.read.shards import plan_shard, query_parameters
+from training.read.snowflake import Column
+from training.train.checkpoints import list_checkpoints
 
 pytestmark = pytest.mark.slow
 

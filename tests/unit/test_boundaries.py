@@ -148,7 +148,7 @@ def test_no_cycle_closed_by_an_unlisted_lazy_import(package):
                           "that closes the cycle in ACCEPTED_LAZY_IMPORTS with the reason"
 
 
-ENVIRONMENT_WRITERS = {("training/mlflow_client.py", "setdefault"):
+ENVIRONMENT_WRITERS = {("training/tracking/mlflow_client.py", "setdefault"):
                        "sets MLflow's own HTTP retry settings, which MLflow reads from the environment"}
 """Places under training/ that touch ``os.environ`` on purpose, with why; none reads the job's contract."""
 
@@ -168,7 +168,7 @@ def test_training_reads_no_environment_variable():
                 found.append((str(path.relative_to(ROOT)), node.lineno))
     allowed = [(file, line) for file, line in found if any(file == f for f, _ in ENVIRONMENT_WRITERS)]
     assert [place for place in found if place not in allowed] == []
-    source = (ROOT / "training" / "mlflow_client.py").read_text()
+    source = (ROOT / "training" / "tracking" / "mlflow_client.py").read_text()
     assert source.count("os.environ") == 1 and "os.environ.setdefault(" in source  # the one writer, nothing more
 
 

@@ -13,9 +13,8 @@ import pytest
 import xgboost as xgb
 
 from launch.tuning_space import default_space, parse_range
-from training import constraints
 from training.errors import DataError, HyperparameterError
-from training.hyperparameters import ALIASES, RETIRED, SPECS, parse_hyperparameters
+from training.hyperparameters import ALIASES, RETIRED, SPECS, constraints, parse_hyperparameters
 
 BASE = {"table": "T", "target": "Y"}
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from xgboost.core import XGBoostError
 
-from training import cluster as cluster_module
-from training.cluster import Cluster, collective
 from training.errors import ClusterError
+from training.train import cluster as cluster_module
+from training.train.cluster import Cluster, collective
 
 JOIN_ARGS = {"dmlc_tracker_uri": "10.0.0.1", "dmlc_tracker_port": 9099}
 
@@ -70,7 +70,7 @@ def test_a_port_freed_within_the_wait_is_retried_until_the_tracker_starts(caplog
     port = held.getsockname()[1]
     threading.Timer(1.0, held.close).start()
     started = time.monotonic()
-    with caplog.at_level(logging.INFO, logger="training.cluster"):
+    with caplog.at_level(logging.INFO, logger="training.train.cluster"):
         tracker = cluster_module._start_tracker("127.0.0.1", 1, port, timeout=4)  # retries for up to 4 s
     try:
         assert time.monotonic() - started < 4
@@ -117,7 +117,7 @@ def test_a_bug_while_joining_is_raised_at_once_not_retried():
 
 
 def test_leaving_a_broken_group_logs_xgboost_errors_and_raises_bugs(caplog):
-    with caplog.at_level(logging.WARNING, logger="training.cluster"):
+    with caplog.at_level(logging.WARNING, logger="training.train.cluster"):
         cluster_module._leave(FakeCollective(finalize_error=XGBoostError("- [x|0]: peer gone")), None)
     assert "leaving the collective failed: peer gone" in caplog.text
     with pytest.raises(RuntimeError):

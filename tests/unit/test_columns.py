@@ -9,7 +9,9 @@ import pyarrow as pa
 import pytest
 from snowflake.connector.constants import FIELD_TYPES
 
-from training.columns import (
+from training.errors import DataError
+from training.hyperparameters import parse_hyperparameters
+from training.read.columns import (
     FEATURE,
     LABEL,
     WEIGHT,
@@ -17,11 +19,9 @@ from training.columns import (
     ColumnSpec,
     kind_of,
 )
-from training.errors import DataError
-from training.hyperparameters import parse_hyperparameters
-from training.shards import plan_shard
-from training.snowflake import TYPE_NAMES, Column
-from training.vocabulary import VocabularyCounter, merge_vocabularies
+from training.read.shards import plan_shard
+from training.read.snowflake import TYPE_NAMES, Column
+from training.read.vocabulary import VocabularyCounter, merge_vocabularies
 
 
 def test_type_names_are_the_connectors():
@@ -169,7 +169,7 @@ def test_minus_zero_is_the_same_class_as_zero():
 def test_the_users_type_table_says_what_the_code_does():
     from pathlib import Path
 
-    from training.columns import KINDS
+    from training.read.columns import KINDS
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "your-table.md").read_text()
     rows = [line for line in doc.splitlines() if line.startswith("| ") and line.count("|") == 4]

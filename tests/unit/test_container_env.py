@@ -10,10 +10,10 @@ import pytest
 from container.env import TrainingEnv
 from training import contract
 from training.contract import LOGIN_TIMEOUT_ENV, NETWORK_TIMEOUT_ENV, RESOURCE_CONFIG, config_dir
-from training.credentials import SignIn
 from training.errors import ConfigError
-from training.snowflake import DEFAULT_TIMEOUTS, SnowflakeTimeouts
-from training.tracking import TrackingSettings
+from training.read.credentials import SignIn
+from training.read.snowflake import DEFAULT_TIMEOUTS, SnowflakeTimeouts
+from training.tracking.mlflow_recorder import TrackingSettings
 
 
 def _tree(tmp_path: Path) -> Path:

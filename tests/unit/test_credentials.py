@@ -5,14 +5,14 @@ import json
 import pytest
 
 from tests import keys
-from training.credentials import (
+from training.errors import CredentialsError
+from training.read.credentials import (
     AUTH_METHODS,
     ENDPOINT_FIELDS,
     REQUIRED_FIELDS,
     parse_connection,
     parse_secret,
 )
-from training.errors import CredentialsError
 
 SECRET_VALUE = "Zq-distinctive-s3cret-7731"
 BASE = {"account": "org-acct", "user": "svc", "warehouse": "WH", "database": "DB", "schema": "S", "role": "R"}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from training.dataset import coalesced
+from training.train.dataset import coalesced
 
 
 def _file(path: Path, sizes: list[int]) -> Path:

@@ -8,7 +8,7 @@ environment: the image environment's Python 3.10 check skips this file, as it ha
 import numpy as np
 import pytest
 
-from training import evaluation as ev
+from training.evaluation import report as ev
 
 skm = pytest.importorskip("sklearn.metrics", reason="scikit-learn is the reference here; the image has none")
 calibration_curve = pytest.importorskip("sklearn.calibration").calibration_curve

@@ -24,7 +24,7 @@ def test_a_maximised_metric_keeps_its_highest_value_and_the_eta_follows_the_pace
     progress = RoundProgress(total=100)
     progress.observe("2026-11-29 10:00:00 [algo-1] INFO container.entry: reading", 0)
     for index, (auc, ms) in enumerate([(0.70, 60_000), (0.80, 70_000), (0.75, 80_000)]):
-        assert progress.observe(f"ts [algo-1] INFO training.rounds: [{index}]\ttrain-auc:0.9\tvalidation-auc:{auc}"
+        assert progress.observe(f"ts [algo-1] INFO training.train.rounds: [{index}]\ttrain-auc:0.9\tvalidation-auc:{auc}"
                                 "\tvalidation-logloss:0.3", ms)
     assert progress.line() == "round 3/100, best validation-auc 0.8 at [1], 1m20s elapsed, ETA 16m10s"
 

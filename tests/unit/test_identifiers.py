@@ -4,8 +4,8 @@ import pytest
 
 from training.errors import DataError, HyperparameterError, SnowflakeError
 from training.hyperparameters import parse_hyperparameters
-from training.shards import plan_shard
-from training.snowflake import Column, quote_part, quote_table
+from training.read.shards import plan_shard
+from training.read.snowflake import Column, quote_part, quote_table
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,10 @@ import pytest
 import xgboost as xgb
 
 from training import job
-from training.cluster import Cluster
-from training.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
-from training.dataset import build_matrices
 from training.hyperparameters import parse_hyperparameters
+from training.read.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
+from training.train.cluster import Cluster
+from training.train.dataset import build_matrices
 
 PLAN = ColumnPlan((ColumnSpec("x", "REAL", "numeric", FEATURE), ColumnSpec("y", "REAL", "numeric", LABEL)), {})
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from training import lineage
+from training.tracking import lineage
 
 
 def _lineage() -> lineage.SnowflakeLineage:
@@ -23,7 +23,7 @@ def test_mlflow_reads_a_recorded_snowflake_source_back_through_the_entry_point()
     from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 
     points = {e.name: e.value for e in importlib.metadata.entry_points(group="mlflow.dataset_source")}
-    assert points.get("snowflake") == "training.lineage:SnowflakeSource", \
+    assert points.get("snowflake") == "training.tracking.lineage:SnowflakeSource", \
         "the package metadata is stale: reinstall the project (make venv, or pip install -e .)"
     recorded = lineage.snowflake_dataset(_lineage())._to_mlflow_entity()
     source = get_dataset_source_from_json(recorded.source, source_type=recorded.source_type)
@@ -33,9 +33,9 @@ def test_mlflow_reads_a_recorded_snowflake_source_back_through_the_entry_point()
 
 
 def test_the_entry_point_module_imports_no_mlflow_until_the_class_is_asked_for() -> None:
-    # The container imports training.lineage on every job, tracked or not; mlflow takes seconds.
-    code = ("import sys, training.lineage as m; assert 'mlflow' not in sys.modules; "
+    # The container imports training.tracking.lineage on every job, tracked or not; mlflow takes seconds.
+    code = ("import sys, training.tracking.lineage as m; assert 'mlflow' not in sys.modules; "
             "m.SnowflakeSource; assert 'mlflow' in sys.modules; m.Other")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).resolve().parents[2])
-    assert "AttributeError: module 'training.lineage' has no attribute 'Other'" in done.stderr, done.stderr
+    assert "AttributeError: module 'training.tracking.lineage' has no attribute 'Other'" in done.stderr, done.stderr

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
-from training import model
-from training.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
 from training.errors import DataError
 from training.job import _check_resumable
+from training.model import booster as model
+from training.read.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
 
 PLAN = ColumnPlan((ColumnSpec("x", "REAL", "numeric", FEATURE), ColumnSpec("city", "TEXT", "categorical", FEATURE),
                    ColumnSpec("label", "TEXT", "class", LABEL)),

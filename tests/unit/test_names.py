@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from training import names
 from training.errors import HyperparameterError, SnowflakeError
 from training.hyperparameters import parse_hyperparameters
+from training.read import names
 
 
 @pytest.mark.parametrize(

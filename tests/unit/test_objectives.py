@@ -11,10 +11,19 @@ import pyarrow as pa
 import pytest
 
 from launch.jobs import metric_definitions
-from training.columns import FEATURE, GROUP, GROUP_KIND, LABEL, UPPER, UPPER_BOUND, ColumnPlan, ColumnSpec
 from training.errors import HyperparameterError
 from training.hyperparameters import maximized, parse_hyperparameters
-from training.objectives import bad_bounds, bad_labels, label_rule, query_ids
+from training.objectives.labels import bad_bounds, bad_labels, label_rule, query_ids
+from training.read.columns import (
+    FEATURE,
+    GROUP,
+    GROUP_KIND,
+    LABEL,
+    UPPER,
+    UPPER_BOUND,
+    ColumnPlan,
+    ColumnSpec,
+)
 
 BASE = {"table": "T", "target": "Y"}
 

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from training import read_record
-from training.read_record import RECORD_FILE, ReadRecord
+from training.read import read_record
+from training.read.read_record import RECORD_FILE, ReadRecord
 
 NOW = datetime(2026, 11, 29, 12, tzinfo=timezone.utc)
 RECORD = ReadRecord("xgb-1", "d1", NOW.isoformat(), snapshot_at="2026-11-29T11:59:00+00:00")
@@ -26,7 +26,7 @@ def test_a_restart_of_the_same_job_finds_its_read(tmp_path):
 ])
 def test_another_job_another_query_or_an_old_read_reads_the_table_again(tmp_path, caplog, job, digest, later, said):
     read_record.save(tmp_path, RECORD)
-    with caplog.at_level(logging.INFO, logger="training.read_record"):
+    with caplog.at_level(logging.INFO, logger="training.read.read_record"):
         assert read_record.load(tmp_path, job, digest, NOW + timedelta(hours=later)) is None
     assert said in caplog.text
 

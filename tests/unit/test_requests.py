@@ -223,10 +223,10 @@ def test_metric_regexes_read_the_containers_lines() -> None:
 
 def test_small_metrics_keep_their_significant_digits_through_the_regexes(caplog: pytest.LogCaptureFixture) -> None:
     """A tuner ranks trials by what the regex reads: 1.2e-05 and 3.4e-05 must not both read 0.000000."""
-    from training.rounds import log_round
+    from training.train.rounds import log_round
 
     values = {"train": {"rmse": [0.5, 1.234567e-5]}, "validation": {"rmse": [0.5, 3.456789e-5]}}
-    with caplog.at_level(logging.INFO, logger="training.rounds"):
+    with caplog.at_level(logging.INFO, logger="training.train.rounds"):
         log_round(1, values)
     found = {d["Name"]: [float(v) for v in re.findall(d["Regex"], caplog.text)]
              for d in jobs.metric_definitions(["rmse"])}

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from training.checkpoints import StopFlag
-from training.cluster import Cluster
-from training.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
 from training.errors import Interrupted
 from training.hyperparameters import parse_hyperparameters
 from training.job import JobSpec, Trained, _stop_interrupted, _train
-from training.recorder import NO_RECORDER
+from training.read.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
+from training.tracking.recorder import NO_RECORDER
+from training.train.checkpoints import StopFlag
+from training.train.cluster import Cluster
 
 FEATURES = ["x0", "x1", "x2"]
 ONE_HOST = Cluster.from_hosts(["algo-1"], "algo-1")

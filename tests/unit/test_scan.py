@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from training.scan import deal
+from training.read.scan import deal
 
 SNOWFLAKE_LIKE = [1_000, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 50_000, 50_000, 50_000, 17_500]
 """An inline part, then chunks that double up to a cap (what the local Snowflake sends for 200,000 rows)."""
@@ -40,7 +40,7 @@ def test_a_chunk_that_cannot_be_downloaded_fails_in_one_line_without_its_url(kin
     from snowflake.connector.vendored.requests.exceptions import ConnectionError as RequestsConnectionError
 
     from training.errors import SnowflakeError
-    from training.scan import _result
+    from training.read.scan import _result
 
     url = "/r/data_0_3?X-Amz-Signature=abc123&x-amz-server-side-encryption-customer-key=k"
     future: Future = Future()
@@ -61,7 +61,7 @@ def test_the_first_batch_is_read_alone_then_the_rest_side_by_side() -> None:
 
     import pyarrow as pa
 
-    from training.scan import ScanShare, _download
+    from training.read.scan import ScanShare, _download
 
     events: list[str] = []
     lock = threading.Lock()

@@ -7,10 +7,10 @@ from snowflake.connector.errors import ProgrammingError
 
 from training.errors import DataError, HyperparameterError
 from training.hyperparameters import parse_hyperparameters
-from training.lineage import SnowflakeLineage
-from training.shards import plan_shard
-from training.snapshot import time_travel_error
-from training.snowflake import Column
+from training.read.shards import plan_shard
+from training.read.snapshot import time_travel_error
+from training.read.snowflake import Column
+from training.tracking.lineage import SnowflakeLineage
 
 COLUMNS = [Column("ID", 0), Column("F0", 1), Column("Y", 1)]
 AT = " AT(TIMESTAMP => %(snapshot)s::TIMESTAMP_LTZ) "
@@ -128,9 +128,9 @@ def test_lineage_records_the_snapshot_time_and_it_identifies_the_data():
     ("hash", "2026-11-01T12:00:00+00:00", "2026-11-01T12:00:00+00:00"),
 ])
 def test_the_jobs_lineage_records_the_one_time_it_read_at(mode, setting, recorded, tmp_path):
-    from training.credentials import SnowflakeCredentials
     from training.job import _lineage
-    from training.shards import new_shard
+    from training.read.credentials import SnowflakeCredentials
+    from training.read.shards import new_shard
 
     hps = _hps(read_mode=mode, snapshot=setting)
     plan = plan_shard(COLUMNS, hps)

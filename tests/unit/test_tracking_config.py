@@ -12,10 +12,10 @@ import time
 
 import pytest
 
-from training import mlflow_client
 from training.errors import ConfigError
-from training.recorder import NoRecorder, RunRecorder
-from training.tracking import JobInfo, MlflowRecorder, TrackingSettings
+from training.tracking import mlflow_client
+from training.tracking.mlflow_recorder import JobInfo, MlflowRecorder, TrackingSettings
+from training.tracking.recorder import NoRecorder, RunRecorder
 
 SAGEMAKER_RC = {"current_host": "algo-1", "hosts": ["algo-1", "algo-2", "algo-3"],
                 "current_instance_type": "ml.m5.2xlarge"}
@@ -63,7 +63,7 @@ def test_uris_lose_credentials_and_arns_are_recognised() -> None:
 
 
 def test_no_tracking_uri_turns_tracking_off_with_one_line(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="training.tracking")
+    caplog.set_level(logging.INFO, logger="training.tracking.mlflow_recorder")
     job = JobInfo.of()
     assert isinstance(MlflowRecorder.from_settings(TrackingSettings(), job), NoRecorder)
     lines = [r.getMessage() for r in caplog.records]
@@ -82,7 +82,7 @@ def test_unreachable_at_start_fails_with_the_fix_and_no_credentials() -> None:
 
 
 def test_unreachable_at_start_with_required_false_trains_without_tracking(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="training.tracking")
+    caplog.set_level(logging.INFO, logger="training.tracking.mlflow_recorder")
     recorder = MlflowRecorder.from_settings(TrackingSettings(f"http://127.0.0.1:{free_port()}", required=False),
                                             JobInfo.of())
     assert isinstance(recorder, MlflowRecorder)

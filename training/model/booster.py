@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from training.columns import ColumnPlan
+from training.read.columns import ColumnPlan
 
 PLAN_ATTRIBUTE = "column_plan"
 """Booster attribute holding :meth:`ColumnPlan.to_json`."""

@@ -4,7 +4,7 @@
 iterator replays the memory-mapped files rather than the query. Only one batch of rows is turned
 into a NumPy array at a time; the whole shard is never one in-memory frame.
 
-A shard too large for memory (see :mod:`training.memory`) is built as ``ExtMemQuantileDMatrix``
+A shard too large for memory (see :mod:`training.train.memory`) is built as ``ExtMemQuantileDMatrix``
 from the same files instead: XGBoost writes the binned pages to a cache on the spill volume and
 reads them back page by page while training (``hist`` only; slower, bounded by the disk).
 """
@@ -19,8 +19,8 @@ from typing import Any
 import pyarrow as pa
 import xgboost as xgb
 
-from training.columns import ColumnPlan
-from training.objectives import query_ids
+from training.objectives.labels import query_ids
+from training.read.columns import ColumnPlan
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Raw rows in, predictions out: what an endpoint does with one request, and the model it loads.
 
 The endpoint scores rows as the table has them (text, booleans, dates, timestamps, NULLs), coded
-by the column plan stored in the model file (:func:`training.model.predict_rows`, the very
+by the column plan stored in the model file (:func:`training.model.booster.predict_rows`, the very
 function the MLflow model calls), so a row scores the same in the job, in MLflow and behind the
 endpoint. Two bodies are accepted:
 
@@ -32,8 +32,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from training.columns import ColumnPlan
 from training.contract import MLFLOW_ARTIFACT, MLFLOW_MODEL_FILE, MODEL_FILE
+from training.read.columns import ColumnPlan
 
 CSV = "text/csv"
 JSON = "application/json"
@@ -94,8 +94,8 @@ def read_rows(body: bytes, content_type: str, plan: ColumnPlan) -> Any:
 
 
 def predictions_json(booster: Any, plan: ColumnPlan, rows: Any) -> str:
-    """``{"predictions": [...]}``: one record per row, as :func:`training.model.predict_rows` names them."""
-    from training.model import predict_rows
+    """``{"predictions": [...]}``: one record per row, as :func:`training.model.booster.predict_rows` names them."""
+    from training.model.booster import predict_rows
 
     try:
         out = predict_rows(booster, plan, rows)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import xgboost as xgb
 
-from training.cluster import Cluster, from_leader
 from training.errors import ConfigError
+from training.train.cluster import Cluster, from_leader
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def _newest(directory: Path | None) -> tuple[int, bytes | None]:
 class StopFlag:
     """Set by SIGTERM; the training loop checks it each round and stops cleanly.
 
-    Each host reads only its own flag; :class:`training.rounds.RoundOwner` all-reduces every
+    Each host reads only its own flag; :class:`training.train.rounds.RoundOwner` all-reduces every
     host's flag each round, so all hosts stop after the same round even though the signal reaches
     them at different moments (or only one of them).
     """

@@ -7,7 +7,7 @@ hash marks a fixed fraction of rows as validation, so a row is validation on exa
 training on none.
 
 Every batch from ``fetch_arrow_batches()`` is cast to the column plan's spill schema
-(:mod:`training.columns`: numbers, booleans, dates and times as float32, text as text; NULL is
+(:mod:`training.read.columns`: numbers, booleans, dates and times as float32, text as text; NULL is
 missing) and appended to ``train.arrow`` / ``validation.arrow``, so the shard is never held in
 memory as a whole and can be re-read as often as XGBoost needs. Text columns keep their values in
 the spill; their codes come from the job's one vocabulary, which the hosts agree on after fetching.
@@ -28,8 +28,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from training import names, objectives
-from training.columns import (
+from training.errors import DataError, SnowflakeError
+from training.hyperparameters import Hyperparameters
+from training.objectives import labels as objectives
+from training.read import names
+from training.read.columns import (
     CLASS,
     FEATURE,
     GROUP,
@@ -42,11 +45,9 @@ from training.columns import (
     ColumnSpec,
     kind_of,
 )
-from training.errors import DataError, SnowflakeError
-from training.hyperparameters import Hyperparameters
-from training.snapshot import explicit_time, time_travel_error
-from training.snowflake import Column, quote_column, quote_table
-from training.vocabulary import VocabularyCounter
+from training.read.snapshot import explicit_time, time_travel_error
+from training.read.snowflake import Column, quote_column, quote_table
+from training.read.vocabulary import VocabularyCounter
 
 log = logging.getLogger(__name__)
 
@@ -226,11 +227,11 @@ class Shard:
     null_target_rows: int = 0
     null_group_rows: int = 0
     bad_label_rows: int = 0
-    """Rows whose label the objective cannot train on (:mod:`training.objectives`)."""
+    """Rows whose label the objective cannot train on (:mod:`training.objectives.labels`)."""
     bad_bound_rows: int = 0
     """survival:aft rows whose upper bound is below the lower one."""
     label_rule: tuple[str, objectives.LabelRange] | None = None
-    """What the labels must be for the objective and metrics (:func:`training.objectives.label_rule`)."""
+    """What the labels must be for the objective and metrics (:func:`training.objectives.labels.label_rule`)."""
     null_weight_rows: int = 0
     negative_weight_rows: int = 0
     non_null: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))

@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from training.errors import HyperparameterError, SnowflakeError
-from training.snowflake import IDENTIFIER, quote_part, quote_table, unquoted
+from training.read.snowflake import IDENTIFIER, quote_part, quote_table, unquoted
 
 IDENTIFIER_KEYS = ("table", "target", "features", "shard_key", "weight_column", "group_column", "label_lower_column",
                    "label_upper_column")

@@ -43,7 +43,7 @@ class SnowflakeLineage:
     rows: int
     columns: list[str]
     schema_digest: str
-    """:meth:`training.columns.ColumnPlan.schema_digest`: names, Snowflake types, kinds and roles."""
+    """:meth:`training.read.columns.ColumnPlan.schema_digest`: names, Snowflake types, kinds and roles."""
     column_types: list[str] = field(default_factory=list)
     """MLflow type of each column as the table has it (``double``, ``string``, ``boolean``, ``datetime``)."""
     read_mode: str = "hash"

@@ -15,7 +15,7 @@ error about one names its number, never its URL.
 
 A restarted job (a spot interruption: the spill directory is gone, the checkpoint directory is
 synced back) reads the same snapshot again: the leader keeps the query's id in the checkpoint
-directory (:mod:`training.read_record`; no URL, no key) and, while Snowflake still keeps the
+directory (:mod:`training.read.read_record`; no URL, no key) and, while Snowflake still keeps the
 result (24 hours), re-opens it with ``RESULT_SCAN`` for fresh chunk URLs instead of querying the
 table again. An older or unknown result is queried again, and the log says the snapshot changed.
 """
@@ -34,10 +34,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from training import read_record
 from training.errors import SnowflakeError
 from training.hyperparameters import Hyperparameters
-from training.shards import (
+from training.read import read_record
+from training.read.shards import (
     Shard,
     ShardPlan,
     log_fetched,

@@ -17,7 +17,7 @@ does a round's steps itself, always in this order:
 
 Before it, in the same round and in a fixed order, XGBoost all-reduces each evaluation metric
 (``xgboost.callback._allreduce_metric``), and the job's own metrics all-reduce inside
-``custom_metric``: both are recorded in the collective ledger (:mod:`training.ledger`).
+``custom_metric``: both are recorded in the collective ledger (:mod:`training.train.ledger`).
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
-from training.checkpoints import StopFlag, save_checkpoint
-from training.cluster import Cluster, allreduce_max
-from training.columns import ColumnPlan
-from training.model import embed_plan
+from training.model.booster import embed_plan
+from training.read.columns import ColumnPlan
+from training.train.checkpoints import StopFlag, save_checkpoint
+from training.train.cluster import Cluster, allreduce_max
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The MLflow client as the job uses it: set-up, safe URIs, retries, per-round metrics off the training thread.
 
-Shared by the job's run (:mod:`training.tracking`), the tuning parent (:mod:`training.tuning_parent`)
+Shared by the job's run (:mod:`training.tracking.mlflow_recorder`), the tuning parent (:mod:`training.tracking.tuning_parent`)
 and ``launch/registry.py``. Nothing here imports ``mlflow`` at import time: it takes seconds, and
 a job with tracking off never needs it.
 

@@ -5,7 +5,7 @@ The built-in SageMaker XGBoost algorithm takes them as XGBoost does, by feature 
 features are a table's columns, so they may also be named: ``{"AGE": 1, "INCOME": -1}`` and
 ``[["AGE","INCOME"],["REGION"]]``. A name means what it means in SQL (``age`` is ``AGE``, a
 quoted ``"Age"`` is ``Age``); a name that is exactly a feature's stored name matches too. An index
-is a position in the job's feature list (:attr:`training.columns.ColumnPlan.feature_names`).
+is a position in the job's feature list (:attr:`training.read.columns.ColumnPlan.feature_names`).
 
 :func:`check_monotone` and :func:`check_interaction` validate the syntax when the hyperparameters
 are parsed; :func:`resolve_monotone` and :func:`resolve_interaction` turn them into XGBoost's
@@ -99,7 +99,9 @@ def _position(key: str, item: Item, features: Sequence[str]) -> int:
             raise DataError(f"hyperparameter {key!r} names feature {item}, but the job has {len(features)} features "
                             f"(0 to {len(features) - 1}): fix the index, or name the column")
         return item
-    from training.names import stored_name  # names imports the Snowflake client: only when a name is given
+    from training.read.names import (
+        stored_name,  # names imports the Snowflake client: only when a name is given
+    )
 
     if item in features:
         return list(features).index(item)

@@ -19,7 +19,7 @@ A two-pass sum (the value ranges first, by an all-reduced maximum, then the hist
 every bin identical on every host. The same summaries give the built-in algorithm's
 ``eval_metric`` values XGBoost does not compute (``accuracy``, ``f1``, ``r2``, ...) in every
 round (:func:`custom_metric`). Feature importance comes from the model alone (leader). Plots
-and files are :mod:`training.evaluation_files`.
+and files are :mod:`training.evaluation.files`.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from training.evaluation import BINARY, MULTICLASS, RANKING, REGRESSION, Report
+from training.evaluation.report import BINARY, MULTICLASS, RANKING, REGRESSION, Report
 
 TOP_FEATURES = 20
 MAX_CLASS_CURVES = 10

@@ -1,10 +1,10 @@
 """The MLflow model: scores rows as the table has them (text, booleans, dates, timestamps, NULLs).
 
 It wraps the same model file the job writes to ``model/`` and codes raw rows with the column
-plan stored inside it (:mod:`training.model`), so a row scored through MLflow gets exactly the
+plan stored inside it (:mod:`training.model.booster`), so a row scored through MLflow gets exactly the
 container's coding. Its signature lists the table's own column names and types.
 
-This module imports ``mlflow`` at the top: :mod:`training.tracking` imports it lazily, only
+This module imports ``mlflow`` at the top: :mod:`training.tracking.mlflow_recorder` imports it lazily, only
 when a model is logged.
 """
 
@@ -21,17 +21,17 @@ import pyarrow as pa
 from mlflow.models import Model, ModelSignature
 from mlflow.types import ColSpec, Schema
 
-from training.columns import ColumnPlan
 from training.contract import MLFLOW_ARTIFACT, MODEL_FILE
-from training.model import embed_plan, load, predict_rows
+from training.model.booster import embed_plan, load, predict_rows
+from training.read.columns import ColumnPlan
 
 if TYPE_CHECKING:
     import xgboost as xgb
     from mlflow import MlflowClient
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 """The ``training`` package, shipped with the MLflow model as code (it holds the coding)."""
-CODE_FILE = PACKAGE_DIR / "mlflow_model.py"
+CODE_FILE = Path(__file__).resolve().with_name("mlflow_model.py")
 """The model's code file (MLflow's models from code: no pickled Python object in the model)."""
 
 
@@ -44,7 +44,7 @@ class TableModel(mlflow.pyfunc.PythonModel):
     # pd.DataFrame is one of the hints MLflow infers no schema from (the signature given stays the one) and
     # the only one that silences its advice to add hints, which it prints in a scope of its own ("once").
     def predict(self, context, model_input: pd.DataFrame, params=None):  # noqa: ANN001, ANN201
-        """A DataFrame of raw rows -> predictions (see :func:`training.model.predict_rows`)."""
+        """A DataFrame of raw rows -> predictions (see :func:`training.model.booster.predict_rows`)."""
         return predict_rows(self._booster, self._plan, model_input)
 
 
@@ -89,7 +89,7 @@ def log_model(client: MlflowClient, run_id: str, experiment_id: str, name: str, 
 def _save(tmp: Path, name: str, mlflow_model: Model, booster: xgb.Booster, plan: ColumnPlan,
           example: pa.Table | None) -> Path:
     """Build the model directory ``tmp/name`` (MLmodel, code, the model file, input example, signature)."""
-    from training.mlflow_client import package_version
+    from training.tracking.mlflow_client import package_version
 
     frame = example_frame(plan, example) if example is not None and example.num_rows else None
     outputs = predict_rows(booster, plan, frame) if frame is not None else None

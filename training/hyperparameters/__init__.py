@@ -15,9 +15,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from training import constraints, names, snapshot
 from training.errors import HyperparameterError
-from training.evaluation import BINARY, CUSTOM_METRICS, MULTICLASS, REGRESSION, REGRESSION_ONLY, family
+from training.evaluation.report import BINARY, CUSTOM_METRICS, MULTICLASS, REGRESSION, REGRESSION_ONLY, family
+from training.hyperparameters import constraints
+from training.read import names, snapshot
 
 REQUIRED = object()
 """Default of a hyperparameter that has none: the job must set it."""
@@ -328,7 +329,7 @@ class Hyperparameters:
 
     values: dict[str, Any] = field(default_factory=dict)
     readings: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    """Every valid reading of each identifier hyperparameter (see :mod:`training.names`)."""
+    """Every valid reading of each identifier hyperparameter (see :mod:`training.read.names`)."""
     notes: tuple[str, ...] = ()
     """One line per hyperparameter that was ignored, renamed or read another way (the leader logs them)."""
 
@@ -346,7 +347,7 @@ class Hyperparameters:
     @property
     def custom_metrics(self) -> list[str]:
         """The built-in algorithm's metrics XGBoost does not compute (``f1``, ``r2``, ...): the job's
-        own, all-reduced (:func:`training.evaluation.custom_metric`)."""
+        own, all-reduced (:func:`training.evaluation.report.custom_metric`)."""
         return [m for m in self.eval_metrics if m in CUSTOM_METRICS]
 
     @property
@@ -612,7 +613,7 @@ def _parse_value(spec: Spec, raw: Any, notes: list[str]) -> Any:
 
 def _as_text(spec: Spec, raw: Any, decoded: Any) -> str:
     if spec.name in names.IDENTIFIER_KEYS and isinstance(raw, str):
-        return raw  # every reading is kept and resolved against the table (training.names)
+        return raw  # every reading is kept and resolved against the table (training.read.names)
     if isinstance(decoded, str):
         return decoded
     if isinstance(raw, str):

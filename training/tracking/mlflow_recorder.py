@@ -1,6 +1,6 @@
 """MLflow tracking for one training job: one run, written by rank 0 only, that never costs a model.
 
-:class:`MlflowRecorder` is the MLflow implementation of :class:`training.recorder.RunRecorder`;
+:class:`MlflowRecorder` is the MLflow implementation of :class:`training.tracking.recorder.RunRecorder`;
 the training loop calls it on rank 0 only, so other hosts never talk to MLflow. Nothing happens
 at import time and ``mlflow`` (seconds to import) is imported only once tracking is on::
 
@@ -10,8 +10,8 @@ at import time and ``mlflow`` (seconds to import) is imported only once tracking
 
 Once :meth:`MlflowRecorder.check_reachable` has passed, no method raises into training: a lost
 server is retried with back-off, then logged once, and everything after that is skipped, so
-the loop still writes its model file and exits 0 (:mod:`training.mlflow_client`). Trials of a
-tuning job become children of one parent run (:mod:`training.tuning_parent`). The tracking URI
+the loop still writes its model file and exits 0 (:mod:`training.tracking.mlflow_client`). Trials of a
+tuning job become children of one parent run (:mod:`training.tracking.tuning_parent`). The tracking URI
 may be an ``http(s)://`` server, a ``sqlite:``/``file:`` store or a SageMaker managed MLflow ARN
 (tracking server or MLflow app; ``sagemaker-mlflow`` signs the requests). See docs/tracking.md.
 """
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from training import __version__, tuning_parent
+from training import __version__
 from training.contract import (
     MLFLOW_EXPERIMENT,
     MLFLOW_MODEL_NAME,
@@ -34,7 +34,8 @@ from training.contract import (
     TRACKING_URI_ENV,
 )
 from training.errors import ConfigError
-from training.mlflow_client import (
+from training.tracking import tuning_parent
+from training.tracking.mlflow_client import (
     PARENT_RUN_TAG,
     RUN_NAME_TAG,
     TAG_JOB_NAME,
@@ -50,16 +51,16 @@ from training.mlflow_client import (
     safe_uri,
     store_errors,
 )
-from training.recorder import NO_RECORDER, NoRecorder
+from training.tracking.recorder import NO_RECORDER, NoRecorder
 
 if TYPE_CHECKING:
     import pyarrow
     import xgboost
     from mlflow import MlflowClient
 
-    from training.columns import ColumnPlan
-    from training.evaluation import Report
-    from training.lineage import SnowflakeLineage
+    from training.evaluation.report import Report
+    from training.read.columns import ColumnPlan
+    from training.tracking.lineage import SnowflakeLineage
 
 _logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ DESCRIPTION_TAG = "mlflow.note.content"
 SOURCE_NAME_TAG, SOURCE_TYPE_TAG = "mlflow.source.name", "mlflow.source.type"
 """What the MLflow UI shows as the run's "Source": the image the job ran, or ``local``."""
 EVALUATION_ARTIFACTS = "evaluation"
-"""The run's artifact folder of evaluation charts and numbers (:mod:`training.evaluation_files`)."""
+"""The run's artifact folder of evaluation charts and numbers (:mod:`training.evaluation.files`)."""
 
 _TRIAL_NAME = re.compile(r"^(?P<tuning>[A-Za-z0-9](?:[A-Za-z0-9-]{0,31}))-\d{3}-[0-9a-f]{8}$")
 """SageMaker names a tuning trial ``<tuning-job-name>-<NNN>-<8 hex>``."""
@@ -178,7 +179,7 @@ class MlflowRecorder:
 
         Raises ConfigError (one line: the URI without credentials, the cause and the fix) unless
         ``MLFLOW_REQUIRED=false``, in which case it logs once and turns tracking off. Only the
-        errors a store raises count (:func:`~training.mlflow_client.store_errors`); others are bugs.
+        errors a store raises count (:func:`~training.tracking.mlflow_client.store_errors`); others are bugs.
         """
         try:
             self.experiment_id = self._ensure_experiment()
@@ -298,7 +299,7 @@ class MlflowRecorder:
             return
         from mlflow.entities import DatasetInput, InputTag
 
-        from training.lineage import snowflake_dataset
+        from training.tracking.lineage import snowflake_dataset
 
         entity = snowflake_dataset(lineage)._to_mlflow_entity()
         dataset_input = DatasetInput(entity, tags=[InputTag("mlflow.data.context", "training")])
@@ -328,7 +329,7 @@ class MlflowRecorder:
         import tempfile
         from pathlib import Path
 
-        from training.evaluation_files import write_evaluation
+        from training.evaluation.files import write_evaluation
 
         with tempfile.TemporaryDirectory() as tmp:
             write_evaluation(report, importance, Path(tmp), title)
@@ -359,7 +360,7 @@ class MlflowRecorder:
 
         Final metrics are logged under the names given at ``step`` = the last round, so they are
         the run's latest values. The model is logged as ``model``: a pyfunc that scores rows as
-        the table has them (:mod:`training.pyfunc`), with ``example``'s raw rows as input example,
+        the table has them (:mod:`training.tracking.pyfunc`), with ``example``'s raw rows as input example,
         both as an MLflow 3 logged model and as the run's artifacts ``model/``.
         A bug here is logged with its traceback but does not fail the job: the model file is
         already written.
@@ -396,7 +397,7 @@ class MlflowRecorder:
             self._writer = None
 
     def _log_model(self, booster: xgboost.Booster, plan: ColumnPlan, example: pyarrow.Table | None) -> None:
-        from training import pyfunc
+        from training.tracking import pyfunc
 
         self.model_uri = pyfunc.log_model(self.client, str(self.run_id), str(self.experiment_id), MLFLOW_MODEL_NAME,
                                           booster, plan, example, _param_values(self._params))

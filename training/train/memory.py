@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from training.cluster import Cluster, allreduce_max, allreduce_sum
 from training.hyperparameters import Hyperparameters
+from training.train.cluster import Cluster, allreduce_max, allreduce_sum
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from training.credentials import SnowflakeCredentials
 from training.errors import HyperparameterError, SnowflakeError
+from training.read.credentials import SnowflakeCredentials
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from training import __version__
 from training.hyperparameters import maximized
-from training.mlflow_client import (
+from training.tracking.mlflow_client import (
     PARENT_RUN_TAG,
     RUN_NAME_TAG,
     TAG_JOB_NAME,

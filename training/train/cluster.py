@@ -24,7 +24,7 @@ import numpy as np
 from training import errors
 from training.contract import LEDGER_ENV
 from training.errors import ClusterError, ConfigError, UserError
-from training.ledger import Ledger, ledger_path
+from training.train.ledger import Ledger, ledger_path
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ _session = threading.local()
 def collective(cluster: Cluster, port: int, timeout: int, ledger_dir: Path | None = None) -> Iterator[None]:
     """Join XGBoost's collective for the duration of the block (a no-op for one host).
 
-    Every collective call inside the block is recorded in this host's ledger (:mod:`training.ledger`),
+    Every collective call inside the block is recorded in this host's ledger (:mod:`training.train.ledger`),
     written to ``ledger_dir`` when one is given; the host logs the ledger's count and digest as it
     leaves, so the hosts' logs show whether they made the same calls.
     """

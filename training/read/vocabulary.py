@@ -3,7 +3,7 @@
 Each host counts the distinct values it spills (:class:`VocabularyCounter`, bounded by the job's
 ``max_categories``); the hosts gather their partial vocabularies through the collective and
 :func:`merge_vocabularies` makes one vocabulary per column, identical on every host, whose order
-is the category (or class) code the :class:`~training.columns.ColumnPlan` uses.
+is the category (or class) code the :class:`~training.read.columns.ColumnPlan` uses.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from training.columns import CLASS, ColumnPlan, kind_of
+from training.read.columns import CLASS, ColumnPlan, kind_of
 
 
 def _class_order(snowflake_type: str) -> Callable[[str], Any]:

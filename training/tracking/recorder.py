@@ -1,10 +1,10 @@
 """What the training loop tells the outside world about a run: the :class:`RunRecorder` seam.
 
 The loop (:func:`training.job.run_job`) records the run through this protocol only. Two
-implementations meet here: :class:`training.tracking.MlflowRecorder` (rank 0 with tracking on)
+implementations meet here: :class:`training.tracking.mlflow_recorder.MlflowRecorder` (rank 0 with tracking on)
 and :class:`NoRecorder` (other ranks, or tracking off), so the loop has no "is tracking on?"
 branches. "Recorder" is the MLflow side on purpose: "tracker" in this project means XGBoost's
-Rabit tracker (:mod:`training.cluster`).
+Rabit tracker (:mod:`training.train.cluster`).
 
 The order of calls, and the promise every implementation keeps::
 
@@ -28,9 +28,9 @@ if TYPE_CHECKING:
     import pyarrow
     import xgboost
 
-    from training.columns import ColumnPlan
-    from training.evaluation import Report
-    from training.lineage import SnowflakeLineage
+    from training.evaluation.report import Report
+    from training.read.columns import ColumnPlan
+    from training.tracking.lineage import SnowflakeLineage
 
 
 class RunRecorder(Protocol):

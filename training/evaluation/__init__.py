@@ -1,0 +1,1 @@
+"""Evaluation: the validation report, summed across hosts, and its files."""

@@ -1,0 +1,1 @@
+"""The objectives and what each asks of the labels and metrics."""

@@ -1,0 +1,1 @@
+"""Reading: from a Snowflake table to this host's rows, spilled to local files."""

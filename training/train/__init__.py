@@ -1,0 +1,1 @@
+"""Training: the collective, the matrices, the rounds and their checkpoints."""
