@@ -2,7 +2,7 @@
 
 ``python -m bench.ledger`` prints one JSON line. Two parts:
 
-- ``record``: :meth:`training.train.ledger.Ledger.record` alone, in memory and with its file (one
+- ``record``: :meth:`training.collective.ledger.Ledger.record` alone, in memory and with its file (one
   line-buffered write per call), in microseconds per call;
 - ``rounds``: two hosts as threads of one process (XGBoost's communicator is per thread), each
   with 20,000 rows, boosting ``--rounds`` rounds through the job's own round owner
@@ -27,10 +27,10 @@ import numpy as np
 import xgboost as xgb
 
 from launch.local.hosts import run_thread_hosts
+from training.collective.cluster import Cluster
+from training.collective.ledger import Ledger
 from training.read.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
 from training.train.checkpoints import StopFlag
-from training.train.cluster import Cluster
-from training.train.ledger import Ledger
 from training.train.rounds import RoundOwner
 
 HOSTS = ("127.0.0.1", "127.0.0.2")

@@ -50,8 +50,9 @@ import xgboost as xgb
 
 from training.hyperparameters import SPECS, Hyperparameters, parse_hyperparameters
 from training.read.credentials import SnowflakeCredentials, parse_secret
+from training.read.hash_fetch import fetch_shard
+from training.read.plan import VALIDATION_COLUMN, ShardPlan, plan_shard, query_parameters
 from training.read.scan import fetch_share, run_scan, shares
-from training.read.shards import VALIDATION_COLUMN, ShardPlan, fetch_shard, plan_shard, query_parameters
 from training.read.snowflake import connect, describe_table, quote_column, quote_table
 from training.read.vocabulary import merge_vocabularies
 from training.train.dataset import build_matrices
@@ -89,14 +90,14 @@ def split_query(plan: ShardPlan, hps: Hyperparameters, validation: bool) -> tupl
     cols = ", ".join(quote_column(c) for c in (*plan.features, plan.target))
     keep = "" if validation else "NOT "
     sql = f'SELECT {cols} FROM ({plan.query_template}) WHERE {keep}"{VALIDATION_COLUMN}"'  # noqa: S608
-    return sql, query_parameters(hps, 1, 0)  # the job's split binds, one host: every row of the table
+    return sql, query_parameters(hps.read_options(), 1, 0)  # the job's split binds, one host: every row of the table
 
 
 def _plan(creds: SnowflakeCredentials, hps: Hyperparameters) -> ShardPlan:
     conn = connect(creds, hps["query_tag"])
     try:
         table_sql = quote_table(hps["table"])
-        return plan_shard(describe_table(conn, table_sql), hps, table_sql)
+        return plan_shard(describe_table(conn, table_sql), hps.read_options(), table_sql)
     finally:
         conn.close()
 
@@ -108,7 +109,7 @@ def _sample_connection(creds: SnowflakeCredentials) -> Any:
 
 def _table_query(plan: ShardPlan, hps: Hyperparameters) -> tuple[str, dict[str, Any]]:
     """The job's own query for the whole table (one host): features, target and the split flag."""
-    return plan.query_template, query_parameters(hps, 1, 0)
+    return plan.query_template, query_parameters(hps.read_options(), 1, 0)
 
 
 def _split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -157,12 +158,12 @@ def path_c(config: dict[str, Any], hps: Hyperparameters, creds: SnowflakeCredent
     conn = connect(creds, hps["query_tag"])
     try:
         table_sql = quote_table(hps["table"])
-        plan = plan_shard(describe_table(conn, table_sql), hps, table_sql)
-        result = run_scan(conn, plan, hps)
+        plan = plan_shard(describe_table(conn, table_sql), hps.read_options(), table_sql)
+        result = run_scan(conn, plan, hps.read_options())
     finally:
         conn.close()
     spill_dir = Path(config["spill_dir"])
-    shard = fetch_share(shares(result, 1)[0], plan, hps, spill_dir, leader=True)
+    shard = fetch_share(shares(result, 1)[0], plan, hps.read_options(), spill_dir, leader=True)
     columns = _columns(shard, plan, hps)
     cache_dir, extra = _extmem_cache(shard, columns, hps, spill_dir) if extmem_available() else (None, {})
     dtrain, _dvalid = build_matrices(shard.train_path, shard.validation_path, columns, hps["max_bin"],
@@ -174,7 +175,7 @@ def path_c(config: dict[str, Any], hps: Hyperparameters, creds: SnowflakeCredent
 def path_c_hash(config: dict[str, Any], hps: Hyperparameters, creds: SnowflakeCredentials) -> tuple[Any, dict]:
     """Ours, ``read_mode=hash`` on one host (``fetch_pages`` from the config: (c') is this with pages)."""
     plan = _plan(creds, hps)
-    shard = fetch_shard(lambda: connect(creds, hps["query_tag"]), plan, 0, 1, hps, Path(config["spill_dir"]))
+    shard = fetch_shard(lambda: connect(creds, hps["query_tag"]), plan, 0, 1, hps.read_options(), Path(config["spill_dir"]))
     return _matrices(shard, plan, hps), {"rows_fetched": shard.rows, "batches": shard.batches,
                                          "fetch_s": round(shard.fetch_seconds, 3)}
 
@@ -192,12 +193,13 @@ def _extmem_cache(shard: Any, columns: Any, hps: Hyperparameters, spill_dir: Pat
     """The job's choice of matrices on one host (``choose_matrices``) and, if external, its cache folder."""
     import importlib
 
+    from training.collective.cluster import Cluster
     from training.train import dataset
-    from training.train.cluster import Cluster
 
     memory = importlib.import_module("training.train.memory")  # by name: builds before external memory lack it
     outputs = len(columns.classes or []) if hps.multiclass else 1
-    choice = memory.choose_matrices(shard.rows, len(columns.features), outputs, hps, Cluster(("bench",), "bench"))
+    choice = memory.choose_matrices(shard.rows, len(columns.features), outputs, Cluster(("bench",), "bench"),
+                                   max_bin=hps["max_bin"], budget_mb=hps["memory_budget_mb"], linear=hps.linear)
     return (spill_dir / dataset.CACHE_DIR if choice.external else None), {"matrices": choice.kind}
 
 

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from container.env import TrainingEnv, base_dir_from
+from training.collective.cluster import Cluster
 from training.contract import RESOURCE_CONFIG, SERVE_COMMAND, TRAIN_COMMAND, config_dir, failure_file
 from training.errors import UserError
 from training.hyperparameters import parse_hyperparameters
@@ -22,7 +23,6 @@ from training.job import JobSpec, run_job
 from training.tracking.mlflow_recorder import MlflowRecorder
 from training.tracking.recorder import NO_RECORDER, RunRecorder
 from training.train.checkpoints import StopFlag
-from training.train.cluster import Cluster
 
 log = logging.getLogger("container")
 

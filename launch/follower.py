@@ -27,7 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from training.hyperparameters import SPECS, maximized
+from training.hyperparameters import SPECS
+from training.objectives.metrics import maximized
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 """Where SageMaker writes a training job's stdout/stderr, one stream per host:

@@ -30,7 +30,7 @@ from pathlib import Path
 from launch.local.hosts import LocalJob, LocalJobResult, start_local_job
 from launch.local.services import LocalStack
 from training import contract
-from training.train.ledger import compare_ledger_files
+from training.collective.ledger import compare_ledger_files
 
 SECRET_ID = "soak/snowflake"
 SYNTH, MIXED, SMALL, BIG = "SOAK_SYNTH", "SOAK_MIXED", "SOAK_SMALL", "SOAK_BIG"

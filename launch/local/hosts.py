@@ -26,9 +26,9 @@ from typing import IO, Any, TypeVar
 from launch.follower import RoundProgress, total_rounds
 from launch.local.services import DEFAULT_WORKDIR, REPO_ROOT, free_port
 from training import contract
+from training.collective.cluster import Cluster, collective
+from training.collective.ledger import compare_ledger_files
 from training.errors import ConfigError
-from training.train.cluster import Cluster, collective
-from training.train.ledger import compare_ledger_files
 
 T = TypeVar("T")
 _FINAL = re.compile(r"final metrics: (.*) rounds:(\d+)")
@@ -51,7 +51,7 @@ class LocalJobResult:
     rounds: int | None
     failure: str | None
     ledger_mismatch: str | None = None
-    """Where the hosts' collective calls differed (:mod:`training.train.ledger`); the job then counts as failed."""
+    """Where the hosts' collective calls differed (:mod:`training.collective.ledger`); the job then counts as failed."""
 
 
 def run_thread_hosts(work: Callable[[Cluster], T], hosts: Sequence[str], ledger_dir: Path | None = None,

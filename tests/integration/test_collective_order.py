@@ -1,7 +1,7 @@
 """Every host makes the same collective calls in the same order, whatever order XGBoost runs callbacks in.
 
 Cheap: the hosts are threads of this process (XGBoost's communicator is per thread, as its own
-tests use it), each joining the real collective through :func:`training.train.cluster.collective`
+tests use it), each joining the real collective through :func:`training.collective.cluster.collective`
 with a ledger file, on a few thousand in-memory rows. XGBoost 3.0 keeps its callbacks in a set,
 so their order follows object addresses; these tests do not rely on addresses: they force each
 host's order (rank 0 one way, rank 1 the other) by wrapping XGBoost's ``CallbackContainer``.
@@ -22,15 +22,16 @@ import xgboost as xgb
 
 from launch.local.hosts import _collect, run_thread_hosts
 from tests.helpers import numeric_plan
+from training.collective.cluster import Cluster, agree, allreduce_max
+from training.collective.ledger import compare_ledger_files, ledger_path, read_ledger
 from training.errors import DataError
 from training.hyperparameters import parse_hyperparameters
-from training.job import JobSpec, _evaluate, _train
+from training.job import JobSpec
 from training.read.columns import LABEL, ColumnPlan, ColumnSpec
 from training.tracking.recorder import NO_RECORDER
+from training.train import boosting, validation
 from training.train.checkpoints import StopFlag, list_checkpoints, resume_point
-from training.train.cluster import Cluster, agree, allreduce_max
 from training.train.dataset import build_matrices
-from training.train.ledger import compare_ledger_files, ledger_path, read_ledger
 
 HOSTS = ("127.0.0.1", "127.0.0.2")
 FEATURES = ["x0", "x1", "x2"]
@@ -135,8 +136,9 @@ def _train_on(tmp_path: Path, signal_host: str | None = None, signal_round: int 
         dvalid = xgb.QuantileDMatrix(x[1600:], y[1600:], ref=dtrain, feature_names=FEATURES)
         stop = StopFlag()
         recorder = Recorder(stop, signal_round if cluster.current_host == signal_host else None)
-        trained = _train(_spec(tmp_path, cluster, **hyperparameters), columns, dtrain, dvalid, cluster, stop,
-                         recorder if signal_host else NO_RECORDER)
+        spec = _spec(tmp_path, cluster, **hyperparameters)
+        trained = boosting.train(spec.hyperparameters, columns, dtrain, dvalid, cluster, stop, spec.checkpoint_dir,
+                                 (recorder if signal_host else NO_RECORDER).callback)
         return trained.rounds, trained.signalled, trained.booster.num_boosted_rounds()
 
     return train
@@ -196,7 +198,7 @@ def test_the_evaluation_makes_the_same_calls_on_hosts_with_different_validation_
         dtrain, dvalid = build_matrices(path, path, columns, 256)
         params = {**hps.xgboost_params(), **({"num_class": classes} if classes == 3 else {})}
         booster = xgb.train(params, dtrain, 3)
-        report = _evaluate(booster, dvalid, path, columns, hps, cluster)
+        report = validation.evaluate(booster, dvalid, path, columns, hps["objective"], cluster)
         assert report is not None
         wrong = float(np.sum((booster.inplace_predict(x) - y) ** 2)) if not classes and len(y) else 0.0
         return report.scalars, wrong, len(y)

@@ -31,7 +31,7 @@ from tests.integration.battery import (
     run_parallel,
 )
 from training import contract
-from training.read.shards import FETCH_ATTEMPTS
+from training.read.hash_fetch import FETCH_ATTEMPTS
 from training.train.checkpoints import list_checkpoints
 
 pytestmark = pytest.mark.slow

@@ -29,9 +29,9 @@ from launch.local.result_chunks import ChunkSizes
 from launch.local.services import LocalStack
 from training.errors import DataError
 from training.hyperparameters import parse_hyperparameters
+from training.read.plan import plan_shard
 from training.read.read_record import RECORD_FILE
 from training.read.scan import ScanResult, open_scan
-from training.read.shards import plan_shard
 from training.read.snapshot import current_time
 from training.read.snowflake import Column, describe_table
 
@@ -117,8 +117,8 @@ def test_a_restart_reopens_its_recorded_result_while_snowflake_keeps_it(chunked:
     hps = parse_hyperparameters({"table": "REOPEN", "target": "Y"})
     conn = chunked.connect()
     try:
-        plan = plan_shard(describe_table(conn, "REOPEN"), hps)
-        first = open_scan(conn, plan, hps, tmp_path, "job-1")
+        plan = plan_shard(describe_table(conn, "REOPEN"), hps.read_options())
+        first = open_scan(conn, plan, hps.read_options(), tmp_path, "job-1")
         record = json.loads((tmp_path / RECORD_FILE).read_text())
         assert record["query_id"] == first.query_id and record["job_name"] == "job-1"
         assert set(record) == {"job_name", "query_id", "read_at", "query_digest", "snapshot_at"}  # nothing secret
@@ -129,7 +129,7 @@ def test_a_restart_reopens_its_recorded_result_while_snowflake_keeps_it(chunked:
             return sum(batch.rowcount for batch in result.batches)
 
         with caplog.at_level(logging.INFO, logger="training.read.scan"):
-            again = open_scan(conn, plan, hps, tmp_path, "job-1")
+            again = open_scan(conn, plan, hps.read_options(), tmp_path, "job-1")
         assert (again.query_id, again.read_at, rows(again)) == (first.query_id, first.read_at, 2_500)
         assert pa.concat_tables(b.to_arrow() for b in again.batches).equals(
             pa.concat_tables(b.to_arrow() for b in first.batches))  # the same rows, in fresh chunks
@@ -138,7 +138,7 @@ def test_a_restart_reopens_its_recorded_result_while_snowflake_keeps_it(chunked:
         later = datetime.fromisoformat(first.read_at) + timedelta(hours=25)
         caplog.clear()
         with caplog.at_level(logging.INFO):
-            fresh = open_scan(conn, plan, hps, tmp_path, "job-1", now=later)
+            fresh = open_scan(conn, plan, hps.read_options(), tmp_path, "job-1", now=later)
         assert fresh.query_id != first.query_id and rows(fresh) == 2_510
         assert "the snapshot changes: this job's first read" in caplog.text
         assert json.loads((tmp_path / RECORD_FILE).read_text())["query_id"] == fresh.query_id
@@ -146,11 +146,11 @@ def test_a_restart_reopens_its_recorded_result_while_snowflake_keeps_it(chunked:
         (tmp_path / RECORD_FILE).write_text(json.dumps({**record, "query_id": str(uuid.uuid4())}))
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="training.read.scan"):
-            assert rows(open_scan(conn, plan, hps, tmp_path, "job-1")) == 2_510
+            assert rows(open_scan(conn, plan, hps.read_options(), tmp_path, "job-1")) == 2_510
         assert "the snapshot changes: could not re-open the result of query" in caplog.text
         caplog.clear()  # another job with the same checkpoint location reads the table as it is now
         with caplog.at_level(logging.INFO, logger="training.read.read_record"):
-            other = open_scan(conn, plan, hps, tmp_path, "job-2")
+            other = open_scan(conn, plan, hps.read_options(), tmp_path, "job-2")
         assert "holds the read of job job-1, not this one" in caplog.text and other.query_id != fresh.query_id
     finally:
         conn.close()
@@ -171,9 +171,9 @@ def test_time_travel_reads_the_current_rows_and_refuses_the_future(chunked: Loca
             cursor.execute(at, {"at": future})
         assert err.value.errno == 707
         hps = parse_hyperparameters({"table": "CHUNKED", "target": "Y", "snapshot": future})
-        plan = plan_shard([Column("ID", 0), Column("F0", 1), Column("Y", 1)], hps)
+        plan = plan_shard([Column("ID", 0), Column("F0", 1), Column("Y", 1)], hps.read_options())
         with pytest.raises(DataError, match=re.escape(f"table 'CHUNKED' has no Time Travel data at snapshot {future} "
                                                      "(Snowflake: Time travel data is not available for table CHUNKED)")):
-            plan.execute(cursor, plan.parameters(hps, 1, 0))
+            plan.execute(cursor, plan.parameters(hps.read_options(), 1, 0))
     finally:
         conn.close()

@@ -17,10 +17,10 @@ import pytest
 from launch.local.runs import mlflow_env
 from tests.helpers import SECRET_ID, SECRET_PASSWORD, synth_hps
 from tests.integration.battery import assert_no_secret
+from training.collective.cluster import Cluster
 from training.hyperparameters import parse_hyperparameters
 from training.job import JobSpec, run_job
 from training.read.credentials import SignIn
-from training.train.cluster import Cluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the Dockerfile reader
 from dockerfile_contract import DOCKERFILE, REPO, dockerignored, instruction_args  # noqa: E402

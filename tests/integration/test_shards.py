@@ -14,7 +14,8 @@ import pytest
 from tests.helpers import SYNTH_ROWS, SYNTH_TABLE
 from training.hyperparameters import parse_hyperparameters
 from training.read.credentials import parse_secret
-from training.read.shards import fetch_shard, plan_shard
+from training.read.hash_fetch import fetch_shard
+from training.read.plan import plan_shard
 from training.read.snowflake import connect, describe_table, quote_table
 
 pytestmark = pytest.mark.slow
@@ -31,11 +32,11 @@ def _fetch_all(stack, tmp_path, hosts, pages=1, tag="a"):
     hps = parse_hyperparameters({"table": f"DEMO.PUBLIC.{SYNTH_TABLE}", "target": "Y", "features": "ID,F0,F1",
                                  "shard_key": "ID", "fetch_pages": str(pages)})
     conn = connect(creds, "t")
-    plan = plan_shard(describe_table(conn, quote_table(hps["table"])), hps)
+    plan = plan_shard(describe_table(conn, quote_table(hps["table"])), hps.read_options())
     conn.close()
     shards = []
     for rank in range(hosts):
-        shard = fetch_shard(lambda: connect(creds, "t"), plan, rank, hosts, hps, tmp_path / f"{tag}{hosts}-{rank}")
+        shard = fetch_shard(lambda: connect(creds, "t"), plan, rank, hosts, hps.read_options(), tmp_path / f"{tag}{hosts}-{rank}")
         shards.append((_ids(shard.train_path), _ids(shard.validation_path), shard))
     return shards
 
@@ -75,9 +76,9 @@ def test_spill_is_float32_with_nulls_as_nan(stack, tmp_path):
     creds = parse_secret(json.dumps(stack.snowflake_secret()), "test")
     hps = parse_hyperparameters({"table": "WITH_NULLS", "target": "Y", "shard_key": "ID"})
     conn = connect(creds, "t")
-    plan = plan_shard(describe_table(conn, quote_table("WITH_NULLS")), hps)
+    plan = plan_shard(describe_table(conn, quote_table("WITH_NULLS")), hps.read_options())
     conn.close()
-    shard = fetch_shard(lambda: connect(creds, "t"), plan, 0, 1, hps, tmp_path / "nulls")
+    shard = fetch_shard(lambda: connect(creds, "t"), plan, 0, 1, hps.read_options(), tmp_path / "nulls")
     with pa.memory_map(str(shard.train_path)) as source:
         table = pa.ipc.open_file(source).read_all()
     assert all(field.type == pa.float32() for field in table.schema)

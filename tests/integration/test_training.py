@@ -16,7 +16,7 @@ from launch.local.hosts import start_local_job
 from tests.helpers import spilled_ids, synth_hps, wait_for_log
 from training import contract
 from training.hyperparameters import parse_hyperparameters
-from training.read.shards import plan_shard, query_parameters
+from training.read.plan import plan_shard, query_parameters
 from training.read.snowflake import Column
 from training.train.checkpoints import list_checkpoints
 
@@ -64,11 +64,11 @@ def test_model_file_is_xgboost_format_and_reproduces_the_reported_metric(run_job
     # give the validation RMSE the job reported (all-reduced across its 2 hosts).
     features = [f"F{i}" for i in range(8)]
     hps = parse_hyperparameters(synth_hps(num_round=10))
-    plan = plan_shard([Column(name, 1) for name in ["ID", *features, "Y"]], hps)
+    plan = plan_shard([Column(name, 1) for name in ["ID", *features, "Y"]], hps.read_options())
     conn = stack.connect()
     try:
         cursor = conn.cursor()
-        cursor.execute(plan.query_template, query_parameters(hps, 1, 0))
+        cursor.execute(plan.query_template, query_parameters(hps.read_options(), 1, 0))
         rows = cursor.fetch_arrow_all()
     finally:
         conn.close()
@@ -86,14 +86,14 @@ def _mixed_split_seed(stack, table, fraction):
     job's own shard query on the local Snowflake (its HASH differs from Snowflake's)."""
     columns = [Column("ID", 0), Column("F0", 1), Column("Y", 1)]
     plan = plan_shard(columns, parse_hyperparameters({"table": table, "target": "Y", "features": "F0",
-                                                      "shard_key": "ID"}))
+                                                      "shard_key": "ID"}).read_options())
     conn = stack.connect()
     try:
         for seed in range(100):
             hps = parse_hyperparameters({"table": table, "target": "Y", "split_seed": str(seed),
                                          "validation_fraction": str(fraction)})
             cursor = conn.cursor()
-            cursor.execute(plan.query_template, query_parameters(hps, 1, 0))
+            cursor.execute(plan.query_template, query_parameters(hps.read_options(), 1, 0))
             flags = [row[-1] for row in cursor.fetchall()]
             if 0 < sum(flags) < len(flags):
                 return seed

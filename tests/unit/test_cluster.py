@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from xgboost.core import XGBoostError
 
+from training.collective import cluster as cluster_module
+from training.collective.cluster import Cluster, collective
 from training.errors import ClusterError
-from training.train import cluster as cluster_module
-from training.train.cluster import Cluster, collective
 
 JOIN_ARGS = {"dmlc_tracker_uri": "10.0.0.1", "dmlc_tracker_port": 9099}
 
@@ -70,7 +70,7 @@ def test_a_port_freed_within_the_wait_is_retried_until_the_tracker_starts(caplog
     port = held.getsockname()[1]
     threading.Timer(1.0, held.close).start()
     started = time.monotonic()
-    with caplog.at_level(logging.INFO, logger="training.train.cluster"):
+    with caplog.at_level(logging.INFO, logger="training.collective.cluster"):
         tracker = cluster_module._start_tracker("127.0.0.1", 1, port, timeout=4)  # retries for up to 4 s
     try:
         assert time.monotonic() - started < 4
@@ -117,7 +117,7 @@ def test_a_bug_while_joining_is_raised_at_once_not_retried():
 
 
 def test_leaving_a_broken_group_logs_xgboost_errors_and_raises_bugs(caplog):
-    with caplog.at_level(logging.WARNING, logger="training.train.cluster"):
+    with caplog.at_level(logging.WARNING, logger="training.collective.cluster"):
         cluster_module._leave(FakeCollective(finalize_error=XGBoostError("- [x|0]: peer gone")), None)
     assert "leaving the collective failed: peer gone" in caplog.text
     with pytest.raises(RuntimeError):
@@ -126,16 +126,16 @@ def test_leaving_a_broken_group_logs_xgboost_errors_and_raises_bugs(caplog):
 
 def test_only_a_broken_collective_is_reported_as_lost_contact() -> None:
     """A check XGBoost failed on every host alike keeps its own text (and, as a bug, its traceback)."""
-    from training.job import _collective_errors
+    from training.collective.cluster import collective_errors
 
     cluster = Cluster.from_hosts(["127.0.0.1", "127.0.0.2"], "127.0.0.2")
     broken = XGBoostError("[01:36:23] /workspace/src/collective/result.cc:78: \n- [allgather.cc:50|01:36:23]: Ring "
                           "allgather failed, current iteration:0\n- [comm.cc:99|01:36:23]: Poll timeout:20 seconds.")
     with pytest.raises(ClusterError, match=r"^host 127.0.0.2 lost contact with the other hosts \(Ring allgather failed"):
-        with _collective_errors(cluster):
+        with collective_errors(cluster):
             raise broken
     for text in ("[01:36:23] /workspace/src/data/data.cc:550: Check failed: valid: Label contains NaN",
                  "Invalid shape of labels: expected a string during training"):  # "string", "during": no "ring"
         with pytest.raises(XGBoostError, match="Label contains NaN|Invalid shape"):
-            with _collective_errors(cluster):
+            with collective_errors(cluster):
                 raise XGBoostError(text)

@@ -19,7 +19,7 @@ from training.read.columns import (
     ColumnSpec,
     kind_of,
 )
-from training.read.shards import plan_shard
+from training.read.plan import plan_shard
 from training.read.snowflake import TYPE_NAMES, Column
 from training.read.vocabulary import VocabularyCounter, merge_vocabularies
 
@@ -136,11 +136,11 @@ def test_classification_objective_makes_a_text_target_a_class_and_weights_must_b
     columns = [Column("ID", 0), Column("X", 1), Column("LABEL", 2), Column("W", 1), Column("DOC", 5)]
     hps = parse_hyperparameters({"table": "t", "target": "label", "objective": "multi:softprob",
                                  "weight_column": "w", "shard_key": "id"})
-    plan = plan_shard(columns, hps).columns
+    plan = plan_shard(columns, hps.read_options()).columns
     assert [(c.name, c.kind, c.role) for c in plan.columns] == [("X", "numeric", FEATURE), ("LABEL", "class", LABEL),
                                                                  ("W", "numeric", WEIGHT)]
     with pytest.raises(DataError, match="weight_column 'LABEL' is TEXT, not a number"):
-        plan_shard(columns, parse_hyperparameters({"table": "t", "target": "x", "weight_column": "label"}))
+        plan_shard(columns, parse_hyperparameters({"table": "t", "target": "x", "weight_column": "label"}).read_options())
 
 
 def test_names_xgboost_refuses_are_made_safe_and_kept_distinct():

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from training.evaluation import report as ev
+from training.objectives.outputs import probabilities
 
 skm = pytest.importorskip("sklearn.metrics", reason="scikit-learn is the reference here; the image has none")
 calibration_curve = pytest.importorskip("sklearn.calibration").calibration_curve
@@ -85,7 +86,7 @@ def test_multiclass_confusion_and_scores_match_scikit_learn():
     y = RNG.integers(0, k, size=n)
     logits = RNG.normal(size=(n, k))
     logits[np.arange(n), y] += 1.5
-    probs = ev.probabilities("multi:softprob", logits, k)
+    probs = probabilities("multi:softprob", logits, k)
     got = _across_hosts(ev.MULTICLASS, ev.Scores.of(y, probs), ["a", "b", "c", "d"])
     predicted = probs.argmax(axis=1)
     assert got.confusion == skm.confusion_matrix(y, predicted).astype(float).tolist()
@@ -133,7 +134,7 @@ def test_an_empty_validation_share_adds_nothing():
 
 def test_a_host_s_rows_read_in_batches_give_the_report_of_all_its_rows():
     y = RNG.integers(0, 3, size=3000)
-    probs = ev.probabilities("multi:softprob", RNG.normal(size=(3000, 3)), 3)
+    probs = probabilities("multi:softprob", RNG.normal(size=(3000, 3)), 3)
     whole = ev.Scores.of(y, probs)
     batches = lambda: _hosts(whole, cuts=(0.1, 0.5, 0.5))  # noqa: E731 - uneven batches, one empty
     same = lambda a: a  # noqa: E731 - one host: the reductions are identity

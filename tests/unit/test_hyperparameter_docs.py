@@ -10,15 +10,13 @@ from pathlib import Path
 from training.hyperparameters import (
     ALIASES,
     APPLIES_WHEN,
-    EVAL_METRICS,
     HYPERPARAMETERS,
-    METRIC_OBJECTIVES,
     RENAMED_VALUES,
     REQUIRED,
     RETIRED,
-    SPECS,
-    default_eval_metric,
 )
+from training.objectives.catalog import METRIC_NEEDS, OBJECTIVES
+from training.objectives.metrics import CUSTOM_METRICS, EVAL_METRICS
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "hyperparameters.md"
 BEGIN, END = "<!-- BEGIN generated from training/hyperparameters.py -->", "<!-- END generated -->"
@@ -63,14 +61,16 @@ def render() -> str:
     lines += [f"- `{name}`: {why}" for name, why in RETIRED.items()]
     lines += ["", "Values read under their new name, with one line in the log:", ""]
     lines += [f"- `{key}={old}`: `{new}`" for (key, old), new in RENAMED_VALUES.items()]
-    lines += ["", "| objective | default `eval_metric` |", "|---|---|"]
-    lines += [f"| `{o}` | `{default_eval_metric(o)}` |" for o in SPECS["objective"].choices]
+    lines += ["", "The objectives (training/objectives/catalog.py):", "",
+              "| objective | kind | default `eval_metric` | labels | its own hyperparameters |", "|---|---|---|---|---|"]
+    lines += [f"| `{o.name}` | {o.family} | `{o.default_metric}` | {o.label.words if o.label else 'any number' if not o.classification else 'classes'} | "
+              f"{', '.join(f'`{p}`' for p in o.params) or '-'} |" for o in OBJECTIVES.values()]
     lines += ["", "`eval_metric` values (comma-separated; the first drives early stopping): "
               + ", ".join(f"`{m}`" for m in EVAL_METRICS) + ". Ranking metrics take `@k` (the top k rows of each "
               "list) and a trailing `-` (`ndcg@5-`: a list with no relevant row scores 0, not 1); `error@t` sets "
               "the threshold. Metrics that go with some objectives only (XGBoost fails or means nothing otherwise):",
               ""]
-    lines += [f"- `{metric}` needs {needs}" for metric, (_, needs) in METRIC_OBJECTIVES.items()]
+    lines += [f"- `{metric}` needs {needs}" for metric, needs in METRIC_NEEDS.items() if metric not in CUSTOM_METRICS]
     return "\n".join(lines)
 
 

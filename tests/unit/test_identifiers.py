@@ -4,7 +4,7 @@ import pytest
 
 from training.errors import DataError, HyperparameterError, SnowflakeError
 from training.hyperparameters import parse_hyperparameters
-from training.read.shards import plan_shard
+from training.read.plan import plan_shard
 from training.read.snowflake import Column, quote_part, quote_table
 
 
@@ -43,7 +43,7 @@ def _hps(**kw):
 
 
 def test_plan_uses_only_quoted_identifiers_and_bind_parameters():
-    plan = plan_shard(COLUMNS, _hps(features="f0,F1", shard_key="id"))
+    plan = plan_shard(COLUMNS, _hps(features="f0,F1", shard_key="id").read_options())
     sql = plan.query_template
     assert sql.startswith('SELECT "F0", "F1", "Y", ')
     assert 'FROM "DB"."S"."T" WHERE MOD(ABS(HASH("ID")), %(modulus)s) = %(remainder)s' in sql
@@ -52,17 +52,17 @@ def test_plan_uses_only_quoted_identifiers_and_bind_parameters():
 
 def test_missing_target_names_the_columns():
     with pytest.raises(SnowflakeError, match="target column 'price' is not in table 'db.s.t'.*ID, F0"):
-        plan_shard(COLUMNS, parse_hyperparameters({"table": "db.s.t", "target": "price"}))
+        plan_shard(COLUMNS, parse_hyperparameters({"table": "db.s.t", "target": "price"}).read_options())
 
 
 def test_listed_variant_feature_is_rejected_with_the_fix():
     with pytest.raises(DataError, match="column 'DOC' is VARIANT, which the job cannot train on: drop it from "
                                         "'features'"):
-        plan_shard(COLUMNS, _hps(shard_key="ID", features="F0,DOC"))
+        plan_shard(COLUMNS, _hps(shard_key="ID", features="F0,DOC").read_options())
 
 
 def test_default_features_exclude_target_shard_key_and_untrainable_types(caplog):
-    plan = plan_shard(COLUMNS, _hps(shard_key="ID"))
+    plan = plan_shard(COLUMNS, _hps(shard_key="ID").read_options())
     assert plan.features == ("F0", "F1", "NAME") and plan.key == ("ID",)
     assert [c.kind for c in plan.columns.features] == ["numeric", "numeric", "categorical"]
     assert "left out 1 column(s) of types the job cannot train on: DOC (VARIANT)" in caplog.text

@@ -9,11 +9,11 @@ import pyarrow as pa
 import pytest
 import xgboost as xgb
 
-from training import job
+from training.collective.cluster import Cluster
 from training.hyperparameters import parse_hyperparameters
 from training.read.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
-from training.train.cluster import Cluster
 from training.train.dataset import build_matrices
+from training.train.validation import evaluate
 
 PLAN = ColumnPlan((ColumnSpec("x", "REAL", "numeric", FEATURE), ColumnSpec("y", "REAL", "numeric", LABEL)), {})
 
@@ -35,7 +35,7 @@ def test_a_log_link_model_is_judged_on_its_predictions_not_its_margins(tmp_path:
     booster = xgb.train(hps.xgboost_params(), xgb.DMatrix(x[:, None], y, feature_names=["x"]), 50)
     spilled = _spill(tmp_path / "validation.arrow", x, y)
     _, dvalid = build_matrices(spilled, spilled, PLAN, 256, 0, None)
-    report = job._evaluate(booster, dvalid, spilled, PLAN, hps, Cluster.from_hosts(["algo-1"], "algo-1"))
+    report = evaluate(booster, dvalid, spilled, PLAN, hps["objective"], Cluster.from_hosts(["algo-1"], "algo-1"))
     predicted = booster.predict(xgb.DMatrix(x[:, None], feature_names=["x"]))
     assert report is not None
     assert report.scalars["mse"] == pytest.approx(float(np.mean((predicted - y) ** 2)), rel=1e-6)

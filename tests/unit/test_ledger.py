@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from training.train.ledger import Ledger, compare_ledgers, ledger_path, read_ledger
+from training.collective.ledger import Ledger, compare_ledgers, ledger_path, read_ledger
 
 VERDICT = "round 1: stop verdict\tallreduce:max\tint32\t(3,)"
 METRIC = "xgboost:_allreduce_metric\tallreduce:sum\tfloat64\t(1,)"

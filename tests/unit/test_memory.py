@@ -7,10 +7,10 @@ import logging
 
 import pytest
 
+from training.collective.cluster import Cluster
 from training.errors import HyperparameterError
 from training.hyperparameters import parse_hyperparameters
 from training.train import memory
-from training.train.cluster import Cluster
 from training.train.memory import MIB, choose_matrices, combine, matrix_bytes, memory_budget, memory_limit
 
 MEMINFO = "MemTotal:       16384000 kB\nMemFree:         8000000 kB\nMemAvailable:   12000000 kB\n"
@@ -58,7 +58,7 @@ def test_estimate_grows_with_rows_features_bins_and_classes():
 def test_a_shard_within_the_budget_stays_in_memory(caplog):
     rows = 10_000
     with caplog.at_level(logging.INFO, logger="training.train.memory"):
-        choice = choose_matrices(rows, 8, 1, _hps(memory_budget_mb=100), ONE_HOST)
+        choice = choose_matrices(rows, 8, 1, ONE_HOST, max_bin=256, budget_mb=100)
     assert not choice.external and choice.kind == "QuantileDMatrix"
     assert choice.budget_bytes == 100 * MIB and choice.largest_bytes == matrix_bytes(rows, 8, 256)
     assert "matrices: QuantileDMatrix (in memory)" in caplog.text and "budget of 100 MiB" in caplog.text
@@ -66,7 +66,7 @@ def test_a_shard_within_the_budget_stays_in_memory(caplog):
 
 def test_budget_1_forces_external_memory(caplog):
     with caplog.at_level(logging.INFO, logger="training.train.memory"):
-        choice = choose_matrices(100_000, 8, 1, _hps(memory_budget_mb=1), ONE_HOST)
+        choice = choose_matrices(100_000, 8, 1, ONE_HOST, max_bin=256, budget_mb=1)
     assert choice.external and choice.kind == "ExtMemQuantileDMatrix" and choice.hosts_over == 1
     assert "matrices: ExtMemQuantileDMatrix (external memory" in caplog.text
     assert "~5 MiB in memory vs 1 MiB" in caplog.text

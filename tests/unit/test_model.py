@@ -7,9 +7,9 @@ import pytest
 import xgboost as xgb
 
 from training.errors import DataError
-from training.job import _check_resumable
 from training.model import booster as model
 from training.read.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
+from training.train.boosting import _check_resumable
 
 PLAN = ColumnPlan((ColumnSpec("x", "REAL", "numeric", FEATURE), ColumnSpec("city", "TEXT", "categorical", FEATURE),
                    ColumnSpec("label", "TEXT", "class", LABEL)),

@@ -12,8 +12,10 @@ import pytest
 
 from launch.jobs import metric_definitions
 from training.errors import HyperparameterError
-from training.hyperparameters import maximized, parse_hyperparameters
-from training.objectives.labels import bad_bounds, bad_labels, label_rule, query_ids
+from training.hyperparameters import parse_hyperparameters
+from training.objectives.catalog import label_rule
+from training.objectives.labels import bad_bounds, bad_labels, query_ids
+from training.objectives.metrics import maximized
 from training.read.columns import (
     FEATURE,
     GROUP,

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
+from training.collective.cluster import Cluster
 from training.errors import Interrupted
 from training.hyperparameters import parse_hyperparameters
-from training.job import JobSpec, Trained, _stop_interrupted, _train
+from training.job import JobSpec, _stop_interrupted
 from training.read.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
 from training.tracking.recorder import NO_RECORDER
+from training.train.boosting import Trained, train
 from training.train.checkpoints import StopFlag
-from training.train.cluster import Cluster
 
 FEATURES = ["x0", "x1", "x2"]
 ONE_HOST = Cluster.from_hosts(["algo-1"], "algo-1")
@@ -40,7 +41,8 @@ def _spec(tmp_path: Path, checkpoints: bool = True, **hyperparameters: object) -
 def test_early_stopping_stops_where_xgboosts_own_early_stopping_stops(tmp_path: Path, metric: str) -> None:
     dtrain, dvalid = _matrices()
     spec = _spec(tmp_path, eval_metric=f"{metric},mae", early_stopping_rounds=4, eta=0.7, num_round=200, max_depth=4)
-    ours = _train(spec, PLAN, dtrain, dvalid, ONE_HOST, StopFlag(), NO_RECORDER)
+    ours = train(spec.hyperparameters, PLAN, dtrain, dvalid, ONE_HOST, StopFlag(), spec.checkpoint_dir,
+                 NO_RECORDER.callback)
     custom = None
     if metric == "r2":  # XGBoost's own early stopping on the same r2, computed the plain way
         def custom(predt: np.ndarray, data: xgb.DMatrix) -> list[tuple[str, float]]:

@@ -7,7 +7,7 @@ from snowflake.connector.errors import ProgrammingError
 
 from training.errors import DataError, HyperparameterError
 from training.hyperparameters import parse_hyperparameters
-from training.read.shards import plan_shard
+from training.read.plan import plan_shard
 from training.read.snapshot import time_travel_error
 from training.read.snowflake import Column
 from training.tracking.lineage import SnowflakeLineage
@@ -51,27 +51,27 @@ def test_a_bad_snapshot_names_the_fix(given, fragment):
 
 def test_no_snapshot_no_at_clause():
     for setting in ("none", "job_start"):  # job_start's time is filled in by the leader at run time
-        plan = plan_shard(COLUMNS, _hps(snapshot=setting))
+        plan = plan_shard(COLUMNS, _hps(snapshot=setting).read_options())
         assert plan.snapshot_at == "" and " AT(" not in plan.query_template
-        assert "snapshot" not in plan.parameters(_hps(), 3, 1)
+        assert "snapshot" not in plan.parameters(_hps().read_options(), 3, 1)
 
 
 def test_an_explicit_snapshot_reads_the_table_at_that_time_by_bind_parameter():
     hps = _hps(snapshot="2026-11-01T12:00:00Z")
-    plan = plan_shard(COLUMNS, hps)
+    plan = plan_shard(COLUMNS, hps.read_options())
     sql = plan.query_template
     # The AT clause sits right after the quoted table name, the time is a bind parameter, never formatted in.
     assert f'FROM "DB"."S"."My Table"{AT}WHERE MOD(ABS(HASH("ID")), %(modulus)s) = %(remainder)s' in sql
     assert "2026" not in sql
-    params = plan.parameters(hps, 3, 1)
+    params = plan.parameters(hps.read_options(), 3, 1)
     assert params["snapshot"] == "2026-11-01T12:00:00+00:00"
     assert (params["modulus"], params["remainder"]) == (3, 1)
 
 
 def test_the_leaders_time_goes_into_the_same_clause():
-    plan = replace(plan_shard(COLUMNS, _hps(snapshot="job_start")), snapshot_at="2026-11-29T23:39:35.685205+00:00")
+    plan = replace(plan_shard(COLUMNS, _hps(snapshot="job_start").read_options()), snapshot_at="2026-11-29T23:39:35.685205+00:00")
     assert AT in plan.query_template
-    assert plan.parameters(_hps(), 1, 0)["snapshot"] == "2026-11-29T23:39:35.685205+00:00"
+    assert plan.parameters(_hps().read_options(), 1, 0)["snapshot"] == "2026-11-29T23:39:35.685205+00:00"
 
 
 def _refusal(msg: str) -> ProgrammingError:
@@ -100,9 +100,9 @@ class _Cursor:
 
 
 def test_the_shard_query_maps_snowflakes_refusal():
-    plan = plan_shard(COLUMNS, _hps(snapshot="2020-01-01T00:00:00+00:00"))
+    plan = plan_shard(COLUMNS, _hps(snapshot="2020-01-01T00:00:00+00:00").read_options())
     with pytest.raises(DataError, match="set 'snapshot' to a past time within the table's DATA_RETENTION"):
-        plan.execute(_Cursor(), plan.parameters(_hps(), 1, 0))
+        plan.execute(_Cursor(), plan.parameters(_hps().read_options(), 1, 0))
 
 
 def _lineage(**kw) -> SnowflakeLineage:
@@ -128,15 +128,15 @@ def test_lineage_records_the_snapshot_time_and_it_identifies_the_data():
     ("hash", "2026-11-01T12:00:00+00:00", "2026-11-01T12:00:00+00:00"),
 ])
 def test_the_jobs_lineage_records_the_one_time_it_read_at(mode, setting, recorded, tmp_path):
-    from training.job import _lineage
     from training.read.credentials import SnowflakeCredentials
-    from training.read.shards import new_shard
+    from training.read.spill import new_shard
+    from training.tracking.lineage import lineage_of
 
     hps = _hps(read_mode=mode, snapshot=setting)
-    plan = plan_shard(COLUMNS, hps)
-    shard = new_shard(plan, hps, tmp_path)
+    plan = plan_shard(COLUMNS, hps.read_options())
+    shard = new_shard(plan, hps.read_options(), tmp_path)
     shard.read_at = "2026-11-29T23:40:00+00:00"
     creds = SnowflakeCredentials("acct", "u", "wh", "DB", "S", "r", "password", {})
-    lineage = _lineage(creds, plan, plan.columns, shard, ["q1"], 10, mode)
+    lineage = lineage_of(creds, plan, plan.columns, shard, ["q1"], 10, mode)
     assert (lineage.read_mode, lineage.snapshot_at) == (mode, recorded)
     assert (" AT(" in lineage.query_template) == (setting != "none")

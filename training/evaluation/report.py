@@ -30,7 +30,9 @@ from typing import Any
 
 import numpy as np
 
-REGRESSION, BINARY, MULTICLASS, RANKING = "regression", "binary", "multiclass", "ranking"
+from training.objectives.catalog import BINARY, MULTICLASS, RANKING, REGRESSION, objective
+from training.objectives.metrics import CUSTOM_METRICS
+from training.objectives.outputs import transformed_scores
 
 SCORE_BINS = 1000
 """Bins of a binary classifier's score histograms (the ROC and PR curves' resolution)."""
@@ -43,29 +45,13 @@ ACTUAL_BINS = 20
 NDCG_KS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 20, 32)
 """The cut-offs of the NDCG@k-by-k curve (ranking)."""
 
-CUSTOM_METRICS = {
-    "accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy", "f1": "f1", "f1_binary": "f1",
-    "f1_macro": "f1_macro", "precision": "precision", "precision_macro": "precision_macro",
-    "precision_micro": "precision_micro", "recall": "recall", "recall_macro": "recall_macro",
-    "recall_micro": "recall_micro", "r2": "r2", "mse": "mse",
-}
-"""The built-in algorithm's ``eval_metric`` values that XGBoost lacks -> the report scalar they read."""
-REGRESSION_ONLY = ("r2", "mse")
-
 Reduce = Callable[[np.ndarray], np.ndarray]
 
 
-def family(objective: str) -> str | None:
-    """Which evaluation an objective gets (None: no evaluation summaries, e.g. ranking and Cox)."""
-    if objective.startswith("binary:"):
-        return BINARY
-    if objective.startswith("multi:"):
-        return MULTICLASS
-    if objective.startswith(("reg:", "count:")):
-        return REGRESSION
-    if objective.startswith("rank:"):
-        return RANKING
-    return None
+def family(name: str) -> str | None:
+    """Which evaluation an objective gets (its catalog family; None: no evaluation summaries, survival)."""
+    entry = objective(name)
+    return entry.family if entry.evaluated else None
 
 
 @dataclass(frozen=True)
@@ -120,18 +106,6 @@ def _concat(a: Scores, b: Scores) -> Scores:
 def _slice(s: Scores, start: int, end: int) -> Scores:
     return Scores(s.labels[start:end], s.scores[start:end], s.weights[start:end],
                   None if s.groups is None else s.groups[start:end])
-
-
-def probabilities(objective: str, predictions: np.ndarray, classes: int) -> np.ndarray:
-    """Scores from ``booster.predict(output_margin=True)``: sigmoid for binary, softmax for multiclass."""
-    margin = np.asarray(predictions, dtype=np.float64)
-    if objective.startswith("binary:"):
-        return 1.0 / (1.0 + np.exp(-np.clip(margin.reshape(-1), -500, 500)))
-    if objective.startswith("multi:"):
-        margin = margin.reshape(-1, classes)
-        shifted = np.exp(margin - margin.max(axis=1, keepdims=True))
-        return shifted / shifted.sum(axis=1, keepdims=True)
-    return margin.reshape(-1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,18 +396,6 @@ def custom_metric(names: Sequence[str], objective: str, classes: int, reduce_sum
         return [(name, float(result.scalars[CUSTOM_METRICS[name]])) for name in names]
 
     return metric
-
-
-def transformed_scores(objective: str, predt: np.ndarray, classes: int) -> np.ndarray:
-    """Scores from the predictions XGBoost hands a custom metric (after the objective's transform)."""
-    if objective == "binary:logitraw":
-        return probabilities(objective, predt, classes)
-    if objective == "multi:softmax":  # class ids: one-hot
-        ids = np.asarray(predt, dtype=np.int64).reshape(-1)
-        return np.eye(classes)[ids]
-    if objective.startswith("multi:"):
-        return np.asarray(predt, dtype=np.float64).reshape(-1, classes)
-    return np.asarray(predt, dtype=np.float64).reshape(-1)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from training.errors import HyperparameterError
-from training.evaluation.report import BINARY, CUSTOM_METRICS, MULTICLASS, REGRESSION, REGRESSION_ONLY, family
 from training.hyperparameters import constraints
+from training.objectives import catalog
+from training.objectives.catalog import OBJECTIVE_PARAMS, OBJECTIVES, label_rule, metric_refusal
+from training.objectives.metrics import CUSTOM_METRICS, EVAL_METRICS, metric_form_ok
 from training.read import names, snapshot
+from training.read.plan import ReadOptions
 
 REQUIRED = object()
 """Default of a hyperparameter that has none: the job must set it."""
@@ -160,10 +162,7 @@ HYPERPARAMETERS: tuple[Spec, ...] = (
          low=1, high=1_000_000, tuning=TuningRange("integer", 8, 128), xgboost=True),
     Spec("objective", str, "reg:squarederror", "learning objective (reg:linear, XGBoost's old name for "
          "reg:squarederror, is renamed)", xgboost=True,
-         choices=("reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror", "reg:squaredlogerror",
-                  "reg:logistic", "reg:tweedie", "reg:gamma", "reg:quantileerror", "count:poisson",
-                  "binary:logistic", "binary:logitraw", "binary:hinge", "multi:softprob", "multi:softmax",
-                  "rank:pairwise", "rank:ndcg", "rank:map", "survival:cox", "survival:aft")),
+         choices=tuple(OBJECTIVES)),
     Spec("num_class", int, 0, "classes of a multi:* objective; 0: the label's distinct values (checked if given)",
          low=0, high=1_000_000),
     Spec("eval_metric", str, "",
@@ -249,78 +248,7 @@ HYPERPARAMETERS: tuple[Spec, ...] = (
 
 SPECS: dict[str, Spec] = {spec.name: spec for spec in HYPERPARAMETERS}
 
-EVAL_METRICS = ("rmse", "mae", "mape", "rmsle", "mphe", "logloss", "error", "auc", "aucpr", "merror", "mlogloss",
-                "poisson-nloglik", "gamma-nloglik", "gamma-deviance", "tweedie-nloglik", "quantile", "ndcg", "map",
-                "pre", "aft-nloglik", "interval-regression-accuracy", "cox-nloglik")
-"""Evaluation metrics the job accepts (ones XGBoost all-reduces across hosts; cox-nloglik: one host only)."""
-
-RANKING_METRICS = ("ndcg", "map", "pre")
-"""Metrics of ranked lists: ``NAME``, ``NAME@k`` (top k), ``NAME-`` and ``NAME@k-`` (an empty list scores 0)."""
-_THRESHOLD_METRICS = ("error", "tweedie-nloglik")
-"""Metrics that take a number after ``@``: error's threshold, tweedie-nloglik's variance power."""
-
-MULTICLASS_PREFIX = "multi:"
-RANKING_PREFIX = "rank:"
-SURVIVAL_AFT, SURVIVAL_COX = "survival:aft", "survival:cox"
-CLASSIFICATION_PREFIXES = ("binary:", MULTICLASS_PREFIX)
-"""Objectives whose label is a class: its distinct values become the label vocabulary."""
-_ONE_OUTPUT = ("reg:", "count:", "binary:", RANKING_PREFIX, "survival:")
-"""Objectives with one output per row (every objective but multi:*)."""
-
-METRIC_OBJECTIVES: dict[str, tuple[tuple[str, ...], str]] = {
-    **{name: ((RANKING_PREFIX,), f"query groups: use a {RANKING_PREFIX}* objective with group_column")
-       for name in RANKING_METRICS},
-    **{name: ((SURVIVAL_AFT,), f"label bounds: use objective={SURVIVAL_AFT}")
-       for name in ("aft-nloglik", "interval-regression-accuracy")},
-    "cox-nloglik": ((SURVIVAL_COX,), f"censored times: use objective={SURVIVAL_COX}"),
-    "quantile": (("reg:quantileerror",), "quantile_alpha: use objective=reg:quantileerror"),
-    **{name: ((MULTICLASS_PREFIX,), f"class probabilities: use a {MULTICLASS_PREFIX}* objective")
-       for name in ("mlogloss", "merror")},
-    **{name: (_ONE_OUTPUT, f"one output per row, and {MULTICLASS_PREFIX}* gives one per class: use mlogloss, "
-                           "merror or auc") for name in ("rmse", "mae", "mape", "rmsle", "mphe", "logloss", "error",
-                                                          "poisson-nloglik", "gamma-nloglik", "gamma-deviance",
-                                                          "tweedie-nloglik")},
-}
-"""The objectives each metric needs (by prefix), and what it needs in words: XGBoost fails or means
-nothing otherwise. Metrics not listed (auc, aucpr) go with every objective."""
-
-DEFAULT_METRICS = {
-    "reg:absoluteerror": "mae", "reg:pseudohubererror": "mphe", "reg:squaredlogerror": "rmsle",
-    "reg:tweedie": "tweedie-nloglik", "reg:gamma": "gamma-deviance", "reg:quantileerror": "quantile",
-    "count:poisson": "poisson-nloglik", "binary:hinge": "error", "rank:pairwise": "ndcg@32", "rank:ndcg": "ndcg@32",
-    "rank:map": "map@32", SURVIVAL_COX: "cox-nloglik", SURVIVAL_AFT: "aft-nloglik",
-}
-"""XGBoost 3's default metric of each objective, where it is not rmse, logloss (binary:*) or mlogloss
-(multi:*). ``@32``: the ranking objectives' default truncation (lambdarank_num_pair_per_sample)."""
-
-
-MAXIMIZED_METRICS = ("auc", "aucpr", "map", "ndcg", "pre", "interval-regression-accuracy", "accuracy",
-                     "balanced_accuracy", "f1", "f1_binary", "f1_macro", "precision", "precision_macro",
-                     "precision_micro", "recall", "recall_macro", "recall_micro", "r2")
-"""Eval metrics where higher is better (XGBoost's and the job's own); every other metric is minimized."""
-
-
-def maximized(metric: str) -> bool:
-    """Whether higher is better for ``metric`` (``validation-auc``, ``validation-ndcg@5``: yes;
-    ``validation-rmse``, ``validation-mape``: no)."""
-    base = re.sub(r"^(validation|train)[-:]", "", metric)
-    return base.split("@", 1)[0].rstrip("-") in MAXIMIZED_METRICS
-
-
-def default_eval_metric(objective: str) -> str:
-    """The metric a job reports when ``eval_metric`` is empty (XGBoost's default for the objective)."""
-    if objective in DEFAULT_METRICS:
-        return DEFAULT_METRICS[objective]
-    if objective.startswith(MULTICLASS_PREFIX):
-        return "mlogloss"
-    if objective.startswith(CLASSIFICATION_PREFIXES):
-        return "logloss"
-    return "rmse"
-
-
-def metric_base(metric: str) -> str:
-    """A metric's name without its ``@`` argument or trailing ``-`` (``ndcg@5-`` -> ``ndcg``)."""
-    return metric.split("@", 1)[0].removesuffix("-") if metric not in EVAL_METRICS else metric
+SURVIVAL_COX = catalog.SURVIVAL_COX
 
 
 @dataclass(frozen=True)
@@ -340,7 +268,7 @@ class Hyperparameters:
     def eval_metrics(self) -> list[str]:
         """The metrics as XGBoost names them in its log (tweedie-nloglik with its variance power, as
         XGBoost appends it)."""
-        metrics = _split_list(self.values["eval_metric"] or default_eval_metric(self.values["objective"]))
+        metrics = _split_list(self.values["eval_metric"] or self.objective.default_metric)
         power = f"{self.values['tweedie_variance_power']:g}"  # XGBoost names it with 6 significant digits
         return [f"{m}@{power}" if m == "tweedie-nloglik" else m for m in metrics]
 
@@ -351,24 +279,39 @@ class Hyperparameters:
         return [m for m in self.eval_metrics if m in CUSTOM_METRICS]
 
     @property
+    def objective(self) -> catalog.Objective:
+        """The objective's catalog entry (:mod:`training.objectives.catalog`)."""
+        return OBJECTIVES[self.values["objective"]]
+
+    @property
     def classification(self) -> bool:
         """True when the label is a class (``binary:*``, ``multi:*``)."""
-        return self.values["objective"].startswith(CLASSIFICATION_PREFIXES)
+        return self.objective.classification
 
     @property
     def multiclass(self) -> bool:
         """True for ``multi:*`` objectives (``num_class`` classes); the other classifiers have two."""
-        return self.values["objective"].startswith(MULTICLASS_PREFIX)
+        return self.objective.family == catalog.MULTICLASS
 
     @property
     def ranking(self) -> bool:
         """``rank:*`` objectives: rows come in query groups (``group_column``)."""
-        return self.values["objective"].startswith(RANKING_PREFIX)
+        return self.objective.family == catalog.RANKING
 
     @property
     def interval(self) -> bool:
         """``survival:aft``: each row's label is an interval (``label_lower_column``, ``label_upper_column``)."""
-        return self.values["objective"] == SURVIVAL_AFT
+        return self.values["objective"] == catalog.SURVIVAL_AFT
+
+    def read_options(self) -> ReadOptions:
+        """What the read needs of these hyperparameters, and nothing else."""
+        v = self.values
+        return ReadOptions(
+            table=v["table"], readings=self.readings, objective=v["objective"], classification=self.classification,
+            label_rule=label_rule(v["objective"], self.eval_metrics), snapshot=v["snapshot"], read_mode=v["read_mode"],
+            query_tag=v["query_tag"], max_categories=v["max_categories"], fetch_pages=v["fetch_pages"],
+            fetch_threads=v["fetch_threads"], split_seed=v["split_seed"], validation_fraction=v["validation_fraction"],
+            null_target=v["null_target"])
 
     @property
     def linear(self) -> bool:
@@ -401,13 +344,8 @@ def _split_list(text: str) -> list[str]:
 _DART_ONLY = ("sample_type", "normalize_type", "rate_drop", "one_drop", "skip_drop")
 APPLIES_WHEN: dict[str, tuple[str, tuple[str, ...]]] = {
     **{name: ("booster", ("dart",)) for name in _DART_ONLY},
-    "tweedie_variance_power": ("objective", ("reg:tweedie",)),
-    "huber_slope": ("objective", ("reg:pseudohubererror",)),
-    "quantile_alpha": ("objective", ("reg:quantileerror",)),
-    "aft_loss_distribution": ("objective", (SURVIVAL_AFT,)),
-    "aft_loss_distribution_scale": ("objective", (SURVIVAL_AFT,)),
-    "scale_pos_weight": ("objective", ("binary:logistic", "binary:logitraw", "reg:logistic", "reg:squarederror",
-                                       "reg:gamma")),
+    **{name: ("objective", tuple(o.name for o in OBJECTIVES.values() if name in o.params))
+       for name in OBJECTIVE_PARAMS},
 }
 """XGBoost parameters that mean something only next to another's value: sent to XGBoost only then
 (XGBoost warns about a parameter it does not use)."""
@@ -526,7 +464,7 @@ def _check_objective_columns(values: dict[str, Any], given: dict[str, Any]) -> l
     two hosts; hashing the group puts each group whole on one host (see docs/your-table.md).
     """
     objective, notes = values["objective"], []
-    ranking, interval = objective.startswith(RANKING_PREFIX), objective == SURVIVAL_AFT
+    ranking, interval = OBJECTIVES[objective].family == catalog.RANKING, objective == catalog.SURVIVAL_AFT
     if not values["target"].strip() and not interval:
         raise HyperparameterError(f"hyperparameter 'target' is required (the label column) with objective={objective}"
                                   ": set it in the job's hyperparameters")
@@ -534,17 +472,17 @@ def _check_objective_columns(values: dict[str, Any], given: dict[str, Any]) -> l
         raise HyperparameterError(f"objective {objective} ranks the rows of each query: set group_column to the "
                                   "table's query (group) column")
     if values["group_column"].strip() and not ranking:
-        raise HyperparameterError(f"group_column applies to {RANKING_PREFIX}* objectives, and objective is "
+        raise HyperparameterError(f"group_column applies to rank:* objectives, and objective is "
                                   f"{objective}: remove group_column or use objective=rank:ndcg")
     bounds = [key for key in ("label_lower_column", "label_upper_column") if values[key].strip()]
     if bounds and not interval:
-        raise HyperparameterError(f"{bounds[0]} applies to objective={SURVIVAL_AFT}, and objective is {objective}: "
-                                  f"remove {bounds[0]} or use objective={SURVIVAL_AFT}")
+        raise HyperparameterError(f"{bounds[0]} applies to objective={catalog.SURVIVAL_AFT}, and objective is {objective}: "
+                                  f"remove {bounds[0]} or use objective={catalog.SURVIVAL_AFT}")
     if interval and not values["label_upper_column"].strip():
-        raise HyperparameterError(f"objective {SURVIVAL_AFT} needs each row's upper time bound: set "
+        raise HyperparameterError(f"objective {catalog.SURVIVAL_AFT} needs each row's upper time bound: set "
                                   "label_upper_column (NULL or +inf in a row: right-censored)")
     if interval and not (values["label_lower_column"].strip() or values["target"].strip()):
-        raise HyperparameterError(f"objective {SURVIVAL_AFT} needs each row's lower time bound: set "
+        raise HyperparameterError(f"objective {catalog.SURVIVAL_AFT} needs each row's lower time bound: set "
                                   "label_lower_column (or target) to that column")
     if ranking and values["read_mode"] != "hash":
         notes.append(f"read_mode={values['read_mode']} is read as hash for {objective}: each host queries the groups "
@@ -655,39 +593,14 @@ def _check_eval_metrics(text: str, objective: str) -> None:
     if text.strip() and not metrics:
         raise HyperparameterError(f"hyperparameter 'eval_metric' must list metrics from {', '.join(known)}, "
                                   f"got {text[:60]!r}: fix its value")
-    kind = family(objective)
     for metric in metrics:
-        if metric in CUSTOM_METRICS:
-            wanted = (REGRESSION,) if metric in REGRESSION_ONLY else (BINARY, MULTICLASS)
-            if kind not in wanted:
-                what = "a regression (reg:*, count:*)" if metric in REGRESSION_ONLY else "a classification (binary:*, multi:*)"
-                raise HyperparameterError(f"eval_metric {metric!r} needs {what} objective, and objective is "
-                                          f"{objective!r}: choose metrics of the objective's kind")
-            continue
-        if not _metric_form_ok(metric):
+        if metric not in CUSTOM_METRICS and not metric_form_ok(metric):
             raise HyperparameterError(
                 f"hyperparameter 'eval_metric' must list metrics from {', '.join(known)} (ranking metrics as "
                 f"NAME@k or NAME-, error as error@t), got {metric[:40]!r}: fix its value")
-        allowed, needs = METRIC_OBJECTIVES.get(metric_base(metric), (("",), ""))
-        if not objective.startswith(allowed):
-            raise HyperparameterError(f"eval_metric {metric} needs {needs}; objective is {objective}: remove it "
-                                      "from eval_metric or change the objective")
-
-
-def _metric_form_ok(metric: str) -> bool:
-    if metric in EVAL_METRICS:
-        return True
-    base, at, argument = metric.partition("@")
-    if base.removesuffix("-") in RANKING_METRICS and not at:
-        return base.endswith("-")
-    if base in RANKING_METRICS:
-        return argument.removesuffix("-").isdigit()
-    if base in _THRESHOLD_METRICS and at:
-        try:
-            return math.isfinite(float(argument))
-        except ValueError:
-            return False
-    return False
+        refusal = metric_refusal(metric, objective)
+        if refusal is not None:
+            raise HyperparameterError(refusal)
 
 
 def tunable() -> list[Spec]:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
+from training.objectives.outputs import predicted_classes
 from training.read.columns import ColumnPlan
 
 PLAN_ATTRIBUTE = "column_plan"
@@ -74,15 +75,11 @@ def predict_rows(booster: xgb.Booster, plan: ColumnPlan, rows: Any) -> Any:
     classes = plan.classes
     if classes is None:
         return pd.DataFrame({PREDICTION: output})
-    name = objective(booster)
-    if name == "multi:softprob":
-        probabilities = pd.DataFrame(output, columns=[str(c) for c in classes])
-        picked = np.asarray(classes, dtype=object)[output.argmax(axis=1)]
-        return pd.concat([pd.DataFrame({PREDICTION: picked}), probabilities], axis=1)
-    if name == "multi:softmax":
-        return pd.DataFrame({PREDICTION: np.asarray(classes, dtype=object)[output.astype(int)]})
-    if name == "binary:logistic":
-        picked = np.asarray(classes, dtype=object)[(output >= 0.5).astype(int)]
-        return pd.DataFrame({PREDICTION: picked, PROBABILITY: output})
-    threshold = 0.5 if name == "binary:hinge" else 0.0  # hinge: 0/1; logitraw: a margin
-    return pd.DataFrame({PREDICTION: np.asarray(classes, dtype=object)[(output > threshold).astype(int)]})
+    picked, probabilities = predicted_classes(objective(booster), output, classes)
+    frame = pd.DataFrame({PREDICTION: picked})
+    if probabilities is None:
+        return frame
+    if probabilities.ndim == 1:
+        frame[PROBABILITY] = probabilities
+        return frame
+    return pd.concat([frame, pd.DataFrame(probabilities, columns=[str(c) for c in classes])], axis=1)

@@ -1,4 +1,4 @@
-"""What each objective asks of the label: the range XGBoost accepts, checked on every row before training.
+"""Labels checked on every row before training: ranges (each objective's is in its catalog entry), bounds, groups.
 
 XGBoost stops with a C++ check (a traceback, not a line a user can act on) when a label is out of its
 objective's range, or computes NaN from it silently (survival:aft with an upper bound below the
@@ -12,8 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from training.hyperparameters import metric_base
 
 
 @dataclass(frozen=True)
@@ -36,29 +34,8 @@ class LabelRange:
 
 
 RELEVANT_OR_NOT = LabelRange(0.0, 1.0, "relevance 0 or 1: a list's rows are relevant or not", whole=True)
-LABEL_RANGES = {
-    "reg:logistic": LabelRange(0.0, 1.0, "a probability in [0, 1]"),
-    "rank:map": RELEVANT_OR_NOT,
-    "rank:ndcg": LabelRange(0.0, 31.0, "a relevance degree in [0, 31]"),
-    "rank:pairwise": LabelRange(0.0, 31.0, "a relevance degree in [0, 31]"),
-    "survival:aft": LabelRange(0.0, float("inf"), "a lower time bound >= 0 (0: left-censored)"),
-    "count:poisson": LabelRange(0.0, float("inf"), "a count >= 0"),
-    "reg:tweedie": LabelRange(0.0, float("inf"), "a value >= 0"),
-    "reg:gamma": LabelRange(0.0, float("inf"), "a value > 0", low_open=True),
-    "reg:squaredlogerror": LabelRange(-1.0, float("inf"), "a value > -1 (its log1p is taken)", low_open=True),
-}
-"""Objectives whose label XGBoost rejects (with a traceback) or cannot use outside a range."""
 BINARY_METRICS = ("map", "pre")
 """Ranking metrics XGBoost computes on relevant-or-not labels only (it fails on graded ones)."""
-
-
-def label_rule(objective: str, metrics: list[str]) -> tuple[str, LabelRange] | None:
-    """What the job's labels must be, and who asks it (``objective rank:map``, ``eval_metric pre@3``)."""
-    binary = [m for m in metrics if metric_base(m) in BINARY_METRICS]
-    if binary and LABEL_RANGES.get(objective) is not RELEVANT_OR_NOT:
-        return f"eval_metric {binary[0]}", RELEVANT_OR_NOT
-    rule = LABEL_RANGES.get(objective)
-    return None if rule is None else (f"objective {objective}", rule)
 
 
 def bad_labels(rule: tuple[str, LabelRange] | None, label: pa.Array) -> int:

@@ -35,16 +35,9 @@ from typing import Any
 import pyarrow as pa
 
 from training.errors import SnowflakeError
-from training.hyperparameters import Hyperparameters
 from training.read import read_record
-from training.read.shards import (
-    Shard,
-    ShardPlan,
-    log_fetched,
-    new_shard,
-    spill_files,
-    spill_table,
-)
+from training.read.plan import ReadOptions, ShardPlan
+from training.read.spill import Shard, log_fetched, new_shard, spill_files, spill_table
 
 log = logging.getLogger(__name__)
 
@@ -72,30 +65,30 @@ class ScanShare:
     result_batches: int
 
 
-def run_scan(conn: Any, plan: ShardPlan, hps: Hyperparameters) -> ScanResult:
+def run_scan(conn: Any, plan: ShardPlan, options: ReadOptions) -> ScanResult:
     """Run the job's one query (leader): every row, with the validation flag (at ``plan``'s snapshot time, if any)."""
     cursor = conn.cursor()
     try:
         read_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        plan.execute(cursor, plan.parameters(hps, 1, 0))
+        plan.execute(cursor, plan.parameters(options, 1, 0))
         return ScanResult(cursor.sfqid, list(cursor.get_result_batches() or []), read_at)
     finally:
         cursor.close()
 
 
-def open_scan(conn: Any, plan: ShardPlan, hps: Hyperparameters, checkpoint_dir: Path | None, job_name: str = "",
+def open_scan(conn: Any, plan: ShardPlan, options: ReadOptions, checkpoint_dir: Path | None, job_name: str = "",
               now: datetime | None = None) -> ScanResult:
     """The job's one result (leader): re-opened when a restart of this job finds it recorded and kept,
     else queried (and recorded, so a restart reads the snapshot its checkpoints were trained on).
     Without a checkpoint directory every start queries the table."""
     now = now or datetime.now(timezone.utc)
-    digest = read_record.query_digest(plan.query_template, plan.parameters(hps, 1, 0))
+    digest = read_record.query_digest(plan.query_template, plan.parameters(options, 1, 0))
     record = read_record.load(checkpoint_dir, job_name, digest, now)
     if record is not None and record.query_id:
         reopened = _reopen(conn, record)
         if reopened is not None:
             return reopened
-    result = run_scan(conn, plan, hps)
+    result = run_scan(conn, plan, options)
     read_record.save(checkpoint_dir, read_record.ReadRecord(job_name, digest, result.read_at, query_id=result.query_id))
     return result
 
@@ -152,18 +145,18 @@ def shares(result: ScanResult, hosts: int) -> list[ScanShare]:
                       len(batches)) for share in dealt]
 
 
-def fetch_share(share: ScanShare, plan: ShardPlan, hps: Hyperparameters, spill_dir: Path,
+def fetch_share(share: ScanShare, plan: ShardPlan, options: ReadOptions, spill_dir: Path,
                 leader: bool = False) -> Shard:
     """Download this host's batches, ``fetch_threads`` at a time, and spill them as a shard.
 
     The leader's shard carries the one query's id (the job's lineage gathers it once).
     """
-    shard = new_shard(plan, hps, spill_dir)
+    shard = new_shard(plan, options, spill_dir)
     shard.read_at = share.read_at
     shard.query_ids = [share.query_id] if leader else []
     started = time.monotonic()
     with spill_files(shard, plan) as sinks:
-        for result in _download(share, hps["fetch_threads"]):
+        for result in _download(share, options.fetch_threads):
             shard.received_rows += result.num_rows
             if not spill_table(result, plan, shard, sinks):
                 break

@@ -23,7 +23,15 @@ import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from training.read.snowflake import table_parts
+
+if TYPE_CHECKING:
+    from training.read.columns import ColumnPlan
+    from training.read.credentials import SnowflakeCredentials
+    from training.read.plan import ShardPlan
+    from training.read.spill import Shard
 
 SOURCE_TYPE = "snowflake"
 """``source_type`` of the dataset input, shown in the MLflow UI next to the dataset name."""
@@ -161,3 +169,22 @@ def _dataset_class() -> type:
             return config
 
     return SnowflakeDataset
+
+
+def lineage_of(creds: SnowflakeCredentials, plan: ShardPlan, columns: ColumnPlan, shard: Shard,
+             query_ids: list[str], rows: int, read_mode: str) -> SnowflakeLineage:
+    """Where the rows came from, for the run's dataset input (from what the hosts already know).
+
+    The snapshot time is the ``AT`` time the queries read at, or in ``scan`` mode without one, when
+    its one query ran; in ``hash`` mode without one, the hosts read at different moments: empty.
+    """
+    parts = table_parts(plan.table)
+    database = parts[-3] if len(parts) == 3 else creds.database
+    schema = parts[-2] if len(parts) >= 2 else creds.schema
+    return SnowflakeLineage(
+        account=creds.account, database=database, schema=schema, table=parts[-1],
+        query_template=plan.query_template, query_ids=query_ids, read_at=shard.read_at, rows=rows,
+        columns=columns.names, schema_digest=columns.schema_digest(),
+        column_types=[c.mlflow_type for c in columns.columns], read_mode=read_mode,
+        snapshot_at=plan.snapshot_at or (shard.read_at if read_mode == "scan" else ""),
+    )

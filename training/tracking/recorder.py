@@ -4,7 +4,7 @@ The loop (:func:`training.job.run_job`) records the run through this protocol on
 implementations meet here: :class:`training.tracking.mlflow_recorder.MlflowRecorder` (rank 0 with tracking on)
 and :class:`NoRecorder` (other ranks, or tracking off), so the loop has no "is tracking on?"
 branches. "Recorder" is the MLflow side on purpose: "tracker" in this project means XGBoost's
-Rabit tracker (:mod:`training.train.cluster`).
+Rabit tracker (:mod:`training.collective.cluster`).
 
 The order of calls, and the promise every implementation keeps::
 
@@ -21,16 +21,23 @@ must never cost the model.
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
+
+from training.objectives.metrics import metric_text
 
 if TYPE_CHECKING:
     import pyarrow
     import xgboost
 
     from training.evaluation.report import Report
+    from training.hyperparameters import Hyperparameters
     from training.read.columns import ColumnPlan
     from training.tracking.lineage import SnowflakeLineage
+
+log = logging.getLogger(__name__)
 
 
 class RunRecorder(Protocol):
@@ -110,3 +117,23 @@ class NoRecorder:
 
 NO_RECORDER = NoRecorder()
 """The shared do-nothing recorder (it holds no state)."""
+
+
+def record_evaluation(recorder: RunRecorder, booster: xgboost.Booster, report: Report | None,
+                       columns: ColumnPlan, hps: Hyperparameters, final: dict[str, float], table: str, hosts: int,
+                       rows: int) -> None:
+    """The leader's record of the evaluation (headline metrics, charts, importance) and the run's description."""
+    headline = {f"validation-{k}": v for k, v in (report.scalars if report else {}).items()
+                if f"validation-{k}" not in final and math.isfinite(v)}
+    if headline:
+        log.info("evaluation: %s", ", ".join(f"{k} {metric_text(v)}" for k, v in headline.items()))
+    from training.evaluation.report import feature_importance
+
+    importance = feature_importance(booster, columns.xgboost_feature_names, columns.feature_names,
+                                    linear=hps.linear)
+    title = f"{table}, {hps['objective']}, {hosts} host(s)"
+    recorder.log_evaluation(report, importance, title, headline)
+    first = f"validation-{hps.eval_metrics[0]}"
+    best = f"{first} {metric_text(final[first])}" if first in final else ""
+    recorder.describe(f"XGBoost {hps['objective']} on Snowflake table {table}: {rows:,} rows read by {hosts} "
+                      f"host(s), {booster.num_boosted_rounds()} rounds" + (f"; {best}" if best else "") + ".")

@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from training import __version__
-from training.hyperparameters import maximized
+from training.objectives.metrics import maximized
 from training.tracking.mlflow_client import (
     PARENT_RUN_TAG,
     RUN_NAME_TAG,

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import xgboost as xgb
 
+from training.collective.cluster import Cluster, from_leader
 from training.errors import ConfigError
-from training.train.cluster import Cluster, from_leader
 
 log = logging.getLogger(__name__)
 

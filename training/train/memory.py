@@ -15,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.hyperparameters import Hyperparameters
-from training.train.cluster import Cluster, allreduce_max, allreduce_sum
+from training.collective.cluster import Cluster, allreduce_max, allreduce_sum
 
 log = logging.getLogger(__name__)
 
@@ -134,19 +133,21 @@ class MatrixChoice:
                 f"of {budget:,.0f} MiB (memory_budget_mb)")
 
 
-def choose_matrices(rows: int, features: int, outputs: int, hps: Hyperparameters, cluster: Cluster) -> MatrixChoice:
+def choose_matrices(rows: int, features: int, outputs: int, cluster: Cluster, *, max_bin: int, budget_mb: int,
+                    linear: bool = False) -> MatrixChoice:
     """External memory on every host as soon as one host's shard is over its budget.
 
     ``rows`` is this host's shard (training and validation), ``outputs`` the model's outputs per
-    row (classes of a ``multi:*`` objective, else 1); the budget is ``memory_budget_mb``.
+    row (classes of a ``multi:*`` objective, else 1); the budget is ``budget_mb`` (the hyperparameter
+    ``memory_budget_mb``); ``max_bin`` and ``linear`` (gblinear) size the matrices.
     Collective: every host must call it at the same point. The leader logs the choice.
     """
-    estimate = matrix_bytes(rows, features, hps["max_bin"], outputs, hps.linear)
-    budget = memory_budget(hps["memory_budget_mb"])
+    estimate = matrix_bytes(rows, features, max_bin, outputs, linear)
+    budget = memory_budget(budget_mb)
     over = int(estimate > budget)  # this host's matrices would not fit
     hosts_over = int(allreduce_sum(np.array([over], dtype=np.int64), cluster, "matrices: hosts over budget")[0])
     largest = int(allreduce_max(np.array([estimate], dtype=np.int64), cluster, "matrices: largest estimate")[0])
-    choice = replace(combine(hosts_over, largest, budget), linear=hps.linear)
+    choice = replace(combine(hosts_over, largest, budget), linear=linear)
     if cluster.leader:
         log.info("%s", choice.describe())
     return choice

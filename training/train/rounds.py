@@ -17,7 +17,7 @@ does a round's steps itself, always in this order:
 
 Before it, in the same round and in a fixed order, XGBoost all-reduces each evaluation metric
 (``xgboost.callback._allreduce_metric``), and the job's own metrics all-reduce inside
-``custom_metric``: both are recorded in the collective ledger (:mod:`training.train.ledger`).
+``custom_metric``: both are recorded in the collective ledger (:mod:`training.collective.ledger`).
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
+from training.collective.cluster import Cluster, allreduce_max
 from training.model.booster import embed_plan
+from training.objectives.metrics import metric_text
 from training.read.columns import ColumnPlan
 from training.train.checkpoints import StopFlag, save_checkpoint
-from training.train.cluster import Cluster, allreduce_max
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +50,6 @@ class EarlyStop:
     metric: str
     maximize: bool
     data: str = VALIDATION
-
-
-def metric_text(value: float) -> str:
-    """A metric as the log prints it: 6 significant digits (``1.23457e-05``, not ``0.000012``), so a
-    tuning job's regex reads small metrics apart."""
-    return f"{value:.6g}"
 
 
 def log_round(round_number: int, evals_log: Any) -> None:

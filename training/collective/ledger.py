@@ -5,7 +5,7 @@ the n-th call of one host with the n-th call of every other, and two calls of th
 shape pair without an error even when they mean different things (XGBoost 3.0 runs its callbacks
 in no fixed order, so two callbacks that each all-reduce pair wrongly on some hosts). The ledger
 records each call: sequence number, call site, operation, dtype and shape. It is kept by
-:mod:`training.train.cluster`, through which every collective call of the job goes (XGBoost's own
+:mod:`training.collective.cluster`, through which every collective call of the job goes (XGBoost's own
 Python-side metric all-reduce included).
 
 Always on, in memory: the last few calls, which a host names when the collective breaks, and a

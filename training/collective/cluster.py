@@ -22,9 +22,9 @@ from typing import Any, TypeVar
 import numpy as np
 
 from training import errors
+from training.collective.ledger import Ledger, ledger_path
 from training.contract import LEDGER_ENV
 from training.errors import ClusterError, ConfigError, UserError
-from training.train.ledger import Ledger, ledger_path
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ _session = threading.local()
 def collective(cluster: Cluster, port: int, timeout: int, ledger_dir: Path | None = None) -> Iterator[None]:
     """Join XGBoost's collective for the duration of the block (a no-op for one host).
 
-    Every collective call inside the block is recorded in this host's ledger (:mod:`training.train.ledger`),
+    Every collective call inside the block is recorded in this host's ledger (:mod:`training.collective.ledger`),
     written to ``ledger_dir`` when one is given; the host logs the ledger's count and digest as it
     leaves, so the hosts' logs show whether they made the same calls.
     """
@@ -389,3 +389,39 @@ def _xgboost_calls() -> tuple[Any, Any]:
             coll.allreduce, coll.broadcast = recorded_allreduce, recorded_broadcast
             _originals.extend([allreduce, broadcast_])
         return _originals[0], _originals[1]
+
+
+class collective_errors:
+    """Turns a broken collective (a peer died or timed out) into a ClusterError with the fix.
+
+    Only XGBoost errors from its communicator: any other XGBoost error (a check that failed on
+    every host alike) keeps its own text and traceback, rather than blaming another host.
+    """
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, err: Any, tb: Any) -> bool:
+        if (kind is not None and issubclass(kind, _xgboost_error()) and self.cluster.distributed
+                and _COMMUNICATION.search(str(err))):
+            first = error_summary(err)
+            raise ClusterError(
+                f"host {self.cluster.current_host} lost contact with the other hosts ({first}): another host "
+                "failed or was stopped; see its log for the cause"
+            ) from None
+        return False
+
+
+_COMMUNICATION = re.compile(r"/collective/|\b(ring|poll|socket|connect\w*|tracker|bootstrap\w*|timed? ?out|allreduce|"
+                            r"allgather|broadcast|communicat\w*|peer)\b", re.IGNORECASE)
+"""What XGBoost's communicator errors say (its source path, ``Ring allreduce ... failed``, ``Poll
+timeout``, ``Failed to connect``)."""
+
+
+def _xgboost_error() -> type[Exception]:
+    import xgboost as xgb
+
+    return xgb.core.XGBoostError
