@@ -194,3 +194,47 @@ def test_no_sideways_lean_between_sibling_modules(target):
                     and (relative, module) not in LEANS_ALLOWED:
                 leans.append(f"{relative} imports {module}")
     assert leans == [], f"{LEANS[target]}: {leans}"
+
+
+LAYERS = ("training", "contract", "errors", "objectives", "collective", "read", "hyperparameters", "model",
+          "evaluation", "train", "tracking", "job")
+"""training/'s rooms, lowest first, in the order of the data's path: the contract and errors every room
+uses; the objective catalog; the collective; the read (Snowflake to spilled rows); the hyperparameters
+(which build the read's options); the model file; the evaluation's arithmetic; training; the run's
+record; and job.py, the story that calls them. A room imports only rooms below it."""
+
+
+def _room(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def test_training_rooms_import_only_rooms_below_them():
+    """The sub-packages of training/ (and its top modules) form layers: no import, at module level or in a
+    function, runs back up, so no two rooms lean on each other."""
+    rooms = {_room(m) for m in _import_edges(ROOT / "training", ROOT)}
+    assert rooms == set(LAYERS), f"a room of training/ is missing from LAYERS, or gone: {sorted(rooms ^ set(LAYERS))}"
+    upward = sorted(f"{importer} imports {imported}"
+                    for importer, targets in _import_edges(ROOT / "training", ROOT, lazy=True).items()
+                    for imported in targets
+                    if LAYERS.index(_room(imported)) > LAYERS.index(_room(importer)))
+    assert upward == [], f"imports that run back up training/'s layers ({' < '.join(LAYERS)}): {upward}"
+
+
+@pytest.mark.parametrize("package", ["container", "launch", "bench"])
+def test_the_shell_and_the_laptop_use_trainings_public_names_only(package):
+    """container/, launch/ and bench/ import training's public names (no ``_name``, no private module), so a
+    room can rearrange its insides without breaking them."""
+    private = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("training"):
+                names = [*node.module.split("."), *(alias.name for alias in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [part for alias in node.names if alias.name.startswith("training")
+                         for part in alias.name.split(".")]
+            else:
+                continue
+            private += [f"{path.relative_to(ROOT)}:{node.lineno} {name}" for name in names
+                        if name.startswith("_") and name != "__version__"]
+    assert private == []

@@ -20,7 +20,7 @@ from training.objectives import catalog
 from training.objectives.catalog import OBJECTIVE_PARAMS, OBJECTIVES, label_rule, metric_refusal
 from training.objectives.metrics import CUSTOM_METRICS, EVAL_METRICS, metric_form_ok
 from training.read import names, snapshot
-from training.read.plan import ReadOptions
+from training.read.options import ReadOptions
 
 REQUIRED = object()
 """Default of a hyperparameter that has none: the job must set it."""

@@ -3,15 +3,18 @@
 XGBoost stops with a C++ check (a traceback, not a line a user can act on) when a label is out of its
 objective's range, or computes NaN from it silently (survival:aft with an upper bound below the
 lower one). The hosts count such rows while spilling and the job fails with one line instead.
+pyarrow is imported where a batch is counted, so the catalog stays light for the launcher.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,8 @@ class LabelRange:
 
     def outside(self, label: pa.Array) -> int:
         """Rows of ``label`` (NULLs aside) outside the range."""
+        import pyarrow.compute as pc
+
         below = pc.less_equal(label, self.low) if self.low_open else pc.less(label, self.low)
         bad = pc.or_(below, pc.greater(label, self.high))
         if self.whole:
@@ -45,6 +50,8 @@ def bad_labels(rule: tuple[str, LabelRange] | None, label: pa.Array) -> int:
 
 def bad_bounds(lower: pa.Array, upper: pa.Array) -> int:
     """survival:aft rows whose upper bound is below the lower one (an interval with no time in it)."""
+    import pyarrow.compute as pc
+
     return pc.sum(pc.less(upper, lower)).as_py() or 0
 
 
@@ -56,6 +63,8 @@ def query_ids(values: pa.Array, previous: str | None, next_id: int) -> tuple[np.
     its id. Returns the ids, this batch's last value and the next free id. The rows of a group must be
     contiguous (the query orders them): a value seen again later would start a new group.
     """
+    import pyarrow.compute as pc
+
     rows = len(values)
     if rows == 0:
         return np.zeros(0, dtype=np.uint32), previous, next_id

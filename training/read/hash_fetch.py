@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from training.errors import SnowflakeError
-from training.read.plan import ReadOptions, ShardPlan
+from training.read.options import ReadOptions
+from training.read.plan import ShardPlan
 from training.read.spill import Shard, log_fetched, new_shard, spill_files, spill_table
 
 log = logging.getLogger(__name__)

@@ -10,12 +10,10 @@ training on none. ``read_mode=scan`` runs the same query once for every host (mo
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from training.errors import DataError
-from training.objectives.labels import LabelRange
 from training.read import names
 from training.read.columns import (
     CLASS,
@@ -30,6 +28,7 @@ from training.read.columns import (
     ColumnSpec,
     kind_of,
 )
+from training.read.options import ReadOptions
 from training.read.snapshot import explicit_time, time_travel_error
 from training.read.snowflake import Column, quote_column, quote_table
 
@@ -38,30 +37,6 @@ log = logging.getLogger(__name__)
 SPLIT_BUCKETS = 1_000_000
 """Resolution of the validation split: fractions are honoured to one part in a million."""
 VALIDATION_COLUMN = "__VALIDATION"
-
-
-@dataclass(frozen=True)
-class ReadOptions:
-    """What the read takes from the job's hyperparameters (:meth:`Hyperparameters.read_options
-    <training.hyperparameters.Hyperparameters.read_options>`): the readers never see the rest."""
-
-    table: str
-    readings: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    """Every valid reading of each identifier (table, target, features, ...; see :mod:`training.read.names`)."""
-    objective: str = "reg:squarederror"
-    classification: bool = False
-    """The label is a class (``binary:*``, ``multi:*``): its values become the label's vocabulary."""
-    label_rule: tuple[str, LabelRange] | None = None
-    """What the labels must be, and who asks it (:func:`training.objectives.catalog.label_rule`)."""
-    snapshot: str = "none"
-    read_mode: str = "scan"
-    query_tag: str = ""
-    max_categories: int = 10_000
-    fetch_pages: int = 1
-    fetch_threads: int = 4
-    split_seed: int = 0
-    validation_fraction: float = 0.2
-    null_target: str = "fail"
 
 
 @dataclass(frozen=True)

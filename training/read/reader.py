@@ -23,7 +23,8 @@ from training.read.columns import ColumnPlan
 from training.read.credentials import SnowflakeCredentials
 from training.read.hash_fetch import fetch_shard
 from training.read.names import resolve_table
-from training.read.plan import ReadOptions, ShardPlan, plan_shard
+from training.read.options import ReadOptions
+from training.read.plan import ShardPlan, plan_shard
 from training.read.scan import ScanResult, ScanShare, fetch_share, open_scan, shares
 from training.read.snowflake import (
     DEFAULT_TIMEOUTS,

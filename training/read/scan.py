@@ -36,7 +36,8 @@ import pyarrow as pa
 
 from training.errors import SnowflakeError
 from training.read import read_record
-from training.read.plan import ReadOptions, ShardPlan
+from training.read.options import ReadOptions
+from training.read.plan import ShardPlan
 from training.read.spill import Shard, log_fetched, new_shard, spill_files, spill_table
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,8 @@ import pyarrow.compute as pc
 from training.errors import DataError
 from training.objectives import labels as objectives
 from training.read.columns import UPPER, ColumnPlan
-from training.read.plan import ReadOptions, ShardPlan
+from training.read.options import ReadOptions
+from training.read.plan import ShardPlan
 from training.read.vocabulary import VocabularyCounter
 
 log = logging.getLogger(__name__)
