@@ -19,7 +19,7 @@ from training.objectives.catalog import METRIC_NEEDS, OBJECTIVES
 from training.objectives.metrics import CUSTOM_METRICS, EVAL_METRICS
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "hyperparameters.md"
-BEGIN, END = "<!-- BEGIN generated from training/hyperparameters.py -->", "<!-- END generated -->"
+BEGIN, END = "<!-- BEGIN generated from training/hyperparameters/table.py and training/objectives/catalog.py -->", "<!-- END generated -->"
 
 
 def _range(spec) -> str:

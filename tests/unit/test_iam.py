@@ -242,7 +242,7 @@ def test_every_boto3_call_in_the_job_is_granted_to_the_execution_role():
 
 
 def test_the_scan_finds_the_secret_read():
-    # Guards the scan itself: the job does read the secret with boto3 (training/job.py).
+    # Guards the scan itself: the job does read the secret with boto3 (training/read/credentials.py).
     assert "secretsmanager:GetSecretValue" in boto3_actions_called("training", "container")
 
 

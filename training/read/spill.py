@@ -49,7 +49,7 @@ class Shard:
     bad_bound_rows: int = 0
     """survival:aft rows whose upper bound is below the lower one."""
     label_rule: tuple[str, objectives.LabelRange] | None = None
-    """What the labels must be for the objective and metrics (:func:`training.objectives.labels.label_rule`)."""
+    """What the labels must be for the objective and metrics (:func:`training.objectives.catalog.label_rule`)."""
     null_weight_rows: int = 0
     negative_weight_rows: int = 0
     non_null: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
