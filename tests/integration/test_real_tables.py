@@ -277,6 +277,7 @@ def test_the_evaluation_is_charts_and_numbers_equal_to_all_rows_scored_on_one_ho
                                                                                   experiment) -> None:
     """Each host reduced its own validation rows; the run's evaluation equals scoring them all at once."""
     from training.evaluation import report as evaluation
+    from training.objectives.outputs import probabilities
 
     result = outcomes[name]
     _ok(result)
@@ -304,7 +305,7 @@ def test_the_evaluation_is_charts_and_numbers_equal_to_all_rows_scored_on_one_ho
                 margin = booster.predict(xgb.DMatrix(fields["data"], feature_names=plan.xgboost_feature_names,
                                                      feature_types=plan.feature_types, enable_categorical=True),
                                          output_margin=True)
-                yield evaluation.Scores.of(fields["label"], evaluation.probabilities(objective, margin, classes),
+                yield evaluation.Scores.of(fields["label"], probabilities(objective, margin, classes),
                                            fields["weight"])
 
     same = lambda values: values  # noqa: E731 - one host holds every row
