@@ -30,19 +30,12 @@ from training.read.reader import Reader
 from training.read.snowflake import DEFAULT_TIMEOUTS, SnowflakeTimeouts
 from training.tracking.lineage import lineage_of
 from training.tracking.recorder import NO_RECORDER, RunRecorder, record_evaluation
-from training.train.boosting import (
-    Trained,
-    check_classes,
-    check_hosts,
-    check_plan,
-    custom_metric,
-    final_metrics,
-    train,
-)
+from training.train.boosting import Trained, custom_metric, final_metrics, train
 from training.train.checkpoints import StopFlag, write_model
+from training.train.checks import check_classes, check_hosts, check_plan
 from training.train.dataset import CACHE_DIR, build_matrices
+from training.train.evaluate import evaluate
 from training.train.memory import choose_matrices
-from training.train.validation import evaluate
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@
     python -m launch tune --local --trials 4        # Optuna over the same space, local jobs, no AWS
     python -m launch tune --local --settings settings.toml --data orders.csv   # on your table, locally
 
-The search space is the hyperparameter table's tuning ranges (``training/hyperparameters.py``)
+The search space is the hyperparameter table's tuning ranges (``training/hyperparameters/table.py``)
 with ``[tuning]`` overrides; the objective (default ``validation:rmse``, minimised) must be one of
 the metric definitions derived from ``eval_metric``, checked before anything is sent.
 """

@@ -29,9 +29,10 @@ from training.hyperparameters import parse_hyperparameters
 from training.job import JobSpec
 from training.read.columns import LABEL, ColumnPlan, ColumnSpec
 from training.tracking.recorder import NO_RECORDER
-from training.train import boosting, validation
+from training.train import boosting
 from training.train.checkpoints import StopFlag, list_checkpoints, resume_point
 from training.train.dataset import build_matrices
+from training.train.evaluate import evaluate as evaluate_validation
 
 HOSTS = ("127.0.0.1", "127.0.0.2")
 FEATURES = ["x0", "x1", "x2"]
@@ -198,7 +199,7 @@ def test_the_evaluation_makes_the_same_calls_on_hosts_with_different_validation_
         dtrain, dvalid = build_matrices(path, path, columns, 256)
         params = {**hps.xgboost_params(), **({"num_class": classes} if classes == 3 else {})}
         booster = xgb.train(params, dtrain, 3)
-        report = validation.evaluate(booster, dvalid, path, columns, hps["objective"], cluster)
+        report = evaluate_validation(booster, dvalid, path, columns, hps["objective"], cluster)
         assert report is not None
         wrong = float(np.sum((booster.inplace_predict(x) - y) ** 2)) if not classes and len(y) else 0.0
         return report.scalars, wrong, len(y)

@@ -8,7 +8,7 @@ import pytest
 import xgboost as xgb
 
 from training.hyperparameters import SPECS, parse_hyperparameters
-from training.objectives.catalog import OBJECTIVES, SURVIVAL_AFT
+from training.objectives.catalog import OBJECTIVE_PARAMS, OBJECTIVES, SURVIVAL_AFT
 from training.objectives.metrics import CUSTOM_METRICS, EVAL_METRICS, metric_base
 
 RNG = np.random.default_rng(11)
@@ -55,3 +55,4 @@ def test_what_each_entry_names_exists():
         assert {metric_base(m) for m in entry.metrics} <= known, entry.name
         assert all(SPECS[p].xgboost for p in entry.params), entry.name
     assert tuple(OBJECTIVES) == SPECS["objective"].choices
+    assert sorted(OBJECTIVE_PARAMS) == sorted({p for entry in OBJECTIVES.values() for p in entry.params})

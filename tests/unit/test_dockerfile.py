@@ -155,5 +155,5 @@ def test_dockerignore_keeps_secrets_tests_and_environments_out():
         "training/__pycache__/x.pyc",
     ):
         assert dockerignored(path), f"{path} would be sent to the builder"
-    for path in ("requirements.txt", "training/hyperparameters.py", "container/__main__.py"):
+    for path in ("requirements.txt", "training/hyperparameters/table.py", "container/__main__.py"):
         assert not dockerignored(path), path

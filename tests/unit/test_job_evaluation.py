@@ -13,7 +13,7 @@ from training.collective.cluster import Cluster
 from training.hyperparameters import parse_hyperparameters
 from training.read.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
 from training.train.dataset import build_matrices
-from training.train.validation import evaluate
+from training.train.evaluate import evaluate
 
 PLAN = ColumnPlan((ColumnSpec("x", "REAL", "numeric", FEATURE), ColumnSpec("y", "REAL", "numeric", LABEL)), {})
 

@@ -391,28 +391,23 @@ def _xgboost_calls() -> tuple[Any, Any]:
         return _originals[0], _originals[1]
 
 
-class collective_errors:
+@contextlib.contextmanager
+def collective_errors(cluster: Cluster) -> Iterator[None]:
     """Turns a broken collective (a peer died or timed out) into a ClusterError with the fix.
 
     Only XGBoost errors from its communicator: any other XGBoost error (a check that failed on
     every host alike) keeps its own text and traceback, rather than blaming another host.
     """
-
-    def __init__(self, cluster: Cluster) -> None:
-        self.cluster = cluster
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, err: Any, tb: Any) -> bool:
-        if (kind is not None and issubclass(kind, _xgboost_error()) and self.cluster.distributed
-                and _COMMUNICATION.search(str(err))):
+    try:
+        yield
+    except Exception as err:
+        if isinstance(err, _xgboost_error()) and cluster.distributed and _COMMUNICATION.search(str(err)):
             first = error_summary(err)
             raise ClusterError(
-                f"host {self.cluster.current_host} lost contact with the other hosts ({first}): another host "
+                f"host {cluster.current_host} lost contact with the other hosts ({first}): another host "
                 "failed or was stopped; see its log for the cause"
             ) from None
-        return False
+        raise
 
 
 _COMMUNICATION = re.compile(r"/collective/|\b(ring|poll|socket|connect\w*|tracker|bootstrap\w*|timed? ?out|allreduce|"

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from training.objectives.catalog import BINARY, MULTICLASS, RANKING, REGRESSION, objective
+from training.objectives.catalog import BINARY, MULTICLASS, RANKING, REGRESSION, entry
 from training.objectives.metrics import CUSTOM_METRICS
 from training.objectives.outputs import transformed_scores
 
@@ -50,8 +50,8 @@ Reduce = Callable[[np.ndarray], np.ndarray]
 
 def family(name: str) -> str | None:
     """Which evaluation an objective gets (its catalog family; None: no evaluation summaries, survival)."""
-    entry = objective(name)
-    return entry.family if entry.evaluated else None
+    found = entry(name)
+    return found.family if found.evaluated else None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from training.errors import DataError, HyperparameterError
+from training.read.names import stored_name
 
 Item = int | str
 """A feature, by index or by name."""
@@ -99,10 +100,6 @@ def _position(key: str, item: Item, features: Sequence[str]) -> int:
             raise DataError(f"hyperparameter {key!r} names feature {item}, but the job has {len(features)} features "
                             f"(0 to {len(features) - 1}): fix the index, or name the column")
         return item
-    from training.read.names import (
-        stored_name,  # names imports the Snowflake client: only when a name is given
-    )
-
     if item in features:
         return list(features).index(item)
     try:

@@ -49,7 +49,7 @@ class Hyperparameters:
     def eval_metrics(self) -> list[str]:
         """The metrics as XGBoost names them in its log (tweedie-nloglik with its variance power, as
         XGBoost appends it)."""
-        metrics = _split_list(self.values["eval_metric"] or self.objective.default_metric)
+        metrics = _split_list(self.values["eval_metric"] or self.objective_entry.default_metric)
         power = f"{self.values['tweedie_variance_power']:g}"  # XGBoost names it with 6 significant digits
         return [f"{m}@{power}" if m == "tweedie-nloglik" else m for m in metrics]
 
@@ -60,24 +60,24 @@ class Hyperparameters:
         return [m for m in self.eval_metrics if m in CUSTOM_METRICS]
 
     @property
-    def objective(self) -> catalog.Objective:
+    def objective_entry(self) -> catalog.Objective:
         """The objective's catalog entry (:mod:`training.objectives.catalog`)."""
         return OBJECTIVES[self.values["objective"]]
 
     @property
     def classification(self) -> bool:
         """True when the label is a class (``binary:*``, ``multi:*``)."""
-        return self.objective.classification
+        return self.objective_entry.classification
 
     @property
     def multiclass(self) -> bool:
         """True for ``multi:*`` objectives (``num_class`` classes); the other classifiers have two."""
-        return self.objective.family == catalog.MULTICLASS
+        return self.objective_entry.family == catalog.MULTICLASS
 
     @property
     def ranking(self) -> bool:
         """``rank:*`` objectives: rows come in query groups (``group_column``)."""
-        return self.objective.family == catalog.RANKING
+        return self.objective_entry.family == catalog.RANKING
 
     @property
     def interval(self) -> bool:
@@ -91,8 +91,7 @@ class Hyperparameters:
             table=v["table"], readings=self.readings, objective=v["objective"], classification=self.classification,
             label_rule=label_rule(v["objective"], self.eval_metrics), snapshot=v["snapshot"], read_mode=v["read_mode"],
             query_tag=v["query_tag"], max_categories=v["max_categories"], fetch_pages=v["fetch_pages"],
-            fetch_threads=v["fetch_threads"], split_seed=v["split_seed"], validation_fraction=v["validation_fraction"],
-            null_target=v["null_target"])
+            fetch_threads=v["fetch_threads"], split_seed=v["split_seed"], validation_fraction=v["validation_fraction"])
 
     @property
     def linear(self) -> bool:
@@ -101,7 +100,7 @@ class Hyperparameters:
 
     def xgboost_params(self) -> dict[str, Any]:
         """The parameters every host passes to ``xgb.train`` (identical on all hosts); the constraints,
-        which name columns, are added once the column plan is known (:func:`training.job`)."""
+        which name columns, are added once the column plan is known (:func:`training.train.boosting.params`)."""
         params = {s.name: self.values[s.name] for s in HYPERPARAMETERS
                   if s.xgboost and self.values[s.name] is not None and _applies(s.name, self.values)}
         if not self.linear:

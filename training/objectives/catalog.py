@@ -118,11 +118,12 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
 )}
 """Every objective the job trains, by XGBoost 3's name; their defaults are XGBoost's."""
 
-OBJECTIVE_PARAMS = tuple(dict.fromkeys(p for o in OBJECTIVES.values() for p in o.params))
-"""The hyperparameters that belong to some objectives only."""
+OBJECTIVE_PARAMS = ("tweedie_variance_power", "huber_slope", "quantile_alpha", "aft_loss_distribution",
+                    "aft_loss_distribution_scale", "scale_pos_weight")
+"""The hyperparameters that belong to some objectives only, in the order the leader notes them."""
 
 
-def objective(name: str) -> Objective:
+def entry(name: str) -> Objective:
     """The catalog's entry for ``name`` (a validated objective: the hyperparameter table's choices)."""
     return OBJECTIVES[name]
 

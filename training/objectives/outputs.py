@@ -15,7 +15,7 @@ from training.objectives.catalog import (
     MULTICLASS,
     PROBABILITIES,
     PROBABILITY,
-    objective,
+    entry,
 )
 
 
@@ -23,7 +23,7 @@ def probabilities(name: str, margins: np.ndarray, classes: int) -> np.ndarray:
     """Scores from ``booster.predict(output_margin=True)``: sigmoid for binary, softmax for multiclass,
     the output itself for the others."""
     margin = np.asarray(margins, dtype=np.float64)
-    family = objective(name).family
+    family = entry(name).family
     if family == BINARY:
         return 1.0 / (1.0 + np.exp(-np.clip(margin.reshape(-1), -500, 500)))
     if family == MULTICLASS:
@@ -35,7 +35,7 @@ def probabilities(name: str, margins: np.ndarray, classes: int) -> np.ndarray:
 
 def transformed_scores(name: str, predt: np.ndarray, classes: int) -> np.ndarray:
     """Scores from the predictions XGBoost hands a custom metric (after the objective's own transform)."""
-    output = objective(name).output
+    output = entry(name).output
     if output == MARGIN:
         return probabilities(name, predt, classes)
     if output == CLASS_ID:  # class ids: one-hot
@@ -50,7 +50,7 @@ def predicted_classes(name: str, output: np.ndarray, classes: Sequence[Any]) -> 
     """A classifier's predicted class (as the table names it) per row, and the probabilities it
     reports: the second class's (``binary:logistic``), one column per class (``multi:softprob``), or
     None where the objective outputs no probability (``logitraw``'s margin, ``hinge``, ``softmax``)."""
-    kind, names = objective(name).output, np.asarray(classes, dtype=object)
+    kind, names = entry(name).output, np.asarray(classes, dtype=object)
     if kind == PROBABILITIES:
         return names[output.argmax(axis=1)], output
     if kind == CLASS_ID:

@@ -1,4 +1,4 @@
-"""The read's plan: which columns, under which roles, by which query, and what the read needs of the job.
+"""The read's plan: which columns, under which roles, by which query.
 
 Host ``rank`` of ``n`` reads the rows where ``MOD(ABS(HASH(<key>)), n) = rank``. Splitting a shard
 into ``p`` pages uses the same hash: page ``j`` is ``MOD(ABS(HASH(<key>)), n*p) = rank + n*j``, and

@@ -1,5 +1,5 @@
 """How a host reads its rows for the job: the plan on every host, then what each read mode fetches
-before and after the hosts join, and the checks every host then agrees on.
+before and after the hosts join (the checks after the read are :mod:`training.read.checks`).
 
 ``hash``: every host fetches its own shard (as the hosts finish at different times, the join
 waits for the slowest); with ``snapshot=job_start`` the leader only asks Snowflake for the time
@@ -51,7 +51,8 @@ class Reader:
     job_name: str = ""
     """The training job's name: a restart re-opens its first read (:mod:`training.read.read_record`)."""
 
-    def connect(self) -> Any:
+    def connection(self) -> Any:
+        """A new Snowflake connection for this read (the caller closes it)."""
         return connect(self.creds, self.options.query_tag, self.timeouts)
 
     def before_joining(self, check_plan: Callable[[ColumnPlan], None]) -> tuple[ShardPlan, Shard | None,
@@ -59,7 +60,7 @@ class Reader:
         """Plan the read on every host (``check_plan`` checks it before any row is fetched); then what
         each mode reads alone, before the hosts join."""
         options, cluster = self.options, self.cluster
-        conn = self.connect()
+        conn = self.connection()
         try:
             table, table_sql, columns = resolve_table(options.readings["table"],
                                                       lambda sql: describe_table(conn, sql), options.table)
@@ -79,7 +80,7 @@ class Reader:
                 return replace(plan, snapshot_at=self._job_start_time(conn, plan) if cluster.leader else ""), None, None
         finally:
             conn.close()
-        return plan, fetch_shard(self.connect, plan, cluster.rank, cluster.size, options, self.spill_dir), None
+        return plan, fetch_shard(self.connection, plan, cluster.rank, cluster.size, options, self.spill_dir), None
 
     def joined(self, plan: ShardPlan, scan: ScanResult | None) -> tuple[ShardPlan, Shard, ScanShare | None]:
         """What each host reads once the hosts have joined: its share of the leader's scan, or (``hash``
@@ -94,13 +95,13 @@ class Reader:
                                                    "read: snapshot time"))
         log.info("reading shard %d of %d at snapshot %s (snapshot=job_start, the leader's Snowflake time)",
                  cluster.rank, cluster.size, plan.snapshot_at)
-        shard = agree(lambda: fetch_shard(self.connect, plan, cluster.rank, cluster.size, options, self.spill_dir),
+        shard = agree(lambda: fetch_shard(self.connection, plan, cluster.rank, cluster.size, options, self.spill_dir),
                       cluster, "read: shard fetched")
         return plan, shard, None
 
     def count_distinct(self, plan: ShardPlan, column: str) -> int:
         """The distinct values of ``column`` in the table (the line that fails a column over the cap)."""
-        conn = self.connect()
+        conn = self.connection()
         try:
             return count_distinct(conn, plan.table_sql, column)
         finally:

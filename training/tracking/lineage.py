@@ -172,7 +172,7 @@ def _dataset_class() -> type:
 
 
 def lineage_of(creds: SnowflakeCredentials, plan: ShardPlan, columns: ColumnPlan, shard: Shard,
-             query_ids: list[str], rows: int, read_mode: str) -> SnowflakeLineage:
+               query_ids: list[str], rows: int, read_mode: str) -> SnowflakeLineage:
     """Where the rows came from, for the run's dataset input (from what the hosts already know).
 
     The snapshot time is the ``AT`` time the queries read at, or in ``scan`` mode without one, when

@@ -26,6 +26,7 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from training.evaluation.report import feature_importance
 from training.objectives.metrics import metric_text
 
 if TYPE_CHECKING:
@@ -120,17 +121,14 @@ NO_RECORDER = NoRecorder()
 
 
 def record_evaluation(recorder: RunRecorder, booster: xgboost.Booster, report: Report | None,
-                       columns: ColumnPlan, hps: Hyperparameters, final: dict[str, float], table: str, hosts: int,
-                       rows: int) -> None:
+                      columns: ColumnPlan, hps: Hyperparameters, final: dict[str, float], table: str, hosts: int,
+                      rows: int) -> None:
     """The leader's record of the evaluation (headline metrics, charts, importance) and the run's description."""
     headline = {f"validation-{k}": v for k, v in (report.scalars if report else {}).items()
                 if f"validation-{k}" not in final and math.isfinite(v)}
     if headline:
         log.info("evaluation: %s", ", ".join(f"{k} {metric_text(v)}" for k, v in headline.items()))
-    from training.evaluation.report import feature_importance
-
-    importance = feature_importance(booster, columns.xgboost_feature_names, columns.feature_names,
-                                    linear=hps.linear)
+    importance = feature_importance(booster, columns.xgboost_feature_names, columns.feature_names, linear=hps.linear)
     title = f"{table}, {hps['objective']}, {hosts} host(s)"
     recorder.log_evaluation(report, importance, title, headline)
     first = f"validation-{hps.eval_metrics[0]}"

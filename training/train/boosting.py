@@ -1,5 +1,5 @@
-"""Boosting: what XGBoost is given (the hyperparameters plus what the data decides), what the
-hyperparameters ask of the columns, and the rounds themselves, resumed from the last checkpoint.
+"""Boosting: what XGBoost is given (the hyperparameters plus what the data decides), and the rounds
+themselves, resumed from the last checkpoint.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import xgboost as xgb
 
 from training.collective.cluster import Cluster, allreduce_max, allreduce_sum
-from training.errors import DataError, HyperparameterError
+from training.errors import DataError
 from training.evaluation import report as evaluation
 from training.hyperparameters import Hyperparameters, constraints
 from training.model.booster import PLAN_ATTRIBUTE
@@ -35,40 +35,6 @@ def params(hps: Hyperparameters, columns: ColumnPlan) -> dict[str, Any]:
     if interaction:
         params["interaction_constraints"] = interaction
     return params
-
-
-def check_plan(hps: Hyperparameters, columns: ColumnPlan) -> None:
-    """What the hyperparameters ask of the columns, checked before any row is fetched."""
-    params(hps, columns)  # the constraints name features of this plan
-    text = [c.name for c in columns.features if c.needs_vocabulary]
-    if hps.linear and text:
-        raise DataError(f"booster=gblinear cannot use text column {text[0]!r} (XGBoost's linear booster has no "
-                        "categories): drop the text columns from 'features', or use booster=gbtree")
-
-
-def check_classes(columns: ColumnPlan, hps: Hyperparameters) -> None:
-    classes = columns.classes
-    if classes is None:
-        return
-    objective, label, shown = hps["objective"], columns.label.name, ", ".join(map(str, classes[:10]))
-    if len(classes) < 2:
-        raise DataError(f"target {label!r} has {len(classes)} distinct value(s) ({shown}): a classifier needs at "
-                        "least two classes; check the table or the target")
-    if not hps.multiclass and len(classes) != 2:
-        raise DataError(f"target {label!r} has {len(classes)} classes ({shown}), but objective {objective!r} needs "
-                        "exactly 2: use objective=multi:softprob")
-    if hps.multiclass and hps["num_class"] and hps["num_class"] != len(classes):
-        raise DataError(f"hyperparameter 'num_class' is {hps['num_class']}, but target {label!r} has "
-                        f"{len(classes)} classes ({shown}): set num_class={len(classes)} or leave it out")
-
-
-def check_hosts(hps: Hyperparameters, cluster: Cluster) -> None:
-    """survival:cox trains on one host: XGBoost computes its gradient from each host's own risk sets and
-    cannot all-reduce cox-nloglik, so several hosts would fit another model (or fail)."""
-    if hps.objective.one_host and cluster.size > 1:
-        raise HyperparameterError(f"objective {hps['objective']} needs every row's risk set on one host (XGBoost "
-                                  f"evaluates cox-nloglik on one host only), and the job has {cluster.size} hosts: "
-                                  "train it on one host (instance_count = 1)")
 
 
 @dataclass(frozen=True)
