@@ -39,7 +39,7 @@ def test_reserved_keys_are_ignored():
         ("etaa", "0.1", "unknown hyperparameter 'etaa'"),
         ("eta", "fast", "'eta' must be a number in (0, 1]"),
         ("eta", "0", "'eta' must be a number in (0, 1]"),
-        ("max_depth", "6.5", "'max_depth' must be an integer in [0, 64]"),
+        ("max_depth", "6.5", "'max_depth' must be an integer in [0, inf], got '6.5'"),
         ("num_round", "true", "'num_round' must be an integer"),
         ("validation_fraction", "0", "'validation_fraction' must be a number in (0, 1)"),
         ("validation_fraction", "1", "'validation_fraction' must be a number in (0, 1)"),
@@ -92,3 +92,49 @@ def test_a_built_in_tree_method_is_accepted_and_trains_as_hist(method: str) -> N
     rng = np.random.default_rng(0)
     matrix = xgb.QuantileDMatrix(rng.normal(size=(200, 3)), rng.normal(size=200), max_bin=16)
     assert xgb.train({**params, "max_bin": 16}, matrix, num_boost_round=2).num_boosted_rounds() == 2
+
+
+@pytest.mark.parametrize("objective", ["reg:squarederror", "reg:gamma", "reg:tweedie", "reg:logistic", "count:poisson",
+                                       "reg:quantileerror", "survival:cox", "multi:softmax"])
+@pytest.mark.parametrize("metric", ["auc", "aucpr"])
+def test_auc_is_refused_where_it_means_nothing_naming_the_metrics_that_apply(objective, metric):
+    """XGBoost reports a meaningless number, nan, or fails its own check for a regression or survival label,
+    and a class id has no order: a tuning job on it would waste every trial."""
+    first = "mlogloss" if objective.startswith("multi:") else "rmse"
+    with pytest.raises(HyperparameterError) as info:
+        parse_hyperparameters({**BASE, "objective": objective, "eval_metric": f"{first},{metric}"})
+    message = str(info.value)
+    assert f"eval_metric {metric} needs classes or ranked lists" in message
+    applicable = message.split(f"(metrics of {objective}: ", 1)[1].rstrip(")").split(", ")
+    assert metric not in applicable and applicable  # the line names the metrics that do apply
+
+
+@pytest.mark.parametrize("objective", ["binary:logistic", "binary:hinge", "multi:softprob", "rank:ndcg"])
+def test_auc_goes_with_classes_and_ranked_lists(objective):
+    extra = {"group_column": "Q"} if objective.startswith("rank:") else {}
+    assert parse_hyperparameters({**BASE, "objective": objective, "eval_metric": "auc,aucpr", **extra})
+
+
+def test_aucpr_on_ranked_lists_asks_for_relevant_or_not_labels():
+    """XGBoost's PR-AUC of a ranking fails on graded relevance: the job counts such rows and fails in one line."""
+    hps = parse_hyperparameters({**BASE, "objective": "rank:ndcg", "group_column": "Q", "eval_metric": "ndcg,aucpr"})
+    asks, rule = hps.read_options().label_rule
+    assert asks == "eval_metric aucpr" and (rule.low, rule.high, rule.whole) == (0.0, 1.0, True)
+
+
+def test_num_class_1_is_refused_and_0_or_none_counts_the_classes():
+    with pytest.raises(HyperparameterError, match=r"'num_class' is 1, and objective multi:softprob needs 2 classes"):
+        parse_hyperparameters({**BASE, "objective": "multi:softprob", "num_class": "1"})
+    for given in ({}, {"num_class": "0"}):
+        assert parse_hyperparameters({**BASE, "objective": "multi:softprob", **given})["num_class"] == 0
+
+
+@pytest.mark.parametrize(("text", "value"), [(".5", 0.5), ("+0.5", 0.5), ("5e-1", 0.5), (" 0.5", 0.5)])
+def test_a_number_is_read_as_xgboost_reads_it(text, value):
+    assert parse_hyperparameters({**BASE, "eta": text})["eta"] == value
+
+
+@pytest.mark.parametrize("text", ["1_000", "0x10", "inf", "1.5.2"])
+def test_what_is_not_a_number_is_refused_as_such(text):
+    with pytest.raises(HyperparameterError, match=rf"'max_depth' must be an integer in \[0, inf\], got '{text}': fix"):
+        parse_hyperparameters({**BASE, "max_depth": text})

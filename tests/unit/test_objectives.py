@@ -102,7 +102,7 @@ def test_metric_forms_parse(metric):
     ({"eval_metric": "rmse@3"}, "'eval_metric' must list metrics from"),
     ({"eval_metric": "aft-nloglik"}, "eval_metric aft-nloglik needs label bounds: use objective=survival:aft"),
     ({"objective": "binary:logistic", "eval_metric": "cox-nloglik"}, "needs censored times"),
-    ({"objective": "multi:softprob", "eval_metric": "logloss"}, "use mlogloss, merror or auc"),
+    ({"objective": "multi:softprob", "eval_metric": "logloss"}, "use mlogloss or merror"),
     ({"eval_metric": "quantile"}, "needs quantile_alpha: use objective=reg:quantileerror"),
     ({"objective": "rank:ndcg"}, "set group_column to the table's query (group) column"),
     ({"group_column": "Q"}, "group_column applies to rank:* objectives"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -269,6 +270,10 @@ def _check_combinations(values: dict[str, Any]) -> list[str]:
     if values["process_type"] == "update":
         raise HyperparameterError("hyperparameter 'process_type' is 'update', which refreshes the trees of an existing "
                                   "model, and this job starts from none: remove process_type (and updater=refresh)")
+    if values["num_class"] == 1 and OBJECTIVES[values["objective"]].family == catalog.MULTICLASS:
+        raise HyperparameterError(f"hyperparameter 'num_class' is 1, and objective {values['objective']} needs 2 classes "
+                                  "or more: set num_class to the target's number of classes, or leave it out to count "
+                                  "them from the table")
     if values["csv_weights"] and not values["weight_column"]:
         raise HyperparameterError("hyperparameter 'csv_weights' is 1, which means a weight column: set weight_column "
                                   "to the table's column of per-row weights")
@@ -323,9 +328,15 @@ def _as_text(spec: Spec, raw: Any, decoded: Any) -> str:
     raise TypeError("not a string")
 
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+"""A number as XGBoost reads one, JSON or not: ``.5`` and ``+0.5`` too (no ``nan``, ``inf`` or ``1_000``)."""
+
+
 def _coerce(kind: type, value: Any) -> Any:
     if kind is str:
         return str(value)
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        value = float(value)
     if isinstance(value, bool):
         raise TypeError("bool is not a number")
     if kind is int:

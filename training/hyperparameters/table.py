@@ -131,11 +131,11 @@ HYPERPARAMETERS: tuple[Spec, ...] = (
          choices=("fail", "drop")),
     Spec("query_tag", str, "sagemaker-xgboost", "Snowflake QUERY_TAG of the job's queries"),
     # --- xgboost ----------------------------------------------------------------------------------
-    Spec("num_round", int, 100, "boosting rounds", low=1, high=100_000,
+    Spec("num_round", int, 100, "boosting rounds", low=1,
          tuning=TuningRange("integer", 50, 500)),
     Spec("eta", float, 0.3, "learning rate", low=0.0, high=1.0, low_open=True,
          tuning=_log(0.01, 0.5), xgboost=True),
-    Spec("max_depth", int, 6, "maximum tree depth (0: no limit, with grow_policy lossguide)", low=0, high=64,
+    Spec("max_depth", int, 6, "maximum tree depth (0: no limit, with grow_policy lossguide)", low=0,
          tuning=TuningRange("integer", 3, 10), xgboost=True),
     Spec("min_child_weight", float, 1.0, "minimum hessian sum in a child", low=0.0,
          tuning=TuningRange("continuous", 1.0, 10.0), xgboost=True),
@@ -147,7 +147,7 @@ HYPERPARAMETERS: tuple[Spec, ...] = (
     Spec("alpha", float, 0.0, "L1 regularisation", low=0.0, tuning=_log(1e-3, 10.0), xgboost=True),
     Spec("gamma", float, 0.0, "minimum loss reduction to split", low=0.0,
          tuning=TuningRange("continuous", 0.0, 5.0), xgboost=True),
-    Spec("max_bin", int, 256, "histogram bins per feature", low=2, high=65_536, xgboost=True),
+    Spec("max_bin", int, 256, "histogram bins per feature", low=2, xgboost=True),
     Spec("max_cat_to_onehot", int, 4, "text columns with fewer categories than this split one-vs-rest",
          low=1, high=1_000_000, xgboost=True),
     Spec("max_cat_threshold", int, 64, "most categories on one side of a partition split of a text column",
@@ -155,7 +155,8 @@ HYPERPARAMETERS: tuple[Spec, ...] = (
     Spec("objective", str, "reg:squarederror", "learning objective (reg:linear, XGBoost's old name for "
          "reg:squarederror, is renamed)", xgboost=True,
          choices=tuple(OBJECTIVES)),
-    Spec("num_class", int, 0, "classes of a multi:* objective; 0: the label's distinct values (checked if given)",
+    Spec("num_class", int, 0, "classes of a multi:* objective, 2 or more; 0: the label's distinct values (checked "
+         "if given)",
          low=0, high=1_000_000),
     Spec("eval_metric", str, "",
          "comma-separated evaluation metrics; the first drives early stopping; ranking metrics take @k (top k) and a "
@@ -224,8 +225,8 @@ HYPERPARAMETERS: tuple[Spec, ...] = (
          "the model trained so far to the model directory", choices=("true", "false")),
     Spec("seed", int, 0, "random seed", low=-(2**31) + 1, high=2**31 - 1, xgboost=True),
     Spec("early_stopping_rounds", int, 0, "stop after this many rounds without validation improvement; 0: off",
-         low=0, high=100_000),
-    Spec("nthread", int, 0, "threads per host; 0: all cores", low=0, high=1024),
+         low=0),
+    Spec("nthread", int, 0, "threads per host; 0: all cores", low=0),
     Spec("memory_budget_mb", int, 0, "MiB a host's in-memory matrices may take; when any host's shard would need "
          "more, every host trains from external memory (ExtMemQuantileDMatrix cached on the spill volume, hist "
          "only, slower); 0: half the memory the host may use (cgroup limit or RAM); 1: always external memory",

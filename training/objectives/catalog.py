@@ -28,7 +28,9 @@ _ONE_OUTPUT = ("rmse", "mae", "mape", "rmsle", "mphe", "logloss", "error", "pois
                "gamma-deviance", "tweedie-nloglik")
 """XGBoost's metrics of one output per row (every objective but ``multi:*``, which gives one per class)."""
 _RANKED = ("auc", "aucpr")
-"""Metrics of the order of the scores, which XGBoost computes for any objective."""
+"""Metrics of the order of the scores against classes or relevance: XGBoost computes them for any
+objective, but for a regression or survival label the number means nothing (or XGBoost fails its own
+check), and a class id (``multi:softmax``) has no order to score."""
 _REGRESSION_OWN = ("r2", "mse")
 _CLASSIFICATION_OWN = tuple(m for m in CUSTOM_METRICS if m not in _REGRESSION_OWN)
 _RANKING = ("ndcg", "map", "pre")
@@ -39,7 +41,8 @@ METRIC_NEEDS = {
     "cox-nloglik": f"censored times: use objective={SURVIVAL_COX}",
     "quantile": "quantile_alpha: use objective=reg:quantileerror",
     **{name: "class probabilities: use a multi:* objective" for name in ("mlogloss", "merror")},
-    **{name: "one output per row, and multi:* gives one per class: use mlogloss, merror or auc" for name in _ONE_OUTPUT},
+    **{name: "one output per row, and multi:* gives one per class: use mlogloss or merror" for name in _ONE_OUTPUT},
+    **{name: "classes or ranked lists: use a binary:*, multi:softprob or rank:* objective" for name in _RANKED},
     **{name: "a regression (reg:*, count:*) objective" for name in _REGRESSION_OWN},
     **{name: "a classification (binary:*, multi:*) objective" for name in _CLASSIFICATION_OWN},
 }
@@ -77,9 +80,9 @@ class Objective:
         return metric_base(metric) in self.metrics
 
 
-_REGRESSION_METRICS = _ONE_OUTPUT + _RANKED + _REGRESSION_OWN
+_REGRESSION_METRICS = _ONE_OUTPUT + _REGRESSION_OWN
 _BINARY_METRICS = _ONE_OUTPUT + _RANKED + _CLASSIFICATION_OWN
-_MULTICLASS_METRICS = ("mlogloss", "merror") + _RANKED + _CLASSIFICATION_OWN
+_MULTICLASS_METRICS = ("mlogloss", "merror") + _CLASSIFICATION_OWN
 _RANKING_METRICS = _ONE_OUTPUT + _RANKED + _RANKING
 _SCALE_POS = ("scale_pos_weight",)
 _AT_LEAST_0 = "a value >= 0"
@@ -104,14 +107,14 @@ OBJECTIVES: dict[str, Objective] = {o.name: o for o in (
     Objective("binary:logistic", BINARY, "logloss", _BINARY_METRICS, params=_SCALE_POS, output=PROBABILITY),
     Objective("binary:logitraw", BINARY, "logloss", _BINARY_METRICS, params=_SCALE_POS, output=MARGIN),
     Objective("binary:hinge", BINARY, "error", _BINARY_METRICS, output=HINGE),
-    Objective("multi:softprob", MULTICLASS, "mlogloss", _MULTICLASS_METRICS, output=PROBABILITIES),
+    Objective("multi:softprob", MULTICLASS, "mlogloss", _MULTICLASS_METRICS + _RANKED, output=PROBABILITIES),
     Objective("multi:softmax", MULTICLASS, "mlogloss", _MULTICLASS_METRICS, output=CLASS_ID),
     # @32: the ranking objectives' default truncation (lambdarank_num_pair_per_sample)
     Objective("rank:pairwise", RANKING, "ndcg@32", _RANKING_METRICS, _RELEVANCE),
     Objective("rank:ndcg", RANKING, "ndcg@32", _RANKING_METRICS, _RELEVANCE),
     Objective("rank:map", RANKING, "map@32", _RANKING_METRICS, RELEVANT_OR_NOT),
-    Objective(SURVIVAL_COX, SURVIVAL, "cox-nloglik", (*_ONE_OUTPUT, *_RANKED, "cox-nloglik"), one_host=True),
-    Objective(SURVIVAL_AFT, SURVIVAL, "aft-nloglik", (*_ONE_OUTPUT, *_RANKED, "aft-nloglik",
+    Objective(SURVIVAL_COX, SURVIVAL, "cox-nloglik", (*_ONE_OUTPUT, "cox-nloglik"), one_host=True),
+    Objective(SURVIVAL_AFT, SURVIVAL, "aft-nloglik", (*_ONE_OUTPUT, "aft-nloglik",
                                                       "interval-regression-accuracy"),
               LabelRange(0.0, float("inf"), "a lower time bound >= 0 (0: left-censored)"),
               params=("aft_loss_distribution", "aft_loss_distribution_scale")),
@@ -130,8 +133,10 @@ def entry(name: str) -> Objective:
 
 def label_rule(name: str, metrics: list[str]) -> tuple[str, LabelRange] | None:
     """What the job's labels must be, and who asks it (``objective rank:map``, ``eval_metric pre@3``)."""
-    rule = OBJECTIVES[name].label
-    binary = [m for m in metrics if metric_base(m) in BINARY_METRICS]
+    found = OBJECTIVES[name]
+    rule = found.label
+    # XGBoost's map, pre and (for ranked lists) aucpr take relevant-or-not labels only: it fails on graded ones
+    binary = [m for m in metrics if metric_base(m) in BINARY_METRICS or (found.family == RANKING and m == "aucpr")]
     if binary and rule is not RELEVANT_OR_NOT:
         return f"eval_metric {binary[0]}", RELEVANT_OR_NOT
     return None if rule is None else (f"objective {name}", rule)
@@ -141,8 +146,9 @@ def metric_refusal(metric: str, name: str) -> str | None:
     """The line that refuses ``metric`` next to objective ``name``; None where it applies."""
     if OBJECTIVES[name].applies(metric):
         return None
+    applicable = f" (metrics of {name}: {', '.join(OBJECTIVES[name].metrics)})"
     if metric in CUSTOM_METRICS:
         return (f"eval_metric {metric!r} needs {METRIC_NEEDS[metric]}, and objective is {name!r}: choose metrics of "
-                "the objective's kind")
+                f"the objective's kind{applicable}")
     return (f"eval_metric {metric} needs {METRIC_NEEDS[metric_base(metric)]}; objective is {name}: remove it from "
-            "eval_metric or change the objective")
+            f"eval_metric or change the objective{applicable}")
