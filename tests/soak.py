@@ -42,7 +42,7 @@ SMALL_ROWS = 900
 SIGNALLED = re.compile(r"stopped by SIGTERM \(received by hosts? ([0-9., ]+)\) after round (\d+) of (\d+)")
 MIXED_FEATURES = '"Price","Units Sold","is_member","signup_date","last_seen","region","noise"'
 """The mixed table's features: numbers, a boolean, a date, a timestamp and the text column ``region``."""
-ROUND_LINE = re.compile(r"training\.rounds: \[(\d+)\]")
+ROUND_LINE = re.compile(r"training\.train\.rounds: \[(\d+)\]")
 
 
 @dataclass(frozen=True)

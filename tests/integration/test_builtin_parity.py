@@ -72,7 +72,7 @@ def test_early_stopping_on_a_built_in_scikit_learn_metric_stops_every_host_after
     assert result.exit_code == 0, result.failure
     assert result.rounds < 300  # it stopped early, and no host was left in the round loop alone
     # every round's line (the stop round's too), not the final metrics' line
-    history = [float(v) for v in re.findall(r"training\.rounds: \[\d+\]\t.*?validation-r2:([-0-9.e]+)",
+    history = [float(v) for v in re.findall(r"training\.train\.rounds: \[\d+\]\t.*?validation-r2:([-0-9.e]+)",
                                             result.logs[0].read_text())]
     assert len(history) == result.rounds
     assert max(history) == history[-4]  # the best round, then 3 rounds without improvement
