@@ -36,7 +36,7 @@ demo: $(STAMP) ## run the whole job locally: 2 hosts, embedded Snowflake, local 
 	$(PY) -m launch train --local --hosts $(HOSTS)
 
 test: $(STAMP) lint ## lint, then the whole test suite (what CI runs; PYTEST_WORKERS=2 test files side by side)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 check: $(STAMP) ## the everyday loop: lint, then the tests that start no job or server process (about 1 min; prints its time)
 	@start=$$(date +%s); $(MAKE) --no-print-directory lint && \
