@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from launch.local.hosts import LocalJob, LocalJobResult
 from training import contract
@@ -51,6 +53,28 @@ def wait_for_log(job: LocalJob, text: str, timeout: float = 180.0) -> None:
         assert job.processes[0][0].poll() is None, job.leader_log()[-3000:]
         assert time.monotonic() < deadline, f"{text!r} never appeared:\n{job.leader_log()[-2000:]}"
         time.sleep(0.05)
+
+
+def per_round(log: str, metric: str) -> list[float]:
+    """The leader's validation ``metric`` of each round, from the lines XGBoost prints per round."""
+    return [float(v) for v in re.findall(rf"\]\t.*validation-{re.escape(metric)}:([-+0-9.eE]+)", log)]
+
+
+def assert_trains_on_several_hosts_as_on_one(several: LocalJobResult, one: LocalJobResult, metric: str, hosts: int,
+                                             rows: int, rounds: int, higher_is_better: bool = False) -> None:
+    """The same job on ``hosts`` hosts and on one: the hosts all-reduce every metric, so the validation
+    ``metric`` is in the leader's log every round, agrees within 2%, and improved while training."""
+    logs = {}
+    for count, result in ((hosts, several), (1, one)):
+        assert result.exit_code == 0, result.failure
+        logs[count] = result.logs[0].read_text()
+        assert len(per_round(logs[count], metric)) == rounds, (count, per_round(logs[count], metric))
+    assert f"total rows across {hosts} hosts: {rows:,}" in logs[hosts]
+    many, single = several.final_metrics[f"validation-{metric}"], one.final_metrics[f"validation-{metric}"]
+    assert many == pytest.approx(single, rel=0.02), (metric, many, single)
+    trained = per_round(logs[hosts], metric)
+    better = max if higher_is_better else min
+    assert better(trained[0], trained[-1]) == trained[-1], trained  # it learned something
 
 
 def numeric_plan(features: list[str], label: str = "target") -> ColumnPlan:

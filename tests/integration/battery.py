@@ -6,19 +6,30 @@
   address that must never be contacted, or one that hangs until the connector's timeouts fire.
 - :func:`assert_user_failure` is the contract of a bad-input outcome; :func:`assert_no_secret`
   searches every byte a job left behind for the distinctive secret value.
+- :func:`run_in_process` runs one host of a job through the entry program's own function
+  (``container.entry.main``) inside the test process: what a host process would get (its ``/opt/ml``
+  tree, its environment, a log of everything written to stdout and stderr), without a Python start
+  and the imports per case. A job whose exit code must be seen from outside runs as a process instead.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import signal
 import socket
+import sys
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from launch.local.hosts import LocalJobResult
+from launch.local.hosts import LocalJobResult, _collect, host_names, ledger_dir, write_host_tree
+from launch.local.services import free_port
 from training import contract
 
 ACCESS_DENIED = ("User: arn:aws:sts::123456789012:assumed-role/SageMakerJob/job is not authorized to perform: "
@@ -118,6 +129,72 @@ def run_parallel(jobs: dict[str, Any], workers: int = 4) -> dict[str, Any]:
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = {name: pool.submit(job) for name, job in jobs.items()}
         return {name: future.result() for name, future in futures.items()}
+
+
+def run_in_process(hyperparameters: dict[str, str], workdir: Path, env: dict[str, str], job_name: str
+                   ) -> LocalJobResult:
+    """A one-host job run by ``container.entry.main`` in this process, set up as
+    :func:`launch.local.hosts.start_local_job` sets up a host process: the same host tree under
+    ``workdir/jobs/job_name``, the same environment (this process's, less the job's own settings, plus
+    ``env``), stdout and stderr (Python's and the file descriptors') into the host's ``log.txt``.
+
+    One case at a time (the environment is the process's): everything the entry program changes in the
+    process (environment, logging, thread hook, SIGTERM handler, boto3's default session) is put back
+    before it returns. Call it from the main thread (the entry program installs a signal handler)."""
+    from container.entry import main
+
+    [host] = host_names(1)
+    host_dir = workdir / "jobs" / job_name / host
+    write_host_tree(host_dir, [host], host, {"tracker_port": str(free_port()), **hyperparameters})
+    contract.failure_file(host_dir).unlink(missing_ok=True)
+    inherited = {k: v for k, v in os.environ.items() if k not in contract.JOB_SETTINGS}
+    host_env = {**inherited, "OMP_NUM_THREADS": str(os.cpu_count() or 1),
+                contract.LEDGER_ENV: str(ledger_dir([host_dir])), **env,
+                contract.BASE_DIR_ENV: str(host_dir), contract.JOB_NAME_ENV: job_name}
+    with _host_process(host_env, host_dir / "log.txt"):
+        code = main([contract.TRAIN_COMMAND])
+    return _collect(job_name, [host_dir], [code])
+
+
+@contextmanager
+def _host_process(environ: dict[str, str], log: Path) -> Iterator[None]:
+    """This process as a fresh host's for the block: ``environ`` as its environment, its output into ``log``."""
+    import boto3
+
+    from container.entry import QUIET_LOGGERS
+
+    saved_environ, saved_hook, saved_term = dict(os.environ), threading.excepthook, signal.getsignal(signal.SIGTERM)
+    root = logging.getLogger()
+    saved_root = (root.handlers[:], root.level)
+    saved_levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+    saved_streams, saved_fds = (sys.stdout, sys.stderr), (os.dup(1), os.dup(2))
+    boto3.DEFAULT_SESSION = None  # a fresh process builds its own (credentials, endpoint) from its environment
+    os.environ.clear()
+    os.environ.update(environ)
+    sink = open(log, "a", buffering=1, errors="replace")  # noqa: SIM115  closed below
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        sys.stdout = sys.stderr = sink
+        yield
+    finally:
+        sink.flush()
+        sys.stdout, sys.stderr = saved_streams
+        for fd, saved in zip((1, 2), saved_fds, strict=True):
+            os.dup2(saved, fd)
+            os.close(saved)
+        sink.close()
+        os.environ.clear()
+        os.environ.update(saved_environ)
+        boto3.DEFAULT_SESSION = None
+        root.handlers[:], level = saved_root
+        root.setLevel(level)
+        for name, logger_level in saved_levels.items():
+            logging.getLogger(name).setLevel(logger_level)
+        threading.excepthook = saved_hook
+        signal.signal(signal.SIGTERM, saved_term)
 
 
 def assert_user_failure(result: LocalJobResult, fragment: str) -> str:

@@ -9,7 +9,11 @@ traceback, no secret value anywhere, and no AWS or Snowflake call that detecting
   connection (they fail before any sign-in);
 - table and column defects need one query that reads no rows: the shard is never fetched.
 
-All cases start together, a few at a time (a job mostly waits on imports); each test checks one.
+One case of each kind of defect (:data:`OWN_PROCESS`) runs as the container program's own process, as
+SageMaker runs it, so its exit code and failure file are seen from outside; those start first and run
+meanwhile. The others run one after another through the same entry function in the test process
+(:func:`tests.integration.battery.run_in_process`: its own host tree, environment and log, and no
+Python start with its imports per case). Each test checks one case, whichever way it ran.
 Set ``RELIABILITY_REPORT=<file>`` to write every outcome as JSON (docs/reliability.md is built from it).
 """
 
@@ -19,6 +23,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +34,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from launch import datasets
-from launch.local.hosts import run_local_job
+from launch.local.hosts import start_local_job
 from launch.local.services import LocalStack
 from tests import keys
 from tests.helpers import SECRET_PASSWORD, synth_hps
@@ -39,7 +44,7 @@ from tests.integration.battery import (
     assert_no_secret,
     assert_user_failure,
     closed_port,
-    run_parallel,
+    run_in_process,
 )
 from training import contract
 
@@ -174,6 +179,13 @@ CASES: dict[str, Case] = {
 }
 
 
+OWN_PROCESS = ("snowflake_silent", "hp_unknown", "injection_table_statement", "env_timeout_malformed",
+               "secret_not_json", "table_missing", "null_target_fail")
+"""The case of each kind (a hyperparameter, an identifier, the environment, the secret, an unreachable
+Snowflake, the table, the rows) that runs as the container program's own process: exit code and
+failure file seen from outside."""
+
+
 @dataclass
 class Context:
     stack: LocalStack
@@ -214,26 +226,31 @@ def _env(case_name: str, case: Case, ctx: Context, job_env: dict[str, str]) -> d
 def ctx(stack: LocalStack, job_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory):
     workdir = tmp_path_factory.mktemp("bad-input")
     _seed_tables(stack, workdir)
-    with SilentListener() as guard, SilentListener() as silent, FakeSecretsManager() as recorder:
+    with SilentListener() as guard, SilentListener() as silent, FakeSecretsManager() as recorder, \
+            ThreadPoolExecutor(max_workers=len(OWN_PROCESS)) as waiters:
         context = Context(stack, guard, silent, recorder)
-        jobs = {}
         for name, case in CASES.items():
             if case.secret is not None:
                 stack.put_secret(f"battery/{name}", case.secret(context))
-            jobs[name] = _timed(case.hps, _env(name, case, context, job_env), workdir, name)
-        # the silent endpoint mostly waits on the connector's socket timeout: start it first
-        context.outcomes = run_parallel(dict(sorted(jobs.items(), key=lambda item: item[0] != "snowflake_silent")))
+        # The processes first (each copies this process's environment as it starts, before any case below
+        # changes it); the silent endpoint's mostly waits on the connector's socket timeout.
+        waiting = {name: waiters.submit(_own_process(CASES[name].hps, _env(name, CASES[name], context, job_env),
+                                                     workdir, name)) for name in OWN_PROCESS}
+        for name, case in CASES.items():
+            if name not in OWN_PROCESS:
+                started = time.monotonic()
+                result = run_in_process(case.hps, workdir, _env(name, case, context, job_env), name)
+                context.outcomes[name] = (result, time.monotonic() - started)
+        context.outcomes.update({name: future.result() for name, future in waiting.items()})
         _write_report(context.outcomes)
         yield context
 
 
-def _timed(hps: dict[str, str], env: dict[str, str], workdir: Path, name: str):
-    def run() -> tuple[Any, float]:
-        started = time.monotonic()
-        result = run_local_job(hps, hosts=1, workdir=workdir, env=env, job_name=name, timeout=300)
-        return result, time.monotonic() - started
-
-    return run
+def _own_process(hps: dict[str, str], env: dict[str, str], workdir: Path, name: str) -> Callable[[], tuple[Any, float]]:
+    """Start the case's job (a host process) now; the callable waits for it, timed from its start."""
+    started = time.monotonic()
+    job = start_local_job(hps, hosts=1, workdir=workdir, env=env, job_name=name)
+    return lambda: (job.wait(timeout=300), time.monotonic() - started)
 
 
 def _write_report(outcomes: dict[str, tuple[Any, float]]) -> None:

@@ -1,4 +1,5 @@
-"""The launcher's metric regexes, local tuning and ``python -m launch train --local`` against real local runs."""
+"""Local tuning and ``python -m launch train --local`` against real local runs (the launcher's metric regexes
+read a real run's log in test_entrypoint, whose job reports two metrics)."""
 
 from __future__ import annotations
 
@@ -6,24 +7,12 @@ import re
 
 import pytest
 
-from launch import jobs
 from launch.local.tuning import tune_local
 from tests.helpers import synth_hps
 from training import contract
 from training.hyperparameters import SPECS
 
 pytestmark = pytest.mark.slow
-
-
-def test_metric_regexes_read_a_real_runs_log(run_job) -> None:
-    result = run_job(synth_hps(num_round=8, eval_metric="rmse,mae"), hosts=2)
-    assert result.exit_code == 0, result.failure
-    log = result.logs[0].read_text()
-    for definition in jobs.metric_definitions(["rmse", "mae"]):
-        values = [float(v) for v in re.findall(definition["Regex"], log)]
-        assert len(values) >= 8, definition  # one per round, then the final line
-        printed = definition["Name"].replace(":", "-")
-        assert values[-1] == pytest.approx(result.final_metrics[printed]), definition
 
 
 def test_tune_local_runs_trials_over_the_table_space(run_job) -> None:

@@ -1,8 +1,11 @@
 """``train --local --settings`` and ``tune --local --settings``: the user's own job on local hosts.
 
-Through the CLI entry, with a settings file in ``tmp_path``: a ``--data`` Parquet or CSV file
-loaded into the embedded Snowflake as the settings' table, the user's real Snowflake chosen when
-the settings name a secret and AWS credentials resolve, and the one-line errors.
+Through the CLI entry, with a settings file in ``tmp_path``: a ``--data`` Parquet file loaded into
+the embedded Snowflake as the settings' table (the one test whose command starts its own stand-ins),
+the user's real Snowflake chosen when the settings name a secret and AWS credentials resolve, and
+the one-line errors. The CSV and tuning tests load their files into the session's local Snowflake
+with the loader ``--data`` uses, then run the command on the real-Snowflake path against it (the
+session's moto server at ``AWS_ENDPOINT_URL``, its secret for that Snowflake), so no stand-in starts.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 import xgboost as xgb
 
+from launch import datasets
 from launch.cli import main
 from launch.local import user_job
 from launch.settings import load_settings
@@ -136,39 +140,63 @@ snowflake_secret_id = "prod/snowflake"
          if k in ("table", "target", "num_round")}  # the SageMaker job's own hyperparameters
 
 
+def _load_into_session_snowflake(stack, data: Path, table: str) -> None:
+    """``data`` as ``train --local --data`` loads it (checked, written as Parquet, loaded as ``table``),
+    into the session's local Snowflake."""
+    parquet = data.with_name(f"{data.stem}-loaded.parquet")
+    datasets.write_data_file(data, parquet)
+    user_job.load_data_file(stack, table, parquet)
+
+
+@pytest.fixture
+def session_snowflake(stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """The user's "real" Snowflake is the session's: AWS credentials in the environment, the session's moto
+    server at the endpoint the user's environment names; returns the settings' [data] sign-in line."""
+    _no_aws_credentials(monkeypatch, tmp_path)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", stack.aws_endpoint)
+    return f'snowflake_secret_id = "{SECRET_ID}"'
+
+
 @pytest.mark.slow
-def test_a_csv_file_loads_with_the_types_pyarrow_infers(tmp_path, no_tracking, capsys) -> None:
+def test_a_csv_file_loads_with_the_types_pyarrow_infers(tmp_path, no_tracking, session_snowflake, stack,
+                                                        capsys) -> None:
     table = _orders().select(["id", "Price", "Units Sold", "is_member", "signup_date", "region", "Spend"])
     table = table.rename_columns(["ID", "PRICE", "UNITS", "MEMBER", "SIGNED", "city", "SPEND"])
     pacsv.write_csv(table, tmp_path / "orders.csv")
-    settings = _settings(tmp_path / "settings.toml", """
-table = "ORDERS"
+    _load_into_session_snowflake(stack, tmp_path / "orders.csv", "CSV_ORDERS")
+    settings = _settings(tmp_path / "settings.toml", f"""
+table = "CSV_ORDERS"
 target = "SPEND"
 features = ["PRICE", "UNITS", "MEMBER", "SIGNED", '"city"']
+{session_snowflake}
 """, hyperparameters='shard_key = "ID"')
-    argv = ["train", "--local", "--settings", str(settings), "--data", str(tmp_path / "orders.csv"),
-            "--hosts", "2", "--workdir", str(tmp_path / "work")]
+    argv = ["train", "--local", "--settings", str(settings), "--hosts", "2", "--workdir", str(tmp_path / "work")]
     assert main(argv) == 0
     assert "after 6 rounds" in capsys.readouterr().out
+    assert not list((tmp_path / "work").glob("*-server.log"))  # the session's Snowflake: no stand-in started
     types = {c.name: c.snowflake_type for c in _plan(tmp_path / "work").columns}
     assert types == {"PRICE": "REAL", "UNITS": "FIXED", "MEMBER": "BOOLEAN", "SIGNED": "DATE", "city": "TEXT",
                      "SPEND": "REAL"}
 
 
 @pytest.mark.slow
-def test_tune_local_searches_the_settings_ranges_on_the_file(tmp_path, no_tracking, capsys) -> None:
+def test_tune_local_searches_the_settings_ranges_on_the_file(tmp_path, no_tracking, session_snowflake, stack,
+                                                             capsys) -> None:
     pq.write_table(_orders(), tmp_path / "orders.parquet")
-    settings = _settings(tmp_path / "settings.toml", """
-table = "ORDERS"
+    _load_into_session_snowflake(stack, tmp_path / "orders.parquet", "TUNE_ORDERS")
+    settings = _settings(tmp_path / "settings.toml", f"""
+table = "TUNE_ORDERS"
 target = '"Spend"'
+{session_snowflake}
 """, hyperparameters="shard_key = '\"id\"'", tuning="""local_trials = 2
 exclude = ["min_child_weight", "subsample", "colsample_bytree", "lambda", "alpha", "gamma"]
 [tuning.ranges]
 eta = { low = 0.05, high = 0.5 }
 """)
     settings.write_text(settings.read_text().replace("eta = 0.3\n", ""))  # eta is searched, not pinned
-    argv = ["tune", "--local", "--settings", str(settings), "--data", str(tmp_path / "orders.parquet"),
-            "--hosts", "2", "--workdir", str(tmp_path / "work")]
+    argv = ["tune", "--local", "--settings", str(settings), "--hosts", "2", "--workdir", str(tmp_path / "work")]
     assert main(argv) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if re.match(r"\s+\d+\s+[\d.]+\s+eta=", line)]
@@ -177,6 +205,7 @@ eta = { low = 0.05, high = 0.5 }
     etas = {re.search(r"eta=(\S+)", row).group(1) for row in rows}
     assert len(etas) == 2 and all(0.05 <= float(e) <= 0.5 for e in etas), etas
     assert len(list((tmp_path / "work").glob("jobs/*/127.0.0.2"))) == 2  # two trials of two hosts
+    assert not list((tmp_path / "work").glob("*-server.log"))  # the session's Snowflake: no stand-in started
 
 
 @pytest.mark.parametrize(("data", "message"), [
@@ -250,20 +279,16 @@ snowflake_secret_id = "prod/snowflake"
 
 @pytest.mark.slow
 def test_the_real_path_reads_the_secret_where_aws_credentials_point(tmp_path, monkeypatch, capsys, caplog,
-                                                                    stack) -> None:
+                                                                    session_snowflake) -> None:
     """The real path end to end, with the session's moto server standing in for AWS at the endpoint
     the user's own environment names (``AWS_ENDPOINT_URL``, a boto3 setting), and its secret for
     the session's local Snowflake: the launcher starts no stand-in and passes the secret's id only."""
     caplog.set_level(logging.INFO, logger=user_job.__name__)
-    _no_aws_credentials(monkeypatch, tmp_path)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
-    monkeypatch.setenv("AWS_ENDPOINT_URL", stack.aws_endpoint)
     monkeypatch.setenv(contract.TRACKING_URI_ENV, "")
     settings = _settings(tmp_path / "settings.toml", f"""
 table = "DEMO.PUBLIC.{SYNTH_TABLE}"
 target = "Y"
-snowflake_secret_id = "{SECRET_ID}"
+{session_snowflake}
 """, hyperparameters='shard_key = "ID"')
     workdir = tmp_path / "work"
     assert main(["train", "--local", "--settings", str(settings), "--hosts", "2", "--workdir", str(workdir)]) == 0

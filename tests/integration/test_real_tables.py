@@ -5,8 +5,10 @@ The mixed table (``launch.datasets.mixed_chunk``) has quoted lower- and mixed-ca
 a space), ``NUMBER(10,2)``, NULLs in features, a BOOLEAN, a DATE, a TIMESTAMP, a text ``region``
 that carries signal with one rare value in a single row (so in one host's shard only), the target
 ``Spend`` in the middle, text labels ``Segment`` (3 classes) and ``churned`` (2), and a VARIANT.
-Independent jobs run side by side. (A table with both ``Label`` and ``LABEL`` cannot exist in the
-local Snowflake, whose DuckDB names are case-insensitive: tests/unit/test_names.py covers that case.)
+Independent jobs run side by side. The multiclass job also runs on one host, for the objective
+families' check that several hosts train as one (test_objectives has the other families).
+(A table with both ``Label`` and ``LABEL`` cannot exist in the local Snowflake, whose DuckDB names
+are case-insensitive: tests/unit/test_names.py covers that case.)
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from launch import datasets, jobs
 from launch.local.hosts import LocalJobResult, run_local_job
 from launch.local.services import LocalStack
 from launch.settings import load_settings
+from tests.helpers import assert_trains_on_several_hosts_as_on_one
 from tests.integration.battery import assert_user_failure, run_parallel
 from training import contract
 from training.model import booster as table_model
@@ -111,14 +114,16 @@ def outcomes(stack: LocalStack, job_env: dict[str, str], workdir: Path) -> dict[
     base = {"table": TABLE, "shard_key": '"id"', "num_round": "30", "max_depth": "4", "collective_timeout": "120"}
     weighted = {"table": DIRTY, "target": '"Spend"', "shard_key": '"id"', "num_round": "40", "max_depth": "4",
                 "features": ",".join(FEATURES)}
+    # features left empty: every column but target and shard key, the VARIANT left out with a warning
+    binary = {**base, "target": '"churned"', "objective": "binary:logistic", "eval_metric": "logloss,auc,error,f1"}
+    multiclass = {**base, "target": '"Segment"', "objective": "multi:softprob",
+                  "eval_metric": "mlogloss,merror,auc,accuracy", "features": ",".join(FEATURES)}
     plan = {
         "with_region": (with_region, 3, {contract.TRACKING_URI_ENV: tracking, contract.EXPERIMENT_ENV: "mixed"}),
         "without_region": (without_region, 3, {}),
-        # features left empty: every column but target and shard key, the VARIANT left out with a warning
-        "binary": ({**base, "target": '"churned"', "objective": "binary:logistic",
-                    "eval_metric": "logloss,auc,error,f1"}, 2, classes),
-        "multiclass": ({**base, "target": '"Segment"', "objective": "multi:softprob",
-                        "eval_metric": "mlogloss,merror,auc,accuracy", "features": ",".join(FEATURES)}, 2, classes),
+        "binary": (binary, 2, classes),
+        "multiclass": (multiclass, 2, classes),
+        "multiclass-1": (multiclass, 1, {}),  # the same job on one host
         "num_class_mismatch": ({**base, "target": '"Segment"', "objective": "multi:softmax", "num_class": "4",
                                 "features": '"Price"'}, 1, {}),
         "weighted": ({**weighted, "weight_column": '"w"'}, 1, {}),
@@ -233,6 +238,11 @@ def test_text_labels_train_and_predict_class_names(outcomes, stack, name, classe
     if name == "multiclass":
         assert list(predicted.columns) == ["prediction", *classes]
         np.testing.assert_allclose(predicted[classes].sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_multiclass_trains_on_two_hosts_as_on_one(outcomes) -> None:
+    """The objective families' check (test_objectives) for multiclass, on this table's job."""
+    assert_trains_on_several_hosts_as_on_one(outcomes["multiclass"], outcomes["multiclass-1"], "mlogloss", 2, ROWS, 30)
 
 
 def test_num_class_that_disagrees_with_the_label_fails_in_one_line(outcomes) -> None:

@@ -2,8 +2,9 @@
 SageMaker MLflow App (docs/tracking.md, "Moving runs to a SageMaker MLflow App").
 
 One 2-host job on a small mixed table (text, decimals, booleans, dates, NULLs) logs to ``mlflow
-server`` A; the tool's ``export-experiment`` and ``import-experiment`` copy the experiment to a
-second server B, and A is stopped before B is read, so nothing on B can lean on A. On B the model
+server`` A, started for this module; the tool's ``export-experiment`` and ``import-experiment`` copy
+the experiment to a second server B (the session's shared server), and A is stopped before B is
+read, so nothing on B can lean on A. On B the model
 loads from the run's artifacts and scores raw rows exactly as on A, the run keeps its params,
 metric histories and tags, its dataset input reads back as our Snowflake source (the
 ``mlflow.dataset_source`` entry point), and the launcher registers the moved run's model.
@@ -28,7 +29,7 @@ from launch import datasets
 from launch.local.demo import demo_hyperparameters
 from launch.local.hosts import LocalJobResult, start_local_job
 from launch.local.services import LocalStack
-from tests.integration.mlflow_server import mlflow_server
+from tests.integration.mlflow_server import MlflowServer, mlflow_server
 from training import contract
 from training.tracking import lineage
 
@@ -88,7 +89,7 @@ def _history(client: mlflow.MlflowClient, run: Any) -> dict[str, list[tuple[int,
 
 @pytest.fixture(scope="module")
 def migration(stack: LocalStack, job_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory,
-              ) -> Iterator[Migration]:
+              shared_tracking: MlflowServer) -> Iterator[Migration]:
     import mlflow.tracking._tracking_service.utils as service_utils
 
     root = tmp_path_factory.mktemp("migration")
@@ -98,22 +99,21 @@ def migration(stack: LocalStack, job_env: dict[str, str], tmp_path_factory: pyte
     with pytest.MonkeyPatch.context() as mp, mlflow_server(root / "a") as source:
         mp.setattr(service_utils, "_tracking_uri", service_utils._tracking_uri)  # restored afterwards
         env = {**job_env, contract.TRACKING_URI_ENV: source.uri, contract.EXPERIMENT_ENV: EXPERIMENT}
-        running = start_local_job(hps, hosts=2, workdir=root, env=env)
-        with mlflow_server(root / "b") as target:  # starts while the job runs
-            job = running.wait(timeout=300)
-            assert job.exit_code == 0, job.failure
-            _tool("export-experiment", source.uri, "--experiment", EXPERIMENT, "--output-dir", str(root / "export"))
-            client = mlflow.MlflowClient(source.uri)
-            source_run = _only_run(client)
-            history = _history(client, source_run)
-            mlflow.set_tracking_uri(source.uri)
-            predictions = mlflow.pyfunc.load_model(MODEL_URI.format(source_run.info.run_id)).predict(rows)
-            source.stop()
-            _tool("import-experiment", target.uri, "--experiment-name", EXPERIMENT, "--input-dir", str(root / "export"),
-                  "--import-source-tags", "true")
-            mlflow.set_tracking_uri(target.uri)
-            yield Migration(job, source_run, history, predictions, rows, target.uri,
-                            _only_run(mlflow.MlflowClient(target.uri)))
+        job = start_local_job(hps, hosts=2, workdir=root, env=env).wait(timeout=300)
+        assert job.exit_code == 0, job.failure
+        _tool("export-experiment", source.uri, "--experiment", EXPERIMENT, "--output-dir", str(root / "export"))
+        client = mlflow.MlflowClient(source.uri)
+        source_run = _only_run(client)
+        history = _history(client, source_run)
+        mlflow.set_tracking_uri(source.uri)
+        predictions = mlflow.pyfunc.load_model(MODEL_URI.format(source_run.info.run_id)).predict(rows)
+        source.stop()
+        target = shared_tracking
+        _tool("import-experiment", target.uri, "--experiment-name", EXPERIMENT, "--input-dir", str(root / "export"),
+              "--import-source-tags", "true")
+        mlflow.set_tracking_uri(target.uri)
+        yield Migration(job, source_run, history, predictions, rows, target.uri,
+                        _only_run(mlflow.MlflowClient(target.uri)))
 
 
 def test_the_model_loads_from_the_moved_run_and_predicts_the_same(migration: Migration) -> None:

@@ -1,7 +1,8 @@
 """MlflowRecorder end to end against a real ``mlflow server`` (SQLite backend, served artifacts) over HTTP.
 
-One server for the module. A tiny XGBoost model is trained in-process on random data through the
-recorder's callback; tuning trials run as three parallel processes; the ARN test goes through
+The session's shared server (tests/integration/conftest.py), in this module's own experiments and
+model names. A tiny XGBoost model is trained in-process on random data through the recorder's
+callback; tuning trials run as three parallel processes; the ARN test goes through
 sagemaker-mlflow's own endpoint override to a recording endpoint that forwards to the same server.
 """
 
@@ -25,7 +26,7 @@ import pyarrow as pa
 import pytest
 
 from tests.helpers import numeric_plan, recorder_from_environment
-from tests.integration.mlflow_server import MlflowServer, mlflow_server
+from tests.integration.mlflow_server import MlflowServer
 from training import contract
 from training.tracking import mlflow_client
 from training.tracking.lineage import SnowflakeLineage
@@ -39,10 +40,13 @@ ROUNDS = 6
 RC = {"current_host": "algo-1", "hosts": ["algo-1", "algo-2"], "current_instance_type": "ml.m5.xlarge"}
 
 
+TUNING_EXPERIMENT = "parallel-trials"
+"""This module's tuning experiment (test_tracking_jobs has its own "tuning" on the same server)."""
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    with mlflow_server(tmp_path_factory.mktemp("mlflow")) as running:
-        yield running
+def server(shared_tracking: MlflowServer) -> MlflowServer:
+    return shared_tracking
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -204,7 +208,7 @@ def test_a_secret_in_the_environment_reaches_no_param_tag_metric_or_artifact(
     assert SECRET not in repr(run.data.params) and SECRET not in repr(run.data.tags)
     assert SECRET not in repr(list(run.data.metrics)) and SECRET not in repr(run.inputs)
     stored = [p for p in (server.root / "artifacts").rglob("*") if p.is_file()]
-    assert any(p.name == "MLmodel" for p in stored)
+    assert list((server.root / "artifacts" / run.info.experiment_id).rglob("MLmodel"))  # this run's model
     assert not [p for p in stored if SECRET.encode() in p.read_bytes()]
     assert not [r for r in finished_run.records if SECRET in r.getMessage()]
 
@@ -270,7 +274,7 @@ class Tuning:
 @pytest.fixture(scope="module")
 def tuning(server: MlflowServer) -> Tuning:
     """Three trials of one tuning job, released together by a barrier, no parent created beforehand."""
-    name, experiment = f"tune-{uuid.uuid4().hex[:6]}", "tuning"
+    name, experiment = f"tune-{uuid.uuid4().hex[:6]}", TUNING_EXPERIMENT
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(3)
     trials = [ctx.Process(target=_trial, args=(server.uri, experiment, name, n, barrier)) for n in (1, 2, 3)]
@@ -307,12 +311,12 @@ def test_register_a_run_and_point_champion_at_it(finished_run: FinishedRun, serv
 
     from launch.registry import register
 
-    done = register(server.uri, "housing", run_id=finished_run.recorder.run_id)
+    done = register(server.uri, "housing-run", run_id=finished_run.recorder.run_id)
     assert done.alias == "champion" and done.version == "1"
     client = client_for(server)
-    version = client.get_model_version_by_alias("housing", "champion")
+    version = client.get_model_version_by_alias("housing-run", "champion")
     assert (version.version, version.run_id) == ("1", finished_run.recorder.run_id)
-    model = mlflow.pyfunc.load_model("models:/housing@champion")
+    model = mlflow.pyfunc.load_model("models:/housing-run@champion")
     data = xgb.DMatrix(finished_run.x, feature_names=FEATURES)
     rows = pd.DataFrame(finished_run.x.astype(np.float64), columns=FEATURES)
     np.testing.assert_array_equal(model.predict(rows)["prediction"], finished_run.booster.predict(data))
@@ -335,7 +339,7 @@ def test_register_the_best_trial_of_a_tuning_job_from_the_command_line(
 def test_register_an_unknown_tuning_job_is_one_line(server: MlflowServer, capsys: pytest.CaptureFixture[str]) -> None:
     from launch.cli import main
 
-    assert main(["register", "--tracking-uri", server.uri, "--experiment", "tuning", "--tuning-job", "no-such-job",
+    assert main(["register", "--tracking-uri", server.uri, "--experiment", TUNING_EXPERIMENT, "--tuning-job", "no-such-job",
                  "--model-name", "x"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: no parent run for tuning job 'no-such-job'") and "\n" not in err

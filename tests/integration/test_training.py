@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 import xgboost as xgb
 
-from launch.local.hosts import start_local_job
+from launch.local.hosts import LocalJobResult, run_local_job, start_local_job
 from tests.helpers import spilled_ids, synth_hps, wait_for_log
 from training import contract
 from training.hyperparameters import parse_hyperparameters
@@ -23,15 +23,24 @@ from training.train.checkpoints import list_checkpoints
 pytestmark = pytest.mark.slow
 
 SNAPSHOT_LINE = re.compile(r"reading shard \d of 3 at snapshot (\S+) \(snapshot=job_start")
+FEATURES = ["ID", *(f"F{i}" for i in range(8))]
+"""The synthetic table's features, and its shard key: spilled, it tells the rows apart."""
+RUN_HPS = synth_hps(num_round=30, features=",".join(FEATURES))
 
 
-def test_multi_host_models_match_one_host(run_job):
-    """One model from N hosts, in either read mode; each row of the table trains on exactly one host."""
-    hps = synth_hps(num_round=30, features=",".join(["ID", *(f"F{i}" for i in range(8))]))  # ID spilled: rows told apart
+@pytest.fixture(scope="module")
+def runs(job_env, tmp_path_factory) -> dict[tuple[str, int], LocalJobResult]:
+    """One job in each read mode, on 1 and 3 hosts; several tests read their models, logs and spill files."""
+    workdir = tmp_path_factory.mktemp("runs")
     # hash with snapshot=job_start: the hosts read at the one time the leader picked (Time Travel's AT)
-    runs = {(mode, hosts): run_job({**hps, "read_mode": mode, **({"snapshot": "job_start"} if mode == "hash" else {})},
-                                   hosts=hosts)
-            for mode, hosts in (("scan", 1), ("scan", 3), ("hash", 3))}
+    modes = {(mode, hosts): {**RUN_HPS, "read_mode": mode, **({"snapshot": "job_start"} if mode == "hash" else {})}
+             for mode, hosts in (("scan", 1), ("scan", 3), ("hash", 3))}
+    return {key: run_local_job(hps, hosts=key[1], workdir=workdir, env=job_env, timeout=300)
+            for key, hps in modes.items()}
+
+
+def test_multi_host_models_match_one_host(runs):
+    """One model from N hosts, in either read mode; each row of the table trains on exactly one host."""
     for (mode, hosts), result in runs.items():
         assert result.exit_code == 0, (mode, hosts, result.failure)
         assert result.rounds == 30
@@ -52,19 +61,19 @@ def test_multi_host_models_match_one_host(run_job):
         assert runs[key].final_metrics["validation-rmse"] == pytest.approx(single, rel=0.02)
 
 
-def test_model_file_is_xgboost_format_and_reproduces_the_reported_metric(run_job, stack):
-    result = run_job(synth_hps(num_round=10), hosts=2)
+def test_model_file_is_xgboost_format_and_reproduces_the_reported_metric(runs, stack):
+    result = runs["scan", 3]
     assert result.exit_code == 0, result.failure
     raw = result.model_path.read_bytes()
     assert raw[:1] == b"{"  # UBJSON object, XGBoost's own format (never pickle)
     booster = xgb.Booster(model_file=str(result.model_path))
-    assert booster.num_boosted_rounds() == 10
-    assert booster.feature_names == [f"F{i}" for i in range(8)]
+    assert booster.num_boosted_rounds() == 30
+    assert booster.feature_names == FEATURES
     # The job's validation rows, read with its own query on one "host", scored by the saved model,
-    # give the validation RMSE the job reported (all-reduced across its 2 hosts).
-    features = [f"F{i}" for i in range(8)]
-    hps = parse_hyperparameters(synth_hps(num_round=10))
-    plan = plan_shard([Column(name, 1) for name in ["ID", *features, "Y"]], hps.read_options())
+    # give the validation RMSE the job reported (all-reduced across its 3 hosts).
+    features = FEATURES
+    hps = parse_hyperparameters({**RUN_HPS, "read_mode": "scan"})
+    plan = plan_shard([Column(name, 1) for name in [*features, "Y"]], hps.read_options())  # ID: the shard key and a feature
     conn = stack.connect()
     try:
         cursor = conn.cursor()
@@ -145,12 +154,13 @@ def test_stopped_job_resumes_from_its_checkpoint(tmp_path, job_env, run_job):
     assert not contract.failure_file(resumed.host_dirs[0]).exists()
 
 
-def test_validation_rows_are_never_trained_on(run_job, tmp_path):
-    result = run_job(synth_hps(num_round=2, features="ID,F0"), hosts=2)
-    assert result.exit_code == 0, result.failure
-    train, valid = set(), set()
-    for host_dir in result.host_dirs:
-        for name, bucket in (("train.arrow", train), ("validation.arrow", valid)):
-            with pa.memory_map(str(host_dir / "spill" / name)) as source:
-                bucket.update(np.asarray(pa.ipc.open_file(source).read_all().column("ID")).astype(int).tolist())
-    assert train and valid and not train & valid
+def test_validation_rows_are_never_trained_on(runs):
+    for key in (("scan", 3), ("hash", 3)):  # a row's split does not depend on the read mode
+        result = runs[key]
+        assert result.exit_code == 0, result.failure
+        train, valid = set(), set()
+        for host_dir in result.host_dirs:
+            for name, bucket in (("train.arrow", train), ("validation.arrow", valid)):
+                with pa.memory_map(str(host_dir / "spill" / name)) as source:
+                    bucket.update(np.asarray(pa.ipc.open_file(source).read_all().column("ID")).astype(int).tolist())
+        assert train and valid and not train & valid, key
