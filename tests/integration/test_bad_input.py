@@ -97,7 +97,7 @@ CASES: dict[str, Case] = {
     # --- hyperparameters: fail before Secrets Manager is called ------------------------------------
     "hp_unknown": Case("unknown hyperparameter 'max_depht': remove it or use one of",
                        hps=synth_hps(max_depht=4), aws="recorder"),
-    "hp_wrong_type": Case("hyperparameter 'num_round' must be an integer in [1, 100000], got 'ten'",
+    "hp_wrong_type": Case("hyperparameter 'num_round' must be an integer in [1, inf], got 'ten'",
                           hps=synth_hps(num_round="ten"), aws="recorder"),
     "hp_out_of_range": Case("hyperparameter 'eta' must be a number in (0, 1], got '1.5': set it within that range",
                             hps=synth_hps(eta=1.5), aws="recorder"),

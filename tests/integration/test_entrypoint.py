@@ -54,7 +54,7 @@ def test_entrypoint_bad_hyperparameter_writes_the_failure_file(run_job, image_en
     assert result.exit_codes == [1, 1]
     for host_dir in result.host_dirs:
         failure = contract.failure_file(host_dir).read_text()
-        assert failure.strip() == ("hyperparameter 'max_depth' must be an integer in [0, 64], got 'deep': "
+        assert failure.strip() == ("hyperparameter 'max_depth' must be an integer in [0, inf], got 'deep': "
                                    "fix its value")
         assert failure.count("\n") == 1  # one line
     assert result.model_path is None
