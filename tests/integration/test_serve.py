@@ -139,6 +139,22 @@ def test_json_rows_score_as_the_mlflow_model(registered: str, mlflow_model: Path
     np.testing.assert_allclose(got, _expected(mlflow_model), rtol=1e-6)
 
 
+def test_a_null_boolean_scores_as_missing_through_mlflows_own_serving_input(mlflow_model: Path) -> None:
+    """MLflow's serving input path (what ``mlflow models serve`` and ``mlflow models predict`` run) scores a
+    NULL boolean as missing, as predict_rows does, not as False."""
+    from mlflow.models import validate_serving_input
+
+    rows = pd.DataFrame({"x": [0.5] * 3, "city": ["oslo"] * 3, "member": [None, False, True],
+                         "signup": ["2020-01-05"] * 3, "seen": ["2021-01-01 10:00:00"] * 3})
+    served = validate_serving_input(str(mlflow_model), json.dumps(
+        {"dataframe_split": json.loads(rows.to_json(orient="split", index=False))}))
+    import mlflow.pyfunc
+
+    expected = mlflow.pyfunc.load_model(str(mlflow_model)).unwrap_python_model().predict(None, rows)["prediction"]
+    np.testing.assert_allclose(served["prediction"], expected, rtol=1e-6)
+    assert expected[0] != expected[1]  # the model tells missing from False: a False in its place would show
+
+
 def test_mlflows_own_serving_example_scores(registered: str, mlflow_model: Path) -> None:
     body = (mlflow_model / "serving_input_example.json").read_bytes()  # NULL datetimes written as "NaT"
     got = _predictions(requests.post(f"{registered}/invocations", data=body,

@@ -49,10 +49,17 @@ class TableModel(mlflow.pyfunc.PythonModel):
 
 
 def signature(plan: ColumnPlan, example: Any, outputs: Any) -> ModelSignature:
-    """Inputs: each feature under its table name and type (NULL allowed). Outputs: as predicted."""
-    from mlflow.models import infer_signature
+    """Inputs: each feature under its table name and type (NULL allowed). Outputs: as predicted.
 
-    inputs = Schema([ColSpec(kind, name, required=False) for name, kind in plan.signature_columns()])
+    A boolean column is typed ``Any``: MLflow's schema enforcement for ``boolean`` turns a JSON null
+    into False on its serving paths (``mlflow models serve``, ``mlflow models predict``,
+    ``validate_serving_input``), where the job, the endpoint and ``predict_rows`` read NULL as missing.
+    """
+    from mlflow.models import infer_signature
+    from mlflow.types.schema import AnyType
+
+    inputs = Schema([ColSpec(AnyType() if kind == "boolean" else kind, name, required=False)
+                     for name, kind in plan.signature_columns()])
     return ModelSignature(inputs=inputs, outputs=infer_signature(example, outputs).outputs)
 
 
