@@ -143,23 +143,38 @@ def start_local_job(
     Reusing ``job_name`` reuses the host trees, so a stopped job resumes from its checkpoints.
     """
     job_name = job_name or f"local-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    job_dir = (workdir or DEFAULT_WORKDIR) / "jobs" / job_name
+    hostnames, host_dirs, hps, shared = prepare_hosts(hyperparameters, hosts, (workdir or DEFAULT_WORKDIR) / "jobs" /
+                                                      job_name)
+    processes = []
+    for name, host_dir in zip(hostnames, host_dirs, strict=True):
+        progress = RoundProgress(total_rounds({"HyperParameters": hps})) if echo and name == hostnames[0] else None
+        processes.append(_start_host(host_dir, job_name, {**shared, **(env or {})}, command or container_command(),
+                                     progress))
+    return LocalJob(job_name, host_dirs, processes)
+
+
+def prepare_hosts(hyperparameters: dict[str, str], hosts: int, job_dir: Path
+                  ) -> tuple[list[str], list[Path], dict[str, str], dict[str, str]]:
+    """Each host's tree under ``job_dir`` (hyperparameters with a free tracker port, no failure file left
+    from a previous run) and the environment the hosts share: host names, host dirs, hyperparameters, env."""
     hostnames = host_names(hosts)
     hps = {"tracker_port": str(free_port()), **{k: str(v) for k, v in hyperparameters.items()}}
     host_dirs = [job_dir / name for name in hostnames]
     ledgers = ledger_dir(host_dirs)
     shutil.rmtree(ledgers, ignore_errors=True)  # a rerun of the same job (resuming) writes them anew
-    # Simulated hosts share this machine's cores: give each its share, or they thrash. Every host
-    # records its collective calls: the job's outcome includes whether they were the same.
-    host_env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // hosts)), contract.LEDGER_ENV: str(ledgers),
-                **(env or {})}
-    processes = []
     for name, host_dir in zip(hostnames, host_dirs, strict=True):
         write_host_tree(host_dir, hostnames, name, hps)
         contract.failure_file(host_dir).unlink(missing_ok=True)
-        progress = RoundProgress(total_rounds({"HyperParameters": hps})) if echo and name == hostnames[0] else None
-        processes.append(_start_host(host_dir, job_name, host_env, command or container_command(), progress))
-    return LocalJob(job_name, host_dirs, processes)
+    # Simulated hosts share this machine's cores: give each its share, or they thrash. Every host
+    # records its collective calls: the job's outcome includes whether they were the same.
+    shared = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // hosts)), contract.LEDGER_ENV: str(ledgers)}
+    return hostnames, host_dirs, hps, shared
+
+
+def host_environ(host_dir: Path, job_name: str, env: dict[str, str]) -> dict[str, str]:
+    """A host's environment: this process's, less the job's own settings, plus ``env`` and the host's place."""
+    inherited = {k: v for k, v in os.environ.items() if k not in contract.JOB_SETTINGS}
+    return {**inherited, **env, contract.BASE_DIR_ENV: str(host_dir), contract.JOB_NAME_ENV: job_name}
 
 
 def run_local_job(
@@ -174,8 +189,7 @@ def run_local_job(
 def _start_host(host_dir: Path, job_name: str, env: dict[str, str], command: list[str],
                 progress: RoundProgress | None) -> Any:
     """Start one host; with ``progress`` (the leader of an echoed job) its log goes to stdout too."""
-    inherited = {k: v for k, v in os.environ.items() if k not in contract.JOB_SETTINGS}
-    host_env = {**inherited, **env, contract.BASE_DIR_ENV: str(host_dir), contract.JOB_NAME_ENV: job_name,
+    host_env = {**host_environ(host_dir, job_name, env),
                 "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
                 "PYTHONUNBUFFERED": "1"}
     log_path = host_dir / "log.txt"

@@ -28,8 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from launch.local.hosts import LocalJobResult, _collect, host_names, ledger_dir, write_host_tree
-from launch.local.services import free_port
+from launch.local.hosts import LocalJobResult, _collect, host_environ, prepare_hosts
 from training import contract
 
 ACCESS_DENIED = ("User: arn:aws:sts::123456789012:assumed-role/SageMakerJob/job is not authorized to perform: "
@@ -143,14 +142,8 @@ def run_in_process(hyperparameters: dict[str, str], workdir: Path, env: dict[str
     before it returns. Call it from the main thread (the entry program installs a signal handler)."""
     from container.entry import main
 
-    [host] = host_names(1)
-    host_dir = workdir / "jobs" / job_name / host
-    write_host_tree(host_dir, [host], host, {"tracker_port": str(free_port()), **hyperparameters})
-    contract.failure_file(host_dir).unlink(missing_ok=True)
-    inherited = {k: v for k, v in os.environ.items() if k not in contract.JOB_SETTINGS}
-    host_env = {**inherited, "OMP_NUM_THREADS": str(os.cpu_count() or 1),
-                contract.LEDGER_ENV: str(ledger_dir([host_dir])), **env,
-                contract.BASE_DIR_ENV: str(host_dir), contract.JOB_NAME_ENV: job_name}
+    _, [host_dir], _, shared = prepare_hosts(hyperparameters, 1, workdir / "jobs" / job_name)
+    host_env = host_environ(host_dir, job_name, {**shared, **env})
     with _host_process(host_env, host_dir / "log.txt"):
         code = main([contract.TRAIN_COMMAND])
     return _collect(job_name, [host_dir], [code])
