@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from training.objectives.labels import BINARY_METRICS, RELEVANT_OR_NOT, LabelRange
-from training.objectives.metrics import CUSTOM_METRICS, metric_base
+from training.objectives.metrics import CUSTOM_METRICS, RANKING_METRICS, metric_base
 
 REGRESSION, BINARY, MULTICLASS, RANKING, SURVIVAL = "regression", "binary", "multiclass", "ranking", "survival"
 """The families: regression (``reg:*``, ``count:*``), two classes, several classes, ranked lists, survival."""
@@ -33,10 +33,9 @@ objective, but for a regression or survival label the number means nothing (or X
 check), and a class id (``multi:softmax``) has no order to score."""
 _REGRESSION_OWN = ("r2", "mse")
 _CLASSIFICATION_OWN = tuple(m for m in CUSTOM_METRICS if m not in _REGRESSION_OWN)
-_RANKING = ("ndcg", "map", "pre")
 
 METRIC_NEEDS = {
-    **{name: "query groups: use a rank:* objective with group_column" for name in _RANKING},
+    **{name: "query groups: use a rank:* objective with group_column" for name in RANKING_METRICS},
     **{name: f"label bounds: use objective={SURVIVAL_AFT}" for name in ("aft-nloglik", "interval-regression-accuracy")},
     "cox-nloglik": f"censored times: use objective={SURVIVAL_COX}",
     "quantile": "quantile_alpha: use objective=reg:quantileerror",
@@ -83,7 +82,7 @@ class Objective:
 _REGRESSION_METRICS = _ONE_OUTPUT + _REGRESSION_OWN
 _BINARY_METRICS = _ONE_OUTPUT + _RANKED + _CLASSIFICATION_OWN
 _MULTICLASS_METRICS = ("mlogloss", "merror") + _CLASSIFICATION_OWN
-_RANKING_METRICS = _ONE_OUTPUT + _RANKED + _RANKING
+_RANKING_METRICS = _ONE_OUTPUT + _RANKED + RANKING_METRICS
 _SCALE_POS = ("scale_pos_weight",)
 _AT_LEAST_0 = "a value >= 0"
 _RELEVANCE = LabelRange(0.0, 31.0, "a relevance degree in [0, 31]")
