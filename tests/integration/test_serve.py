@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -153,6 +154,80 @@ def test_a_null_boolean_scores_as_missing_through_mlflows_own_serving_input(mlfl
     expected = mlflow.pyfunc.load_model(str(mlflow_model)).unwrap_python_model().predict(None, rows)["prediction"]
     np.testing.assert_allclose(served["prediction"], expected, rtol=1e-6)
     assert expected[0] != expected[1]  # the model tells missing from False: a False in its place would show
+
+
+NULL_ROWS = pd.DataFrame({  # a NULL in each kind of column, a False next to the NULL boolean, all NULL
+    "x": [None, 0.5, 0.5, 0.5, 0.5, 0.5, None],
+    "city": ["oslo", None, "oslo", "oslo", "oslo", "oslo", None],
+    "member": [True, True, None, False, True, True, None],
+    "signup": ["2020-01-05", "2020-01-05", "2020-01-05", "2020-01-05", None, "2020-01-05", None],
+    "seen": ["2021-01-01 10:00:00", "2021-01-01T10:00:00", "2021-01-01 10:00:00", "2021-01-01 10:00:00",
+             "2021-01-01 10:00:00", None, None],  # two ISO 8601 forms, as the endpoint accepts them
+})
+
+
+def _mlflow_cli(*args: str, **popen: Any) -> Any:
+    """MLflow's own command line in this environment (its scoring server runs ``uvicorn`` from PATH)."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "NO_PROXY": "*"}
+    command = [str(Path(sys.executable).parent / "mlflow"), "models", *args, "--env-manager", "local"]
+    if popen:
+        return subprocess.Popen(command, env=env, **popen)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _null_rows_expected(mlflow_model: Path) -> np.ndarray:
+    from training.model.booster import load, predict_rows
+
+    expected = predict_rows(*load(mlflow_model / "artifacts" / contract.MODEL_FILE), NULL_ROWS)["prediction"]
+    assert expected[2] != expected[3]  # the model tells a NULL boolean from False: a False in its place would show
+    return np.asarray(expected)
+
+
+@pytest.mark.parametrize("form", ["json", "csv"])
+def test_mlflow_models_predict_scores_nulls_of_every_kind_as_predict_rows(mlflow_model: Path, tmp_path: Path,
+                                                                          form: str) -> None:
+    rows = tmp_path / f"rows.{form}"
+    if form == "json":
+        rows.write_text(json.dumps({"dataframe_split": json.loads(NULL_ROWS.to_json(orient="split", index=False))}))
+    else:
+        NULL_ROWS.to_csv(rows, index=False)  # NULL: an empty field
+    done = _mlflow_cli("predict", "-m", str(mlflow_model), "-i", str(rows), "-t", form, "-o", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = [row["prediction"] for row in json.loads((tmp_path / "out").read_text())["predictions"]]
+    np.testing.assert_allclose(got, _null_rows_expected(mlflow_model), rtol=1e-6)
+
+
+def test_mlflow_models_serve_scores_nulls_of_every_kind_as_predict_rows(mlflow_model: Path, tmp_path: Path) -> None:
+    """JSON scores as predict_rows does. CSV: MLflow's server reads it with the signature's pandas types, which
+    a boolean, date or timestamp column (typed Any) does not have: it refuses the body, and never scores a
+    NULL as something else."""
+    port = free_port()
+    with (tmp_path / "serve.log").open("w") as log:
+        process = _mlflow_cli("serve", "-m", str(mlflow_model), "-p", str(port), stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if requests.get(f"{url}/ping", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(0.5)
+        else:
+            pytest.fail(f"mlflow models serve did not answer /ping: {(tmp_path / 'serve.log').read_text()[-2000:]}")
+        expected = _null_rows_expected(mlflow_model)
+        for layout, orient in (("dataframe_split", {"orient": "split", "index": False}),
+                               ("dataframe_records", {"orient": "records"})):
+            body = {layout: json.loads(NULL_ROWS.to_json(**orient))}
+            got = _predictions(requests.post(f"{url}/invocations", json=body, timeout=30))
+            np.testing.assert_allclose(got, expected, rtol=1e-6, err_msg=layout)
+        csv = requests.post(f"{url}/invocations", data=NULL_ROWS.to_csv(index=False),
+                            headers={"Content-Type": "text/csv"}, timeout=30)
+        assert csv.status_code == 400 and "Failed to parse input as a Pandas DataFrame" in csv.text
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
 
 
 def test_mlflows_own_serving_example_scores(registered: str, mlflow_model: Path) -> None:

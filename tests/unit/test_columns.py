@@ -160,6 +160,17 @@ def test_a_feature_the_rows_leave_out_is_missing_and_dates_are_whole_days():
     assert np.isnan(features[0, [1, 2, 4, 5]]).all()
 
 
+def test_dates_and_times_given_as_text_read_as_the_table_has_them():
+    """Text as JSON callers send it (MLflow passes a date or timestamp column on as text): both ISO 8601
+    forms, NULL, and pandas' ``NaT`` (MLflow's serving example writes a missing datetime so) as NULL."""
+    import pandas as pd
+
+    plan = PLAN.with_vocabularies({"Region": ("north",), "Label": ("a", "b")})
+    rows = pd.DataFrame({"d": ["1970-01-03", None, "NaT", "1970-01-02T12:00:00", "1970-01-02 12:00:00"]})
+    days = plan.feature_matrix(rows)[:, 3]
+    np.testing.assert_array_equal(days, [2.0, np.nan, np.nan, 1.0, 1.0])
+
+
 def test_minus_zero_is_the_same_class_as_zero():
     label = ColumnPlan((ColumnSpec("x", "REAL", "numeric", FEATURE), ColumnSpec("y", "REAL", "class", LABEL)))
     spilled = label.to_spill([pa.array([1.0, 2.0]), pa.array([-0.0, 0.0])])

@@ -18,8 +18,8 @@ does not fit fails as :class:`BadRequest`, one line naming the fix. The answer i
 scoring server's shape, ``{"predictions": [{"prediction": ...}, ...]}``.
 
 Why not MLflow's own scoring server (``mlflow models serve``): it parses CSV with the signature's
-pandas types, so a NULL in a boolean column fails, it accepts a datetime only in the first row's
-format, scores a row with a missing column silently, and answers a bad request with a traceback.
+pandas types, which a boolean, date or timestamp column (typed Any) lacks, so it refuses CSV for such
+a model; it scores a row with a missing column silently, and answers a bad request with a traceback.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def read_rows(body: bytes, content_type: str, plan: ColumnPlan) -> Any:
         table = _csv_rows(body, plan)
         rows, names, count = {n: table.column(n) for n in table.column_names}, table.column_names, table.num_rows
     elif kind == JSON:
-        rows = _json_rows(body, plan)
+        rows = _json_frame(body)
         names, count = list(rows.columns), len(rows)
     else:
         raise UnsupportedType(f"content type {content_type or 'none'!r} is not accepted: send {CSV} (a header row, "
@@ -112,14 +112,6 @@ def _csv_rows(body: bytes, plan: ColumnPlan) -> pa.Table:
     except pa.ArrowException as err:
         raise BadRequest(f"the CSV body does not parse: {_first_line(err)} (send a header row, then one row per "
                          "line; an empty field is NULL)") from err
-
-
-def _json_rows(body: bytes, plan: ColumnPlan) -> Any:
-    frame = _json_frame(body)
-    for name, kind in plan.signature_columns():  # MLflow's own serving example writes a NULL datetime "NaT"
-        if kind == "datetime" and name in frame.columns:
-            frame[name] = frame[name].astype(object).where(frame[name] != "NaT", None)
-    return frame
 
 
 def _json_frame(body: bytes) -> Any:

@@ -56,10 +56,13 @@ def _to_float32(array: pa.Array) -> pa.Array:
 
 
 def _seconds(array: pa.Array) -> pa.Array:
-    """Seconds since the epoch (UTC) of timestamps, dates or ISO 8601 text, as float64."""
+    """Seconds since the epoch (UTC) of timestamps, dates or ISO 8601 text, as float64.
+
+    Text ``NaT`` is NULL: pandas writes a missing datetime so, and MLflow passes it on (its
+    ``serving_input_example.json``)."""
     array = _plain(array)
     if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
-        array = pc.cast(array, pa.timestamp("us"))
+        array = pc.cast(pc.if_else(pc.equal(array, "NaT"), pa.scalar(None, array.type), array), pa.timestamp("us"))
     if pa.types.is_date(array.type):
         days = pc.cast(pc.cast(array, pa.date32()), pa.int32())
         return pc.multiply(pc.cast(days, pa.float64()), 86_400.0)

@@ -48,17 +48,22 @@ class TableModel(mlflow.pyfunc.PythonModel):
         return predict_rows(self._booster, self._plan, model_input)
 
 
-def signature(plan: ColumnPlan, example: Any, outputs: Any) -> ModelSignature:
-    """Inputs: each feature under its table name and type (NULL allowed). Outputs: as predicted.
+_ENFORCED = ("double", "string")
+"""The signature types whose MLflow conversion keeps a value as the table has it. MLflow's serving
+paths (``mlflow models serve``, ``mlflow models predict``, ``validate_serving_input``) turn a JSON null
+into False in a ``boolean`` column, and parse a ``datetime`` column with one format taken from its first
+value (``2021-01-01 10:00:00`` then ``2021-01-01T10:00:00`` fails) and no zone offsets. Those columns are
+typed ``Any``: MLflow passes their values on, and :func:`training.model.booster.predict_rows` reads them
+as the endpoint does."""
 
-    A boolean column is typed ``Any``: MLflow's schema enforcement for ``boolean`` turns a JSON null
-    into False on its serving paths (``mlflow models serve``, ``mlflow models predict``,
-    ``validate_serving_input``), where the job, the endpoint and ``predict_rows`` read NULL as missing.
-    """
+
+def signature(plan: ColumnPlan, example: Any, outputs: Any) -> ModelSignature:
+    """Inputs: each feature under its table name (NULL allowed), typed as :data:`_ENFORCED` allows.
+    Outputs: as predicted."""
     from mlflow.models import infer_signature
     from mlflow.types.schema import AnyType
 
-    inputs = Schema([ColSpec(AnyType() if kind == "boolean" else kind, name, required=False)
+    inputs = Schema([ColSpec(kind if kind in _ENFORCED else AnyType(), name, required=False)
                      for name, kind in plan.signature_columns()])
     return ModelSignature(inputs=inputs, outputs=infer_signature(example, outputs).outputs)
 
