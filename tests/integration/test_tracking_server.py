@@ -302,6 +302,48 @@ def test_parallel_trials_share_one_parent_that_names_the_best(tuning: Tuning, se
     assert parent.data.metrics["best-validation-rmse"] == best.data.metrics["validation-rmse"]
 
 
+def test_metrics_named_with_an_argument_are_recorded_and_name_the_best_trial(server: MlflowServer) -> None:
+    """XGBoost's ``ndcg@5`` and ``ndcg@3-``: MLflow refuses ``@`` in a metric name, so the run records them as
+    ``ndcg_at_5``; the tuning parent's best is the highest (ndcg is maximized), as XGBoost's name says."""
+    import xgboost as xgb
+
+    tuning_job, rng = f"tune-at-{uuid.uuid4().hex[:6]}", np.random.default_rng(4)
+    x = rng.random((400, len(FEATURES)), dtype=np.float32)
+    relevance = np.clip(np.round(x[:, 0] * 3 + rng.normal(0, 0.7, 400)), 0, 3).astype(np.float32)
+    qid = np.repeat(np.arange(40), 10)
+    train = xgb.DMatrix(x[:300], relevance[:300], qid=qid[:300], feature_names=FEATURES)
+    valid = xgb.DMatrix(x[300:], relevance[300:], qid=qid[300:], feature_names=FEATURES)
+    recorders = []
+    for number, eta in ((1, 0.02), (2, 0.9)):
+        env = {contract.TRACKING_URI_ENV: server.uri, contract.EXPERIMENT_ENV: "metric-arguments",
+               contract.JOB_NAME_ENV: f"{tuning_job}-{number:03d}-{uuid.uuid4().hex[:8]}"}
+        recorder = recorder_from_environment(env, RC, {"_tuning_objective_metric": "validation:ndcg@5"})
+        assert isinstance(recorder, MlflowRecorder)
+        recorder.check_reachable()
+        params = {"objective": "rank:ndcg", "eval_metric": ["ndcg@5", "ndcg@3-"], "eta": eta, "max_depth": 4,
+                  "seed": number}
+        recorder.start(params)
+        booster = xgb.train(params, train, ROUNDS, evals=[(train, "train"), (valid, "validation")],
+                            callbacks=[recorder.callback()], verbose_eval=False)
+        text = booster.eval_set([(train, "train"), (valid, "validation")])
+        final = {k: float(v) for k, v in (item.rsplit(":", 1) for item in text.split("\t")[1:])}
+        recorder.finish(booster, final, numeric_plan(FEATURES), pa.table({f: x[:3, i] for i, f in enumerate(FEATURES)}))
+        assert not recorder._guard.lost.is_set()
+        recorders.append((recorder, final))
+    client = client_for(server)
+    runs = [client.get_run(r.run_id) for r, _ in recorders]
+    for run, (_, final) in zip(runs, recorders, strict=True):
+        assert run.info.status == "FINISHED"
+        assert run.data.metrics["validation-ndcg_at_5"] == pytest.approx(final["validation-ndcg@5"])
+        assert run.data.metrics["validation-ndcg_at_3-"] == pytest.approx(final["validation-ndcg@3-"])
+        assert {m.step for m in client.get_metric_history(run.info.run_id, "train-ndcg_at_5")} == set(range(ROUNDS))
+    values = [run.data.metrics["validation-ndcg_at_5"] for run in runs]
+    assert values[0] != values[1]
+    parent = client.get_run(runs[0].data.tags["mlflow.parentRunId"])
+    assert parent.data.tags["objective_metric"] == "validation-ndcg_at_5"
+    assert parent.data.metrics["best-validation-ndcg_at_5"] == max(values)
+
+
 # --- registry -------------------------------------------------------------------------------------------
 
 

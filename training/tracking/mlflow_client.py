@@ -268,16 +268,31 @@ class MetricWriter:
         return batch, False
 
 
+AT = "_at_"
+"""What ``@`` becomes in a metric's MLflow name: MLflow allows letters, digits and ``_ - . / :`` and
+space only, and XGBoost names metrics with an argument ``ndcg@5``, ``error@0.6``, ``tweedie-nloglik@1.5``."""
+
+
+def mlflow_metric_name(name: str) -> str:
+    """``name`` as MLflow stores it: ``validation-ndcg@5`` -> ``validation-ndcg_at_5``."""
+    return name.replace("@", AT)
+
+
+def xgboost_metric_name(name: str) -> str:
+    """The metric's name as XGBoost writes it: ``validation-ndcg_at_5`` -> ``validation-ndcg@5``."""
+    return name.replace(AT, "@")
+
+
 def round_metrics(epoch: int, evals_log: Mapping[str, Mapping[str, Any]]) -> list[Any]:
     """One round's evaluation results as MLflow metrics at ``step`` = ``epoch``.
 
     ``evals_log`` keys ``train``/``validation`` and metric ``rmse`` become ``train-rmse`` and
-    ``validation-rmse`` (XGBoost's own console names).
+    ``validation-rmse`` (XGBoost's own console names, ``@`` written as :data:`AT`).
     """
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    return [Metric(f"{data}-{name}", _last_value(history), now, epoch)
+    return [Metric(mlflow_metric_name(f"{data}-{name}"), _last_value(history), now, epoch)
             for data, by_metric in evals_log.items() for name, history in by_metric.items() if history]
 
 

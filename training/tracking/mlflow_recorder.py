@@ -44,6 +44,7 @@ from training.tracking.mlflow_client import (
     RetryGuard,
     configure_client,
     describe_error,
+    mlflow_metric_name,
     package_version,
     quote,
     round_callback,
@@ -131,8 +132,9 @@ def _tuning_job_from_name(job_name: str) -> str | None:
 
 
 def _metric_name(name: str) -> str:
-    """SageMaker metric names use ``:`` (``validation:rmse``); XGBoost's evals log uses ``-``."""
-    return name.replace(":", "-")
+    """The run's name of a SageMaker metric: ``validation:ndcg@5`` -> ``validation-ndcg_at_5`` (XGBoost's
+    evals log uses ``-``; MLflow refuses ``@``)."""
+    return mlflow_metric_name(name.replace(":", "-"))
 
 
 def _param_values(params: Mapping[str, Any]) -> dict[str, str]:
@@ -346,7 +348,7 @@ class MlflowRecorder:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        metrics = [Metric(k, float(v), now, step) for k, v in values.items()]
+        metrics = [Metric(mlflow_metric_name(k), float(v), now, step) for k, v in values.items()]
         self._guard.call(what, self.client.log_batch, self.run_id, metrics=metrics)
 
     def _active(self) -> bool:
@@ -372,7 +374,7 @@ class MlflowRecorder:
             self._log_metrics("logging final metrics", final_metrics, step=max(self.last_step, 0))
             self._guard.call("logging the model", self._log_model, booster, plan, example)
             if self.parent_run_id:
-                self._guard.call("updating the tuning parent", self._update_parent)
+                self._guard.call("updating the tuning parent", self._update_parent, final_metrics)
             self._guard.call("ending the run", self.client.set_terminated, self.run_id, status)
         except Exception as err:  # a bug: keep its traceback, but it must not cost the model file
             _logger.warning("MLflow run %s not completed: %s: %s", self.run_id, type(err).__name__, err,
@@ -402,14 +404,16 @@ class MlflowRecorder:
         self.model_uri = pyfunc.log_model(self.client, str(self.run_id), str(self.experiment_id), MLFLOW_MODEL_NAME,
                                           booster, plan, example, _param_values(self._params))
 
-    def _update_parent(self) -> None:
+    def _update_parent(self, final_metrics: Mapping[str, float]) -> None:
         assert self.parent_run_id is not None and self.run_id is not None and self.job.tuning_job_name
         self.parent_run_id = tuning_parent.update_parent(self.client, str(self.experiment_id),
                                                          self.job.tuning_job_name, self.run_id,
-                                                         self.parent_run_id, self._objective_metric())
+                                                         self.parent_run_id, self._objective_metric(final_metrics))
 
-    def _objective_metric(self) -> str:
+    def _objective_metric(self, final_metrics: Mapping[str, float]) -> str:
+        """The tuning objective's run metric; without one, the first validation metric (the first
+        ``eval_metric``, else the objective's default: XGBoost reports them in that order)."""
         if self.job.objective_metric:
             return self.job.objective_metric
-        first = str(self._params.get("eval_metric", "rmse")).split(",")[0].strip() or "rmse"
-        return f"validation-{first}"
+        first = next((name for name in final_metrics if name.startswith("validation-")), "validation-rmse")
+        return mlflow_metric_name(first)

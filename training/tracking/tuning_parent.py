@@ -32,6 +32,7 @@ from training.tracking.mlflow_client import (
     TAG_TUNING_JOB,
     TrackingError,
     quote,
+    xgboost_metric_name,
 )
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ def best_trial(runs: Iterable[Run], metric: str) -> Run | None:
     scored = [run for run in runs if metric in run.data.metrics]
     if not scored:
         return None
-    pick = max if maximized(metric) else min
+    pick = max if maximized(xgboost_metric_name(metric)) else min
     return pick(scored, key=lambda run: run.data.metrics[metric])
 
 
