@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from launch import service_model
+
 if TYPE_CHECKING:  # the SDK is heavy to import: commands import it only when they need it
     from sagemaker.core.helper.session_helper import Session
 
@@ -40,12 +42,17 @@ checked the role is an ARN, and many users may pass a role but not simulate poli
 
 
 def boto_session(region: str) -> boto3.Session:
-    """A boto3 session for the settings' region (credentials from the usual chain)."""
-    return boto3.Session(region_name=region)
+    """A boto3 session for the settings' region (credentials from the usual chain); every SageMaker
+    request made through it is first checked against the service's limits (:mod:`launch.service_model`)."""
+    session = boto3.Session(region_name=region)
+    service_model.install(session)
+    return session
 
 
 def sdk_session(session: boto3.Session, *, pipeline: bool = False) -> Session:
-    """A SageMaker SDK session over ``session`` (a ``PipelineSession`` to build pipeline steps)."""
+    """A SageMaker SDK session over ``session`` (a ``PipelineSession`` to build pipeline steps); its
+    requests are checked against the service's limits (:mod:`launch.service_model`) before they are sent."""
+    service_model.install(session)
     if pipeline:
         from sagemaker.core.workflow.pipeline_context import PipelineSession
 

@@ -7,12 +7,12 @@ pipeline reuse it. What the container expects, and why the builders look the way
   input channels (the SDK then uploads nothing and adds no driver channel).
 - The environment carries only the Snowflake secret's *id* and the MLflow settings: anything
   in it is shown by DescribeTrainingJob. Hyperparameters are strings.
-- Metric definitions match the container's own log lines (``[12]\\ttrain-rmse:0.1\\t...`` and
-  ``final metrics: train-rmse:0.1 validation-rmse:0.2 rounds:100``, each prefixed with a
-  timestamp and host, so the regexes are unanchored): one per data set and ``eval_metric``.
+- Metric definitions match the container's round lines (``[12]\\ttrain-rmse:0.1\\t...``, prefixed
+  with a timestamp and host, so the regexes are unanchored): one per data set and ``eval_metric``
+  (:mod:`launch.metric_definitions`).
 - SDK v3 (3.27) gaps closed here: the tuner ignores the trainer's metric definitions (passed to
-  the tuner), drops network isolation, inter-container encryption and the volume KMS key (put
-  back by :class:`_Tuner`), and names tuning jobs by the minute (we always pass a unique name).
+  the tuner), drops network isolation, inter-container encryption, the volume KMS key and the
+  warm pool's keep-alive (put back by :class:`_Tuner`), and names tuning jobs by the minute (we always pass a unique name).
 
 The SDK is imported inside the functions: it takes seconds to import, and ``--local`` and
 settings errors need none of it. ``sagemaker.mlops`` even builds a boto3 client at import.
@@ -24,7 +24,6 @@ import functools
 import json
 import logging
 import os
-import re
 import secrets
 import warnings
 from datetime import datetime, timezone
@@ -33,6 +32,7 @@ from typing import Any
 import boto3
 
 from launch import aws
+from launch.metric_definitions import metric_definitions
 from launch.settings import Settings, connection_text
 from launch.tuning_space import search_space
 from training.contract import (
@@ -49,9 +49,6 @@ from training.hyperparameters import TuningRange
 logger = logging.getLogger(__name__)
 
 
-DATASETS = ("train", "validation")
-"""The evaluation sets the container prints, in its per-round and final lines."""
-NUMBER = r"([-+0-9.eE]+)"
 
 TUNING_NAME_MAX = 32
 """CreateHyperParameterTuningJob allows 32 characters."""
@@ -61,15 +58,6 @@ PIPELINE_PARAMETERS = ("InstanceType", "InstanceCount", "TrainingImage")
 
 # ---------------------------------------------------------------------------------------------
 # Pieces
-
-
-def metric_definitions(eval_metrics: list[str]) -> list[dict[str, str]]:
-    """One definition per data set and metric: ``validation:rmse`` <- ``validation-rmse:(number)``."""
-    return [
-        {"Name": f"{dataset}:{metric}", "Regex": f"{dataset}-{re.escape(metric)}:{NUMBER}"}
-        for metric in eval_metrics
-        for dataset in DATASETS
-    ]
 
 
 def check_objective(settings: Settings) -> list[dict[str, str]]:
@@ -160,6 +148,7 @@ def build_trainer(settings: Settings, session: Any, *, image: Any = None, instan
                 volume_size_in_gb=compute.volume_size_gb,
                 volume_kms_key_id=kms.volume_key_id or None,
                 enable_managed_spot_training=compute.spot or None,
+                keep_alive_period_in_seconds=compute.keep_alive_seconds or None,
             ),
             stopping_condition=StoppingCondition(
                 max_runtime_in_seconds=compute.max_runtime_seconds,
@@ -214,6 +203,8 @@ def _tuner_class() -> type:
                 definition.enable_inter_container_traffic_encryption = True
             if trainer.compute.volume_kms_key_id:
                 definition.resource_config.volume_kms_key_id = trainer.compute.volume_kms_key_id
+            if trainer.compute.keep_alive_period_in_seconds:  # a warm pool carries over from trial to trial
+                definition.resource_config.keep_alive_period_in_seconds = trainer.compute.keep_alive_period_in_seconds
             return definition
 
     return _Tuner
@@ -237,6 +228,7 @@ def build_tuner(settings: Settings, trainer: Any) -> Any:
         early_stopping_type=tuning.early_stopping,
         random_seed=tuning.random_seed,
         warm_start_config=_warm_start(settings),
+        completion_criteria_config=_completion_criteria(settings),
         tags=[{"Key": k, "Value": v} for k, v in settings.tags.items()] or None,
     )
 
@@ -250,6 +242,29 @@ def _strategy_config(settings: Settings) -> Any:
     config = HyperbandStrategyConfig(min_resource=tuning.hyperband_min_resource,
                                      max_resource=tuning.hyperband_max_resource)
     return HyperParameterTuningJobStrategyConfig(hyperband_strategy_config=config)
+
+
+def _completion_criteria(settings: Settings) -> Any:
+    """When the tuning job may stop before ``max_jobs``: a target value, trials that stop improving, convergence."""
+    tuning = settings.tuning
+    if tuning.target_objective_value is None and tuning.stop_after_not_improving is None \
+            and not tuning.complete_on_convergence:
+        return None
+    from sagemaker.core.shapes import (
+        BestObjectiveNotImproving,
+        ConvergenceDetected,
+        TuningJobCompletionCriteria,
+    )
+
+    criteria: dict[str, Any] = {}
+    if tuning.target_objective_value is not None:
+        criteria["target_objective_metric_value"] = tuning.target_objective_value
+    if tuning.stop_after_not_improving is not None:
+        criteria["best_objective_not_improving"] = BestObjectiveNotImproving(
+            max_number_of_training_jobs_not_improving=tuning.stop_after_not_improving)
+    if tuning.complete_on_convergence:
+        criteria["convergence_detected"] = ConvergenceDetected(complete_on_convergence="Enabled")
+    return TuningJobCompletionCriteria(**criteria)
 
 
 def _warm_start(settings: Settings) -> Any:

@@ -39,6 +39,8 @@ from pydantic import (
     model_validator,
 )
 
+from launch import service_model
+from launch.metric_definitions import metric_definitions
 from launch.tuning_space import check_space, parse_ranges, search_space
 from launch.validation import (
     EXAMPLE,
@@ -112,6 +114,24 @@ def _ranges(value: Any) -> dict[str, TuningRange]:
 Seconds = Annotated[int, between(1, MAX_RUNTIME)]
 
 
+def _training_instance_type(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"settings key 'compute.instance_type' must be a string, got {show(value)}: fix its value")
+    value = value.strip()
+    problem = service_model.unknown_instance_type("compute.instance_type", value, service_model.TRAINING_INSTANCE_TYPE)
+    if problem:
+        raise ConfigError(problem)
+    return value
+
+
+KEEP_ALIVE_MAX = service_model.maximum("ResourceConfig", "KeepAlivePeriodInSeconds")
+"""The longest warm pool SageMaker keeps (botocore's model: 21,600 s today)."""
+METRIC_DEFINITIONS_MAX = service_model.maximum("AlgorithmSpecification", "MetricDefinitions")
+"""How many metric definitions a training job may have (40)."""
+NOT_IMPROVING_MIN = service_model.minimum("MaxNumberOfTrainingJobsNotImproving")
+"""The fewest trials without improvement after which a tuning job may stop (3)."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Sections
 
@@ -162,13 +182,15 @@ class Mlflow(_Section):
 class Compute(_Section):
     """Instances, volume, run time and spot."""
 
-    instance_type: Annotated[Text, matching(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")] = Field(
-        "ml.m5.xlarge", description="instance type")
+    instance_type: Annotated[str, validated_by(_training_instance_type)] = Field(
+        "ml.m5.xlarge", description="instance type (one SageMaker lists for training)")
     instance_count: Annotated[int, between(1, 100)] = Field(1, description="number of hosts")
     volume_size_gb: Annotated[int, between(1, 16384)] = Field(30, description="EBS volume per host (GB)")
     max_runtime_seconds: Seconds = Field(86_400, description="stop the job after this")
     spot: bool = Field(False, description="managed spot training")
     max_wait_seconds: Seconds | None = Field(None, description="spot: total time including waiting for capacity")
+    keep_alive_seconds: Annotated[int, between(0, KEEP_ALIVE_MAX)] = Field(
+        0, description="warm pool: keep the instances this long after the job for the next matching job (0: off)")
 
 
 class Output(_Section):
@@ -225,6 +247,12 @@ class Tuning(_Section):
     hyperband_min_resource: Annotated[int, between(1)] | None = Field(None, description="Hyperband: fewest rounds")
     hyperband_max_resource: Annotated[int, between(1)] | None = Field(None, description="Hyperband: most rounds")
     exclude: StringList = Field((), description="hyperparameters not to tune")
+    target_objective_value: float | None = Field(
+        None, description="stop the tuning job once a trial reaches this objective value")
+    stop_after_not_improving: Annotated[int, between(NOT_IMPROVING_MIN)] | None = Field(
+        None, description="stop the tuning job after this many trials in a row that do not improve the best by 1%")
+    complete_on_convergence: bool = Field(
+        False, description="stop the tuning job when SageMaker detects that the objective has converged")
     local_trials: Annotated[int, between(1, 1000)] = Field(4, description="tune --local: trials")
     local_hosts: Annotated[int, between(1, 8)] = Field(1, description="tune --local: hosts per trial")
     ranges: Annotated[dict[str, TuningRange], validated_by(_ranges)] = Field(
@@ -480,6 +508,12 @@ def _check_hyperparameters(settings: Settings) -> None:
         parse_hyperparameters(settings.job_hyperparameters)
     except HyperparameterError as err:
         raise ConfigError(f"settings [hyperparameters] in {settings.source}: {err}") from None
+    metrics = settings.eval_metrics
+    if len(metric_definitions(metrics)) > METRIC_DEFINITIONS_MAX:
+        most = METRIC_DEFINITIONS_MAX // (len(metric_definitions(metrics)) // len(metrics))
+        raise ConfigError(f"settings [hyperparameters] eval_metric lists {len(metrics)} metrics, which make "
+                          f"{len(metric_definitions(metrics))} metric definitions (train and validation each), and "
+                          f"SageMaker accepts at most {METRIC_DEFINITIONS_MAX}: list at most {most}")
     for name, value in settings.job_hyperparameters.items():
         if len(value) > HYPERPARAMETER_VALUE_MAX:
             fix = ("leave data.features empty (every column but the target and weight is a feature) or select the "

@@ -22,7 +22,7 @@ from training.contract import MODEL_FILE
 from training.errors import Interrupted
 from training.hyperparameters import Hyperparameters
 from training.model.booster import embed_plan
-from training.objectives.metrics import metric_text
+from training.objectives.metrics import final_line
 from training.read.checks import agree_vocabularies, check_totals
 from training.read.columns import ColumnPlan
 from training.read.credentials import SignIn
@@ -122,7 +122,7 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, recorder: RunRecorder =
         _stop_interrupted(spec, trained, columns, saved_at)
     # save and record
     if cluster.leader:  # the metrics are all-reduced: every host has the same; one line per job
-        log.info("final metrics: %s rounds:%d", " ".join(f"{k}:{metric_text(v)}" for k, v in final.items()), rounds)
+        log.info("%s", final_line(final, rounds))
     embed_plan(booster, columns)
     model_path = _save_model(booster, spec.model_dir) if cluster.leader else None
     recorder.log_rows(rows_per_host)

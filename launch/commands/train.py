@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from launch import aws, console, follower, jobs
 from launch.settings import Settings, load_settings, local_hyperparameters
 from training.errors import UserError
+from training.objectives.metrics import final_line
 
 if TYPE_CHECKING:
     from launch.local.runs import LocalRun
@@ -130,8 +131,7 @@ def _report(done: LocalRun) -> None:
     status = "succeeded" if result.exit_code == 0 else f"FAILED (exit code {result.exit_code})"
     print(f"local job {result.job_name} {status} in {done.seconds:.1f} s")
     if result.final_metrics:
-        print("final metrics: " + ", ".join(f"{k} {v:.6g}" for k, v in result.final_metrics.items())
-              + f" after {result.rounds} rounds")
+        print(final_line(result.final_metrics, result.rounds or 0))
     if result.model_path:
         print(f"model: {result.model_path}")
     print("logs:  " + "  ".join(str(p) for p in result.logs))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -29,9 +28,9 @@ from training import contract
 from training.collective.cluster import Cluster, collective
 from training.collective.ledger import compare_ledger_files
 from training.errors import ConfigError
+from training.objectives.metrics import read_final_line
 
 T = TypeVar("T")
-_FINAL = re.compile(r"final metrics: (.*) rounds:(\d+)")
 _STOP_GRACE_SECONDS = 15.0
 PROGRESS_SECONDS = 5.0
 """An echoed job shows a progress line after the rounds of each such interval (and after the last round)."""
@@ -253,11 +252,9 @@ def _collect(job_name: str, host_dirs: list[Path], codes: list[int]) -> LocalJob
     logs = [d / "log.txt" for d in host_dirs]
     metrics, rounds = {}, None
     text = logs[0].read_text(errors="replace") if logs[0].exists() else ""
-    matches = list(_FINAL.finditer(text))
-    if matches:
-        match = matches[-1]
-        metrics = {k: float(v) for k, v in (item.rsplit(":", 1) for item in match.group(1).split())}
-        rounds = int(match.group(2))
+    final = read_final_line(text)
+    if final is not None:
+        metrics, rounds = final
     failure = next((f.read_text().strip() for d in host_dirs if (f := contract.failure_file(d)).exists()), None)
     model = contract.model_dir(host_dirs[0]) / contract.MODEL_FILE
     exit_code = next((c for c in codes if c != 0), 0)

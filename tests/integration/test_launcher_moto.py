@@ -338,7 +338,7 @@ def test_wait_shows_status_changes_every_hosts_lines_and_round_progress(aws: Non
         [("algo-1", 0, "algo-1 starts"), ("algo-2", 500, "algo-2 starts")],
         [("algo-1", 60_000, ROUND.format(0, 0.9, 0.95)), ("algo-2", 61_000, "algo-2 shard read"),
          ("algo-1", 120_000, ROUND.format(1, 0.8, 0.70))],
-        [("algo-1", 180_000, ROUND.format(2, 0.7, 0.75)), ("algo-1", 181_000, "final metrics: validation-rmse:0.75")],
+        [("algo-1", 180_000, ROUND.format(2, 0.7, 0.75)), ("algo-1", 181_000, "final metrics: validation-rmse 0.75 after 3 rounds")],
     ])
     sagemaker, stub = _stubbed_sagemaker([
         _described("InProgress", "Starting", ("Starting", "Launching requested ML instances")),
@@ -360,7 +360,7 @@ def test_wait_shows_status_changes_every_hosts_lines_and_round_progress(aws: Non
         "algo-1 | " + ROUND.format(1, 0.8, 0.70),
         "round 2/30, best validation-rmse 0.7 at [1], 2m00s elapsed, ETA 28m00s",
         "algo-1 | " + ROUND.format(2, 0.7, 0.75),
-        "algo-1 | final metrics: validation-rmse:0.75",
+        "algo-1 | final metrics: validation-rmse 0.75 after 3 rounds",
         "round 3/30, best validation-rmse 0.7 at [1], 3m00s elapsed, ETA 27m00s",
     ]
     assert not any("secretsmanager" in line for line in shown)  # the environment is never shown

@@ -33,7 +33,7 @@ def test_the_progress_line_before_a_pace_is_known_and_with_a_resumed_job() -> No
     progress = RoundProgress(total=200)
     progress.observe("[150]\ttrain-rmse:0.4\tvalidation-rmse:0.5", 5_000)  # resumed from a checkpoint
     assert progress.line() == "round 151/200, best validation-rmse 0.5 at [150], 0s elapsed"
-    assert not progress.observe("final metrics: train-rmse:0.4 validation-rmse:0.5 rounds:151", 6_000)
+    assert not progress.observe("final metrics: train-rmse 0.4, validation-rmse 0.5 after 151 rounds", 6_000)
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(42.4, "42s"), (252, "4m12s"), (3600 * 3 + 300, "3h05m")])

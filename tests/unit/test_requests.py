@@ -172,6 +172,50 @@ def test_hyperband_sends_its_resources_and_reverse_logarithmic_stays_within_0_1(
     assert ranges["subsample"]["ScalingType"] == "ReverseLogarithmic"
 
 
+def test_a_warm_pool_and_completion_criteria_reach_the_requests(settings: Any) -> None:
+    changed = load_settings(settings.source, [
+        "compute.keep_alive_seconds=1800", "tuning.target_objective_value=0.25", "tuning.stop_after_not_improving=5",
+        "tuning.complete_on_convergence=true"])
+    training = jobs.training_request(changed)
+    validate("CreateTrainingJob", training)
+    assert training["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 1800
+    tuning = jobs.tuning_request(changed, "xgb-test-cc")
+    validate("CreateHyperParameterTuningJob", tuning)
+    assert tuning["TrainingJobDefinition"]["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 1800
+    assert tuning["HyperParameterTuningJobConfig"]["TuningJobCompletionCriteria"] == {
+        "TargetObjectiveMetricValue": 0.25, "BestObjectiveNotImproving": {"MaxNumberOfTrainingJobsNotImproving": 5},
+        "ConvergenceDetected": {"CompleteOnConvergence": "Enabled"}}
+    assert "TuningJobCompletionCriteria" not in jobs.tuning_request(settings, "xgb-test-no")[
+        "HyperParameterTuningJobConfig"]
+
+
+@pytest.mark.parametrize(("change", "says"), [
+    (lambda r: r["ResourceConfig"].update(InstanceType="ml.m5.3xlarge"),
+     "CreateTrainingJob.ResourceConfig.InstanceType is 'ml.m5.3xlarge', not one of the values SageMaker lists"),
+    (lambda r: r["AlgorithmSpecification"].update(MetricDefinitions=[{"Name": f"m{i}", "Regex": "x"} for i in range(41)]),
+     "CreateTrainingJob.AlgorithmSpecification.MetricDefinitions has 41 entries and SageMaker accepts at most 40"),
+    (lambda r: r["ResourceConfig"].update(KeepAlivePeriodInSeconds=99_999),
+     "CreateTrainingJob.ResourceConfig.KeepAlivePeriodInSeconds is 99999 and SageMaker accepts at most 21600"),
+])
+def test_a_request_sagemaker_would_refuse_is_stopped_before_it_is_sent(training: dict[str, Any], change: Any,
+                                                                       says: str) -> None:
+    """The net under the settings: botocore validates types, not enums or upper bounds; every SageMaker request
+    the launcher sends passes service_model.check_request first (a dry run included)."""
+    import copy
+
+    import boto3
+
+    from launch import aws
+
+    request = copy.deepcopy(training)
+    change(request)
+    validate("CreateTrainingJob", request)  # botocore's own validation lets it through
+    client = aws.boto_session("us-west-2").client("sagemaker")
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        client.create_training_job(**request)
+    boto3.Session(region_name="us-west-2").client("sagemaker")  # a plain session is not changed
+
+
 def _resolve(node: Any, defaults: dict[str, Any]) -> Any:
     """Replace pipeline parameter references with their defaults, as an execution would."""
     if isinstance(node, dict):
@@ -207,16 +251,16 @@ def test_pipeline_definition_is_valid_and_stable(settings: Any) -> None:
 CONTAINER_LINES = (
     "2026-11-23 01:02:03,456 127.0.0.1 [12]\ttrain-rmse:0.5123\tvalidation-rmse:0.6234\ttrain-mae:0.4\t"
     "validation-mae:4.5e-01\n"
-    "2026-11-23 01:02:09,001 127.0.0.1 final metrics: train-rmse:0.5001 validation-rmse:0.6101 "
-    "train-mae:0.39 validation-mae:0.44 rounds:100\n"
+    "2026-11-23 01:02:09,001 127.0.0.1 final metrics: train-rmse 0.5001, validation-rmse 0.6101, "
+    "train-mae 0.39, validation-mae 0.44 after 100 rounds\n"
 )
 
 
 def test_metric_regexes_read_the_containers_lines() -> None:
     found = {d["Name"]: [float(v) for v in re.findall(d["Regex"], CONTAINER_LINES)]
              for d in jobs.metric_definitions(["rmse", "mae"])}
-    assert found == {"train:rmse": [0.5123, 0.5001], "validation:rmse": [0.6234, 0.6101],
-                     "train:mae": [0.4, 0.39], "validation:mae": [0.45, 0.44]}
+    # one value per round: the final line repeats none of them (SageMaker would plot and tune on a second copy)
+    assert found == {"train:rmse": [0.5123], "validation:rmse": [0.6234], "train:mae": [0.4], "validation:mae": [0.45]}
     assert jobs.metric_definitions(["rmse"])[1] == {"Name": "validation:rmse",
                                                     "Regex": "validation-rmse:([-+0-9.eE]+)"}
 

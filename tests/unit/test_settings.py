@@ -109,12 +109,27 @@ def test_missing_settings_file_names_the_example(tmp_path: Path) -> None:
      "ReverseLogarithmic scaling works only on a continuous range within \\[0, 1\\)"),
     (("tuning.ranges.max_depth={low=2, high=8, scaling='ReverseLogarithmic'}",), MINIMAL,
      "ReverseLogarithmic scaling works only on a continuous range"),
+    # what SageMaker would refuse after the launch, refused before it (botocore's model of the service)
+    (("compute.instance_type=ml.m5.3xlarge",), MINIMAL,
+     "'compute.instance_type' is 'ml.m5.3xlarge', which is not a SageMaker training instance type \\(did you "
+     "mean ml.m5.xlarge or ml.m5.4xlarge or ml.m5.2xlarge\\?\\); the list is botocore"),
+    (("hyperparameters.eval_metric='" + ",".join(["rmse", "mae", "mape", "rmsle", "mphe"] * 4) + ",rmse'",), MINIMAL,
+     "eval_metric lists 21 metrics, which make 42 metric definitions .* at most 40: list at most 20"),
+    (("compute.keep_alive_seconds=21601",), MINIMAL, "'compute.keep_alive_seconds' must be an integer in \\[0, 21600\\]"),
+    (("tuning.stop_after_not_improving=2",), MINIMAL, "'tuning.stop_after_not_improving' must be an integer in "
+                                                    "\\[3, inf\\]"),
 ])
 def test_bad_settings_are_named_with_the_fix(tmp_path: Path, overrides: tuple[str, ...], text: str,
                                              expected: str) -> None:
     message = error_of(tmp_path, *overrides, text=text)
     assert "\n" not in message
     assert re.search(expected, message), message
+
+
+def test_every_instance_type_sagemaker_lists_for_training_is_accepted(tmp_path: Path) -> None:
+    """From botocore's enum, not a pattern: a type with a dash in its family (ml.m7i-flex.large) passes."""
+    assert load_settings(write(tmp_path), ["compute.instance_type=ml.m7i-flex.large"]).compute.instance_type == \
+        "ml.m7i-flex.large"
 
 
 def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:

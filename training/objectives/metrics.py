@@ -66,3 +66,25 @@ def metric_text(value: float) -> str:
     """A metric as the log prints it: 6 significant digits (``1.23457e-05``, not ``0.000012``), so a
     tuning job's regex reads small metrics apart."""
     return f"{value:.6g}"
+
+
+FINAL_LINE = re.compile(r"final metrics: (.*) after (\d+) rounds")
+
+
+def final_line(metrics: dict[str, float], rounds: int) -> str:
+    """The job's last metrics line: ``final metrics: train-rmse 0.36, validation-rmse 0.48 after 100 rounds``.
+
+    Written ``name value``, where a round's line writes ``name:value``: the training job's metric
+    definitions read ``name:value``, so each of them reads one value per round, and the final line
+    adds no second copy of the last round's value to the series SageMaker plots and tunes on.
+    """
+    return "final metrics: " + ", ".join(f"{k} {metric_text(v)}" for k, v in metrics.items()) + f" after {rounds} rounds"
+
+
+def read_final_line(text: str) -> tuple[dict[str, float], int] | None:
+    """The metrics and rounds of the last :func:`final_line` in ``text``, or None if there is none."""
+    matches = list(FINAL_LINE.finditer(text))
+    if not matches:
+        return None
+    items, rounds = matches[-1].group(1), int(matches[-1].group(2))
+    return {name: float(value) for name, value in (item.rsplit(" ", 1) for item in items.split(", ") if item)}, rounds
