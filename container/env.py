@@ -94,7 +94,7 @@ class TrainingEnv:
             resource_config=resources,
             hyperparameters=_read_json(config / HYPERPARAMETERS, required=False),
             checkpoint_dir=Path(checkpoint["LocalPath"]) if checkpoint.get("LocalPath") else None,
-            spill_dir=Path(environ.get(SPILL_DIR_ENV) or default_spill_dir(base_dir)),
+            spill_dir=_spill_dir(environ, base_dir),
             snowflake_timeouts=SnowflakeTimeouts(login=_seconds(environ, LOGIN_TIMEOUT_ENV, SnowflakeTimeouts.login),
                                                  network=_seconds(environ, NETWORK_TIMEOUT_ENV,
                                                                   SnowflakeTimeouts.network)),
@@ -106,6 +106,29 @@ class TrainingEnv:
             job_name=environ.get(JOB_NAME_ENV, ""), image=environ.get(IMAGE_ENV, ""),
             tuning_job_name=environ.get(TUNING_JOB_ENV, ""),
         )
+
+
+USER_VARIABLES = (REQUIRE_TRACKING_ENV, LOGIN_TIMEOUT_ENV, NETWORK_TIMEOUT_ENV, SPILL_DIR_ENV)
+"""The job-environment variables a user sets (the launcher's ``[environment]``); SageMaker and the
+launcher set the others."""
+
+
+def check_user_environment(environ: Mapping[str, str]) -> None:
+    """Read each of :data:`USER_VARIABLES` as the job does at start: a ConfigError names the first bad one."""
+    _required(environ)
+    _seconds(environ, LOGIN_TIMEOUT_ENV, SnowflakeTimeouts.login)
+    _seconds(environ, NETWORK_TIMEOUT_ENV, SnowflakeTimeouts.network)
+    _spill_dir(environ, Path(DEFAULT_BASE_DIR))
+
+
+def _spill_dir(environ: Mapping[str, str], base_dir: Path) -> Path:
+    text = environ.get(SPILL_DIR_ENV, "").strip()
+    if not text:
+        return default_spill_dir(base_dir)
+    if not text.startswith("/"):
+        raise ConfigError(f"{SPILL_DIR_ENV} is {text[:80]!r}: expected an absolute path in the container (default "
+                          f"{default_spill_dir(Path(DEFAULT_BASE_DIR))}, on the job's ML storage volume)")
+    return Path(text)
 
 
 def _seconds(environ: Mapping[str, str], name: str, default: int) -> int:

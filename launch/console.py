@@ -37,10 +37,18 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     """``--settings PATH``, repeatable ``--set KEY=VALUE`` overrides and ``--verbose``."""
     parser.add_argument("--settings", metavar="PATH", help="settings file (default: $LAUNCH_SETTINGS, "
                         "./settings.toml, launch/settings.toml)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", type=_override,
                         help="override a setting, e.g. --set compute.instance_count=4 or "
                         "--set hyperparameters.num_round=300 (repeatable)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log the SDK's and botocore's messages too")
+
+
+def _override(text: str) -> str:
+    """A ``--set`` value: ``KEY=VALUE`` in one argument (``--set KEY VALUE`` would leave VALUE unread)."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"{text!r} has no '=': write --set {text.strip()}=VALUE, one argument "
+                                         "with no space around '='")
+    return text
 
 
 def configure_logging(verbose: bool = False, prefix: str = "") -> None:
@@ -73,10 +81,16 @@ def add_data_argument(group: Any) -> None:
                        "into the embedded Snowflake as the settings' table, with its own column names and types")
 
 
+LOCAL_HOSTS_MAX = 9
+"""Local hosts are 127.0.0.1 .. 127.0.0.9."""
+
+
 def check_local_flags(args: argparse.Namespace) -> None:
     """What a local run refuses: sending anything, and ``--data`` without the job it is the table of."""
     if args.dry_run or args.wait:
         raise ConfigError("--local sends nothing to AWS: drop --dry-run/--wait")
+    if args.hosts is not None and not 1 <= args.hosts <= LOCAL_HOSTS_MAX:  # before any local service starts
+        raise ConfigError(f"--hosts must be between 1 and {LOCAL_HOSTS_MAX} in local mode, got {args.hosts}")
     if args.data is not None and not args.settings:
         raise ConfigError("--data needs --settings FILE: the settings name the table it stands for, its target "
                           "and features")

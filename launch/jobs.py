@@ -33,11 +33,12 @@ import boto3
 
 from launch import aws
 from launch.metric_definitions import metric_definitions
-from launch.settings import Settings, connection_text
+from launch.settings import Settings, check_pipeline_settings, connection_text
 from launch.tuning_space import search_space
 from training.contract import (
     CONNECTION_ENV,
     EXPERIMENT_ENV,
+    IMAGE_ENV,
     LEDGER_ENV,
     REGION_ENV,
     SECRET_ID_ENV,
@@ -73,9 +74,11 @@ def check_objective(settings: Settings) -> list[dict[str, str]]:
     return definitions
 
 
-def environment(settings: Settings) -> dict[str, str]:
+def environment(settings: Settings, image: Any = None) -> dict[str, Any]:
     """The job's environment: the secret's id (never a value) or the workload identity connection
-    (no secret in it; with the region the connector signs for), and MLflow's settings."""
+    (no secret in it; with the region the connector signs for), MLflow's settings, the image (the run
+    records it; ``image``: a pipeline's image parameter) and the user's ``[environment]``."""
+    env: dict[str, Any]
     if settings.data.snowflake_connection:
         env = {CONNECTION_ENV: connection_text(settings.data.snowflake_connection), REGION_ENV: settings.region}
     else:
@@ -86,7 +89,8 @@ def environment(settings: Settings) -> dict[str, str]:
         env[EXPERIMENT_ENV] = settings.mlflow.experiment
     if settings.output.collective_ledger:
         env[LEDGER_ENV] = settings.output.ledger_dir
-    return env
+    env[IMAGE_ENV] = image if image is not None else settings.image
+    return {**settings.environment, **env}
 
 
 def base_job_name(prefix: str) -> str:
@@ -162,7 +166,7 @@ def build_trainer(settings: Settings, session: Any, *, image: Any = None, instan
                 CheckpointConfig(s3_uri=settings.output.checkpoint_s3_uri,
                                  local_path=settings.output.checkpoint_local_path)
                 if settings.output.checkpoint_s3_uri else None),
-            environment=environment(settings),
+            environment=environment(settings, image),
             hyperparameters=dict(settings.job_hyperparameters),
             tags=[Tag(key=k, value=v) for k, v in settings.tags.items()] or None,
         )
@@ -298,6 +302,7 @@ def build_pipeline(settings: Settings, session: Any) -> Any:
     sending it. Names are fixed (no random part) so the definition is the same on every build.
     """
     check_objective(settings)
+    check_pipeline_settings(settings)
     _import_mlops(settings.region)
     from sagemaker.mlops.workflow.pipeline import Pipeline
     from sagemaker.mlops.workflow.steps import TuningStep

@@ -107,6 +107,41 @@ def _hyperparameters(value: Any) -> dict[str, str]:
     return {str(k): hyperparameter_string(v) for k, v in value.items()}
 
 
+CREDENTIAL_NAME = re.compile(r"PASSWORD|PASSPHRASE|SECRET|TOKEN|CREDENTIAL|PRIVATE|ACCESS_KEY|API_KEY|AUTH",
+                             re.IGNORECASE)
+"""Variable names that look like a credential: refused in [environment], whose values DescribeTrainingJob shows."""
+
+
+def _environment(value: Any) -> dict[str, str]:
+    """``[environment]``: the variables docs/image.md says a user sets, read by the container's own parsers.
+
+    A value is never shown in a message: a credential pasted here must not reach a terminal log.
+    """
+    from container.env import USER_VARIABLES, check_user_environment
+
+    if not isinstance(value, dict):
+        raise ConfigError("settings [environment] must be a table of NAME = value: fix it")
+    variables: dict[str, str] = {}
+    for name, raw in value.items():
+        if CREDENTIAL_NAME.search(str(name)):
+            raise ConfigError(f"settings [environment] names {name!r}, which looks like a credential: the job's "
+                              "environment is shown by DescribeTrainingJob and in the console; keep credentials in "
+                              "the Snowflake secret (data.snowflake_secret_id) or use workload identity, and remove it")
+        if name not in USER_VARIABLES:
+            raise ConfigError(f"settings [environment] key {name!r} is not a variable the job reads: use one of "
+                              f"{', '.join(USER_VARIABLES)} (docs/image.md), or remove it")
+        if isinstance(raw, bool):
+            raw = "true" if raw else "false"
+        if not isinstance(raw, (str, int)):
+            raise ConfigError(f"settings [environment] {name} must be a string, a number or true/false: fix its value")
+        variables[str(name)] = str(raw)
+    try:
+        check_user_environment(variables)
+    except ConfigError as err:
+        raise ConfigError(f"settings [environment]: {err}") from None
+    return variables
+
+
 def _ranges(value: Any) -> dict[str, TuningRange]:
     return parse_ranges("tuning.ranges", value)
 
@@ -262,8 +297,8 @@ class Tuning(_Section):
 class PipelineSettings(_Section):
     """The SageMaker Pipeline that runs the tuning job."""
 
-    name: Annotated[Text, matching(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$", empty_ok=True)] = Field(
-        "", description="pipeline name (default: <job_prefix>-tuning)")
+    name: Text = Field("", description="pipeline name (default: <job_prefix>-tuning); checked by the pipeline "
+                       "command only")
     role: RoleArnOrEmpty = Field(
         "", description="role the pipeline runs as (default: role)")
 
@@ -287,11 +322,17 @@ class Settings(_Section):
     tags: Tags = Field(default_factory=dict, description="tags on every job")
     hyperparameters: Annotated[dict[str, str], validated_by(_hyperparameters)] = Field(
         default_factory=dict, description="job hyperparameters")
+    environment: Annotated[dict[str, str], validated_by(_environment)] = Field(
+        default_factory=dict, description="job environment variables you set (docs/image.md): MLFLOW_REQUIRED, "
+        "SNOWFLAKE_LOGIN_TIMEOUT, SNOWFLAKE_NETWORK_TIMEOUT, SPILL_DIR")
     _source: str = PrivateAttr("")
+    _overridden: frozenset[str] = PrivateAttr(frozenset())
 
     def model_post_init(self, context: Any, /) -> None:
-        """Remember the file these came from (``context={"source": ...}``), for messages."""
+        """Remember the file these came from and the keys ``--set`` gave (``context={"source": ...,
+        "overridden": ...}``), for messages."""
         self._source = (context or {}).get("source", "")
+        self._overridden = frozenset((context or {}).get("overridden", ()))
 
     @model_validator(mode="after")
     def _rules_between_keys(self, info: ValidationInfo) -> Settings:
@@ -305,6 +346,10 @@ class Settings(_Section):
     def source(self) -> str:
         """The settings file these came from."""
         return self._source
+
+    def origin(self, key: str) -> str:
+        """Where ``key`` (``section.name``) was given, for a message: ``--set section.name`` or ``in FILE``."""
+        return f"--set {key}" if key in self._overridden else f"in {self.source}"
 
     @property
     def job_hyperparameters(self) -> dict[str, str]:
@@ -365,7 +410,8 @@ def load_settings(path: str | Path | None = None, overrides: Sequence[str] = (),
         raise ConfigError(f"settings file {source} is not valid TOML ({err}): fix the syntax") from None
     for override in overrides:
         apply_override(raw, override)
-    return settings_from_dict(raw, source=str(source), local=local)
+    overridden = [override.partition("=")[0].strip() for override in overrides]
+    return settings_from_dict(raw, source=str(source), local=local, overridden=overridden)
 
 
 def apply_override(raw: dict[str, Any], override: str) -> None:
@@ -379,6 +425,7 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     except tomllib.TOMLDecodeError:
         value = text
     *parents, leaf = key.split(".")
+    _warn_lost_quotes(key, leaf, text, value)
     node = raw
     for part in parents:
         child = node.setdefault(part, {})
@@ -388,12 +435,26 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     node[leaf] = value
 
 
-def settings_from_dict(raw: Mapping[str, Any], source: str = "<dict>", *, local: bool = False) -> Settings:
-    """Validate a parsed settings document and build :class:`Settings` (``local``: see :func:`load_settings`)."""
+def _warn_lost_quotes(key: str, leaf: str, text: str, value: Any) -> None:
+    """``--set 'data.target="Spend"'`` reads as TOML, so the quotes go and the name means SPEND: say so."""
+    quoted = text.strip()
+    if leaf not in names.IDENTIFIER_KEYS or not isinstance(value, str) or value.startswith('"'):
+        return
+    if len(quoted) >= 2 and quoted[0] == quoted[-1] == '"':
+        keeps = "--set '" + key + '="\\"' + value + '\\""' + "'"
+        logger.warning("--set %s=%s is read as TOML, which removes the quotes: it names %s; for the case-sensitive "
+                       "name %s, keep them: %s", key, quoted, value.upper(), quoted, keeps)
+
+
+def settings_from_dict(raw: Mapping[str, Any], source: str = "<dict>", *, local: bool = False,
+                       overridden: Sequence[str] = ()) -> Settings:
+    """Validate a parsed settings document and build :class:`Settings` (``local``: see :func:`load_settings`;
+    ``overridden``: the keys ``--set`` gave, named as such in messages)."""
     try:
-        return Settings.model_validate(dict(raw), context={"source": source, "local": local})
+        return Settings.model_validate(dict(raw), context={"source": source, "local": local,
+                                                           "overridden": tuple(overridden)})
     except ValidationError as err:
-        raise config_error(err, Settings, source) from None
+        raise config_error(err, Settings, source, frozenset(overridden)) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,7 +463,8 @@ def settings_from_dict(raw: Mapping[str, Any], source: str = "<dict>", *, local:
 
 def _check_rules(settings: Settings, local: bool = False) -> None:
     _check_sign_in(settings.data, local)
-    _check_pipeline_name(settings)
+    _check_tracking(settings, local)
+    _check_aws_names(settings)
     _check_image(settings.image, settings.region)
     _check_spot(settings.compute, settings.output)
     _check_ledger(settings.output, local)
@@ -418,10 +480,58 @@ def check_under_prefix(what: str, name: str, prefix: str, fix: str = "") -> None
                           f"grants only names under the prefix; rename it (e.g. '{prefix}-{name}'){fix}")
 
 
-def _check_pipeline_name(settings: Settings) -> None:
-    if settings.pipeline.name:
-        check_under_prefix("settings key 'pipeline.name'", settings.pipeline.name, settings.job_prefix,
-                           " or leave it empty")
+PIPELINE_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$")
+
+
+def check_pipeline_settings(settings: Settings) -> None:
+    """What only the pipeline command needs: its name (a bad one does not stop ``train``)."""
+    name = settings.pipeline.name
+    if not name:
+        return
+    if not PIPELINE_NAME.match(name):
+        raise ConfigError(f"settings key 'pipeline.name' must be a pipeline name (letters, digits and dashes, "
+                          f"starting with a letter or digit), got {show(name)}: fix its value or leave it empty")
+    check_under_prefix("settings key 'pipeline.name'", name, settings.job_prefix, " or leave it empty")
+
+
+LOCAL_ONLY_TRACKING = ("sqlite:", "file:")
+"""Tracking URIs of a store on the machine that runs the job: a SageMaker job's disk is gone when it ends,
+and the image's MLflow client (mlflow-skinny) has no SQLAlchemy for sqlite."""
+
+
+def _check_tracking(settings: Settings, local: bool) -> None:
+    uri = settings.mlflow.tracking_uri
+    if local or not uri:
+        return
+    if uri.lower().startswith(LOCAL_ONLY_TRACKING) or ("://" not in uri and not uri.startswith("arn:")):
+        raise ConfigError(f"settings key 'mlflow.tracking_uri' is a store on the job's own disk ({uri.split(':')[0]}), "
+                          "which a SageMaker job cannot use: the image's MLflow client has no SQLAlchemy and the disk "
+                          "is gone when the job ends; use an http(s):// MLflow server or a SageMaker MLflow ARN (a "
+                          "local run, --local, may keep it)")
+
+
+SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):")
+KMS_ALIAS = re.compile(r"^(alias/|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:alias/)")
+
+
+def _check_aws_names(settings: Settings) -> None:
+    """Names the IAM policies (iam/) must match: the secret's region, the S3 prefix, KMS key ids, the job prefix."""
+    region = SECRET_ARN.match(settings.data.snowflake_secret_id)
+    if region and region.group(1) != settings.region:
+        raise ConfigError(f"settings key 'data.snowflake_secret_id' is a secret in region {region.group(1)!r} but "
+                          f"the job runs in {settings.region!r}: the job reads the secret in its own region; "
+                          f"replicate the secret to {settings.region} and give that ARN, or change 'region'")
+    for key in ("volume_key_id", "output_key_id"):
+        value = getattr(settings.kms, key)
+        if KMS_ALIAS.match(value):
+            raise ConfigError(f"settings key 'kms.{key}' is an alias ({value}): the IAM policies grant KMS keys by "
+                              "id (iam/README.md, ${VolumeKmsKeyId}/${OutputKmsKeyId}); give the key's id or key ARN "
+                              f"(aws kms describe-key --key-id {value} --query KeyMetadata.KeyId)")
+    _check_checkpoint_prefix(settings.output)
+    if settings.job_prefix != settings.job_prefix.lower():
+        raise ConfigError(f"settings key 'job_prefix' is {settings.job_prefix!r}: use lowercase "
+                          f"({settings.job_prefix.lower()!r}); SageMaker writes job and pipeline names in lowercase in "
+                          "their ARNs, which the IAM policies match (iam/README.md, ${JobPrefix})")
 
 
 CONNECTION_MAX = 512
@@ -466,6 +576,26 @@ def _check_image(image: str, region: str) -> None:
                           f"REGION={region}) or change 'region'")
 
 
+def _s3_parts(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key.strip("/")
+
+
+def _check_checkpoint_prefix(output: Output) -> None:
+    """The execution role may write one bucket and prefix (iam/README.md): the output's parent folder."""
+    if not output.checkpoint_s3_uri:
+        return
+    bucket, key = _s3_parts(output.s3_path)
+    prefix = posixpath.dirname(key)
+    theirs, their_key = _s3_parts(output.checkpoint_s3_uri)
+    if theirs != bucket or (prefix and their_key != prefix and not their_key.startswith(prefix + "/")):
+        shown = f"s3://{bucket}/" + (f"{prefix}/" if prefix else "")
+        raise ConfigError(f"settings key 'output.checkpoint_s3_uri' ({output.checkpoint_s3_uri}) is not under "
+                          f"{shown}, where output.s3_path is: the execution role's policy grants one bucket and prefix "
+                          f"for both (iam/README.md, ${{Bucket}}/${{Prefix}}); put the checkpoints beside the output, "
+                          f"e.g. {shown}checkpoints")
+
+
 def _check_spot(compute: Compute, output: Output) -> None:
     if compute.spot and compute.max_wait_seconds is None:
         raise ConfigError(
@@ -504,10 +634,19 @@ def _check_network(network: Network) -> None:
 
 
 def _check_hyperparameters(settings: Settings) -> None:
+    for key in DATA_HYPERPARAMETERS:  # the [data] names: a bad one is reported where it was written
+        text = settings.job_hyperparameters.get(key)
+        if text is not None:
+            try:
+                names.readings(key, text)
+            except HyperparameterError as err:
+                raise ConfigError(f"settings key 'data.{key}' ({settings.origin(f'data.{key}')}): {err}") from None
     try:
         parse_hyperparameters(settings.job_hyperparameters)
     except HyperparameterError as err:
-        raise ConfigError(f"settings [hyperparameters] in {settings.source}: {err}") from None
+        given = [key for key in settings.hyperparameters if f"'{key}'" in str(err)]
+        where = settings.origin(f"hyperparameters.{given[0]}") if given else f"in {settings.source}"
+        raise ConfigError(f"settings [hyperparameters] ({where}): {err}") from None
     metrics = settings.eval_metrics
     if len(metric_definitions(metrics)) > METRIC_DEFINITIONS_MAX:
         most = METRIC_DEFINITIONS_MAX // (len(metric_definitions(metrics)) // len(metrics))

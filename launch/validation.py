@@ -194,10 +194,13 @@ def hyperparameter_string(value: Any) -> str:
 # pydantic's ValidationError -> one ConfigError line
 
 
-def config_error(err: ValidationError, root: type[BaseModel], source: str) -> ConfigError:
-    """The one line for the first failure, in the order the file reads (unknown keys of a section first)."""
+def config_error(err: ValidationError, root: type[BaseModel], source: str,
+                 overridden: frozenset[str] = frozenset()) -> ConfigError:
+    """The one line for the first failure, in the order the file reads (unknown keys of a section first);
+    a key that ``--set`` gave (``overridden``) is said to come from ``--set``, not from ``source``."""
     first = min(err.errors(), key=lambda e: _reading_order(root, e["loc"]))
-    return ConfigError(_line(first, root, source))
+    key = ".".join(str(part) for part in first["loc"])
+    return ConfigError(_line(first, root, "--set" if key in overridden else source))
 
 
 def _line(error: ErrorDetails, root: type[BaseModel], source: str) -> str:
@@ -207,10 +210,10 @@ def _line(error: ErrorDetails, root: type[BaseModel], source: str) -> str:
         return ctx["line"]
     if kind == "extra_forbidden":
         if len(loc) == 1 and key in SPECS:  # a hyperparameter at the top: say where it goes
-            return (f"unknown settings key {key!r} in {source}: hyperparameters are set under [hyperparameters] "
+            return (f"unknown settings key {key!r} {_given(source)}: hyperparameters are set under [hyperparameters] "
                     f"(on the command line: --set hyperparameters.{key}=...)")
         allowed = ", ".join(_keys(_model_at(root, loc[:-1]), loc[:-1]))
-        return f"unknown settings key {key!r} in {source}: remove it or use one of {allowed}"
+        return f"unknown settings key {key!r} {_given(source)}: remove it or use one of {allowed}"
     if kind == "missing":
         return _missing(root, loc, source)
     if kind == "model_type":
@@ -223,6 +226,10 @@ def _line(error: ErrorDetails, root: type[BaseModel], source: str) -> str:
         return f"settings key {key!r} must be {ctx['expected']}{got}: {ctx['fix']}"
     expected = _TYPE_NAMES.get(kind, error["msg"])
     return f"settings key {key!r} must be {expected}, got {show(error['input'])}: {FIX}"
+
+
+def _given(source: str) -> str:
+    return "given by --set" if source == "--set" else f"in {source}"
 
 
 def _missing(root: type[BaseModel], loc: Sequence[str], source: str) -> str:

@@ -82,7 +82,7 @@ def run_thread_hosts(work: Callable[[Cluster], T], hosts: Sequence[str], ledger_
 
 
 def host_names(hosts: int) -> list[str]:
-    if not 1 <= hosts <= 9:
+    if not 1 <= hosts <= 9:  # launch.console.check_local_flags says so before anything starts
         raise ConfigError(f"--hosts must be between 1 and 9 in local mode, got {hosts}")
     return [f"127.0.0.{i}" for i in range(1, hosts + 1)]
 

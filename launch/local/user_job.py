@@ -62,7 +62,8 @@ def real_env(settings: Settings, credentials: Any) -> dict[str, str]:
     settings' region and ``credentials`` (no endpoint override: Secrets Manager is AWS's)."""
     frozen = credentials.get_frozen_credentials()
     env = {k: v for k, v in jobs.environment(settings).items()
-           if k not in (contract.TRACKING_URI_ENV, contract.EXPERIMENT_ENV)}  # MLflow stays local
+           if k not in (contract.TRACKING_URI_ENV, contract.EXPERIMENT_ENV,  # MLflow stays local
+                        contract.IMAGE_ENV)}  # and this machine runs no image
     env.update({contract.REGION_ENV: settings.region, "AWS_DEFAULT_REGION": settings.region,
                 "AWS_ACCESS_KEY_ID": frozen.access_key, "AWS_SECRET_ACCESS_KEY": frozen.secret_key})
     if frozen.token:

@@ -110,7 +110,8 @@ def assert_job_definition(job: dict[str, Any], secret_arn: str) -> None:
     """What every training job (alone or as a trial) must carry."""
     image = job["AlgorithmSpecification"]["TrainingImage"]
     assert image == "123456789012.dkr.ecr.us-east-1.amazonaws.com/xgb:7" or image == {"Get": "Parameters.TrainingImage"}
-    assert job["Environment"] == {contract.SECRET_ID_ENV: secret_arn}
+    # the run records the image it ran: the pipeline's parameter where a pipeline runs it
+    assert job["Environment"] == {contract.SECRET_ID_ENV: secret_arn, contract.IMAGE_ENV: image}
     names = {m["Name"] for m in job["AlgorithmSpecification"]["MetricDefinitions"]}
     assert names == {"train:rmse", "validation:rmse"}
     assert job["EnableManagedSpotTraining"] is True

@@ -72,3 +72,23 @@ def test_a_set_local_mode_cannot_use_is_one_line(override: str, message: str) ->
     with pytest.raises(ConfigError, match=".*") as err:
         local_hyperparameters([override])
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("command", ["train", "tune"])
+def test_local_hosts_are_checked_before_anything_starts(command: str, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """No embedded Snowflake, moto or MLflow is started (nothing is written to the work directory) for a
+    --hosts that local mode cannot run."""
+    assert cli.main([command, "--local", "--hosts", "12", "--workdir", str(tmp_path / "work")]) == 1
+    err = capsys.readouterr().err
+    assert err == "error: --hosts must be between 1 and 9 in local mode, got 12\n"
+    assert not (tmp_path / "work").exists()
+
+
+def test_set_with_a_space_instead_of_equals_says_how_to_write_it(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        cli.main(["train", "--dry-run", "--set", "compute.instance_count", "4"])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert "'compute.instance_count' has no '=': write --set compute.instance_count=VALUE" in err
+    assert "unrecognized arguments" not in err

@@ -106,7 +106,7 @@ def test_training_request_is_valid_and_complete(training: dict[str, Any]) -> Non
     assert training["Environment"] == {
         contract.SECRET_ID_ENV: "arn:aws:secretsmanager:us-west-2:123456789012:secret:sf-AbC",
         contract.TRACKING_URI_ENV: "arn:aws:sagemaker:us-west-2:123456789012:mlflow-tracking-server/main",
-        contract.EXPERIMENT_ENV: "exp"}
+        contract.EXPERIMENT_ENV: "exp", contract.IMAGE_ENV: "123456789012.dkr.ecr.us-west-2.amazonaws.com/xgb:1"}
     assert training["HyperParameters"] == {"num_round": "50", "eval_metric": "rmse,mae", "table": "DB.S.T",
                                            "target": "Y", "features": "A,B"}
     assert training["EnableManagedSpotTraining"] is True

@@ -76,7 +76,8 @@ def test_missing_settings_file_names_the_example(tmp_path: Path) -> None:
     (("compute.spot=true",), MINIMAL, "'compute.spot' is true but 'compute.max_wait_seconds' is not set"),
     (("compute.spot=true", "compute.max_wait_seconds=60"), MINIMAL, "max_wait_seconds' \\(60\\) must be >="),
     (("network.subnets=['subnet-1']",), MINIMAL, "'network.subnets' is set but 'network.security_group_ids'"),
-    (("compute.instnce_type=ml.m5.large",), MINIMAL, "unknown settings key 'compute.instnce_type'.*compute.instance_type"),
+    (("compute.instnce_type=ml.m5.large",), MINIMAL, "unknown settings key 'compute.instnce_type' given by --set.*"
+                                                     "compute.instance_type"),
     (("compute.instance_count='two'",), MINIMAL, "'compute.instance_count' must be an integer, got 'two'"),
     (("compute.instance_count=0",), MINIMAL, "'compute.instance_count' must be an integer in \\[1, 100\\]"),
     (("hyperparameters.eta=2",), MINIMAL, "hyperparameter 'eta' must be a number in \\(0, 1\\]"),
@@ -130,6 +131,85 @@ def test_every_instance_type_sagemaker_lists_for_training_is_accepted(tmp_path: 
     """From botocore's enum, not a pattern: a type with a dash in its family (ml.m7i-flex.large) passes."""
     assert load_settings(write(tmp_path), ["compute.instance_type=ml.m7i-flex.large"]).compute.instance_type == \
         "ml.m7i-flex.large"
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    # settings that pass every type check and would fail on AWS or against the IAM policies (iam/)
+    (("mlflow.tracking_uri=sqlite:////tmp/mlflow.db",), "'mlflow.tracking_uri' is a store on the job's own disk "
+                                                       "\\(sqlite\\).*an http\\(s\\):// MLflow server"),
+    (("mlflow.tracking_uri=file:///tmp/mlruns",), "'mlflow.tracking_uri' is a store on the job's own disk \\(file\\)"),
+    (("data.snowflake_secret_id=arn:aws:secretsmanager:eu-west-1:123456789012:secret:sf-AbC",),
+     "a secret in region 'eu-west-1' but the job runs in 'us-west-2'"),
+    (("output.checkpoint_s3_uri=s3://other-bucket/ckpt",),
+     "'output.checkpoint_s3_uri' \\(s3://other-bucket/ckpt\\) is not under s3://bucket/, where output.s3_path is"),
+    (("output.s3_path=s3://bucket/team/output", "output.checkpoint_s3_uri=s3://bucket/elsewhere/ckpt"),
+     "is not under s3://bucket/team/.*e.g. s3://bucket/team/checkpoints"),
+    (("kms.output_key_id=alias/ml-output",), "'kms.output_key_id' is an alias \\(alias/ml-output\\): the IAM policies "
+                                            "grant KMS keys by id"),
+    (("kms.volume_key_id=arn:aws:kms:us-west-2:123456789012:alias/vol",), "'kms.volume_key_id' is an alias"),
+    (("job_prefix=XGB-housing",), "'job_prefix' is 'XGB-housing': use lowercase \\('xgb-housing'\\)"),
+    # the job environment a user sets, read by the container's own parsers; a value is never repeated
+    (("environment.SNOWFLAKE_LOGIN_TIMEOUT='soon'",), "settings \\[environment\\]: SNOWFLAKE_LOGIN_TIMEOUT is 'soon': "
+                                                    "expected a whole number of seconds"),
+    (("environment.MLFLOW_REQUIRED='maybe'",), "settings \\[environment\\]: MLFLOW_REQUIRED='maybe' is not a boolean"),
+    (("environment.SPILL_DIR='spill'",), "SPILL_DIR is 'spill': expected an absolute path"),
+    (("environment.SPIL_DIR='/x'",), "\\[environment\\] key 'SPIL_DIR' is not a variable the job reads: use one of "
+                                    "MLFLOW_REQUIRED, SNOWFLAKE_LOGIN_TIMEOUT"),
+    # where an error is reported: the key as written, and whether --set gave it
+    (("data.table='DB.S.T x'",), "settings key 'data.table' \\(--set data.table\\): table 'DB.S.T x' is not a valid"),
+    (("compute.instnce_type=ml.m5.large",), "unknown settings key 'compute.instnce_type' given by --set"),
+    (("hyperparameters.eta=5",), "settings \\[hyperparameters\\] \\(--set hyperparameters.eta\\): hyperparameter 'eta'"),
+])
+def test_what_aws_would_refuse_is_refused_at_launch(tmp_path: Path, overrides: tuple[str, ...], expected: str) -> None:
+    message = error_of(tmp_path, *overrides)
+    assert "\n" not in message
+    assert re.search(expected, message), message
+
+
+def test_a_credential_in_the_job_environment_is_refused_without_its_value(tmp_path: Path) -> None:
+    message = error_of(tmp_path, "environment.SNOWFLAKE_PASSWORD='hunter2-secret'")
+    assert "'SNOWFLAKE_PASSWORD', which looks like a credential" in message
+    assert "hunter2" not in message
+
+
+def test_the_job_environment_and_the_image_reach_the_job(tmp_path: Path) -> None:
+    from launch import jobs
+
+    settings = load_settings(write(tmp_path), ["environment.MLFLOW_REQUIRED=false",
+                                               "environment.SNOWFLAKE_LOGIN_TIMEOUT=120"])
+    env = jobs.environment(settings)
+    assert env["MLFLOW_REQUIRED"] == "false" and env["SNOWFLAKE_LOGIN_TIMEOUT"] == "120"
+    assert env["IMAGE_URI"] == "123456789012.dkr.ecr.us-west-2.amazonaws.com/xgb:1"  # the run's Source and image tag
+
+
+def test_a_local_run_may_keep_a_sqlite_tracking_uri(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path), ["mlflow.tracking_uri=sqlite:////tmp/mlflow.db"], local=True)
+    assert settings.mlflow.tracking_uri == "sqlite:////tmp/mlflow.db"
+
+
+def test_a_bad_pipeline_name_does_not_stop_train_but_stops_the_pipeline(tmp_path: Path) -> None:
+    from launch import jobs
+
+    settings = load_settings(write(tmp_path), ["pipeline.name=Bad_Name"])  # train and tune load these settings
+    with pytest.raises(ConfigError, match="'pipeline.name' must be a pipeline name .* got 'Bad_Name'"):
+        jobs.pipeline_definition(settings)
+
+
+def test_a_quoted_name_through_set_warns_and_says_how_to_keep_the_quotes(tmp_path: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="launch.settings"):
+        settings = load_settings(write(tmp_path), ['data.target="Spend"'])
+    assert settings.data.target == "Spend"
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "it names SPEND" in line
+    keeps = line.rsplit("keep them: ", 1)[1]
+    assert keeps == """--set 'data.target="\\"Spend\\""'"""
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="launch.settings"):
+        kept = load_settings(write(tmp_path), [keeps.removeprefix("--set '").removesuffix("'")])
+    assert kept.data.target == '"Spend"' and not caplog.records  # the form given keeps the quotes
 
 
 def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
