@@ -4,7 +4,7 @@ Each subcommand lives in :mod:`launch.commands` as a ``command_parser`` (its fla
 ``*_command`` (parse done; load settings, call one plain typed function, report), as in
 huggingface/accelerate's ``commands/``. Flags mean the same in every subcommand and mode
 (:mod:`launch.console`): ``--settings PATH``, ``--set KEY=VALUE`` (a settings key; hyperparameters
-are ``hyperparameters.NAME=VALUE``), ``--verbose``. ``python launch/train.py`` and its siblings
+are ``hyperparameters.NAME=VALUE``), ``--profile NAME`` (the AWS profile), ``--verbose``. ``python launch/train.py`` and its siblings
 are aliases (:func:`alias`).
 """
 
@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from launch.commands import deploy, pipeline, register, train, tune
-from launch.console import run
+from launch.console import run, use_profile
 
 PROG = "python -m launch"
 COMMANDS = (train, tune, pipeline, register, deploy)
@@ -34,7 +34,12 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, *, session: Any = None) -> int:
     """Parse ``argv``, run the chosen subcommand, return its exit code (``session``: a boto3 session)."""
     args = parser().parse_args(argv)
-    return run(lambda: args.func(args, session))
+
+    def command() -> int:
+        use_profile(args.profile)
+        return args.func(args, session)
+
+    return run(command)
 
 
 def alias(command: str) -> None:

@@ -40,6 +40,8 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", type=_override,
                         help="override a setting, e.g. --set compute.instance_count=4 or "
                         "--set hyperparameters.num_round=300 (repeatable)")
+    parser.add_argument("--profile", metavar="NAME", help="the AWS profile (~/.aws/config) every AWS call of this "
+                        "command uses, the SDK's and MLflow's included (default: $AWS_PROFILE, else the usual chain)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log the SDK's and botocore's messages too")
 
 
@@ -49,6 +51,23 @@ def _override(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} has no '=': write --set {text.strip()}=VALUE, one argument "
                                          "with no space around '='")
     return text
+
+
+def use_profile(profile: str | None) -> None:
+    """``--profile NAME``: every boto3 session this process makes from now on uses it (``AWS_PROFILE``):
+    ours, the SageMaker SDK's and sagemaker-mlflow's signing of MLflow requests."""
+    if not profile:
+        return
+    import boto3
+    import botocore.exceptions
+
+    try:
+        boto3.Session(profile_name=profile)
+    except botocore.exceptions.ProfileNotFound:
+        raise ConfigError(f"--profile {profile}: no such AWS profile in ~/.aws/config or ~/.aws/credentials; list "
+                          "them with: aws configure list-profiles") from None
+    os.environ["AWS_PROFILE"] = profile
+    os.environ.pop("AWS_DEFAULT_PROFILE", None)
 
 
 def configure_logging(verbose: bool = False, prefix: str = "") -> None:

@@ -26,7 +26,7 @@ def test_every_subcommand_is_listed_and_shares_the_settings_flags() -> None:
     assert tuple(subparsers) == COMMANDS
     for name, sub in subparsers.items():
         flags = {opt for action in sub._actions for opt in action.option_strings}  # noqa: SLF001
-        assert {"--settings", "--set", "--verbose"} <= flags, name
+        assert {"--settings", "--set", "--profile", "--verbose"} <= flags, name
     assert "--hp" not in {opt for action in subparsers["tune"]._actions for opt in action.option_strings}  # noqa: SLF001
 
 
@@ -92,3 +92,26 @@ def test_set_with_a_space_instead_of_equals_says_how_to_write_it(capsys: pytest.
     err = capsys.readouterr().err
     assert "'compute.instance_count' has no '=': write --set compute.instance_count=VALUE" in err
     assert "unrecognized arguments" not in err
+
+
+def test_profile_names_the_aws_profile_every_session_uses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import boto3
+
+    from launch import aws
+    from launch.console import use_profile
+
+    config = tmp_path / "config"
+    config.write_text("[profile team]\nregion = eu-west-1\naws_access_key_id = AKIATEAM\n"
+                      "aws_secret_access_key = team-secret\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_PROFILE", "default")  # restored after the test: use_profile sets it
+    assert cli.main(["train", "--dry-run", "--profile", "nope"]) == 1
+    assert capsys.readouterr().err == ("error: --profile nope: no such AWS profile in ~/.aws/config or "
+                                       "~/.aws/credentials; list them with: aws configure list-profiles\n")
+    use_profile("team")
+    assert aws.boto_session("us-west-2").get_credentials().access_key == "AKIATEAM"  # ours
+    assert boto3.Session().get_credentials().access_key == "AKIATEAM"  # the SDK's and sagemaker-mlflow's
