@@ -130,6 +130,16 @@ def test_the_printed_line_is_the_launcher_settings_key(checkout, bin_dir):
     assert settings.image == f"{REGISTRY}/snowflake-sagemaker-xgboost:{revision(checkout)}"
 
 
+def test_the_example_settings_name_the_repository_build_push_and_the_iam_readme_use():
+    example = (REPO / "launch" / "settings.example.toml").read_text()
+    (image,) = re.findall(r'(?m)^image = "[^"]*/([^/:"]+):[^"]*"', example)
+    script = (REPO / "container" / "build_push.sh").read_text()
+    (default,) = re.findall(r'REPOSITORY="\$\{REPOSITORY:-([^}]+)\}"', script)
+    readme = (REPO / "iam" / "README.md").read_text()
+    (in_readme,) = re.findall(r"\| `\$\{Repository\}` \| [^|]+\| `([^`]+)` \|", readme)
+    assert image == default == in_readme == "snowflake-sagemaker-xgboost"
+
+
 def test_an_existing_repository_is_not_created_again(checkout, bin_dir):
     result = run(checkout, bin_dir, STUB_REPO_EXISTS="1")
     assert result.returncode == 0, result.stderr

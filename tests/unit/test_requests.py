@@ -306,3 +306,17 @@ def test_collective_ledger_sends_the_ledger_folder_inside_the_synced_checkpoints
     with pytest.raises(ConfigError, match=r"^settings key 'output.collective_ledger' needs output.checkpoint_s3_uri"):
         load_settings(settings.source, ["output.collective_ledger=true", "output.checkpoint_s3_uri=''"])
 
+
+
+def test_the_sample_dry_run_in_the_docs_is_what_the_launcher_prints(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/launcher.md's sample: the example settings' request, as `train --dry-run` prints it (but its name)."""
+    from launch.settings import EXAMPLE
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "launcher.md").read_text()
+    sample = doc.split("## Sample `--dry-run` output", 1)[1].split("```json\n", 1)[1].split("```", 1)[0]
+    printed = json.loads(json.dumps(jobs.training_request(load_settings(EXAMPLE, ["compute.instance_count=2"])),
+                                    default=str))
+    shown = json.loads(sample)
+    assert re.fullmatch(r"xgb-housing-[0-9a-f]{6}-\d{14}", shown.pop("TrainingJobName"))
+    printed.pop("TrainingJobName")
+    assert shown == printed
