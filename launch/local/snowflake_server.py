@@ -14,6 +14,10 @@ Where fakesnow 0.12.1 differs from Snowflake in a way the job would notice, it i
 - **Time Travel.** fakesnow cannot run ``FROM t AT(TIMESTAMP => ...)``. This server strips the
   clause and answers the table's current rows, refusing a time in the future as Snowflake does
   (:mod:`launch.local.time_travel`).
+- **COPY INTO a quoted name.** fakesnow's COPY looks the target table up with ``DESCRIBE
+  db.schema.name`` built from the parts *unquoted*, so a name Snowflake takes quoted
+  (``HOLD."Mixed Case"."Sales Data"``) fails with DuckDB's ``Parser Error``. This server quotes
+  each part, as the statement had it.
 
 What it still does not do: see ``../shared/REFERENCE.md`` (no Time Travel *history*: any past
 time reads the current rows, and no time is too old; ``RESULT_SCAN`` answers the whole cached
@@ -47,6 +51,18 @@ def _keep_null_timestamps() -> None:
     arrow.timestamp_to_sf_struct = timestamp_to_sf_struct
 
 
+def _quote_copy_target() -> None:
+    from fakesnow import copy_into
+
+    def describe_table(table: Any, duck_conn: Any, current_database: str | None,
+                       current_schema: str | None) -> list[tuple[str, str]]:
+        parts = (table.catalog or current_database, table.db or current_schema, table.name)
+        qualified = ".".join('"' + str(part).replace('"', '""') + '"' for part in parts)
+        return [(row[0], row[1]) for row in duck_conn.execute(f"DESCRIBE {qualified}").fetchall()]
+
+    copy_into._describe_table = describe_table
+
+
 def serve(port: int, db_dir: str | None = None) -> None:
     """Serve the local Snowflake on ``127.0.0.1:port`` until the process is stopped.
 
@@ -60,6 +76,7 @@ def serve(port: int, db_dir: str | None = None) -> None:
     from launch.local import result_chunks, time_travel
 
     _keep_null_timestamps()
+    _quote_copy_target()
     run = fakesnow.server  # the function: importing the fakesnow.server module below shadows it
     server = importlib.import_module("fakesnow.server")
     if db_dir:

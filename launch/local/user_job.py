@@ -145,7 +145,12 @@ def missing_columns(hyperparameters: Mapping[str, str], columns: Sequence[str]) 
 
 def load_data_file(stack: LocalStack, table: str, parquet: Path) -> int:
     """Load ``parquet`` into the embedded Snowflake as ``table`` (a missing database or schema is the
-    demo's, as the local secret's; created if need be); return its row count."""
+    demo's, as the local secret's; created if need be); return its row count.
+
+    A name the embedded Snowflake cannot take (fakesnow on DuckDB: e.g. a database name with a space)
+    is a :class:`ConfigError` naming it, not the stand-in's traceback."""
+    from snowflake.connector.errors import Error
+
     parts = [DATABASE, SCHEMA][: 3 - len(table_parts(table))] + table_parts(table)
     database, schema, name = map(quote_column, parts)
     conn = stack.connect()
@@ -155,6 +160,11 @@ def load_data_file(stack: LocalStack, table: str, parquet: Path) -> int:
         cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {database}.{schema}")
         cursor.close()
         return datasets.load_parquet(conn, f"{database}.{schema}.{name}", parquet)
+    except Error as err:
+        reason = (err.msg or str(err)).splitlines()[0]
+        raise ConfigError(f"the embedded Snowflake could not load the --data file as table {table!r} ({reason}): "
+                          "for the local run, name another table with --set data.table=NAME (no space or dot "
+                          "in its database part, no dot in its schema part)") from err
     finally:
         conn.close()
         parquet.unlink(missing_ok=True)

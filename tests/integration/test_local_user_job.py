@@ -115,6 +115,7 @@ def _no_aws_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
 
 @pytest.mark.slow
 def test_a_parquet_file_is_the_settings_table_with_its_own_names_and_types(tmp_path, no_tracking, capsys) -> None:
+    """The table named with --set as in Snowflake: case-sensitive parts holding spaces."""
     pq.write_table(_orders(), tmp_path / "orders.parquet")
     settings = _settings(tmp_path / "settings.toml", f"""
 table = 'SALES.RAW."Orders"'
@@ -122,10 +123,17 @@ target = '"Spend"'
 features = {json.dumps(PARQUET_FEATURES)}
 snowflake_secret_id = "prod/snowflake"
 """, hyperparameters="shard_key = '\"id\"'")
-    argv = ["train", "--local", "--settings", str(settings), "--data", str(tmp_path / "orders.parquet"),
-            "--hosts", "2", "--workdir", str(tmp_path / "work")]
+    table = ['data.table=HOLD."Mixed Case"."Sales Data"']
+    argv = ["train", "--local", "--settings", str(settings), "--set", table[0], "--data",
+            str(tmp_path / "orders.parquet"), "--hosts", "2", "--workdir", str(tmp_path / "work")]
     assert main(argv) == 0
     out = capsys.readouterr().out
+    leader_log = next((tmp_path / "work").glob("jobs/*/127.0.0.1/log.txt")).read_text()
+    assert 'reading HOLD."Mixed Case"."Sales Data" as host 0 of 2' in leader_log
+    other_log = next((tmp_path / "work").glob("jobs/*/127.0.0.2/log.txt")).read_text()
+    for log in (leader_log, other_log):  # XGBoost's joining chatter gave way to at most one line
+        assert log.count("waiting for the tracker at") <= 1 and "Retrying connection" not in log, log
+        assert "got rank" not in log and "joined the collective as rank" in log, log
     assert re.search(r"final metrics: train-rmse [\d.]+, validation-rmse [\d.]+ after 6 rounds", out), out
     assert re.search(r"progress: round 6/6, best validation-rmse [\d.]+ at \[\d\], \d+s elapsed", out), out
     plan = _plan(tmp_path / "work")
@@ -136,8 +144,23 @@ snowflake_secret_id = "prod/snowflake"
     (hps,) = (tmp_path / "work").glob("jobs/*/127.0.0.1/input/config/hyperparameters.json")
     sent = json.loads(hps.read_text())
     assert {k: sent[k] for k in ("table", "target", "num_round")} == \
-        {k: v for k, v in load_settings(settings, local=True).job_hyperparameters.items()
+        {k: v for k, v in load_settings(settings, table, local=True).job_hyperparameters.items()
          if k in ("table", "target", "num_round")}  # the SageMaker job's own hyperparameters
+
+
+@pytest.mark.slow
+def test_a_table_name_the_embedded_snowflake_cannot_take_fails_in_one_line(tmp_path, no_tracking, capsys) -> None:
+    pq.write_table(_orders(50), tmp_path / "orders.parquet")
+    settings = _settings(tmp_path / "settings.toml", """
+table = '"My DB".PUBLIC."Orders"'
+target = '"Spend"'
+""")
+    argv = ["train", "--local", "--settings", str(settings), "--data", str(tmp_path / "orders.parquet"),
+            "--workdir", str(tmp_path / "work")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("""error: the embedded Snowflake could not load the --data file as table '"My DB".PUBLIC."Orders"' """
+                          "(") and "--set data.table=NAME" in err and err.count("\n") == 1, err
 
 
 def _load_into_session_snowflake(stack, data: Path, table: str) -> None:

@@ -109,6 +109,88 @@ def test_join_gives_up_after_the_timeout_naming_the_cause():
     assert info.value.__cause__ is refused
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _real_join_args(port: int) -> dict[str, Any]:
+    return {"dmlc_communicator": "rabit", "dmlc_tracker_uri": "127.0.0.1", "dmlc_tracker_port": port,
+            "dmlc_task_id": "1", "dmlc_timeout": 10, "dmlc_retry": 3}
+
+
+def _waiting_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "waiting for the tracker" in r.getMessage()]
+
+
+def test_a_host_that_waits_for_the_tracker_says_so_once_and_xgboost_says_nothing(caplog, capsys, recwarn):
+    """XGBoost's own joining lines (a warning per failed connection, ``Task 1 got rank 0``) give way to one line.
+
+    Real XGBoost, its tracker started a second after this host (the second host) begins to join.
+    """
+    from xgboost import collective as coll
+    from xgboost.tracker import RabitTracker
+
+    port = _free_port()
+    trackers: list[Any] = []
+
+    def start() -> None:
+        tracker = RabitTracker(n_workers=1, host_ip="127.0.0.1", port=port, sortby="task", timeout=30)
+        tracker.start()
+        trackers.append(tracker)
+
+    timer = threading.Timer(1.0, start)
+    timer.start()
+    cluster = Cluster.from_hosts(["127.0.0.1", "127.0.0.2"], "127.0.0.2")
+    with caplog.at_level(logging.INFO, logger="training.collective.cluster"):
+        try:
+            # dmlc_retry=1: one failed connection per attempt (XGBoost's own retries on one socket take 6 s)
+            cluster_module._join(coll, {**_real_join_args(port), "dmlc_retry": 1}, cluster, timeout=30)
+            coll.finalize()
+        finally:
+            timer.join()
+            for tracker in trackers:
+                tracker.wait_for(timeout=10)
+                tracker.free()
+    assert _waiting_lines(caplog) == [f"waiting for the tracker at 127.0.0.1:{port}"]
+    assert "joined the collective as rank 0 of 1" in caplog.text
+    out, err = capsys.readouterr()
+    assert "got rank" not in out + err, out + err
+    assert not [w for w in recwarn if "connect" in str(w.message).lower()]
+
+
+def test_a_host_that_never_reaches_the_tracker_fails_in_one_line_after_one_waiting_line(caplog, recwarn):
+    port = _free_port()  # no tracker there
+    cluster = Cluster.from_hosts(["127.0.0.1", "127.0.0.2"], "127.0.0.2")
+    from xgboost import collective as coll
+
+    with caplog.at_level(logging.INFO, logger="training.collective.cluster"), pytest.raises(ClusterError) as info:
+        cluster_module._join(coll, {**_real_join_args(port), "dmlc_retry": 1}, cluster, timeout=1)
+    assert str(info.value).startswith(f"host 127.0.0.2 could not join the other 1 hosts at 127.0.0.1:{port} within 1 s "
+                                      "(Failed to bootstrap the communication group; Bootstrap failed; Failed to "
+                                      "connect to the tracker): check that all hosts started")
+    assert _waiting_lines(caplog) == [f"waiting for the tracker at 127.0.0.1:{port}"]
+    assert not [w for w in recwarn if "connect" in str(w.message).lower()]
+
+
+def test_other_lines_pass_while_xgboost_joins(capsys, recwarn):
+    """Only XGBoost's joining lines are dropped: any other line or warning in the meantime is kept."""
+    import warnings
+
+    retries: list[int] = []
+    with cluster_module._quiet_bootstrap(lambda: retries.append(1)):
+        print("[06:17:11] Task 3 got rank 3")
+        print("a line", end="")
+        print(" of the job's own")
+        warnings.warn("[06:17:05] WARNING: socket.cc:149: Retrying connection to 10.0.0.1 for the 1 time.",
+                      UserWarning, stacklevel=1)
+        warnings.warn("something else", UserWarning, stacklevel=1)
+        print("unfinished", end="")
+    assert capsys.readouterr().out == "a line of the job's own\nunfinished"
+    assert retries == [1] and [str(w.message) for w in recwarn] == ["something else"]
+
+
 def test_a_bug_while_joining_is_raised_at_once_not_retried():
     coll = FakeCollective(TypeError("Object of type object is not JSON serializable"))
     with pytest.raises(TypeError):

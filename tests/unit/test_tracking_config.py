@@ -57,6 +57,9 @@ def test_a_plain_job_is_not_a_trial_and_local_tuning_names_itself() -> None:
 def test_uris_lose_credentials_and_arns_are_recognised() -> None:
     assert mlflow_client.safe_uri("https://user:hunter2@mlflow.example.com:8443/x?token=abc") == \
         "https://mlflow.example.com:8443/x"
+    for local in ("sqlite:////abs/path.db", "sqlite:///relative.db", "file:///tmp/mlruns"):
+        assert mlflow_client.safe_uri(local) == local  # every slash kept: the same file
+    assert mlflow_client.safe_uri("sqlite:////abs/path.db?mode=ro") == "sqlite:////abs/path.db"
     assert mlflow_client.is_arn("arn:aws:sagemaker:us-west-2:123456789012:mlflow-tracking-server/main")
     assert mlflow_client.is_arn("arn:aws:sagemaker:eu-west-1:123456789012:mlflow-app/app-ABC123")
     assert not mlflow_client.is_arn("http://127.0.0.1:5000")

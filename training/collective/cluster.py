@@ -14,6 +14,7 @@ import socket
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,16 +182,27 @@ def _join(coll: Any, args: dict[str, Any], cluster: Cluster, timeout: int) -> No
 
     ``collective.init`` reports every failure to reach the tracker (connection refused while it
     boots, a timeout) as an ``XGBoostError``: those are retried until ``timeout``. Anything else
-    (a TypeError from bad arguments) is a bug and is raised at once.
+    (a TypeError from bad arguments) is a bug and is raised at once. While it waits the host logs
+    one line, ``waiting for the tracker at HOST:PORT``, in place of XGBoost's own retries
+    (:func:`_quiet_bootstrap`).
     """
     from xgboost.core import XGBoostError
 
     deadline = time.monotonic() + timeout
     attempt = 0
+    tracker = f"{args['dmlc_tracker_uri']}:{args['dmlc_tracker_port']}"
+    waiting: list[bool] = []
+
+    def wait_once() -> None:
+        if not waiting:
+            waiting.append(True)
+            log.info("waiting for the tracker at %s", tracker)
+
     while True:
         attempt += 1
         try:
-            coll.init(**args)
+            with _quiet_bootstrap(wait_once):
+                coll.init(**args)
             break
         except XGBoostError as err:  # the tracker may not be up yet
             if time.monotonic() > deadline:
@@ -202,9 +214,75 @@ def _join(coll: Any, args: dict[str, Any], cluster: Cluster, timeout: int) -> No
                     "'collective_timeout' if reading the table (the leader's query in read_mode=scan, or a host's "
                     "shard in read_mode=hash) takes longer"
                 ) from err
-            log.info("waiting for the tracker (attempt %d): %s", attempt, error_summary(err))
+            wait_once()
+            log.debug("joining attempt %d failed: %s", attempt, error_summary(err))
             time.sleep(min(2.0 * attempt, 10.0))
     log.info("joined the collective as rank %d of %d", coll.get_rank(), coll.get_world_size())
+
+
+_CONNECT_RETRY = re.compile(r"Failed to connect to:|Retrying connection to ")
+"""XGBoost's warnings for each failed connection to the tracker while it boots (``socket.cc``)."""
+_RANK_LINE = re.compile(r"^\[[0-9:]+\] Task \d+ got rank \d+$")
+"""The line XGBoost prints as a host joins (the host's own ``joined the collective`` line says it)."""
+
+
+@contextlib.contextmanager
+def _quiet_bootstrap(on_retry: Callable[[], None]) -> Iterator[None]:
+    """XGBoost's joining chatter, quietened for the block: a retried connection to the tracker calls
+    ``on_retry`` instead of warning, and the ``[hh:mm:ss] Task 0 got rank 0`` line is dropped.
+
+    XGBoost's native library hands its log lines to a Python callback (``xgboost.core._log_callback``):
+    warnings through ``warnings.warn``, anything else through ``print``. So only those two paths are
+    filtered, and only for these lines: every other warning and line passes through, and a failed
+    join still raises its ``XGBoostError``. (The callback is registered for the thread that imported
+    XGBoost, the main one, where the container joins; from another thread XGBoost writes to stderr.)
+    """
+    with warnings.catch_warnings():
+        show = warnings.showwarning
+
+        def showwarning(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
+                        line: str | None = None) -> None:
+            if _CONNECT_RETRY.search(str(message)):
+                on_retry()
+            else:
+                show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = showwarning
+        out = _DroppingLines(sys.stdout, _RANK_LINE)
+        try:
+            with contextlib.redirect_stdout(out):  # type: ignore[type-var]
+                yield
+        finally:
+            out.close()
+
+
+class _DroppingLines:
+    """A text stream that writes ``stream`` every line but those that match ``drop``."""
+
+    def __init__(self, stream: Any, drop: re.Pattern[str]) -> None:
+        self._stream, self._drop, self._pending = stream, drop, ""
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            *lines, self._pending = (self._pending + text).split("\n")
+            kept = "".join(f"{line}\n" for line in lines if not self._drop.match(line))
+        if kept:
+            self._stream.write(kept)
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def close(self) -> None:
+        """Write what is left of an unfinished line (the stream itself stays open)."""
+        with self._lock:
+            rest, self._pending = self._pending, ""
+        if rest:
+            self._stream.write(rest)
+
+    def __getattr__(self, name: str) -> Any:  # encoding, isatty, fileno: the stream's own
+        return getattr(self._stream, name)
 
 
 def _leave(coll: Any, tracker: Any) -> None:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     import xgboost
@@ -93,13 +93,16 @@ def store_errors() -> tuple[type[BaseException], ...]:
 
 
 def safe_uri(uri: str) -> str:
-    """The URI without user, password, query or fragment: what may appear in logs and messages."""
+    """The URI without user, password, query or fragment: what may appear in logs and messages.
+
+    Written back as ``scheme://netloc path`` by hand: ``urlunsplit`` drops the empty authority of
+    ``sqlite:////abs/path.db`` (giving ``sqlite://abs/path.db``, another file)."""
     if _ARN.match(uri) or "://" not in uri:
         return uri
     parts = urlsplit(uri)
     host = parts.hostname or ""
     netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return f"{parts.scheme}://{netloc}{parts.path}"
 
 
 def is_arn(uri: str) -> bool:
