@@ -36,6 +36,10 @@ FEATURE, LABEL, WEIGHT, GROUP, UPPER = "feature", "label", "weight", "group", "l
 """A column's role in the job: ``group`` is a ranking job's query column, ``label_upper`` a
 survival:aft job's upper time bound (its lower bound is the label)."""
 
+ZONED_TIMESTAMPS = ("TIMESTAMP_LTZ", "TIMESTAMP_TZ")
+"""Timestamp types that hold an instant (the connector hands them over in UTC); TIMESTAMP_NTZ, and
+TIMESTAMP (NTZ under Snowflake's default ``TIMESTAMP_TYPE_MAPPING``), hold wall-clock time."""
+
 _PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 _XGBOOST_UNSAFE = str.maketrans({"[": "_", "]": "_", "<": "_"})
 
@@ -48,40 +52,62 @@ def _plain(array: pa.Array) -> pa.Array:
     return array.dictionary_decode() if pa.types.is_dictionary(array.type) else array
 
 
-def _to_float32(array: pa.Array) -> pa.Array:
+def _to_float32(array: pa.Array, _snowflake_type: str) -> pa.Array:
     array = _plain(array)
     if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
         array = pc.cast(array, pa.float64())  # numbers given as text by a caller of the model
     return pc.cast(array, pa.float32(), safe=False)
 
 
-def _seconds(array: pa.Array) -> pa.Array:
+def _seconds(array: pa.Array, zoned: bool) -> pa.Array:
     """Seconds since the epoch (UTC) of timestamps, dates or ISO 8601 text, as float64.
 
-    Text ``NaT`` is NULL: pandas writes a missing datetime so, and MLflow passes it on (its
-    ``serving_input_example.json``)."""
+    ``zoned`` (TIMESTAMP_LTZ, TIMESTAMP_TZ): a value is an instant, as the connector's Arrow hands
+    such a column to the job (UTC); text with ``Z`` or an offset (``+05:30``, ``-0200``) is that
+    instant, text without one is read as UTC. Otherwise (TIMESTAMP_NTZ, DATE) a value is wall-clock
+    time: an offset is dropped, as Snowflake's cast to TIMESTAMP_NTZ drops it, and a timestamp with a
+    zone keeps its clock reading there."""
     array = _plain(array)
     if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
-        array = pc.cast(pc.if_else(pc.equal(array, "NaT"), pa.scalar(None, array.type), array), pa.timestamp("us"))
+        array = _parse_timestamps(array, zoned)
     if pa.types.is_date(array.type):
         days = pc.cast(pc.cast(array, pa.date32()), pa.int32())
         return pc.multiply(pc.cast(days, pa.float64()), 86_400.0)
     if pa.types.is_timestamp(array.type):
+        if array.type.tz is not None and not zoned:
+            array = pc.local_timestamp(array)
         ticks = pc.cast(array.cast(pa.int64()), pa.float64(), safe=False)
         return pc.divide(ticks, float(_PER_SECOND[array.type.unit]))
     raise TypeError(f"{array.type} is not a date or timestamp")
 
 
-def _date_days(array: pa.Array) -> pa.Array:
+_TIME_AND_ZONE = r"([T ][0-9:.]+)(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+"""ISO 8601 text's time of day and its zone (``Z``, ``+hh:mm``, ``+hhmm``, ``+hh``): a date's own
+``-01`` is no zone."""
+
+
+def _parse_timestamps(text: pa.Array, zoned: bool) -> pa.Array:
+    """ISO 8601 text as timestamps (UTC ticks when ``zoned``; see :func:`_seconds`). Text ``NaT`` is
+    NULL: pandas writes a missing datetime so, and MLflow passes it on (its ``serving_input_example.json``)."""
+    null = pa.scalar(None, text.type)
+    text = pc.if_else(pc.equal(text, "NaT"), null, text)
+    if not zoned:
+        return pc.cast(pc.replace_substring_regex(text, _TIME_AND_ZONE, r"\1"), pa.timestamp("us"))
+    has_zone = pc.match_substring_regex(text, _TIME_AND_ZONE)
+    instants = pc.cast(pc.cast(pc.if_else(has_zone, text, null), pa.timestamp("us", tz="UTC")), pa.timestamp("us"))
+    return pc.if_else(has_zone, instants, pc.cast(pc.if_else(has_zone, null, text), pa.timestamp("us")))
+
+
+def _date_days(array: pa.Array, _snowflake_type: str) -> pa.Array:
     # floor: a date given as a timestamp with a time of day is still that day, as in the table
-    return pc.cast(pc.floor(pc.divide(_seconds(array), 86_400.0)), pa.float32())
+    return pc.cast(pc.floor(pc.divide(_seconds(array, zoned=False), 86_400.0)), pa.float32())
 
 
-def _timestamp_seconds(array: pa.Array) -> pa.Array:
-    return pc.cast(_seconds(array), pa.float32())
+def _timestamp_seconds(array: pa.Array, snowflake_type: str) -> pa.Array:
+    return pc.cast(_seconds(array, zoned=snowflake_type in ZONED_TIMESTAMPS), pa.float32())
 
 
-def _time_seconds(array: pa.Array) -> pa.Array:
+def _time_seconds(array: pa.Array, _snowflake_type: str) -> pa.Array:
     array = _plain(array)
     if pa.types.is_time(array.type):
         ticks = pc.cast(array.cast(pa.int64()), pa.float64(), safe=False)
@@ -95,16 +121,16 @@ def _clock_seconds(value: Any) -> float:
     return clock.hour * 3600 + clock.minute * 60 + clock.second + clock.microsecond / 1e6
 
 
-def _to_text(array: pa.Array) -> pa.Array:
+def _to_text(array: pa.Array, _snowflake_type: str) -> pa.Array:
     return pc.cast(_plain(array), pa.string())
 
 
-def _upper_bound(array: pa.Array) -> pa.Array:
+def _upper_bound(array: pa.Array, snowflake_type: str) -> pa.Array:
     """An upper time bound: NULL is +inf (right-censored), as XGBoost's AFT wants it."""
-    return pc.fill_null(_to_float32(array), np.float32(np.inf))
+    return pc.fill_null(_to_float32(array, snowflake_type), np.float32(np.inf))
 
 
-def _class_text(array: pa.Array) -> pa.Array:
+def _class_text(array: pa.Array, _snowflake_type: str) -> pa.Array:
     """A class label as text: ``true``/``false``, numbers in their shortest form (1.0 -> ``1``), text as is."""
     array = _plain(array)
     if pa.types.is_boolean(array.type) or pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
@@ -121,7 +147,7 @@ class Kind:
     spill_type: pa.DataType
     xgboost_type: str  # "q" (quantitative) or "c" (categorical)
     mlflow_type: str  # the MLflow signature's column type
-    to_spill: Callable[[pa.Array], pa.Array]
+    to_spill: Callable[[pa.Array, str], pa.Array]  # (values, the column's Snowflake type) -> spilled values
     treatment: str  # the value XGBoost sees, in words
 
 
@@ -172,6 +198,10 @@ class ColumnSpec:
     @property
     def needs_vocabulary(self) -> bool:
         return self.kind_spec.xgboost_type == "c"
+
+    def cast(self, array: pa.Array) -> pa.Array:
+        """Values of this column (as the connector, or a caller of the model, gives them) as spilled."""
+        return self.kind_spec.to_spill(array, self.snowflake_type)
 
     @property
     def mlflow_type(self) -> str:
@@ -270,7 +300,7 @@ class ColumnPlan:
         out = []
         for spec, array in zip(self.columns, arrays, strict=True):
             try:
-                out.append(spec.kind_spec.to_spill(array))
+                out.append(spec.cast(array))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError, ValueError) as err:
                 raise ValueError(f"column {spec.name!r} ({spec.snowflake_type}) arrived as {array.type}, which "
                                  f"does not convert to {spec.kind_spec.treatment}: {str(err)[:120]}") from None
@@ -337,7 +367,7 @@ class ColumnPlan:
         out = np.full((rows, len(self.features)), np.nan, dtype=np.float32)  # a column left out is all NULL
         for i, spec in enumerate(self.features):
             if spec.name in columns:
-                out[:, i] = self._values(spec, spec.kind_spec.to_spill(_arrow(columns[spec.name])))
+                out[:, i] = self._values(spec, spec.cast(_arrow(columns[spec.name])))
         return out
 
     # --- what is stored and compared ------------------------------------------------------------
