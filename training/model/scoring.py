@@ -5,7 +5,9 @@ by the column plan stored in the model file (:func:`training.model.booster.predi
 function the MLflow model calls), so a row scores the same in the job, in MLflow and behind the
 endpoint. Two bodies are accepted:
 
-- ``text/csv`` with a header row naming the columns; an empty field is NULL. Each feature
+- ``text/csv`` with a header row naming the columns; an empty field, ``NA``, ``NaN``, ``null``, ``NULL``
+  and the rest of pandas' default NA values are NULL in every column
+  (:data:`training.read.columns.NULL_TEXTS`, as ``--data`` CSV files and MLflow read them). Each feature
   column is read as the type the model's signature gives it (``double``, ``boolean``, text for
   the rest), so a text column of digits stays text and ``true``/``false`` are booleans.
 - ``application/json``: MLflow's ``{"dataframe_split": {"columns": [...], "data": [[...]]}}`` or
@@ -33,7 +35,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from training.contract import MLFLOW_ARTIFACT, MLFLOW_MODEL_FILE, MODEL_FILE
-from training.read.columns import ColumnPlan
+from training.read.columns import NULL_TEXTS, ColumnPlan
 
 CSV = "text/csv"
 JSON = "application/json"
@@ -106,12 +108,12 @@ def predictions_json(booster: Any, plan: ColumnPlan, rows: Any) -> str:
 
 def _csv_rows(body: bytes, plan: ColumnPlan) -> pa.Table:
     types = {name: _CSV_TYPES.get(kind, pa.string()) for name, kind in plan.signature_columns()}
-    options = pa_csv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True)
+    options = pa_csv.ConvertOptions(column_types=types, null_values=list(NULL_TEXTS), strings_can_be_null=True)
     try:
         return pa_csv.read_csv(io.BytesIO(body), convert_options=options)
     except pa.ArrowException as err:
         raise BadRequest(f"the CSV body does not parse: {_first_line(err)} (send a header row, then one row per "
-                         "line; an empty field is NULL)") from err
+                         "line; an empty field, NA or null is NULL)") from err
 
 
 def _json_frame(body: bytes) -> Any:

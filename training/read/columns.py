@@ -36,6 +36,14 @@ FEATURE, LABEL, WEIGHT, GROUP, UPPER = "feature", "label", "weight", "group", "l
 """A column's role in the job: ``group`` is a ranking job's query column, ``label_upper`` a
 survival:aft job's upper time bound (its lower bound is the label)."""
 
+NULL_TEXTS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+              "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+"""The CSV fields that mean NULL, in every column: pandas' default ``na_values``. MLflow reads CSV with
+pandas' defaults (``mlflow models predict -t csv``), which a model cannot change, so every CSV reader
+of ours (``--data`` files, the endpoint's ``text/csv``) reads the same fields as NULL, and a row copied
+from a CSV file scores the same through each. A text value spelt so (``NA`` for North America) is NULL
+in CSV; JSON keeps it (only ``null`` is NULL there)."""
+
 ZONED_TIMESTAMPS = ("TIMESTAMP_LTZ", "TIMESTAMP_TZ")
 """Timestamp types that hold an instant (the connector hands them over in UTC); TIMESTAMP_NTZ, and
 TIMESTAMP (NTZ under Snowflake's default ``TIMESTAMP_TYPE_MAPPING``), hold wall-clock time."""
