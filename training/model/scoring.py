@@ -8,8 +8,8 @@ endpoint. Two bodies are accepted:
 - ``text/csv`` with a header row naming the columns; an empty field, ``NA``, ``NaN``, ``null``, ``NULL``
   and the rest of pandas' default NA values are NULL in every column
   (:data:`training.read.columns.NULL_TEXTS`, as ``--data`` CSV files and MLflow read them). Each feature
-  column is read as the type the model's signature gives it (``double``, ``boolean``, text for
-  the rest), so a text column of digits stays text and ``true``/``false`` are booleans.
+  column is read by its kind (a number as ``double``, a boolean as one, text for the rest), so a text
+  column of digits stays text and ``true``/``false`` are booleans.
 - ``application/json``: MLflow's ``{"dataframe_split": {"columns": [...], "data": [[...]]}}`` or
   ``{"dataframe_records": [{...}]}``, or a bare list of records; ``null`` is NULL (and so is ``"NaT"`` in a date or
   timestamp column, as MLflow writes the model's ``serving_input_example.json``).
@@ -20,8 +20,8 @@ does not fit fails as :class:`BadRequest`, one line naming the fix. The answer i
 scoring server's shape, ``{"predictions": [{"prediction": ...}, ...]}``.
 
 Why not MLflow's own scoring server (``mlflow models serve``): it parses CSV with the signature's
-pandas types, which a boolean, date or timestamp column (typed Any) lacks, so it refuses CSV for such
-a model; it scores a row with a missing column silently, and answers a bad request with a traceback.
+pandas types, which the model's columns (typed Any, so that MLflow hands raw values on) lack, so it
+refuses CSV; it scores a row with a missing column silently, and answers a bad request with a traceback.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ CONTENT_TYPES = (CSV, JSON)
 JSON_FORMATS = ("dataframe_split", "dataframe_records")
 """MLflow's names for the two JSON layouts (https://mlflow.org/docs/latest/ml/deployment/)."""
 _CSV_TYPES = {"double": pa.float64(), "boolean": pa.bool_()}
-"""How a CSV field of each signature type is read; every other type is read as text, which the
+"""How a CSV field of each kind's MLflow type is read; every other type is read as text, which the
 column's kind then casts (ISO 8601 dates and times, digits in a text column)."""
 
 

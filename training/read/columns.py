@@ -154,7 +154,7 @@ class Kind:
     snowflake_types: tuple[str, ...]
     spill_type: pa.DataType
     xgboost_type: str  # "q" (quantitative) or "c" (categorical)
-    mlflow_type: str  # the MLflow signature's column type
+    mlflow_type: str  # the type in MLflow's terms: the input example's, and how the endpoint reads a CSV field
     to_spill: Callable[[pa.Array, str], pa.Array]  # (values, the column's Snowflake type) -> spilled values
     treatment: str  # the value XGBoost sees, in words
 
@@ -408,7 +408,8 @@ class ColumnPlan:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def signature_columns(self) -> list[tuple[str, str]]:
-        """``(name, MLflow type)`` of each feature: the model's input as the table has it."""
+        """``(name, MLflow type)`` of each feature: the model's input as the table has it (the input example's
+        types; the signature itself types every column Any: :func:`training.tracking.pyfunc.signature`)."""
         return [(c.name, c.mlflow_type) for c in self.features]
 
 
