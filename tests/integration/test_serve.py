@@ -240,8 +240,21 @@ def test_mlflows_own_serving_example_scores(registered: str, mlflow_model: Path)
 
 @pytest.mark.parametrize(("body", "content_type", "status", "says"), [
     ("x,city\n1,oslo\n", "text/csv", 400, "the rows have no column 'member', 'signup', 'seen'"),
-    ("x,city,member,signup,seen\nabc,oslo,true,2020-01-05,\n", "text/csv", 400, "invalid value 'abc'"),
-    ("x,city,member,signup,seen\n1,oslo,true,someday,\n", "text/csv", 400, "'someday'"),
+    ("x,city,member,signup,seen\nabc,oslo,true,2020-01-05,\n", "text/csv", 400,
+     "column 'x': CSV conversion error to double: invalid value 'abc'"),
+    ("x,city,member,signup,seen\n1,oslo,yes,2020-01-05,\n", "text/csv", 400,
+     "column 'member': CSV conversion error to bool: invalid value 'yes'"),
+    ("x,city,member,signup,seen\n1,oslo,true,someday,\n", "text/csv", 400,
+     "column 'signup' (DATE): Failed to parse string: 'someday'"),
+    ('[{"x": "abc", "city": "oslo", "member": true, "signup": null, "seen": null}]', "application/json", 400,
+     "column 'x' (REAL): Failed to parse string: 'abc'"),
+    ("0.5,oslo,true,2020-01-05,2021-01-01 10:00:00\n", "text/csv", 400,
+     "the CSV body has no header row: its first line (0.5,oslo,true,2020-01-05,2021-01-01 10:00:00) names none "
+     "of the model's columns; send a header row first, e.g. x,city,member,signup,seen"),
+    ("x,city,member,signup,seen\n1,oslo,true,,\n1e400,oslo,true,,\n", "text/csv", 400,
+     "column 'x' (REAL) has a value beyond float32's range (3.4e38) in row 2"),
+    ('{"dataframe_records": [{"x": 1e39, "city": "oslo", "member": true, "signup": null, "seen": null}]}',
+     "application/json", 400, "column 'x' (REAL) has a value beyond float32's range (3.4e38) in row 1"),
     ('{"rows": []}', "application/json", 400, "must be {\"dataframe_split\""),
     ("{", "application/json", 400, "the JSON body does not parse"),
     ("x", "text/plain", 415, "content type 'text/plain' is not accepted"),
@@ -249,7 +262,20 @@ def test_mlflows_own_serving_example_scores(registered: str, mlflow_model: Path)
 def test_a_bad_request_gets_one_line(registered: str, body: str, content_type: str, status: int, says: str) -> None:
     response = requests.post(f"{registered}/invocations", data=body, headers={"Content-Type": content_type}, timeout=30)
     assert response.status_code == status
-    assert says in response.text and response.text.count("\n") == 1
+    assert says in response.text and response.text.count("\n") == 1, response.text
+    assert "column #" not in response.text and "Check failed" not in response.text
+
+
+@pytest.mark.parametrize("form", ["csv", "json"])
+def test_each_row_counts_its_unseen_categories(registered: str, form: str) -> None:
+    """The prediction is made (an unseen category is missing, as in training) and the row says how many it had."""
+    body = {"data": CSV, "headers": {"Content-Type": "text/csv"}} if form == "csv" else \
+        {"json": {"dataframe_records": json.loads(ROWS.to_json(orient="records"))}}
+    response = requests.post(f"{registered}/invocations", timeout=30, **body)
+    assert response.status_code == 200, response.text
+    rows = response.json()["predictions"]
+    assert [row["unseen_categories"] for row in rows] == [0, 0, 1, 0]  # paris; a NULL city is not unseen
+    assert all(isinstance(row["prediction"], float) for row in rows)
 
 
 def test_a_jobs_bare_model_file_serves_too(mlflow_model: Path, tmp_path: Path) -> None:

@@ -214,3 +214,20 @@ def test_timestamps_with_a_zone_score_as_the_job_read_them():
     assert job[0].tolist() == [np.float32(1357034400.0)] * 3  # 2013-01-01 10:00 UTC
     tz_aware = pd.DataFrame({"ntz": pd.to_datetime(["2013-01-01 10:00:00+05:30"])})  # a caller's tz-aware pandas
     assert plan.feature_matrix(tz_aware)[0, 2] == job[0, 2]  # NTZ: its clock reading, 10:00
+
+
+def test_raw_values_that_cannot_score_name_their_column_and_unseen_categories_are_counted():
+    import pandas as pd
+
+    from training.read.columns import RowError
+
+    plan = PLAN.with_vocabularies({"Region": ("north", "south"), "Label": ("a", "b")})
+    rows = pd.DataFrame({"Region": ["north", "atlantis", None, ""], "price": [1.0, 2.0, None, 3.0]})
+    assert plan.unseen_categories(rows).tolist() == [0, 1, 0, 1]  # NULL is not unseen; "" is text
+    assert np.isnan(plan.feature_matrix(rows)[1, 2])  # and an unseen value scores as missing, as in training
+    with pytest.raises(RowError, match=r"^column 'price' \(FIXED\) has a value beyond float32's range \(3.4e38\) in "
+                                       r"row 2, which XGBoost cannot score"):
+        plan.feature_matrix(pd.DataFrame({"price": [1.0, 1e39]}))
+    with pytest.raises(RowError, match=r"^column 'd' \(DATE\): Failed to parse string: 'someday'.*: send an ISO 8601 "
+                                       r"date such as 2024-01-31, or NULL$"):
+        plan.feature_matrix(pd.DataFrame({"d": ["someday"]}))

@@ -157,16 +157,21 @@ class Kind:
     mlflow_type: str  # the type in MLflow's terms: the input example's, and how the endpoint reads a CSV field
     to_spill: Callable[[pa.Array, str], pa.Array]  # (values, the column's Snowflake type) -> spilled values
     treatment: str  # the value XGBoost sees, in words
+    raw_form: str = "a value of the column's type"  # what a caller of the model sends for it, in words
 
 
 KINDS: tuple[Kind, ...] = (
-    Kind("numeric", ("FIXED", "REAL"), pa.float32(), "q", "double", _to_float32, "float32"),
-    Kind("boolean", ("BOOLEAN",), pa.float32(), "q", "boolean", _to_float32, "1 (true) / 0 (false)"),
-    Kind("categorical", ("TEXT",), pa.string(), "c", "string", _to_text, "code in the job's vocabulary"),
-    Kind("date", ("DATE",), pa.float32(), "q", "datetime", _date_days, "days since 1970-01-01"),
+    Kind("numeric", ("FIXED", "REAL"), pa.float32(), "q", "double", _to_float32, "float32", "a number"),
+    Kind("boolean", ("BOOLEAN",), pa.float32(), "q", "boolean", _to_float32, "1 (true) / 0 (false)",
+         "true or false"),
+    Kind("categorical", ("TEXT",), pa.string(), "c", "string", _to_text, "code in the job's vocabulary", "text"),
+    Kind("date", ("DATE",), pa.float32(), "q", "datetime", _date_days, "days since 1970-01-01",
+         "an ISO 8601 date such as 2024-01-31"),
     Kind("timestamp", ("TIMESTAMP", "TIMESTAMP_NTZ", "TIMESTAMP_LTZ", "TIMESTAMP_TZ"), pa.float32(), "q",
-         "datetime", _timestamp_seconds, "seconds since 1970-01-01 00:00"),
-    Kind("time", ("TIME",), pa.float32(), "q", "string", _time_seconds, "seconds since midnight"),
+         "datetime", _timestamp_seconds, "seconds since 1970-01-01 00:00",
+         "an ISO 8601 timestamp such as 2024-01-31 10:00:00 or 2024-01-31T10:00:00+01:00"),
+    Kind("time", ("TIME",), pa.float32(), "q", "string", _time_seconds, "seconds since midnight",
+         "an ISO 8601 time such as 10:30:00"),
 )
 CLASS = Kind("class", (), pa.string(), "c", "string", _class_text, "class code from the label vocabulary")
 """The kind of a classification label (any supported type)."""
@@ -368,15 +373,34 @@ class ColumnPlan:
         The same casts and codes as training: a raw row scores exactly as the container coded it.
         A feature column the rows leave out is missing (NULL) in every row.
         """
+        # a column left out is all NULL; a value beyond float32 would be inf, which XGBoost refuses
+        out = np.full((self._row_count(columns), len(self.features)), np.nan, dtype=np.float32)
+        for i, spec in enumerate(self.features):
+            if spec.name in columns:
+                out[:, i] = self._values(spec, _raw_cast(spec, columns[spec.name]))
+                infinite = np.flatnonzero(np.isinf(out[:, i]))
+                if infinite.size:
+                    raise RowError(f"column {spec.name!r} ({spec.snowflake_type}) has a value beyond float32's range "
+                                   f"(3.4e38) in row {infinite[0] + 1}, which XGBoost cannot score: send a number "
+                                   "within it, or NULL")
+        return out
+
+    def unseen_categories(self, columns: Mapping[str, Any]) -> np.ndarray:
+        """How many text features of each raw row hold a value (not NULL) the vocabulary lacks: those
+        score as missing, as in training."""
+        counts = np.zeros(self._row_count(columns), dtype=np.int64)
+        for spec in self.features:
+            if spec.needs_vocabulary and spec.name in columns:
+                text = _raw_cast(spec, columns[spec.name])
+                unseen = pc.and_(pc.is_valid(text), pc.is_null(pc.index_in(text, value_set=self._value_sets[spec.name])))
+                counts += unseen.to_numpy(zero_copy_only=False)
+        return counts
+
+    def _row_count(self, columns: Mapping[str, Any]) -> int:
         present = [name for name in self.feature_names if name in columns]
         if not present and not hasattr(columns, "shape"):
             raise ValueError(f"the rows have none of the model's columns: {', '.join(self.feature_names)}")
-        rows = len(columns[present[0]]) if present else columns.shape[0]
-        out = np.full((rows, len(self.features)), np.nan, dtype=np.float32)  # a column left out is all NULL
-        for i, spec in enumerate(self.features):
-            if spec.name in columns:
-                out[:, i] = self._values(spec, spec.cast(_arrow(columns[spec.name])))
-        return out
+        return len(columns[present[0]]) if present else columns.shape[0]
 
     # --- what is stored and compared ------------------------------------------------------------
 
@@ -411,6 +435,20 @@ class ColumnPlan:
         """``(name, MLflow type)`` of each feature: the model's input as the table has it (the input example's
         types; the signature itself types every column Any: :func:`training.tracking.pyfunc.signature`)."""
         return [(c.name, c.mlflow_type) for c in self.features]
+
+
+class RowError(ValueError):
+    """A raw row's value the model cannot score; the message names the column and the fix."""
+
+
+def _raw_cast(spec: ColumnSpec, values: Any) -> pa.Array:
+    """A column of raw rows cast as the job casts what it fetches, or a :class:`RowError` naming the column."""
+    try:
+        return spec.cast(_arrow(values))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, TypeError, ValueError) as err:
+        detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise RowError(f"column {spec.name!r} ({spec.snowflake_type}): {detail}: send {spec.kind_spec.raw_form}, "
+                       "or NULL") from None
 
 
 def _arrow(values: Any) -> pa.Array:
