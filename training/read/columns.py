@@ -446,7 +446,7 @@ def _raw_cast(spec: ColumnSpec, values: Any) -> pa.Array:
     try:
         return spec.cast(_arrow(values))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, TypeError, ValueError) as err:
-        detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200].rstrip(".")
         raise RowError(f"column {spec.name!r} ({spec.snowflake_type}): {detail}: send {spec.kind_spec.raw_form}, "
                        "or NULL") from None
 
