@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from training.errors import ConfigError
+from training.read.columns import NULL_TEXTS
 from training.read.snowflake import quote_column, table_parts
 
 log = logging.getLogger(__name__)
@@ -232,7 +233,8 @@ def _sql_type(dtype: pa.DataType) -> str | None:
 
 
 DATA_SUFFIXES = (".parquet", ".csv")
-"""The files ``--data`` loads: Parquet (its own schema) and CSV (types inferred by pyarrow)."""
+"""The files ``--data`` loads: Parquet (its own schema) and CSV (types inferred by pyarrow; the fields of
+:data:`training.read.columns.NULL_TEXTS` are NULL)."""
 
 
 def write_data_file(source: Path, dest: Path) -> pa.Schema:
@@ -263,9 +265,13 @@ def _read_csv(source: Path) -> pa.Table:
     import pyarrow.csv as csv
 
     try:
-        table = csv.read_csv(source)
+        # NULL as the endpoint and MLflow read CSV: a text column's NA is NULL, not a category
+        table = csv.read_csv(source, convert_options=csv.ConvertOptions(null_values=list(NULL_TEXTS),
+                                                                        strings_can_be_null=True))
     except pa.ArrowInvalid as err:
         raise ConfigError(f"--data {source}: not a CSV file pyarrow can read ({err}): fix the file") from None
+    # a column of NULLs only has no type to infer: text, so the job can say it is entirely NULL
+    table = table.cast(pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]))
     return table.cast(_loadable(table.schema, source))
 
 

@@ -23,9 +23,11 @@ import pytest
 import requests
 import xgboost as xgb
 
+from launch import datasets
+from launch.local import user_job
 from launch.local.services import free_port
 from training import contract
-from training.model.booster import embed_plan
+from training.model.booster import embed_plan, load, predict_rows, scoring_matrix
 from training.read.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -200,8 +202,7 @@ def test_mlflow_models_predict_scores_nulls_of_every_kind_as_predict_rows(mlflow
 
 def test_mlflow_models_serve_scores_nulls_of_every_kind_as_predict_rows(mlflow_model: Path, tmp_path: Path) -> None:
     """JSON scores as predict_rows does. CSV: MLflow's server reads it with the signature's pandas types, which
-    a boolean, date or timestamp column (typed Any) does not have: it refuses the body, and never scores a
-    NULL as something else."""
+    the model's columns (typed Any) do not have: it refuses the body, and never scores a NULL as something else."""
     port = free_port()
     with (tmp_path / "serve.log").open("w") as log:
         process = _mlflow_cli("serve", "-m", str(mlflow_model), "-p", str(port), stdout=log, stderr=subprocess.STDOUT)
@@ -239,8 +240,21 @@ def test_mlflows_own_serving_example_scores(registered: str, mlflow_model: Path)
 
 @pytest.mark.parametrize(("body", "content_type", "status", "says"), [
     ("x,city\n1,oslo\n", "text/csv", 400, "the rows have no column 'member', 'signup', 'seen'"),
-    ("x,city,member,signup,seen\nabc,oslo,true,2020-01-05,\n", "text/csv", 400, "invalid value 'abc'"),
-    ("x,city,member,signup,seen\n1,oslo,true,someday,\n", "text/csv", 400, "'someday'"),
+    ("x,city,member,signup,seen\nabc,oslo,true,2020-01-05,\n", "text/csv", 400,
+     "column 'x': CSV conversion error to double: invalid value 'abc'"),
+    ("x,city,member,signup,seen\n1,oslo,yes,2020-01-05,\n", "text/csv", 400,
+     "column 'member': CSV conversion error to bool: invalid value 'yes'"),
+    ("x,city,member,signup,seen\n1,oslo,true,someday,\n", "text/csv", 400,
+     "column 'signup' (DATE): Failed to parse string: 'someday'"),
+    ('[{"x": "abc", "city": "oslo", "member": true, "signup": null, "seen": null}]', "application/json", 400,
+     "column 'x' (REAL): Failed to parse string: 'abc'"),
+    ("0.5,oslo,true,2020-01-05,2021-01-01 10:00:00\n", "text/csv", 400,
+     "the CSV body has no header row: its first line (0.5,oslo,true,2020-01-05,2021-01-01 10:00:00) names none "
+     "of the model's columns; send a header row first, e.g. x,city,member,signup,seen"),
+    ("x,city,member,signup,seen\n1,oslo,true,,\n1e400,oslo,true,,\n", "text/csv", 400,
+     "column 'x' (REAL) has a value beyond float32's range (3.4e38) in row 2"),
+    ('{"dataframe_records": [{"x": 1e39, "city": "oslo", "member": true, "signup": null, "seen": null}]}',
+     "application/json", 400, "column 'x' (REAL) has a value beyond float32's range (3.4e38) in row 1"),
     ('{"rows": []}', "application/json", 400, "must be {\"dataframe_split\""),
     ("{", "application/json", 400, "the JSON body does not parse"),
     ("x", "text/plain", 415, "content type 'text/plain' is not accepted"),
@@ -248,7 +262,20 @@ def test_mlflows_own_serving_example_scores(registered: str, mlflow_model: Path)
 def test_a_bad_request_gets_one_line(registered: str, body: str, content_type: str, status: int, says: str) -> None:
     response = requests.post(f"{registered}/invocations", data=body, headers={"Content-Type": content_type}, timeout=30)
     assert response.status_code == status
-    assert says in response.text and response.text.count("\n") == 1
+    assert says in response.text and response.text.count("\n") == 1, response.text
+    assert "column #" not in response.text and "Check failed" not in response.text
+
+
+@pytest.mark.parametrize("form", ["csv", "json"])
+def test_each_row_counts_its_unseen_categories(registered: str, form: str) -> None:
+    """The prediction is made (an unseen category is missing, as in training) and the row says how many it had."""
+    body = {"data": CSV, "headers": {"Content-Type": "text/csv"}} if form == "csv" else \
+        {"json": {"dataframe_records": json.loads(ROWS.to_json(orient="records"))}}
+    response = requests.post(f"{registered}/invocations", timeout=30, **body)
+    assert response.status_code == 200, response.text
+    rows = response.json()["predictions"]
+    assert [row["unseen_categories"] for row in rows] == [0, 0, 1, 0]  # paris; a NULL city is not unseen
+    assert all(isinstance(row["prediction"], float) for row in rows)
 
 
 def test_a_jobs_bare_model_file_serves_too(mlflow_model: Path, tmp_path: Path) -> None:
@@ -270,3 +297,71 @@ def test_a_model_directory_without_a_model_stops_at_start_in_one_line(tmp_path: 
     assert done.returncode == 1
     assert "cannot serve:" in done.stdout and "holds neither xgboost-model" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def _penguins_csv(rows: int = 300) -> str:
+    """A user's CSV file shaped like palmer penguins: NULLs written as ``NA`` (R's way), empty or ``null``, in
+    text and number columns alike, and a timestamp exported with its offset (``+00:00`` or ``Z``)."""
+    rng = np.random.default_rng(5)
+    lines = ["ID,SPECIES,BILL,FLIPPER,YEAR,SEX,SEEN,MASS"]
+    for i in range(rows):
+        species = rng.choice(["Adelie", "Gentoo", "Chinstrap"])
+        bill, flipper, hours = rng.normal(44, 5), int(rng.normal(200, 14)), int(rng.integers(0, 5000))
+        sex = ["female", "male", "NA", "", "null"][int(rng.choice(5, p=[0.42, 0.42, 0.08, 0.04, 0.04]))]
+        mass = (20 * bill + 10 * flipper + 500 * (species == "Gentoo") + 400 * (sex == "male") - 300 * (sex == "NA")
+                + hours / 5 + rng.normal(0, 50))
+        seen = pd.Timestamp("2013-01-01", tz="UTC") + pd.Timedelta(hours=hours)
+        seen_text = "NA" if i % 19 == 0 else str(seen) if i % 2 else seen.strftime("%Y-%m-%dT%H:%M:%SZ")
+        lines.append(",".join([str(i), species, "NA" if i % 17 == 0 else f"{bill:.1f}", "NA" if i % 13 == 0
+                               else str(flipper), str(2007 + i % 3), sex, seen_text, f"{mass:.0f}"]))
+    return "\n".join(lines) + "\n"
+
+
+def test_a_csv_row_from_the_training_file_scores_the_same_through_every_path(stack, run_job, tmp_path: Path) -> None:
+    """``--data file.csv`` trains; rows copied from that file (NA, empty, null; timestamps with an offset) score
+    as the job coded them through the endpoint, the MLflow model (pandas reads its CSV) and predict_rows."""
+    data = tmp_path / "penguins.csv"
+    data.write_text(_penguins_csv())
+    datasets.write_data_file(data, tmp_path / "loaded.parquet")  # as train --local --data loads the file
+    user_job.load_data_file(stack, "PENGUINS_CSV", tmp_path / "loaded.parquet")
+    features = "SPECIES,BILL,FLIPPER,YEAR,SEX,SEEN"
+    result = run_job({"table": "DEMO.PUBLIC.PENGUINS_CSV", "target": "MASS", "features": features, "num_round": "30",
+                      "max_depth": "4", "shard_key": "ID", "collective_timeout": "60"})
+    assert result.exit_code == 0, result.failure
+    booster, plan = load(result.model_path)
+    assert plan.vocabularies["SEX"] == ("female", "male")  # NA, empty and null are NULL, not a category
+    assert {c.name: c.snowflake_type for c in plan.features}["SEEN"] == "TIMESTAMP_TZ"
+    lines = data.read_text().splitlines()
+    picked = [i for i, line in enumerate(lines[1:]) if "NA" in line or ",," in line or "null" in line][:12]
+    body = "\n".join([lines[0], *(lines[1 + i] for i in picked)]) + "\n"
+    conn = stack.connect()
+    try:  # the job's own coding: the rows as the table holds them, cast as the job casts what it fetches
+        cursor = conn.cursor()
+        cursor.execute(f"SELECT {features} FROM PENGUINS_CSV WHERE ID IN ({','.join(map(str, picked))}) ORDER BY ID")
+        table = cursor.fetch_arrow_all()
+    finally:
+        conn.close()
+    job = booster.predict(scoring_matrix(plan, plan.feature_matrix({n: table.column(n) for n in table.column_names})))
+
+    import mlflow
+    import mlflow.pyfunc
+
+    from training.tracking import pyfunc
+
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.create_experiment("round-trip", artifact_location=(tmp_path / "artifacts").as_uri())
+    run = client.create_run(experiment)
+    uri = pyfunc.log_model(client, run.info.run_id, experiment, "model", booster, plan, table, {})
+    model = mlflow.pyfunc.load_model(uri)
+    alone = next(k for k, i in enumerate(picked) if lines[1 + i].split(",")[5] in ("NA", "", "null"))
+    single = f"{lines[0]}\n{lines[1 + picked[alone]]}\n"  # one row, its SEX NULL: pandas reads a float NaN column
+    shutil.copytree(result.model_path.parent, contract.model_dir(tmp_path / "serve"))
+    for url in _serve(tmp_path / "serve"):
+        for rows, expected in ((body, job), (single, job[alone:alone + 1])):
+            served = _predictions(requests.post(f"{url}/invocations", data=rows,
+                                                headers={"Content-Type": "text/csv"}, timeout=30))
+            by_mlflow = model.predict(pd.read_csv(io.StringIO(rows)))  # MLflow reads a CSV input with pandas
+            by_rows = predict_rows(booster, plan, pd.read_csv(io.StringIO(rows)))
+            for got in (served, by_mlflow["prediction"], by_rows["prediction"]):
+                np.testing.assert_allclose(got, expected, rtol=1e-6)

@@ -191,3 +191,43 @@ def test_the_users_type_table_says_what_the_code_does():
     for name in TYPE_NAMES:
         if kind_of(name) is None:
             assert name.split("_")[0] in unsupported, name
+
+
+def test_timestamps_with_a_zone_score_as_the_job_read_them():
+    """Text with ``Z`` or an offset: for TIMESTAMP_TZ/LTZ the instant in UTC, as the connector's Arrow hands such a
+    column to the job (tz-aware, UTC); for TIMESTAMP_NTZ the wall-clock time (Snowflake's cast drops the offset)."""
+    import pandas as pd
+
+    plan = ColumnPlan((ColumnSpec("tz", "TIMESTAMP_TZ", "timestamp", FEATURE),
+                       ColumnSpec("ltz", "TIMESTAMP_LTZ", "timestamp", FEATURE),
+                       ColumnSpec("ntz", "TIMESTAMP_NTZ", "timestamp", FEATURE), ColumnSpec("y", "REAL", "numeric", LABEL)))
+    ten = dt.datetime(2013, 1, 1, 10)
+    instants = pa.array([ten.replace(tzinfo=dt.timezone.utc)] * 5 + [None, None], pa.timestamp("ns", tz="Etc/UTC"))
+    clocks = pa.array([ten] * 4 + [ten.replace(hour=12), None, None], pa.timestamp("ns"))
+    job = plan.matrix(plan.to_spill([instants, instants, clocks, pa.array([0.0] * 7)]))[0]
+    zoned = ["2013-01-01T10:00:00Z", "2013-01-01 10:00:00+00:00", "2013-01-01T05:00:00.000-0500",
+             "2013-01-01 15:30:00+05:30", "2013-01-01 10:00:00", None, "NaT"]  # no offset: UTC
+    wall = ["2013-01-01T10:00:00Z", "2013-01-01 10:00:00+00:00", "2013-01-01T10:00:00.000-0500",
+            "2013-01-01 10:00:00+05:30", "2013-01-01 12:00:00", None, "NaT"]
+    rows = plan.feature_matrix(pd.DataFrame({"tz": zoned, "ltz": zoned, "ntz": wall}))
+    np.testing.assert_array_equal(rows, job)
+    assert job[0].tolist() == [np.float32(1357034400.0)] * 3  # 2013-01-01 10:00 UTC
+    tz_aware = pd.DataFrame({"ntz": pd.to_datetime(["2013-01-01 10:00:00+05:30"])})  # a caller's tz-aware pandas
+    assert plan.feature_matrix(tz_aware)[0, 2] == job[0, 2]  # NTZ: its clock reading, 10:00
+
+
+def test_raw_values_that_cannot_score_name_their_column_and_unseen_categories_are_counted():
+    import pandas as pd
+
+    from training.read.columns import RowError
+
+    plan = PLAN.with_vocabularies({"Region": ("north", "south"), "Label": ("a", "b")})
+    rows = pd.DataFrame({"Region": ["north", "atlantis", None, ""], "price": [1.0, 2.0, None, 3.0]})
+    assert plan.unseen_categories(rows).tolist() == [0, 1, 0, 1]  # NULL is not unseen; "" is text
+    assert np.isnan(plan.feature_matrix(rows)[1, 2])  # and an unseen value scores as missing, as in training
+    with pytest.raises(RowError, match=r"^column 'price' \(FIXED\) has a value beyond float32's range \(3.4e38\) in "
+                                       r"row 2, which XGBoost cannot score"):
+        plan.feature_matrix(pd.DataFrame({"price": [1.0, 1e39]}))
+    with pytest.raises(RowError, match=r"^column 'd' \(DATE\): Failed to parse string: 'someday'.*: send an ISO 8601 "
+                                       r"date such as 2024-01-31, or NULL$"):
+        plan.feature_matrix(pd.DataFrame({"d": ["someday"]}))

@@ -5,27 +5,34 @@ by the column plan stored in the model file (:func:`training.model.booster.predi
 function the MLflow model calls), so a row scores the same in the job, in MLflow and behind the
 endpoint. Two bodies are accepted:
 
-- ``text/csv`` with a header row naming the columns; an empty field is NULL. Each feature
-  column is read as the type the model's signature gives it (``double``, ``boolean``, text for
-  the rest), so a text column of digits stays text and ``true``/``false`` are booleans.
+- ``text/csv`` with a header row naming the columns; an empty field, ``NA``, ``NaN``, ``null``, ``NULL``
+  and the rest of pandas' default NA values are NULL in every column
+  (:data:`training.read.columns.NULL_TEXTS`, as ``--data`` CSV files and MLflow read them). Each feature
+  column is read by its kind (a number as ``double``, a boolean as one, text for the rest), so a text
+  column of digits stays text and ``true``/``false`` are booleans.
 - ``application/json``: MLflow's ``{"dataframe_split": {"columns": [...], "data": [[...]]}}`` or
   ``{"dataframe_records": [{...}]}``, or a bare list of records; ``null`` is NULL (and so is ``"NaT"`` in a date or
   timestamp column, as MLflow writes the model's ``serving_input_example.json``).
 
 Every feature column must be present (extra columns, such as the label, are ignored): a header
 with a misspelt name would otherwise score every row as if that column were NULL. A request that
-does not fit fails as :class:`BadRequest`, one line naming the fix. The answer is MLflow's
-scoring server's shape, ``{"predictions": [{"prediction": ...}, ...]}``.
+does not fit fails as :class:`BadRequest`, one line naming the column (by its name) and the fix: a CSV
+body without a header row, a value that does not parse, a number beyond float32 (XGBoost refuses the
+inf it becomes). The answer is MLflow's scoring server's shape, ``{"predictions": [{"prediction": ...},
+...]}``; for a model with text features each record adds :data:`UNSEEN`, the count of the row's text
+values that the vocabulary lacks (scored as missing).
 
 Why not MLflow's own scoring server (``mlflow models serve``): it parses CSV with the signature's
-pandas types, which a boolean, date or timestamp column (typed Any) lacks, so it refuses CSV for such
-a model; it scores a row with a missing column silently, and answers a bad request with a traceback.
+pandas types, which the model's columns (typed Any, so that MLflow hands raw values on) lack, so it
+refuses CSV; it scores a row with a missing column silently, and answers a bad request with a traceback.
 """
 
 from __future__ import annotations
 
+import csv
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +40,18 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from training.contract import MLFLOW_ARTIFACT, MLFLOW_MODEL_FILE, MODEL_FILE
-from training.read.columns import ColumnPlan
+from training.read.columns import NULL_TEXTS, ColumnPlan, RowError
 
 CSV = "text/csv"
 JSON = "application/json"
 CONTENT_TYPES = (CSV, JSON)
 JSON_FORMATS = ("dataframe_split", "dataframe_records")
 """MLflow's names for the two JSON layouts (https://mlflow.org/docs/latest/ml/deployment/)."""
+UNSEEN = "unseen_categories"
+"""Answer field: how many text features of the row hold a value the model's vocabulary lacks (scored
+as missing, as in training); present when the model has text features."""
 _CSV_TYPES = {"double": pa.float64(), "boolean": pa.bool_()}
-"""How a CSV field of each signature type is read; every other type is read as text, which the
+"""How a CSV field of each kind's MLflow type is read; every other type is read as text, which the
 column's kind then casts (ISO 8601 dates and times, digits in a text column)."""
 
 
@@ -76,7 +86,7 @@ def read_rows(body: bytes, content_type: str, plan: ColumnPlan) -> Any:
     """The request's rows by column name (a DataFrame, or Arrow columns), each feature column present."""
     kind = content_type.split(";")[0].strip().lower()
     if kind == CSV:
-        table = _csv_rows(body, plan)
+        table = _csv_rows(body, plan, _csv_header(body, plan))
         rows, names, count = {n: table.column(n) for n in table.column_names}, table.column_names, table.num_rows
     elif kind == JSON:
         rows = _json_frame(body)
@@ -94,24 +104,48 @@ def read_rows(body: bytes, content_type: str, plan: ColumnPlan) -> Any:
 
 
 def predictions_json(booster: Any, plan: ColumnPlan, rows: Any) -> str:
-    """``{"predictions": [...]}``: one record per row, as :func:`training.model.booster.predict_rows` names them."""
+    """``{"predictions": [...]}``: one record per row, as :func:`training.model.booster.predict_rows` names them,
+    plus :data:`UNSEEN` when the model has text features."""
     from training.model.booster import predict_rows
 
     try:
         out = predict_rows(booster, plan, rows)
+        if plan.categorical:
+            out[UNSEEN] = plan.unseen_categories(rows)
+    except RowError as err:
+        raise BadRequest(str(err)) from err
     except (pa.ArrowException, ValueError, TypeError) as err:
         raise BadRequest(f"a value does not fit its column's type: {_first_line(err)}") from err
     return '{"predictions": ' + out.to_json(orient="records", double_precision=15) + "}"
 
 
-def _csv_rows(body: bytes, plan: ColumnPlan) -> pa.Table:
+def _csv_header(body: bytes, plan: ColumnPlan) -> list[str]:
+    """The CSV body's header row; a :class:`BadRequest` when its first line names none of the model's columns
+    (no header row: pyarrow would take the first row of values for one)."""
+    first = next(csv.reader(io.StringIO(body[:65_536].decode("utf-8-sig", errors="replace"))), [])
+    folded = {name.casefold() for name in plan.feature_names}
+    if first and not any(name.strip().casefold() in folded for name in first):
+        line = ",".join(first)
+        raise BadRequest(f"the CSV body has no header row: its first line ({line[:80]}{'...' if len(line) > 80 else ''})"
+                         f" names none of the model's columns; send a header row first, e.g. "
+                         f"{','.join(plan.feature_names)}")
+    return first
+
+
+def _csv_rows(body: bytes, plan: ColumnPlan, header: list[str]) -> pa.Table:
     types = {name: _CSV_TYPES.get(kind, pa.string()) for name, kind in plan.signature_columns()}
-    options = pa_csv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True)
+    options = pa_csv.ConvertOptions(column_types=types, null_values=list(NULL_TEXTS), strings_can_be_null=True)
     try:
         return pa_csv.read_csv(io.BytesIO(body), convert_options=options)
     except pa.ArrowException as err:
-        raise BadRequest(f"the CSV body does not parse: {_first_line(err)} (send a header row, then one row per "
-                         "line; an empty field is NULL)") from err
+        # pyarrow counts columns from 0 ("In CSV column #1: ..."): name it as the header does
+        message = re.sub(r"In CSV column #(\d+)", lambda m: _column_name(header, int(m[1])), _first_line(err))
+        raise BadRequest(f"the CSV body does not parse: {message} (send a header row, then one row per line; an "
+                         "empty field, NA or null is NULL)") from err
+
+
+def _column_name(header: list[str], index: int) -> str:
+    return f"column {header[index]!r}" if index < len(header) else f"column {index + 1}"
 
 
 def _json_frame(body: bytes) -> Any:

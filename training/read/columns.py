@@ -36,6 +36,18 @@ FEATURE, LABEL, WEIGHT, GROUP, UPPER = "feature", "label", "weight", "group", "l
 """A column's role in the job: ``group`` is a ranking job's query column, ``label_upper`` a
 survival:aft job's upper time bound (its lower bound is the label)."""
 
+NULL_TEXTS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+              "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+"""The CSV fields that mean NULL, in every column: pandas' default ``na_values``. MLflow reads CSV with
+pandas' defaults (``mlflow models predict -t csv``), which a model cannot change, so every CSV reader
+of ours (``--data`` files, the endpoint's ``text/csv``) reads the same fields as NULL, and a row copied
+from a CSV file scores the same through each. A text value spelt so (``NA`` for North America) is NULL
+in CSV; JSON keeps it (only ``null`` is NULL there)."""
+
+ZONED_TIMESTAMPS = ("TIMESTAMP_LTZ", "TIMESTAMP_TZ")
+"""Timestamp types that hold an instant (the connector hands them over in UTC); TIMESTAMP_NTZ, and
+TIMESTAMP (NTZ under Snowflake's default ``TIMESTAMP_TYPE_MAPPING``), hold wall-clock time."""
+
 _PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 _XGBOOST_UNSAFE = str.maketrans({"[": "_", "]": "_", "<": "_"})
 
@@ -48,40 +60,62 @@ def _plain(array: pa.Array) -> pa.Array:
     return array.dictionary_decode() if pa.types.is_dictionary(array.type) else array
 
 
-def _to_float32(array: pa.Array) -> pa.Array:
+def _to_float32(array: pa.Array, _snowflake_type: str) -> pa.Array:
     array = _plain(array)
     if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
         array = pc.cast(array, pa.float64())  # numbers given as text by a caller of the model
     return pc.cast(array, pa.float32(), safe=False)
 
 
-def _seconds(array: pa.Array) -> pa.Array:
+def _seconds(array: pa.Array, zoned: bool) -> pa.Array:
     """Seconds since the epoch (UTC) of timestamps, dates or ISO 8601 text, as float64.
 
-    Text ``NaT`` is NULL: pandas writes a missing datetime so, and MLflow passes it on (its
-    ``serving_input_example.json``)."""
+    ``zoned`` (TIMESTAMP_LTZ, TIMESTAMP_TZ): a value is an instant, as the connector's Arrow hands
+    such a column to the job (UTC); text with ``Z`` or an offset (``+05:30``, ``-0200``) is that
+    instant, text without one is read as UTC. Otherwise (TIMESTAMP_NTZ, DATE) a value is wall-clock
+    time: an offset is dropped, as Snowflake's cast to TIMESTAMP_NTZ drops it, and a timestamp with a
+    zone keeps its clock reading there."""
     array = _plain(array)
     if pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
-        array = pc.cast(pc.if_else(pc.equal(array, "NaT"), pa.scalar(None, array.type), array), pa.timestamp("us"))
+        array = _parse_timestamps(array, zoned)
     if pa.types.is_date(array.type):
         days = pc.cast(pc.cast(array, pa.date32()), pa.int32())
         return pc.multiply(pc.cast(days, pa.float64()), 86_400.0)
     if pa.types.is_timestamp(array.type):
+        if array.type.tz is not None and not zoned:
+            array = pc.local_timestamp(array)
         ticks = pc.cast(array.cast(pa.int64()), pa.float64(), safe=False)
         return pc.divide(ticks, float(_PER_SECOND[array.type.unit]))
     raise TypeError(f"{array.type} is not a date or timestamp")
 
 
-def _date_days(array: pa.Array) -> pa.Array:
+_TIME_AND_ZONE = r"([T ][0-9:.]+)(Z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+"""ISO 8601 text's time of day and its zone (``Z``, ``+hh:mm``, ``+hhmm``, ``+hh``): a date's own
+``-01`` is no zone."""
+
+
+def _parse_timestamps(text: pa.Array, zoned: bool) -> pa.Array:
+    """ISO 8601 text as timestamps (UTC ticks when ``zoned``; see :func:`_seconds`). Text ``NaT`` is
+    NULL: pandas writes a missing datetime so, and MLflow passes it on (its ``serving_input_example.json``)."""
+    null = pa.scalar(None, text.type)
+    text = pc.if_else(pc.equal(text, "NaT"), null, text)
+    if not zoned:
+        return pc.cast(pc.replace_substring_regex(text, _TIME_AND_ZONE, r"\1"), pa.timestamp("us"))
+    has_zone = pc.match_substring_regex(text, _TIME_AND_ZONE)
+    instants = pc.cast(pc.cast(pc.if_else(has_zone, text, null), pa.timestamp("us", tz="UTC")), pa.timestamp("us"))
+    return pc.if_else(has_zone, instants, pc.cast(pc.if_else(has_zone, null, text), pa.timestamp("us")))
+
+
+def _date_days(array: pa.Array, _snowflake_type: str) -> pa.Array:
     # floor: a date given as a timestamp with a time of day is still that day, as in the table
-    return pc.cast(pc.floor(pc.divide(_seconds(array), 86_400.0)), pa.float32())
+    return pc.cast(pc.floor(pc.divide(_seconds(array, zoned=False), 86_400.0)), pa.float32())
 
 
-def _timestamp_seconds(array: pa.Array) -> pa.Array:
-    return pc.cast(_seconds(array), pa.float32())
+def _timestamp_seconds(array: pa.Array, snowflake_type: str) -> pa.Array:
+    return pc.cast(_seconds(array, zoned=snowflake_type in ZONED_TIMESTAMPS), pa.float32())
 
 
-def _time_seconds(array: pa.Array) -> pa.Array:
+def _time_seconds(array: pa.Array, _snowflake_type: str) -> pa.Array:
     array = _plain(array)
     if pa.types.is_time(array.type):
         ticks = pc.cast(array.cast(pa.int64()), pa.float64(), safe=False)
@@ -95,16 +129,16 @@ def _clock_seconds(value: Any) -> float:
     return clock.hour * 3600 + clock.minute * 60 + clock.second + clock.microsecond / 1e6
 
 
-def _to_text(array: pa.Array) -> pa.Array:
+def _to_text(array: pa.Array, _snowflake_type: str) -> pa.Array:
     return pc.cast(_plain(array), pa.string())
 
 
-def _upper_bound(array: pa.Array) -> pa.Array:
+def _upper_bound(array: pa.Array, snowflake_type: str) -> pa.Array:
     """An upper time bound: NULL is +inf (right-censored), as XGBoost's AFT wants it."""
-    return pc.fill_null(_to_float32(array), np.float32(np.inf))
+    return pc.fill_null(_to_float32(array, snowflake_type), np.float32(np.inf))
 
 
-def _class_text(array: pa.Array) -> pa.Array:
+def _class_text(array: pa.Array, _snowflake_type: str) -> pa.Array:
     """A class label as text: ``true``/``false``, numbers in their shortest form (1.0 -> ``1``), text as is."""
     array = _plain(array)
     if pa.types.is_boolean(array.type) or pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
@@ -120,19 +154,24 @@ class Kind:
     snowflake_types: tuple[str, ...]
     spill_type: pa.DataType
     xgboost_type: str  # "q" (quantitative) or "c" (categorical)
-    mlflow_type: str  # the MLflow signature's column type
-    to_spill: Callable[[pa.Array], pa.Array]
+    mlflow_type: str  # the type in MLflow's terms: the input example's, and how the endpoint reads a CSV field
+    to_spill: Callable[[pa.Array, str], pa.Array]  # (values, the column's Snowflake type) -> spilled values
     treatment: str  # the value XGBoost sees, in words
+    raw_form: str = "a value of the column's type"  # what a caller of the model sends for it, in words
 
 
 KINDS: tuple[Kind, ...] = (
-    Kind("numeric", ("FIXED", "REAL"), pa.float32(), "q", "double", _to_float32, "float32"),
-    Kind("boolean", ("BOOLEAN",), pa.float32(), "q", "boolean", _to_float32, "1 (true) / 0 (false)"),
-    Kind("categorical", ("TEXT",), pa.string(), "c", "string", _to_text, "code in the job's vocabulary"),
-    Kind("date", ("DATE",), pa.float32(), "q", "datetime", _date_days, "days since 1970-01-01"),
+    Kind("numeric", ("FIXED", "REAL"), pa.float32(), "q", "double", _to_float32, "float32", "a number"),
+    Kind("boolean", ("BOOLEAN",), pa.float32(), "q", "boolean", _to_float32, "1 (true) / 0 (false)",
+         "true or false"),
+    Kind("categorical", ("TEXT",), pa.string(), "c", "string", _to_text, "code in the job's vocabulary", "text"),
+    Kind("date", ("DATE",), pa.float32(), "q", "datetime", _date_days, "days since 1970-01-01",
+         "an ISO 8601 date such as 2024-01-31"),
     Kind("timestamp", ("TIMESTAMP", "TIMESTAMP_NTZ", "TIMESTAMP_LTZ", "TIMESTAMP_TZ"), pa.float32(), "q",
-         "datetime", _timestamp_seconds, "seconds since 1970-01-01 00:00"),
-    Kind("time", ("TIME",), pa.float32(), "q", "string", _time_seconds, "seconds since midnight"),
+         "datetime", _timestamp_seconds, "seconds since 1970-01-01 00:00",
+         "an ISO 8601 timestamp such as 2024-01-31 10:00:00 or 2024-01-31T10:00:00+01:00"),
+    Kind("time", ("TIME",), pa.float32(), "q", "string", _time_seconds, "seconds since midnight",
+         "an ISO 8601 time such as 10:30:00"),
 )
 CLASS = Kind("class", (), pa.string(), "c", "string", _class_text, "class code from the label vocabulary")
 """The kind of a classification label (any supported type)."""
@@ -172,6 +211,10 @@ class ColumnSpec:
     @property
     def needs_vocabulary(self) -> bool:
         return self.kind_spec.xgboost_type == "c"
+
+    def cast(self, array: pa.Array) -> pa.Array:
+        """Values of this column (as the connector, or a caller of the model, gives them) as spilled."""
+        return self.kind_spec.to_spill(array, self.snowflake_type)
 
     @property
     def mlflow_type(self) -> str:
@@ -270,7 +313,7 @@ class ColumnPlan:
         out = []
         for spec, array in zip(self.columns, arrays, strict=True):
             try:
-                out.append(spec.kind_spec.to_spill(array))
+                out.append(spec.cast(array))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError, ValueError) as err:
                 raise ValueError(f"column {spec.name!r} ({spec.snowflake_type}) arrived as {array.type}, which "
                                  f"does not convert to {spec.kind_spec.treatment}: {str(err)[:120]}") from None
@@ -330,15 +373,34 @@ class ColumnPlan:
         The same casts and codes as training: a raw row scores exactly as the container coded it.
         A feature column the rows leave out is missing (NULL) in every row.
         """
+        # a column left out is all NULL; a value beyond float32 would be inf, which XGBoost refuses
+        out = np.full((self._row_count(columns), len(self.features)), np.nan, dtype=np.float32)
+        for i, spec in enumerate(self.features):
+            if spec.name in columns:
+                out[:, i] = self._values(spec, _raw_cast(spec, columns[spec.name]))
+                infinite = np.flatnonzero(np.isinf(out[:, i]))
+                if infinite.size:
+                    raise RowError(f"column {spec.name!r} ({spec.snowflake_type}) has a value beyond float32's range "
+                                   f"(3.4e38) in row {infinite[0] + 1}, which XGBoost cannot score: send a number "
+                                   "within it, or NULL")
+        return out
+
+    def unseen_categories(self, columns: Mapping[str, Any]) -> np.ndarray:
+        """How many text features of each raw row hold a value (not NULL) the vocabulary lacks: those
+        score as missing, as in training."""
+        counts = np.zeros(self._row_count(columns), dtype=np.int64)
+        for spec in self.features:
+            if spec.needs_vocabulary and spec.name in columns:
+                text = _raw_cast(spec, columns[spec.name])
+                unseen = pc.and_(pc.is_valid(text), pc.is_null(pc.index_in(text, value_set=self._value_sets[spec.name])))
+                counts += unseen.to_numpy(zero_copy_only=False)
+        return counts
+
+    def _row_count(self, columns: Mapping[str, Any]) -> int:
         present = [name for name in self.feature_names if name in columns]
         if not present and not hasattr(columns, "shape"):
             raise ValueError(f"the rows have none of the model's columns: {', '.join(self.feature_names)}")
-        rows = len(columns[present[0]]) if present else columns.shape[0]
-        out = np.full((rows, len(self.features)), np.nan, dtype=np.float32)  # a column left out is all NULL
-        for i, spec in enumerate(self.features):
-            if spec.name in columns:
-                out[:, i] = self._values(spec, spec.kind_spec.to_spill(_arrow(columns[spec.name])))
-        return out
+        return len(columns[present[0]]) if present else columns.shape[0]
 
     # --- what is stored and compared ------------------------------------------------------------
 
@@ -370,8 +432,23 @@ class ColumnPlan:
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def signature_columns(self) -> list[tuple[str, str]]:
-        """``(name, MLflow type)`` of each feature: the model's input as the table has it."""
+        """``(name, MLflow type)`` of each feature: the model's input as the table has it (the input example's
+        types; the signature itself types every column Any: :func:`training.tracking.pyfunc.signature`)."""
         return [(c.name, c.mlflow_type) for c in self.features]
+
+
+class RowError(ValueError):
+    """A raw row's value the model cannot score; the message names the column and the fix."""
+
+
+def _raw_cast(spec: ColumnSpec, values: Any) -> pa.Array:
+    """A column of raw rows cast as the job casts what it fetches, or a :class:`RowError` naming the column."""
+    try:
+        return spec.cast(_arrow(values))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, TypeError, ValueError) as err:
+        detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200].rstrip(".")
+        raise RowError(f"column {spec.name!r} ({spec.snowflake_type}): {detail}: send {spec.kind_spec.raw_form}, "
+                       "or NULL") from None
 
 
 def _arrow(values: Any) -> pa.Array:

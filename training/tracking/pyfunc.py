@@ -2,7 +2,7 @@
 
 It wraps the same model file the job writes to ``model/`` and codes raw rows with the column
 plan stored inside it (:mod:`training.model.booster`), so a row scored through MLflow gets exactly the
-container's coding. Its signature lists the table's own column names and types.
+container's coding. Its signature lists the table's own column names.
 
 This module imports ``mlflow`` at the top: :mod:`training.tracking.mlflow_recorder` imports it lazily, only
 when a model is logged.
@@ -48,23 +48,22 @@ class TableModel(mlflow.pyfunc.PythonModel):
         return predict_rows(self._booster, self._plan, model_input)
 
 
-_ENFORCED = ("double", "string")
-"""The signature types whose MLflow conversion keeps a value as the table has it. MLflow's serving
-paths (``mlflow models serve``, ``mlflow models predict``, ``validate_serving_input``) turn a JSON null
-into False in a ``boolean`` column, and parse a ``datetime`` column with one format taken from its first
-value (``2021-01-01 10:00:00`` then ``2021-01-01T10:00:00`` fails) and no zone offsets. Those columns are
-typed ``Any``: MLflow passes their values on, and :func:`training.model.booster.predict_rows` reads them
-as the endpoint does."""
-
-
 def signature(plan: ColumnPlan, example: Any, outputs: Any) -> ModelSignature:
-    """Inputs: each feature under its table name (NULL allowed), typed as :data:`_ENFORCED` allows.
-    Outputs: as predicted."""
+    """Inputs: each feature under its table name, NULL allowed, typed ``Any``; outputs: as predicted.
+
+    ``Any``: MLflow passes every value on as sent, and :func:`training.model.booster.predict_rows` reads
+    it with the job's own casts, as the endpoint does. MLflow's conversion to a column type would change
+    or refuse rows as the table has them, on its serving paths (``mlflow models serve``, ``mlflow models
+    predict``, ``validate_serving_input``) and in ``predict`` itself: a JSON null becomes False in a
+    ``boolean`` column; a ``datetime`` column is parsed with one format taken from its first value
+    (``2021-01-01 10:00:00`` then ``2021-01-01T10:00:00`` fails) and no zone offsets; ``double`` refuses
+    pandas' int64 (a CSV column of whole numbers, as ``pd.read_csv`` reads it); ``string`` refuses a
+    column pandas read as numbers or as float NaN (every row's value NULL, e.g. one row with ``NA``).
+    """
     from mlflow.models import infer_signature
     from mlflow.types.schema import AnyType
 
-    inputs = Schema([ColSpec(kind if kind in _ENFORCED else AnyType(), name, required=False)
-                     for name, kind in plan.signature_columns()])
+    inputs = Schema([ColSpec(AnyType(), name, required=False) for name in plan.feature_names])
     return ModelSignature(inputs=inputs, outputs=infer_signature(example, outputs).outputs)
 
 
