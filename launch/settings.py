@@ -267,8 +267,9 @@ class Settings(_Section):
 
     @model_validator(mode="after")
     def _rules_between_keys(self, info: ValidationInfo) -> Settings:
+        context = info.context or {}
         try:
-            _check_rules(self, local=bool((info.context or {}).get("local")))
+            _check_rules(self, local=bool(context.get("local")), sign_in=context.get("sign_in", True))
         except ConfigError as err:
             raise refused(str(err)) from None
         return self
@@ -324,11 +325,14 @@ def find_settings_file(path: str | Path | None = None) -> Path:
     )
 
 
-def load_settings(path: str | Path | None = None, overrides: Sequence[str] = (), *, local: bool = False) -> Settings:
+def load_settings(path: str | Path | None = None, overrides: Sequence[str] = (), *, local: bool = False,
+                  sign_in: bool = True) -> Settings:
     """Read, override (``section.key=value``) and validate the settings.
 
     ``local``: for a local run, which may read a ``--data`` file instead of Snowflake, so the
     settings may name no way to sign in (:func:`launch.local.user_job.choose_snowflake` says what is missing).
+    ``sign_in=False``: for the commands that never read the table (``deploy``, ``register``), which
+    accept settings that name no way to sign in to Snowflake.
     """
     source = find_settings_file(path)
     try:
@@ -337,7 +341,7 @@ def load_settings(path: str | Path | None = None, overrides: Sequence[str] = (),
         raise ConfigError(f"settings file {source} is not valid TOML ({err}): fix the syntax") from None
     for override in overrides:
         apply_override(raw, override)
-    return settings_from_dict(raw, source=str(source), local=local)
+    return settings_from_dict(raw, source=str(source), local=local, sign_in=sign_in)
 
 
 def apply_override(raw: dict[str, Any], override: str) -> None:
@@ -360,10 +364,11 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     node[leaf] = value
 
 
-def settings_from_dict(raw: Mapping[str, Any], source: str = "<dict>", *, local: bool = False) -> Settings:
-    """Validate a parsed settings document and build :class:`Settings` (``local``: see :func:`load_settings`)."""
+def settings_from_dict(raw: Mapping[str, Any], source: str = "<dict>", *, local: bool = False,
+                       sign_in: bool = True) -> Settings:
+    """Validate a parsed settings document and build :class:`Settings` (``local``, ``sign_in``: see :func:`load_settings`)."""
     try:
-        return Settings.model_validate(dict(raw), context={"source": source, "local": local})
+        return Settings.model_validate(dict(raw), context={"source": source, "local": local, "sign_in": sign_in})
     except ValidationError as err:
         raise config_error(err, Settings, source) from None
 
@@ -372,8 +377,8 @@ def settings_from_dict(raw: Mapping[str, Any], source: str = "<dict>", *, local:
 # Rules between keys (checked once every key is valid on its own)
 
 
-def _check_rules(settings: Settings, local: bool = False) -> None:
-    _check_sign_in(settings.data, local)
+def _check_rules(settings: Settings, local: bool = False, sign_in: bool = True) -> None:
+    _check_sign_in(settings.data, local or not sign_in)
     _check_pipeline_name(settings)
     _check_image(settings.image, settings.region)
     _check_spot(settings.compute, settings.output)
@@ -400,13 +405,13 @@ CONNECTION_MAX = 512
 """CreateTrainingJob's limit on an environment value (the workload identity connection's JSON)."""
 
 
-def _check_sign_in(data: Data, local: bool = False) -> None:
+def _check_sign_in(data: Data, optional: bool = False) -> None:
     if len(connection_text(data.snowflake_connection)) > CONNECTION_MAX:
         raise ConfigError(f"settings [data.snowflake_connection] is over {CONNECTION_MAX} characters as JSON, "
                           "SageMaker's limit for an environment value: shorten it (leave out user, host or port if "
                           "the defaults do)")
-    if local and not data.snowflake_secret_id and not data.snowflake_connection:
-        return  # a local run on a --data file signs in to the embedded Snowflake only
+    if optional and not data.snowflake_secret_id and not data.snowflake_connection:
+        return  # a local run on a --data file signs in to the embedded Snowflake only; deploy reads no table
     if bool(data.snowflake_secret_id) == bool(data.snowflake_connection):
         raise ConfigError("settings need one way to sign in to Snowflake: data.snowflake_secret_id (a Secrets "
                           "Manager secret) or [data.snowflake_connection] (workload identity: the job's role, no "

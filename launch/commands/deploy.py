@@ -209,7 +209,7 @@ def deploy_command(args: argparse.Namespace, session: Any = None) -> int:
     if args.training_job and (args.alias or args.version):
         raise ConfigError("--alias and --version pick a registered model's version: use them with --model-name, not "
                           "--training-job")
-    settings = load_settings(args.settings, args.set)
+    settings = load_settings(args.settings, args.set, sign_in=False)  # an endpoint never reads the table
     source = Source(training_job=args.training_job) if args.training_job else Source(
         model_name=args.model_name, alias=None if args.version else (args.alias or DEFAULT_ALIAS),
         version=args.version, tracking_uri=console.tracking_location(args)[0])

@@ -71,15 +71,21 @@ def _assert_granted(recorder: Recorder) -> None:
         assert action in granted, f"{action} is called but not granted in iam/actions.json"
 
 
-def test_a_training_jobs_model_deploys_serverless_and_waits(aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    session, recorder = aws
-    sagemaker = session.client("sagemaker")
-    sagemaker.create_training_job(
-        TrainingJobName="xgb-moto-job-1", RoleArn=SETTINGS["role"],
+def _training_job(session: boto3.Session, name: str = "xgb-moto-job-1") -> str:
+    """A training job in moto (Completed at once, with a model.tar.gz URL)."""
+    session.client("sagemaker").create_training_job(
+        TrainingJobName=name, RoleArn=SETTINGS["role"],
         AlgorithmSpecification={"TrainingImage": SETTINGS["image"], "TrainingInputMode": "File"},
         OutputDataConfig={"S3OutputPath": "s3://bucket/out"},
         ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
         StoppingCondition={"MaxRuntimeInSeconds": 60})
+    return name
+
+
+def test_a_training_jobs_model_deploys_serverless_and_waits(aws: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    session, recorder = aws
+    sagemaker = session.client("sagemaker")
+    _training_job(session)
     recorder.calls.clear()
     recorder.services.clear()
     settings = settings_from_dict(SETTINGS)
@@ -168,6 +174,38 @@ def test_dry_run_resolves_the_alias_and_creates_nothing(aws: Any, registered: Ml
     assert set(done.requests) == {"CreateModel", "CreateEndpointConfig", "CreateEndpoint"}
     assert not recorder.calls  # nothing sent to AWS, nothing uploaded
     assert done.names.endpoint == "xgb-moto-housing"
+
+
+NO_SIGN_IN = {**SETTINGS, "data": {"table": "T", "target": "Y"}}
+"""Settings that name no way to sign in to Snowflake: enough for an endpoint, which never reads the table."""
+
+
+def test_deploy_takes_settings_without_a_snowflake_sign_in(aws: Any, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    session, _ = aws
+    settings = tmp_path / "settings.toml"
+    settings.write_text(_toml(NO_SIGN_IN))
+    job = _training_job(session)
+    assert main(["deploy", "--settings", str(settings), "--training-job", job, "--dry-run"], session=session) == 0
+    assert '"CreateEndpoint"' in capsys.readouterr().out
+    # a job reads the table: train still needs a way to sign in
+    assert main(["train", "--settings", str(settings), "--dry-run"], session=session) == 1
+    assert "one way to sign in to Snowflake" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_deploy_reads_the_tracking_uri_from_settings_without_a_snowflake_sign_in(
+        aws: Any, registered: MlflowServer, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    session, _ = aws
+    monkeypatch.delenv(contract.TRACKING_URI_ENV, raising=False)
+    monkeypatch.delenv(contract.EXPERIMENT_ENV, raising=False)
+    settings = tmp_path / "settings.toml"
+    settings.write_text(_toml({**NO_SIGN_IN, "mlflow": {"tracking_uri": registered.uri}}))
+    code = main(["deploy", "--settings", str(settings), "--model-name", "housing", "--dry-run"], session=session)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert '"CreateModel"' in captured.out
 
 
 def test_an_unfinished_training_job_is_refused_in_one_line(aws: Any, capsys: pytest.CaptureFixture[str],
