@@ -24,6 +24,7 @@ from moto import mock_aws
 from launch.cli import main
 from launch.commands.deploy import Source, deploy
 from launch.endpoints import Variant
+from launch.local.services import free_port
 from launch.registry import register
 from launch.settings import settings_from_dict
 from tests.integration.mlflow_server import MlflowServer
@@ -206,6 +207,73 @@ def test_deploy_reads_the_tracking_uri_from_settings_without_a_snowflake_sign_in
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert '"CreateModel"' in captured.out
+
+
+def _deploy_error(tmp_path: Path, capsys: pytest.CaptureFixture[str], *flags: str) -> str:
+    """``deploy --dry-run`` with ``flags``: it must fail with exactly one ``error:`` line, returned."""
+    settings = tmp_path / "settings.toml"
+    settings.write_text(_toml(SETTINGS))
+    assert main(["deploy", "--settings", str(settings), "--dry-run", *flags]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("flags", "says"), [
+    (["--alias", "retired"], "error: registered model 'housing' has no alias 'retired': register one"),
+    (["--version", "99"], "error: registered model 'housing' has no version 99: register one"),
+])
+def test_a_missing_alias_or_version_is_named_as_such(registered: MlflowServer, tmp_path: Path, flags: list[str],
+                                                     says: str, capsys: pytest.CaptureFixture[str]) -> None:
+    err = _deploy_error(tmp_path, capsys, "--model-name", "housing", "--tracking-uri", registered.uri, *flags)
+    assert err.startswith(says)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flags", [[], ["--version", "1"]])
+def test_a_registered_model_that_does_not_exist_is_named_as_such(registered: MlflowServer, tmp_path: Path,
+                                                                 flags: list[str],
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    err = _deploy_error(tmp_path, capsys, "--model-name", "hoursing", "--tracking-uri", registered.uri, *flags)
+    assert err.startswith(f"error: no registered model 'hoursing' in MLflow at {registered.uri}: check --model-name")
+
+
+MLFLOW_ARN = "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/main"
+
+
+@pytest.mark.parametrize(("environment", "cause"), [
+    ({}, "NoCredentialsError"),
+    ({"AWS_ACCESS_KEY_ID": "AKIDDISTINCTIVE0042", "AWS_SESSION_TOKEN": "tok-distinctive-0042"},
+     "PartialCredentialsError"),
+])
+def test_missing_aws_credentials_for_an_mlflow_arn_are_named_as_such(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        environment: dict[str, str], cause: str) -> None:
+    """Today's first user saw "has no alias 'champion'" here: sagemaker-mlflow could not sign the request."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                 "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "SAGEMAKER_MLFLOW_ASSUME_ROLE_ARN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("SAGEMAKER_MLFLOW_CUSTOM_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing leaves here
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    err = _deploy_error(tmp_path, capsys, "--model-name", "housing", "--tracking-uri", MLFLOW_ARN)
+    assert err.startswith(f"error: no usable AWS credentials to sign requests to MLflow at {MLFLOW_ARN} ({cause}:")
+    assert "sign in (aws sso login" in err and "alias" not in err
+    assert "DISTINCTIVE" not in err and "distinctive" not in err  # what is set is never echoed
+
+
+def test_an_mlflow_server_that_does_not_answer_is_named_as_such(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    uri = f"http://user:pa55word@127.0.0.1:{free_port()}"
+    err = _deploy_error(tmp_path, capsys, "--model-name", "housing", "--tracking-uri", uri)
+    assert err.startswith(f"error: MLflow at {uri.replace('user:pa55word@', '')} did not answer (connection refused): "
+                          "check --tracking-uri")
+    assert "pa55word" not in err
 
 
 def test_an_unfinished_training_job_is_refused_in_one_line(aws: Any, capsys: pytest.CaptureFixture[str],
