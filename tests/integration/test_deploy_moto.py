@@ -1,7 +1,7 @@
 """``deploy`` end to end against moto (SageMaker, S3, sagemaker-runtime) and, for a registered model, a
 real local ``mlflow server``: the model the project's code logged and registered is downloaded,
 tarred with its files at the root (what /opt/ml/model must hold), uploaded under the output
-path, and named by the three requests; ``--wait`` follows the endpoint and invokes it with the
+path, and named by the requests; ``--wait`` follows the endpoint and invokes it with the
 model's input example. Every call is recorded and must be granted to the launcher user."""
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from launch.settings import settings_from_dict
 from tests.integration.mlflow_server import MlflowServer
 from tests.integration.test_launcher_moto import Recorder
 from training import contract
-from training.errors import ConfigError
 from training.model.booster import embed_plan
 from training.read.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
 
@@ -103,10 +102,18 @@ def test_a_training_jobs_model_deploys_serverless_and_waits(aws: Any, capsys: py
     assert [name for name, _ in recorder.calls][:5] == ["DescribeTrainingJob", "DescribeEndpoint", "CreateModel",
                                                        "CreateEndpointConfig", "CreateEndpoint"]
     assert done.names.endpoint == "xgb-moto-job"
-    # the same endpoint again: refused in one line before anything is created
+    # the same endpoint again: an update; its dry run reads the endpoint as moto holds it and creates nothing
+    # (the update itself: tests/unit/test_deploy_update.py, since moto has no UpdateEndpoint)
     models = len(sagemaker.list_models()["Models"])
-    with pytest.raises(ConfigError, match=r"endpoint xgb-moto-job exists already \(InService\): pass --endpoint-name"):
-        deploy(settings, Source(training_job="xgb-moto-job-1"), Variant(serverless_memory_mb=2048), session=session)
+    recorder.calls.clear()
+    again = deploy(settings, Source(training_job="xgb-moto-job-1"), Variant(), dry_run=True, session=session)
+    assert list(again.requests) == ["CreateModel", "CreateEndpointConfig", "UpdateEndpoint"]
+    assert again.requests["UpdateEndpoint"] == {"EndpointName": "xgb-moto-job",
+                                                "EndpointConfigName": again.names.config}
+    assert again.retire == (("DeleteEndpointConfig", {"EndpointConfigName": done.names.config}),
+                            ("DeleteModel", {"ModelName": done.names.model}))
+    assert [name for name, _ in recorder.calls] == ["DescribeTrainingJob", "DescribeEndpoint",
+                                                    "DescribeEndpointConfig"]
     assert len(sagemaker.list_models()["Models"]) == models
 
 
@@ -172,8 +179,8 @@ def test_dry_run_resolves_the_alias_and_creates_nothing(aws: Any, registered: Ml
     done = deploy(settings_from_dict(SETTINGS), Source(model_name="housing", alias="champion",
                                                        tracking_uri=registered.uri),
                   Variant(), dry_run=True, session=session)
-    assert set(done.requests) == {"CreateModel", "CreateEndpointConfig", "CreateEndpoint"}
-    assert not recorder.calls  # nothing sent to AWS, nothing uploaded
+    assert set(done.requests) == {"CreateModel", "CreateEndpointConfig", "CreateEndpoint"} and not done.retire
+    assert recorder.calls == [("DescribeEndpoint", {"EndpointName": "xgb-moto-housing"})]  # a read: none exists
     assert done.names.endpoint == "xgb-moto-housing"
 
 
