@@ -129,7 +129,7 @@ def tracking_location(args: argparse.Namespace) -> tuple[str, str]:
         from launch.settings import load_settings
 
         try:
-            settings = load_settings(args.settings, args.set)
+            settings = load_settings(args.settings, args.set, sign_in=False)  # register and deploy read no table
             uri, experiment = uri or settings.mlflow.tracking_uri, experiment or settings.mlflow.experiment
         except ConfigError:
             if not uri:

@@ -1,5 +1,7 @@
 """Pure builders for ``deploy``: settings + a model artifact -> CreateModel, CreateEndpointConfig and
-CreateEndpoint requests, validated against botocore's own service model. Nothing here talks to AWS.
+CreateEndpoint requests (UpdateEndpoint when the endpoint exists, then DeleteEndpointConfig and
+DeleteModel of what it ran before), validated against botocore's own service model. Nothing here
+talks to AWS.
 
 The endpoint runs the training image itself: SageMaker starts it with ``serve`` and it answers the
 hosting contract with the job's own coding of raw rows (``container/serve.py``,
@@ -11,8 +13,10 @@ a NULL in a boolean CSV column and mixed datetime formats (``training/model/scor
 
 Names: the model and the endpoint config are ``<endpoint>-<yymmddHHMMSS>`` (a new pair per
 deploy), the endpoint ``<job_prefix>-...`` (the launcher's IAM policy grants names under the
-prefix only). The settings' network (VPC, isolation: the server needs no network), volume KMS
-key (real-time only: serverless endpoints take none) and tags apply.
+prefix only). An existing endpoint is updated to the new pair (UpdateEndpoint: SageMaker's
+blue/green swap, no downtime); the pair it ran before is deleted once the new one is in service.
+The settings' network (VPC, isolation: the server needs no network), volume KMS key (real-time
+only: serverless endpoints take none) and tags apply.
 """
 
 from __future__ import annotations
@@ -56,11 +60,20 @@ class Variant:
 
 @dataclass(frozen=True)
 class Names:
-    """The three resources one deploy creates."""
+    """The three resources one deploy creates (or, for an existing endpoint, the two and the endpoint it updates)."""
 
     endpoint: str
     model: str
     config: str
+
+
+@dataclass(frozen=True)
+class Existing:
+    """The endpoint of that name as it is before the deploy: its status, its endpoint config and that config's models."""
+
+    status: str
+    config: str
+    models: tuple[str, ...]
 
 
 def names(settings: Settings, endpoint: str | None, label: str, now: datetime | None = None) -> Names:
@@ -116,8 +129,25 @@ def endpoint_request(settings: Settings, name: str, config_name: str) -> dict[st
     return _tagged(settings, {"EndpointName": name, "EndpointConfigName": config_name})
 
 
-def deploy_requests(settings: Settings, names: Names, model_data_url: str, variant: Variant) -> dict[str, dict[str, Any]]:
-    """The three requests, in the order they are sent, each validated against botocore's service model."""
+def update_request(name: str, config_name: str) -> dict[str, Any]:
+    """UpdateEndpoint: the endpoint to its new config (it keeps its own tags; the request takes none)."""
+    return {"EndpointName": name, "EndpointConfigName": config_name}
+
+
+def retire_requests(existing: Existing) -> list[tuple[str, dict[str, Any]]]:
+    """What an update leaves behind, to delete once the new config is in service: the old config, then its models."""
+    requests = [("DeleteEndpointConfig", {"EndpointConfigName": existing.config})]
+    requests += [("DeleteModel", {"ModelName": model}) for model in existing.models]
+    for operation, params in requests:
+        validate(operation, params)
+    return requests
+
+
+def deploy_requests(settings: Settings, names: Names, model_data_url: str, variant: Variant,
+                    existing: Existing | None = None) -> dict[str, dict[str, Any]]:
+    """The requests that create or update the endpoint, in the order they are sent, each validated against
+    botocore's service model: CreateModel, CreateEndpointConfig, then CreateEndpoint, or UpdateEndpoint when
+    the endpoint exists."""
     variant.check()
     network = settings.network
     if variant.serverless_memory_mb is not None and (network.subnets or network.network_isolation):
@@ -127,8 +157,11 @@ def deploy_requests(settings: Settings, names: Names, model_data_url: str, varia
     requests = {
         "CreateModel": model_request(settings, names.model, model_data_url),
         "CreateEndpointConfig": endpoint_config_request(settings, names.config, names.model, variant),
-        "CreateEndpoint": endpoint_request(settings, names.endpoint, names.config),
     }
+    if existing is None:
+        requests["CreateEndpoint"] = endpoint_request(settings, names.endpoint, names.config)
+    else:
+        requests["UpdateEndpoint"] = update_request(names.endpoint, names.config)
     for operation, params in requests.items():
         validate(operation, params)
     return requests

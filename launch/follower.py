@@ -36,7 +36,9 @@ LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 TRAINING_TERMINAL = ("Completed", "Failed", "Stopped")
 TUNING_TERMINAL = ("Completed", "Failed", "Stopped")
 PIPELINE_TERMINAL = ("Succeeded", "Failed", "Stopped")
-ENDPOINT_TERMINAL = ("InService", "Failed", "OutOfService")
+ENDPOINT_TERMINAL = ("InService", "Failed", "OutOfService", "UpdateRollbackFailed")
+"""Where an endpoint stays until someone acts: UpdateRollbackFailed is an update that failed and could not
+roll back (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeEndpoint.html)."""
 ROUND_LINE = re.compile(r"\[(\d+)\]\t(\S.*)$")
 """The leader's per-round line, ``[12]\\ttrain-rmse:0.51\\tvalidation-rmse:0.62`` (round index from
 0), found anywhere in a log line: the container prefixes a timestamp and the host."""
@@ -308,9 +310,13 @@ def step_status(step: dict[str, Any]) -> str:
 
 
 def follow_endpoint(sagemaker: Any, endpoint_name: str, *, echo: Echo, poll_seconds: float = 30.0,
-                    sleep: Sleep = time.sleep) -> dict[str, Any]:
-    """Follow an endpoint until it is in service or has failed (its status when it changes); its description."""
-    stop = f"aws sagemaker delete-endpoint --endpoint-name {endpoint_name} --region {sagemaker.meta.region_name}"
+                    sleep: Sleep = time.sleep, stop_command: str = "") -> dict[str, Any]:
+    """Follow an endpoint until it is in service or has failed (its status when it changes); its description.
+
+    ``stop_command``: what Ctrl-C prints (default: delete the endpoint; an update passes the way back instead).
+    """
+    stop = stop_command or (f"aws sagemaker delete-endpoint --endpoint-name {endpoint_name} "
+                            f"--region {sagemaker.meta.region_name}")
     shown: str | None = None
     try:
         while True:

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from botocore.exceptions import BotoCoreError
+
 from training import contract
 from training.errors import ConfigError
 from training.tracking import tuning_parent
-from training.tracking.mlflow_client import configure_client
+from training.tracking.mlflow_client import configure_client, describe_error, safe_uri
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -25,6 +27,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+"""MLflow's error codes for a name it does not hold: a missing model or version is the first, a missing
+alias the second (``get_model_version_by_alias``: "Registered model alias champion not found.")."""
 DEFAULT_ALIAS = "champion"
 DEFAULT_METRIC = "validation-rmse"
 """The metric that picks a tuning job's best trial when its parent run does not name one."""
@@ -110,26 +115,89 @@ def _create_version(client: MlflowClient, model_name: str, source: str, run_id: 
 
 
 def model_version(tracking_uri: str, model_name: str, *, alias: str | None = None, version: str | None = None) -> str:
-    """The version number ``alias`` points at (or ``version``, checked to exist)."""
+    """The version number ``alias`` points at (or ``version``, checked to exist).
+
+    Each way it can fail is one line naming the fix: no such alias or version, no such registered
+    model, no AWS credentials to sign the requests (an ARN tracking URI), a server that does not answer.
+    """
     from mlflow.exceptions import MlflowException
 
     client = configure_client(tracking_uri)
     try:
         found = (client.get_model_version_by_alias(model_name, alias) if version is None
                  else client.get_model_version(model_name, version))
-    except MlflowException as err:
-        which = f"alias {alias!r}" if version is None else f"version {version}"
-        raise ConfigError(f"registered model {model_name!r} has no {which}: register one (python -m launch register "
-                          f"--model-name {model_name} ...) or pick another ({' '.join(err.message.split())[:200]})") from err
+    except (MlflowException, BotoCoreError) as err:  # the signer's credential errors come unwrapped
+        raise _version_error(client, tracking_uri, err, model_name, alias, version) from err
     return str(found.version)
+
+
+def _version_error(client: MlflowClient, uri: str, err: Exception, model_name: str, alias: str | None,
+                   version: str | None) -> ConfigError:
+    if getattr(err, "error_code", "") not in NOT_FOUND:
+        return mlflow_error(err, uri)
+    if not _model_exists(client, model_name):
+        return ConfigError(f"no registered model {model_name!r} in MLflow at {safe_uri(uri)}: check --model-name "
+                           f"(and --tracking-uri), or register one (python -m launch register --model-name {model_name} ...)")
+    which = f"alias {alias!r}" if version is None else f"version {version}"
+    return ConfigError(f"registered model {model_name!r} has no {which}: register one (python -m launch register "
+                       f"--model-name {model_name} ...) or pick another")
+
+
+def _model_exists(client: MlflowClient, model_name: str) -> bool:
+    """False only when MLflow says the registered model does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(model_name)
+    except MlflowException as err:
+        return err.error_code not in NOT_FOUND
+    return True
+
+
+def mlflow_error(err: BaseException, uri: str) -> ConfigError:
+    """One line for an MLflow call that failed: no AWS credentials to sign the requests (sagemaker-mlflow
+    signs each request to an ARN tracking URI), a server that does not answer, else MLflow's own reason.
+
+    MLflow wraps what the signer or the HTTP client raised: the cause is found in the exception's chain.
+    The message holds the URI without user or password (:func:`safe_uri`) and never a credential
+    (botocore's messages name what is missing, not its value).
+    """
+    from botocore import exceptions as aws
+    from requests import exceptions as http
+
+    causes = _chain(err)
+    credentials = (aws.NoCredentialsError, aws.PartialCredentialsError, aws.CredentialRetrievalError,
+                   aws.TokenRetrievalError, aws.SSOError, aws.NoAuthTokenError, aws.ProfileNotFound)
+    for cause in causes:
+        if isinstance(cause, credentials):
+            return ConfigError(f"no usable AWS credentials to sign requests to MLflow at {safe_uri(uri)} "
+                               f"({type(cause).__name__}: {' '.join(str(cause).split())[:160]}): sign in (aws sso "
+                               "login, AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and run it again")
+    if any(isinstance(cause, (http.ConnectionError, http.Timeout)) for cause in causes):
+        return ConfigError(f"MLflow at {safe_uri(uri)} did not answer ({describe_error(causes[-1], uri)}): check "
+                           "--tracking-uri (else MLFLOW_TRACKING_URI, else mlflow.tracking_uri) and that the server is up")
+    return ConfigError(f"MLflow at {safe_uri(uri)}: {describe_error(err, uri)}")
+
+
+def _chain(err: BaseException | None) -> list[BaseException]:
+    """``err`` and the exceptions it was raised from (or while handling), outermost first."""
+    chain: list[BaseException] = []
+    while err is not None and err not in chain:
+        chain.append(err)
+        err = err.__cause__ or err.__context__
+    return chain
 
 
 def download_version(tracking_uri: str, model_name: str, version: str, destination: Path) -> Path:
     """The model version's files (``MLmodel``, ``artifacts/xgboost-model``, its code...) under ``destination``."""
     import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
 
     configure_client(tracking_uri)
-    path = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model_name}/{version}",
-                                               dst_path=str(destination), tracking_uri=tracking_uri)
+    try:
+        path = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model_name}/{version}",
+                                                   dst_path=str(destination), tracking_uri=tracking_uri)
+    except (MlflowException, BotoCoreError) as err:
+        raise mlflow_error(err, tracking_uri) from err
     logger.info("downloaded %s version %s", model_name, version)
     return Path(path)

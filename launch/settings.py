@@ -336,8 +336,9 @@ class Settings(_Section):
 
     @model_validator(mode="after")
     def _rules_between_keys(self, info: ValidationInfo) -> Settings:
+        context = info.context or {}
         try:
-            _check_rules(self, local=bool((info.context or {}).get("local")))
+            _check_rules(self, local=bool(context.get("local")), sign_in=context.get("sign_in", True))
         except ConfigError as err:
             raise refused(str(err)) from None
         return self
@@ -397,11 +398,14 @@ def find_settings_file(path: str | Path | None = None) -> Path:
     )
 
 
-def load_settings(path: str | Path | None = None, overrides: Sequence[str] = (), *, local: bool = False) -> Settings:
+def load_settings(path: str | Path | None = None, overrides: Sequence[str] = (), *, local: bool = False,
+                  sign_in: bool = True) -> Settings:
     """Read, override (``section.key=value``) and validate the settings.
 
     ``local``: for a local run, which may read a ``--data`` file instead of Snowflake, so the
     settings may name no way to sign in (:func:`launch.local.user_job.choose_snowflake` says what is missing).
+    ``sign_in=False``: for the commands that never read the table (``deploy``, ``register``), which
+    accept settings that name no way to sign in to Snowflake.
     """
     source = find_settings_file(path)
     try:
@@ -411,7 +415,7 @@ def load_settings(path: str | Path | None = None, overrides: Sequence[str] = (),
     for override in overrides:
         apply_override(raw, override)
     overridden = [override.partition("=")[0].strip() for override in overrides]
-    return settings_from_dict(raw, source=str(source), local=local, overridden=overridden)
+    return settings_from_dict(raw, source=str(source), local=local, sign_in=sign_in, overridden=overridden)
 
 
 def apply_override(raw: dict[str, Any], override: str) -> None:
@@ -447,11 +451,11 @@ def _warn_lost_quotes(key: str, leaf: str, text: str, value: Any) -> None:
 
 
 def settings_from_dict(raw: Mapping[str, Any], source: str = "<dict>", *, local: bool = False,
-                       overridden: Sequence[str] = ()) -> Settings:
-    """Validate a parsed settings document and build :class:`Settings` (``local``: see :func:`load_settings`;
-    ``overridden``: the keys ``--set`` gave, named as such in messages)."""
+                       sign_in: bool = True, overridden: Sequence[str] = ()) -> Settings:
+    """Validate a parsed settings document and build :class:`Settings` (``local``, ``sign_in``: see
+    :func:`load_settings`; ``overridden``: the keys ``--set`` gave, named as such in messages)."""
     try:
-        return Settings.model_validate(dict(raw), context={"source": source, "local": local,
+        return Settings.model_validate(dict(raw), context={"source": source, "local": local, "sign_in": sign_in,
                                                            "overridden": tuple(overridden)})
     except ValidationError as err:
         raise config_error(err, Settings, source, frozenset(overridden)) from None
@@ -461,9 +465,9 @@ def settings_from_dict(raw: Mapping[str, Any], source: str = "<dict>", *, local:
 # Rules between keys (checked once every key is valid on its own)
 
 
-def _check_rules(settings: Settings, local: bool = False) -> None:
-    _check_sign_in(settings.data, local)
-    _check_tracking(settings, local)
+def _check_rules(settings: Settings, local: bool = False, sign_in: bool = True) -> None:
+    _check_sign_in(settings.data, local or not sign_in)
+    _check_tracking(settings, local or not sign_in)  # deploy, register: the laptop reads the registry
     _check_aws_names(settings)
     _check_image(settings.image, settings.region)
     _check_spot(settings.compute, settings.output)
@@ -538,13 +542,13 @@ CONNECTION_MAX = 512
 """CreateTrainingJob's limit on an environment value (the workload identity connection's JSON)."""
 
 
-def _check_sign_in(data: Data, local: bool = False) -> None:
+def _check_sign_in(data: Data, optional: bool = False) -> None:
     if len(connection_text(data.snowflake_connection)) > CONNECTION_MAX:
         raise ConfigError(f"settings [data.snowflake_connection] is over {CONNECTION_MAX} characters as JSON, "
                           "SageMaker's limit for an environment value: shorten it (leave out user, host or port if "
                           "the defaults do)")
-    if local and not data.snowflake_secret_id and not data.snowflake_connection:
-        return  # a local run on a --data file signs in to the embedded Snowflake only
+    if optional and not data.snowflake_secret_id and not data.snowflake_connection:
+        return  # a local run on a --data file signs in to the embedded Snowflake only; deploy reads no table
     if bool(data.snowflake_secret_id) == bool(data.snowflake_connection):
         raise ConfigError("settings need one way to sign in to Snowflake: data.snowflake_secret_id (a Secrets "
                           "Manager secret) or [data.snowflake_connection] (workload identity: the job's role, no "

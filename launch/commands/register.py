@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from botocore.exceptions import BotoCoreError
+
 from launch import console
-from launch.registry import DEFAULT_ALIAS, register
+from launch.registry import DEFAULT_ALIAS, mlflow_error, register
 from training import contract
-from training.errors import ConfigError
-from training.tracking.mlflow_client import safe_uri
 
 
 def command_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -47,8 +47,8 @@ def register_command(args: argparse.Namespace, session: Any = None) -> int:
     try:
         done = register(uri, args.model_name, run_id=args.run_id, tuning_job=args.tuning_job,
                         experiment=experiment, alias=args.alias)
-    except MlflowException as err:  # unreachable server, unknown run, no permission: one line, no traceback
-        raise ConfigError(f"MLflow at {safe_uri(uri)}: {' '.join(err.message.split())[:300]}") from err
+    except (MlflowException, BotoCoreError) as err:  # unreachable server, no credentials, unknown run: one line
+        raise mlflow_error(err, uri) from err
     print(f"registered {done.model_name} version {done.version} (run {done.run_id}); "
           f"models:/{done.model_name}@{done.alias} now loads it")
     return 0

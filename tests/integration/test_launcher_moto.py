@@ -239,9 +239,12 @@ def test_missing_settings_file(session: boto3.Session, recorder: Recorder, tmp_p
 
 IAM_ACTIONS = json.loads((Path(__file__).resolve().parents[2] / "iam" / "actions.json").read_text())
 NOT_CALLED = "not called by launch/:"
-FOLLOWED_WITH_A_STUB = {"sagemaker:DescribePipelineExecution", "sagemaker:ListPipelineExecutionSteps"}
-"""pipeline --start --wait calls these; moto has no ListPipelineExecutionSteps, so tests/unit/test_follower.py
-drives them through botocore's Stubber instead of this run."""
+FOLLOWED_WITH_A_STUB = {"sagemaker:DescribePipelineExecution", "sagemaker:ListPipelineExecutionSteps",
+                        "sagemaker:DescribeEndpointConfig", "sagemaker:UpdateEndpoint", "sagemaker:DeleteEndpointConfig",
+                        "sagemaker:DeleteModel"}
+"""pipeline --start --wait calls the first two; moto has no ListPipelineExecutionSteps, so tests/unit/test_follower.py
+drives them through botocore's Stubber instead of this run. deploy to an existing endpoint calls the others;
+moto has no UpdateEndpoint, so tests/unit/test_deploy_update.py drives them through the Stubber."""
 """How iam/actions.json marks a grant the launcher keeps for people (stopping a job) though it never calls it."""
 
 

@@ -1,4 +1,4 @@
-"""Offline: deploy's three requests pass botocore's own validation and carry the settings (image,
+"""Offline: deploy's requests pass botocore's own validation and carry the settings (image,
 role, VPC, isolation, volume key, tags); names stay under the job prefix; bad flags fail in one line."""
 
 from __future__ import annotations

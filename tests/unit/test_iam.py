@@ -251,7 +251,8 @@ DEPLOY_MODULES = ("launch/commands/deploy.py", "launch/endpoints.py", "launch/fo
 
 def test_every_boto3_call_of_deploy_is_granted_to_the_launcher_user():
     called = boto3_actions_called(*DEPLOY_MODULES) - {"sagemaker:Search"}  # follower.py's re .search(), not SageMaker's
-    assert {"sagemaker:CreateModel", "sagemaker:CreateEndpoint", "sagemaker:InvokeEndpoint"} <= called  # the scan works
+    assert {"sagemaker:CreateModel", "sagemaker:CreateEndpoint", "sagemaker:InvokeEndpoint",  # the scan works
+            "sagemaker:UpdateEndpoint", "sagemaker:DeleteEndpointConfig", "sagemaker:DeleteModel"} <= called
     missing = called - set(ACTIONS["launcher-user-policy.json"])
     assert not missing, f"deploy calls {sorted(missing)}: add them to iam/actions.json and the launcher policy"
 
@@ -265,3 +266,18 @@ def test_endpoints_and_uploads_stay_under_the_prefixes():
     # the endpoint's container logs to /aws/sagemaker/Endpoints/<endpoint> with the execution role
     logs = statement_for("execution-role-policy.json", "logs:PutLogEvents")["Resource"]
     assert "arn:aws:logs:us-west-2:123456789012:log-group:/aws/sagemaker/Endpoints/xgb-housing-*:*" in logs
+
+
+@pytest.mark.parametrize(("action", "kind"), [
+    ("sagemaker:DescribeEndpointConfig", "endpoint-config"),
+    ("sagemaker:UpdateEndpoint", "endpoint"),
+    ("sagemaker:DeleteEndpointConfig", "endpoint-config"),
+    ("sagemaker:DeleteModel", "model"),
+])
+def test_deploy_updates_an_endpoint_and_deletes_what_it_ran_before_only_under_the_job_prefix(action, kind):
+    # deploy to an existing endpoint: UpdateEndpoint to the new config, then the old config and its models go
+    st = statement_for("launcher-user-policy.json", action)
+    resources = as_list(st["Resource"])
+    assert f"arn:aws:sagemaker:us-west-2:123456789012:{kind}/xgb-housing-*" in resources
+    assert all(r.rsplit(":", 1)[1].split("/", 1)[1] == "xgb-housing-*" for r in resources), resources
+    assert "Condition" not in st and action in ACTIONS["launcher-user-policy.json"]
