@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from launch import service_model
 from launch.settings import Settings, check_under_prefix
 from training.errors import ConfigError
 
@@ -53,9 +54,13 @@ class Variant:
             if not 1 <= self.max_concurrency <= SERVERLESS_CONCURRENCY_MAX:
                 raise ConfigError(f"--max-concurrency {self.max_concurrency} must be in [1, "
                                   f"{SERVERLESS_CONCURRENCY_MAX}]: fix it")
-        elif self.instance_count < 1 or not self.instance_type.startswith("ml."):
-            raise ConfigError(f"--instance-type {self.instance_type!r} x --instance-count {self.instance_count}: give an "
-                              "ml.* hosting instance type and at least 1 instance")
+        else:
+            problem = service_model.unknown_instance_type("--instance-type", self.instance_type,
+                                                          service_model.HOSTING_INSTANCE_TYPE)
+            if problem:
+                raise ConfigError(problem)
+            if self.instance_count < 1:
+                raise ConfigError(f"--instance-count {self.instance_count}: give at least 1 instance")
 
 
 @dataclass(frozen=True)

@@ -49,18 +49,19 @@ def instance_types(kind: str) -> tuple[str, ...]:
     return enum(kind)
 
 
-def unknown_instance_type(key: str, value: str, kind: str) -> str | None:
-    """The one line refusing ``value`` for settings key ``key`` if SageMaker does not list it, else None."""
+def unknown_instance_type(what: str, value: str, kind: str) -> str | None:
+    """The one line refusing ``value`` given as ``what`` (``settings key 'compute.instance_type'``,
+    ``--instance-type``) if SageMaker does not list it for ``kind``, else None."""
     import difflib
 
     known = instance_types(kind)
     if value in known:
         return None
     near = difflib.get_close_matches(value, known, n=3, cutoff=0.6)
-    what = "training" if kind == TRAINING_INSTANCE_TYPE else "hosting"
+    use = "training" if kind == TRAINING_INSTANCE_TYPE else "hosting"
     hint = f"did you mean {' or '.join(near)}?" if near else f"e.g. {known[0]}"
-    return (f"settings key {key!r} is {value!r}, which is not a SageMaker {what} instance type ({hint}); the list "
-            f"is botocore {botocore.__version__}'s: a newer type needs a newer boto3")
+    return (f"{what} is {value!r}, which is not a SageMaker {use} instance type ({hint}); the list is botocore "
+            f"{botocore.__version__}'s: a newer type needs a newer boto3")
 
 
 def check_request(operation: str, params: Mapping[str, Any]) -> None:

@@ -153,7 +153,8 @@ def _training_instance_type(value: Any) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"settings key 'compute.instance_type' must be a string, got {show(value)}: fix its value")
     value = value.strip()
-    problem = service_model.unknown_instance_type("compute.instance_type", value, service_model.TRAINING_INSTANCE_TYPE)
+    problem = service_model.unknown_instance_type("settings key 'compute.instance_type'", value,
+                                                  service_model.TRAINING_INSTANCE_TYPE)
     if problem:
         raise ConfigError(problem)
     return value

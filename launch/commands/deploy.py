@@ -5,7 +5,7 @@
     python -m launch deploy --training-job xgb-1a2b3c-2026-11-30-10-00-00 --serverless-memory-mb 2048 --wait
 
 A registered version is downloaded from MLflow, tarred as ``model.tar.gz`` and uploaded under the
-settings' ``output.s3_path`` (``<s3_path>/<model name>/model.tar.gz``); a training job's
+settings' ``output.s3_path`` (``<s3_path>/<endpoint>-<stamp>/model.tar.gz``, named as the SageMaker model); a training job's
 ``model.tar.gz`` is used where the job left it. Then CreateModel (our training image, which
 SageMaker starts with ``serve``), CreateEndpointConfig and CreateEndpoint (:mod:`launch.endpoints`).
 ``--wait`` follows the endpoint until it is in service and then invokes it with the rows of the

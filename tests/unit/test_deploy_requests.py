@@ -74,10 +74,18 @@ def test_names_stay_under_the_prefix_and_within_63_characters() -> None:
         endpoints.names(settings, "prod-endpoint", "housing", NOW)
 
 
+def test_every_hosting_instance_type_sagemaker_lists_is_accepted() -> None:
+    _requests(BASE, Variant(instance_type="ml.inf2.xlarge"))  # hosting only: not a training type
+
+
 @pytest.mark.parametrize(("variant", "says"), [
     (Variant(serverless_memory_mb=1500), "--serverless-memory-mb 1500 is not a size SageMaker offers"),
     (Variant(serverless_memory_mb=2048, max_concurrency=0), "--max-concurrency 0 must be in"),
     (Variant(instance_count=0), "at least 1 instance"),
+    # hosting types from botocore's enum: a training-only type is refused with the nearest hosting ones
+    (Variant(instance_type="ml.m7i-flex.large"), r"--instance-type is 'ml.m7i-flex.large', which is not a SageMaker "
+                                                 r"hosting instance type \(did you mean"),
+    (Variant(instance_type="ml.m5.3xlarge"), "not a SageMaker hosting instance type"),
 ])
 def test_a_bad_variant_fails_in_one_line(variant: Variant, says: str) -> None:
     with pytest.raises(ConfigError, match=says):
