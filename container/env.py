@@ -25,19 +25,15 @@ from training.contract import (
     IMAGE_ENV,
     JOB_NAME_ENV,
     LEDGER_ENV,
-    LOGIN_TIMEOUT_ENV,
-    NETWORK_TIMEOUT_ENV,
-    REQUIRE_TRACKING_ENV,
     RESOURCE_CONFIG,
     SECRET_ID_ENV,
-    SPILL_DIR_ENV,
     TRACKING_URI_ENV,
     TUNING_JOB_ENV,
     config_dir,
-    default_spill_dir,
     failure_file,
     model_dir,
 )
+from training.environment import snowflake_timeouts, spill_dir, tracking_required
 from training.errors import ConfigError
 from training.read.credentials import SignIn
 from training.read.snowflake import SnowflakeTimeouts
@@ -94,68 +90,16 @@ class TrainingEnv:
             resource_config=resources,
             hyperparameters=_read_json(config / HYPERPARAMETERS, required=False),
             checkpoint_dir=Path(checkpoint["LocalPath"]) if checkpoint.get("LocalPath") else None,
-            spill_dir=_spill_dir(environ, base_dir),
-            snowflake_timeouts=SnowflakeTimeouts(login=_seconds(environ, LOGIN_TIMEOUT_ENV, SnowflakeTimeouts.login),
-                                                 network=_seconds(environ, NETWORK_TIMEOUT_ENV,
-                                                                  SnowflakeTimeouts.network)),
+            spill_dir=spill_dir(environ, base_dir),
+            snowflake_timeouts=snowflake_timeouts(environ),
             ledger_dir=Path(environ[LEDGER_ENV]) if environ.get(LEDGER_ENV) else None,
             sign_in=SignIn(secret_id=environ.get(SECRET_ID_ENV, ""), connection=environ.get(CONNECTION_ENV, "")),
             tracking=TrackingSettings(uri=environ.get(TRACKING_URI_ENV, "").strip(),
                                       experiment=environ.get(EXPERIMENT_ENV, "").strip(),
-                                      required=_required(environ)),
+                                      required=tracking_required(environ)),
             job_name=environ.get(JOB_NAME_ENV, ""), image=environ.get(IMAGE_ENV, ""),
             tuning_job_name=environ.get(TUNING_JOB_ENV, ""),
         )
-
-
-USER_VARIABLES = (REQUIRE_TRACKING_ENV, LOGIN_TIMEOUT_ENV, NETWORK_TIMEOUT_ENV, SPILL_DIR_ENV)
-"""The job-environment variables a user sets (the launcher's ``[environment]``); SageMaker and the
-launcher set the others."""
-
-
-def check_user_environment(environ: Mapping[str, str]) -> None:
-    """Read each of :data:`USER_VARIABLES` as the job does at start: a ConfigError names the first bad one."""
-    _required(environ)
-    _seconds(environ, LOGIN_TIMEOUT_ENV, SnowflakeTimeouts.login)
-    _seconds(environ, NETWORK_TIMEOUT_ENV, SnowflakeTimeouts.network)
-    _spill_dir(environ, Path(DEFAULT_BASE_DIR))
-
-
-def _spill_dir(environ: Mapping[str, str], base_dir: Path) -> Path:
-    text = environ.get(SPILL_DIR_ENV, "").strip()
-    if not text:
-        return default_spill_dir(base_dir)
-    if not text.startswith("/"):
-        raise ConfigError(f"{SPILL_DIR_ENV} is {text[:80]!r}: expected an absolute path in the container (default "
-                          f"{default_spill_dir(Path(DEFAULT_BASE_DIR))}, on the job's ML storage volume)")
-    return Path(text)
-
-
-def _seconds(environ: Mapping[str, str], name: str, default: int) -> int:
-    """A timeout variable: unset or empty means the default; anything else not a whole number of
-    seconds >= 1 is a ConfigError naming the variable and the fix."""
-    text = environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value: int | None = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < 1:
-        raise ConfigError(f"{name} is {text[:40]!r}: expected a whole number of seconds, at least 1 (default "
-                          f"{default}): fix it in the job's environment, or leave it unset for the default")
-    return value
-
-
-def _required(environ: Mapping[str, str]) -> bool:
-    """``MLFLOW_REQUIRED``: whether an MLflow server unreachable at start fails the job (default true)."""
-    raw = environ.get(REQUIRE_TRACKING_ENV, "true").strip().lower()
-    if raw in ("true", "1", "yes"):
-        return True
-    if raw in ("false", "0", "no"):
-        return False
-    raise ConfigError(f"{REQUIRE_TRACKING_ENV}={raw!r} is not a boolean: set it to true (fail if MLflow is "
-                      "unreachable at start, the default) or false (train without tracking)")
 
 
 def base_dir_from(environ: Mapping[str, str]) -> Path:

@@ -53,6 +53,10 @@ def _override(text: str) -> str:
     return text
 
 
+ACCESS_KEY_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+"""Credentials in the environment, which botocore's chain prefers to ``AWS_PROFILE``."""
+
+
 def use_profile(profile: str | None) -> None:
     """``--profile NAME``: every boto3 session this process makes from now on uses it (``AWS_PROFILE``):
     ours, the SageMaker SDK's and sagemaker-mlflow's signing of MLflow requests."""
@@ -68,6 +72,10 @@ def use_profile(profile: str | None) -> None:
                           "them with: aws configure list-profiles") from None
     os.environ["AWS_PROFILE"] = profile
     os.environ.pop("AWS_DEFAULT_PROFILE", None)
+    keys = [name for name in ACCESS_KEY_VARIABLES if os.environ.pop(name, None) is not None]
+    if keys:  # botocore would otherwise prefer them to the profile, without a word
+        logging.getLogger(__name__).warning("--profile %s: %s in this shell's environment set aside for this command",
+                                            profile, ", ".join(keys))
 
 
 def configure_logging(verbose: bool = False, prefix: str = "") -> None:

@@ -61,6 +61,7 @@ from launch.validation import (
     validated_by,
 )
 from training import contract
+from training.environment import USER_VARIABLES, check_user_environment
 from training.errors import ConfigError, CredentialsError, HyperparameterError
 from training.hyperparameters import SPECS, TuningRange, parse_hyperparameters
 from training.read import names
@@ -117,8 +118,6 @@ def _environment(value: Any) -> dict[str, str]:
 
     A value is never shown in a message: a credential pasted here must not reach a terminal log.
     """
-    from container.env import USER_VARIABLES, check_user_environment
-
     if not isinstance(value, dict):
         raise ConfigError("settings [environment] must be a table of NAME = value: fix it")
     variables: dict[str, str] = {}
@@ -440,15 +439,31 @@ def apply_override(raw: dict[str, Any], override: str) -> None:
     node[leaf] = value
 
 
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"|\'([^\']*)\'')
+"""A TOML string in a --set value: basic ("...") or literal ('...')."""
+
+
 def _warn_lost_quotes(key: str, leaf: str, text: str, value: Any) -> None:
-    """``--set 'data.target="Spend"'`` reads as TOML, so the quotes go and the name means SPEND: say so."""
-    quoted = text.strip()
-    if leaf not in names.IDENTIFIER_KEYS or not isinstance(value, str) or value.startswith('"'):
+    """``--set 'data.target="Spend"'`` reads as TOML, so the quotes go and the name means SPEND: say so, with
+    the form that keeps them (each name of a list or comma list quoted)."""
+    if leaf not in names.IDENTIFIER_KEYS:
         return
-    if len(quoted) >= 2 and quoted[0] == quoted[-1] == '"':
-        keeps = "--set '" + key + '="\\"' + value + '\\""' + "'"
-        logger.warning("--set %s=%s is read as TOML, which removes the quotes: it names %s; for the case-sensitive "
-                       "name %s, keep them: %s", key, quoted, value.upper(), quoted, keeps)
+    given = [value] if isinstance(value, str) else list(value) if isinstance(value, list) else []
+    if not given or not all(isinstance(v, str) for v in given):
+        return
+    quoted = {a or b for a, b in _QUOTED.findall(text)}
+    lost = [v for v in given if v in quoted and not v.startswith('"') and v != v.upper()]  # SPEND: quotes or not
+    if not lost:
+        return
+    parts = [part.strip() for v in given for part in (v.split(",") if leaf in names.LIST_KEYS else [v])]
+    escaped = ['\\"' + part.strip('"') + '\\"' for part in parts if part]  # \"Name\" inside a TOML string
+    if isinstance(value, list):
+        keeps = "[" + ", ".join('"' + e + '"' for e in escaped) + "]"
+    else:
+        keeps = '"' + ",".join(escaped) + '"'
+    logger.warning("--set %s=%s is read as TOML, which removes the quotes: it names %s; for the case-sensitive "
+                   "name%s, keep them: --set '%s=%s'", key, text.strip(), ", ".join(p.upper() for p in parts),
+                   "s" if len(parts) > 1 else "", key, keeps)
 
 
 def settings_from_dict(raw: Mapping[str, Any], source: str = "<dict>", *, local: bool = False,
@@ -469,7 +484,8 @@ def settings_from_dict(raw: Mapping[str, Any], source: str = "<dict>", *, local:
 def _check_rules(settings: Settings, local: bool = False, sign_in: bool = True) -> None:
     _check_sign_in(settings.data, local or not sign_in)
     _check_tracking(settings, local or not sign_in)  # deploy, register: the laptop reads the registry
-    _check_aws_names(settings)
+    if not local:  # a local run sends nothing to AWS
+        _check_aws_names(settings, sign_in)
     _check_image(settings.image, settings.region)
     _check_spot(settings.compute, settings.output)
     _check_ledger(settings.output, local)
@@ -500,15 +516,16 @@ def check_pipeline_settings(settings: Settings) -> None:
 
 
 LOCAL_ONLY_TRACKING = ("sqlite:", "file:")
-"""Tracking URIs of a store on the machine that runs the job: a SageMaker job's disk is gone when it ends,
-and the image's MLflow client (mlflow-skinny) has no SQLAlchemy for sqlite."""
+"""Tracking URIs of a store on the machine that runs the job (and plain paths, which MLflow reads as
+``file:``): a SageMaker job's disk is gone when it ends, and the image's MLflow client (mlflow-skinny)
+has no SQLAlchemy for sqlite."""
 
 
 def _check_tracking(settings: Settings, local: bool) -> None:
     uri = settings.mlflow.tracking_uri
     if local or not uri:
         return
-    if uri.lower().startswith(LOCAL_ONLY_TRACKING) or ("://" not in uri and not uri.startswith("arn:")):
+    if uri.lower().startswith(LOCAL_ONLY_TRACKING) or uri.startswith(("/", ".")):
         raise ConfigError(f"settings key 'mlflow.tracking_uri' is a store on the job's own disk ({uri.split(':')[0]}), "
                           "which a SageMaker job cannot use: the image's MLflow client has no SQLAlchemy and the disk "
                           "is gone when the job ends; use an http(s):// MLflow server or a SageMaker MLflow ARN (a "
@@ -519,9 +536,10 @@ SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):")
 KMS_ALIAS = re.compile(r"^(alias/|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:alias/)")
 
 
-def _check_aws_names(settings: Settings) -> None:
-    """Names the IAM policies (iam/) must match: the secret's region, the S3 prefix, KMS key ids, the job prefix."""
-    region = SECRET_ARN.match(settings.data.snowflake_secret_id)
+def _check_aws_names(settings: Settings, sign_in: bool = True) -> None:
+    """Names the IAM policies (iam/) must match: the secret's region and the checkpoints' bucket (for a job,
+    ``sign_in``), KMS key ids and the job prefix (deploy's endpoints are under it too)."""
+    region = SECRET_ARN.match(settings.data.snowflake_secret_id) if sign_in else None
     if region and region.group(1) != settings.region:
         raise ConfigError(f"settings key 'data.snowflake_secret_id' is a secret in region {region.group(1)!r} but "
                           f"the job runs in {settings.region!r}: the job reads the secret in its own region; "
@@ -532,7 +550,8 @@ def _check_aws_names(settings: Settings) -> None:
             raise ConfigError(f"settings key 'kms.{key}' is an alias ({value}): the IAM policies grant KMS keys by "
                               "id (iam/README.md, ${VolumeKmsKeyId}/${OutputKmsKeyId}); give the key's id or key ARN "
                               f"(aws kms describe-key --key-id {value} --query KeyMetadata.KeyId)")
-    _check_checkpoint_prefix(settings.output)
+    if sign_in:
+        _check_checkpoint_bucket(settings.output)
     if settings.job_prefix != settings.job_prefix.lower():
         raise ConfigError(f"settings key 'job_prefix' is {settings.job_prefix!r}: use lowercase "
                           f"({settings.job_prefix.lower()!r}); SageMaker writes job and pipeline names in lowercase in "
@@ -586,19 +605,16 @@ def _s3_parts(uri: str) -> tuple[str, str]:
     return bucket, key.strip("/")
 
 
-def _check_checkpoint_prefix(output: Output) -> None:
-    """The execution role may write one bucket and prefix (iam/README.md): the output's parent folder."""
+def _check_checkpoint_bucket(output: Output) -> None:
+    """The execution role writes one bucket (iam/README.md, ``${Bucket}/${Prefix}``): the output's. Which
+    prefix the policy grants is not in the settings; the bucket must be the same."""
     if not output.checkpoint_s3_uri:
         return
-    bucket, key = _s3_parts(output.s3_path)
-    prefix = posixpath.dirname(key)
-    theirs, their_key = _s3_parts(output.checkpoint_s3_uri)
-    if theirs != bucket or (prefix and their_key != prefix and not their_key.startswith(prefix + "/")):
-        shown = f"s3://{bucket}/" + (f"{prefix}/" if prefix else "")
-        raise ConfigError(f"settings key 'output.checkpoint_s3_uri' ({output.checkpoint_s3_uri}) is not under "
-                          f"{shown}, where output.s3_path is: the execution role's policy grants one bucket and prefix "
-                          f"for both (iam/README.md, ${{Bucket}}/${{Prefix}}); put the checkpoints beside the output, "
-                          f"e.g. {shown}checkpoints")
+    bucket, theirs = _s3_parts(output.s3_path)[0], _s3_parts(output.checkpoint_s3_uri)[0]
+    if theirs != bucket:
+        raise ConfigError(f"settings key 'output.checkpoint_s3_uri' is in bucket {theirs!r} but output.s3_path in "
+                          f"{bucket!r}: the execution role's policy grants one bucket and prefix for both (iam/README.md, "
+                          f"${{Bucket}}/${{Prefix}}); put the checkpoints beside the output, e.g. s3://{bucket}/.../checkpoints")
 
 
 def _check_spot(compute: Compute, output: Output) -> None:
@@ -615,6 +631,9 @@ def _check_spot(compute: Compute, output: Output) -> None:
             f"settings key 'compute.max_wait_seconds' ({compute.max_wait_seconds}) must be >= "
             f"compute.max_runtime_seconds ({compute.max_runtime_seconds}): raise it"
         )
+    if compute.spot and compute.keep_alive_seconds:
+        raise ConfigError("settings key 'compute.keep_alive_seconds' keeps a warm pool, which SageMaker does not offer "
+                          "with managed spot training: set compute.spot = false or remove keep_alive_seconds")
     if compute.spot and not output.checkpoint_s3_uri:
         logger.warning("spot training without output.checkpoint_s3_uri: an interrupted job restarts from round 0; "
                        "set output.checkpoint_s3_uri to resume from its checkpoints")

@@ -121,14 +121,14 @@ def _existing(sagemaker: Any, endpoint: str) -> endpoints.Existing | None:
     try:
         desc = sagemaker.describe_endpoint(EndpointName=endpoint)
     except ClientError as err:
-        if "Could not find" in str(err) or err.response.get("Error", {}).get("Code") == "ValidationException":
-            return None
+        if err.response.get("Error", {}).get("Code") == "ValidationException" and "Could not find" in str(err):
+            return None  # SageMaker's answer for a name it has no endpoint under; another ValidationException is not
         raise
     status = desc["EndpointStatus"]
     if status in BUSY:
         raise ConfigError(f"endpoint {endpoint} is {status}: wait until it is InService (aws sagemaker wait "
                           f"endpoint-in-service --endpoint-name {endpoint}), then deploy again to update it")
-    if status != "InService":
+    if status not in ("InService", "UpdateRollbackFailed"):  # after a failed rollback, AWS's remedy is an update
         raise ConfigError(f"endpoint {endpoint} is {status} and cannot be updated: delete it first (aws sagemaker "
                           f"delete-endpoint --endpoint-name {endpoint}), or pass --endpoint-name with a new name")
     config = sagemaker.describe_endpoint_config(EndpointConfigName=desc["EndpointConfigName"])

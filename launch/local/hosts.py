@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+from launch.console import LOCAL_HOSTS_MAX
 from launch.follower import RoundProgress, total_rounds
 from launch.local.services import DEFAULT_WORKDIR, REPO_ROOT, free_port
 from training import contract
@@ -82,8 +83,8 @@ def run_thread_hosts(work: Callable[[Cluster], T], hosts: Sequence[str], ledger_
 
 
 def host_names(hosts: int) -> list[str]:
-    if not 1 <= hosts <= 9:  # launch.console.check_local_flags says so before anything starts
-        raise ConfigError(f"--hosts must be between 1 and 9 in local mode, got {hosts}")
+    if not 1 <= hosts <= LOCAL_HOSTS_MAX:  # launch.console.check_local_flags says so before anything starts
+        raise ConfigError(f"--hosts must be between 1 and {LOCAL_HOSTS_MAX} in local mode, got {hosts}")
     return [f"127.0.0.{i}" for i in range(1, hosts + 1)]
 
 

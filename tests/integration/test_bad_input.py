@@ -108,8 +108,8 @@ CASES: dict[str, Case] = {
     # --- identifiers that try SQL injection: fail before the secret is read, so before any SQL -----
     **{name: Case(fragment, hps=synth_hps(**hps), aws="recorder") for name, (hps, fragment) in _INJECTIONS.items()},
     # --- the job's environment: fails with the /opt/ml contract, before Secrets Manager is called ---
-    "env_timeout_malformed": Case("SNOWFLAKE_NETWORK_TIMEOUT is '5m': expected a whole number of seconds, at "
-                                  "least 1 (default 300): fix it in the job's environment",
+    "env_timeout_malformed": Case("SNOWFLAKE_NETWORK_TIMEOUT is not a whole number of seconds, at least 1 (default "
+                                  "300): set it in the settings' [environment] (the job's environment)",
                                   env={contract.NETWORK_TIMEOUT_ENV: "5m"}, aws="recorder"),
     # --- the secret: fail before any Snowflake sign-in ---------------------------------------------
     "secret_id_unset": Case("SNOWFLAKE_SECRET_ID is not set: pass the Snowflake secret's id or ARN",

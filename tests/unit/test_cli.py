@@ -95,7 +95,10 @@ def test_set_with_a_space_instead_of_equals_says_how_to_write_it(capsys: pytest.
 
 
 def test_profile_names_the_aws_profile_every_session_uses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+                                                          capsys: pytest.CaptureFixture[str],
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
     import boto3
 
     from launch import aws
@@ -112,6 +115,11 @@ def test_profile_names_the_aws_profile_every_session_uses(tmp_path: Path, monkey
     assert cli.main(["train", "--dry-run", "--profile", "nope"]) == 1
     assert capsys.readouterr().err == ("error: --profile nope: no such AWS profile in ~/.aws/config or "
                                        "~/.aws/credentials; list them with: aws configure list-profiles\n")
-    use_profile("team")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIASHELL")  # keys exported in the shell: botocore prefers them
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "shell-secret")
+    with caplog.at_level(logging.WARNING, logger="launch.console"):
+        use_profile("team")
     assert aws.boto_session("us-west-2").get_credentials().access_key == "AKIATEAM"  # ours
     assert boto3.Session().get_credentials().access_key == "AKIATEAM"  # the SDK's and sagemaker-mlflow's
+    assert [r.getMessage() for r in caplog.records] == [
+        "--profile team: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY in this shell's environment set aside for this command"]

@@ -214,6 +214,13 @@ def test_timestamps_with_a_zone_score_as_the_job_read_them():
     assert job[0].tolist() == [np.float32(1357034400.0)] * 3  # 2013-01-01 10:00 UTC
     tz_aware = pd.DataFrame({"ntz": pd.to_datetime(["2013-01-01 10:00:00+05:30"])})  # a caller's tz-aware pandas
     assert plan.feature_matrix(tz_aware)[0, 2] == job[0, 2]  # NTZ: its clock reading, 10:00
+    # as Snowflake itself prints them (a space before the offset), and a lowercase z
+    exported = pd.DataFrame({"tz": ["2013-01-01 10:00:00.000 +0000", "2013-01-01 15:30:00.000 +0530",
+                                    "2013-01-01t10:00:00z"],
+                             "ntz": ["2013-01-01 10:00:00.000 +0000", "2013-01-01 10:00:00.000 -0800",
+                                     "2013-01-01T10:00:00z"]})
+    got = plan.feature_matrix(exported)
+    assert got[:, 0].tolist() == [np.float32(1357034400.0)] * 3 and got[:, 2].tolist() == [job[0, 2]] * 3
 
 
 def test_raw_values_that_cannot_score_name_their_column_and_unseen_categories_are_counted():

@@ -97,7 +97,7 @@ def _stub_until_update(session: StubbedSession, endpoint_status: str = "InServic
         "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
         "StoppingCondition": {"MaxRuntimeInSeconds": 60}}, {"TrainingJobName": JOB})
     stub.add_response("describe_endpoint", _endpoint(endpoint_status, OLD), {"EndpointName": ENDPOINT})
-    if endpoint_status != "InService":
+    if endpoint_status not in ("InService", "UpdateRollbackFailed"):
         return
     stub.add_response("describe_endpoint_config", {
         "EndpointConfigName": OLD, "EndpointConfigArn": f"{ARN}:endpoint-config/{OLD}", "CreationTime": WHEN,
@@ -249,10 +249,11 @@ def test_an_endpoint_that_cannot_be_updated_now_is_refused_before_anything_is_cr
     session.assert_done()
 
 
+@pytest.mark.parametrize("status", ["InService", "UpdateRollbackFailed"])  # AWS's remedy for the latter: an update
 def test_the_dry_run_of_an_update_prints_every_request_in_order_and_sends_only_the_reads(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], status: str) -> None:
     session = StubbedSession()
-    _stub_until_update(session, creates=False)
+    _stub_until_update(session, status, creates=False)
     settings = tmp_path / "settings.toml"
     settings.write_text(_toml(RAW))
     assert main(["deploy", "--settings", str(settings), "--training-job", JOB, "--dry-run"], session=session) == 0

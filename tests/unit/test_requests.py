@@ -19,6 +19,7 @@ from launch.settings import load_settings
 from launch.tuning_space import default_space
 from training import contract
 from training.errors import ConfigError
+from training.objectives.metrics import final_line
 
 FULL = """
 region = "us-west-2"
@@ -172,8 +173,10 @@ def test_hyperband_sends_its_resources_and_reverse_logarithmic_stays_within_0_1(
     assert ranges["subsample"]["ScalingType"] == "ReverseLogarithmic"
 
 
-def test_a_warm_pool_and_completion_criteria_reach_the_requests(settings: Any) -> None:
-    changed = load_settings(settings.source, [
+def test_a_warm_pool_and_completion_criteria_reach_the_requests(settings: Any, tmp_path: Path) -> None:
+    on_demand = tmp_path / "on-demand.toml"  # a warm pool is not offered with spot
+    on_demand.write_text(FULL.replace("spot = true\n", "").replace("max_wait_seconds = 7200\n", ""))
+    changed = load_settings(on_demand, [
         "compute.keep_alive_seconds=1800", "tuning.target_objective_value=0.25", "tuning.stop_after_not_improving=5",
         "tuning.complete_on_convergence=true"])
     training = jobs.training_request(changed)
@@ -213,7 +216,12 @@ def test_a_request_sagemaker_would_refuse_is_stopped_before_it_is_sent(training:
     client = aws.boto_session("us-west-2").client("sagemaker")
     with pytest.raises(ConfigError, match=re.escape(says)):
         client.create_training_job(**request)
-    boto3.Session(region_name="us-west-2").client("sagemaker")  # a plain session is not changed
+    from botocore.stub import Stubber
+
+    plain = boto3.Session(region_name="us-west-2", aws_access_key_id="x", aws_secret_access_key="y").client("sagemaker")
+    with Stubber(plain) as stub:  # a session the launcher did not make is left as botocore has it
+        stub.add_response("create_training_job", {"TrainingJobArn": "arn:aws:sagemaker:us-west-2:1:training-job/x"})
+        plain.create_training_job(**request)
 
 
 def _resolve(node: Any, defaults: dict[str, Any]) -> Any:
@@ -251,8 +259,8 @@ def test_pipeline_definition_is_valid_and_stable(settings: Any) -> None:
 CONTAINER_LINES = (
     "2026-11-23 01:02:03,456 127.0.0.1 [12]\ttrain-rmse:0.5123\tvalidation-rmse:0.6234\ttrain-mae:0.4\t"
     "validation-mae:4.5e-01\n"
-    "2026-11-23 01:02:09,001 127.0.0.1 final metrics: train-rmse 0.5001, validation-rmse 0.6101, "
-    "train-mae 0.39, validation-mae 0.44 after 100 rounds\n"
+    "2026-11-23 01:02:09,001 127.0.0.1 " + final_line({"train-rmse": 0.5001, "validation-rmse": 0.6101,
+                                                       "train-mae": 0.39, "validation-mae": 0.44}, 100) + "\n"
 )
 
 

@@ -141,18 +141,18 @@ def test_every_instance_type_sagemaker_lists_for_training_is_accepted(tmp_path: 
     (("data.snowflake_secret_id=arn:aws:secretsmanager:eu-west-1:123456789012:secret:sf-AbC",),
      "a secret in region 'eu-west-1' but the job runs in 'us-west-2'"),
     (("output.checkpoint_s3_uri=s3://other-bucket/ckpt",),
-     "'output.checkpoint_s3_uri' \\(s3://other-bucket/ckpt\\) is not under s3://bucket/, where output.s3_path is"),
-    (("output.s3_path=s3://bucket/team/output", "output.checkpoint_s3_uri=s3://bucket/elsewhere/ckpt"),
-     "is not under s3://bucket/team/.*e.g. s3://bucket/team/checkpoints"),
+     "'output.checkpoint_s3_uri' is in bucket 'other-bucket' but output.s3_path in 'bucket'"),
+    (("compute.spot=true", "compute.max_wait_seconds=86400", "compute.keep_alive_seconds=600"),
+     "'compute.keep_alive_seconds' keeps a warm pool, which SageMaker does not offer with managed spot training"),
     (("kms.output_key_id=alias/ml-output",), "'kms.output_key_id' is an alias \\(alias/ml-output\\): the IAM policies "
                                             "grant KMS keys by id"),
     (("kms.volume_key_id=arn:aws:kms:us-west-2:123456789012:alias/vol",), "'kms.volume_key_id' is an alias"),
     (("job_prefix=XGB-housing",), "'job_prefix' is 'XGB-housing': use lowercase \\('xgb-housing'\\)"),
     # the job environment a user sets, read by the container's own parsers; a value is never repeated
-    (("environment.SNOWFLAKE_LOGIN_TIMEOUT='soon'",), "settings \\[environment\\]: SNOWFLAKE_LOGIN_TIMEOUT is 'soon': "
-                                                    "expected a whole number of seconds"),
-    (("environment.MLFLOW_REQUIRED='maybe'",), "settings \\[environment\\]: MLFLOW_REQUIRED='maybe' is not a boolean"),
-    (("environment.SPILL_DIR='spill'",), "SPILL_DIR is 'spill': expected an absolute path"),
+    (("environment.SNOWFLAKE_LOGIN_TIMEOUT='soon'",), "settings \\[environment\\]: SNOWFLAKE_LOGIN_TIMEOUT is not a whole "
+                                                    "number of seconds"),
+    (("environment.MLFLOW_REQUIRED='maybe'",), "settings \\[environment\\]: MLFLOW_REQUIRED is not a boolean"),
+    (("environment.SPILL_DIR='spill'",), "SPILL_DIR is not an absolute path"),
     (("environment.SPIL_DIR='/x'",), "\\[environment\\] key 'SPIL_DIR' is not a variable the job reads: use one of "
                                     "MLFLOW_REQUIRED, SNOWFLAKE_LOGIN_TIMEOUT"),
     # where an error is reported: the key as written, and whether --set gave it
@@ -170,6 +170,25 @@ def test_a_credential_in_the_job_environment_is_refused_without_its_value(tmp_pa
     message = error_of(tmp_path, "environment.SNOWFLAKE_PASSWORD='hunter2-secret'")
     assert "'SNOWFLAKE_PASSWORD', which looks like a credential" in message
     assert "hunter2" not in message
+    pasted = error_of(tmp_path, "environment.SNOWFLAKE_NETWORK_TIMEOUT='hunter2-secret'")  # in the wrong variable
+    assert "SNOWFLAKE_NETWORK_TIMEOUT is not a whole number" in pasted and "hunter2" not in pasted
+
+
+@pytest.mark.parametrize("overrides", [
+    ("output.s3_path=s3://bucket/xgb-housing/project-a/output", "output.checkpoint_s3_uri=s3://bucket/xgb-housing/ckpt"),
+    ("mlflow.tracking_uri=databricks",),  # a remote store named without ://
+    ("mlflow.tracking_uri=https://mlflow.example.com/team/",),
+    ("kms.output_key_id=mrk-1234abcd12ab34cd56ef1234567890ab",),  # a multi-region key id
+    ("compute.keep_alive_seconds=1800",),
+])
+def test_valid_aws_settings_pass(tmp_path: Path, overrides: tuple[str, ...]) -> None:
+    load_settings(write(tmp_path), overrides)
+
+
+def test_a_local_run_skips_what_only_aws_reads(tmp_path: Path) -> None:
+    """--local --data reads no secret and names no job on AWS: a secret in another region does not stop it."""
+    load_settings(write(tmp_path), ["data.snowflake_secret_id=arn:aws:secretsmanager:eu-west-1:123456789012:secret:x",
+                                    "job_prefix=XGB"], local=True)
 
 
 def test_the_job_environment_and_the_image_reach_the_job(tmp_path: Path) -> None:
@@ -210,6 +229,35 @@ def test_a_quoted_name_through_set_warns_and_says_how_to_keep_the_quotes(tmp_pat
     with caplog.at_level(logging.WARNING, logger="launch.settings"):
         kept = load_settings(write(tmp_path), [keeps.removeprefix("--set '").removesuffix("'")])
     assert kept.data.target == '"Spend"' and not caplog.records  # the form given keeps the quotes
+
+
+
+@pytest.mark.parametrize(("override", "names", "keeps"), [
+    ("data.target='Spend'", "SPEND", """--set 'data.target="\\"Spend\\""'"""),
+    ('data.features=["Spend", "Cost"]', "SPEND, COST", """--set 'data.features=["\\"Spend\\"", "\\"Cost\\""]'"""),
+    ('data.features="Spend,Cost"', "SPEND, COST", """--set 'data.features="\\"Spend\\",\\"Cost\\""'"""),
+])
+def test_quotes_lost_in_lists_and_literal_strings_warn_too(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                          override: str, names: str, keeps: str) -> None:
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="launch.settings"):
+        load_settings(write(tmp_path), [override])
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert f"it names {names};" in line and line.endswith(keeps), line
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="launch.settings"):
+        kept = load_settings(write(tmp_path), [keeps.removeprefix("--set '").removesuffix("'")])
+    assert not caplog.records
+    assert all(name.startswith('"') for name in (kept.data.features or (kept.data.target,)))
+
+
+def test_an_upper_case_name_loses_nothing_with_its_quotes(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="launch.settings"):
+        load_settings(write(tmp_path), ['data.features=["MEDINC", "HOUSEAGE"]', 'data.target="SPEND"'])
+    assert not caplog.records
 
 
 def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:

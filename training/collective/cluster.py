@@ -236,7 +236,12 @@ def _quiet_bootstrap(on_retry: Callable[[], None]) -> Iterator[None]:
     filtered, and only for these lines: every other warning and line passes through, and a failed
     join still raises its ``XGBoostError``. (The callback is registered for the thread that imported
     XGBoost, the main one, where the container joins; from another thread XGBoost writes to stderr.)
+    Only the main thread filters: ``warnings`` and ``sys.stdout`` are the process's, and hosts run as
+    threads of one process (tests, :func:`launch.local.hosts.run_thread_hosts`) would undo each other's.
     """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     with warnings.catch_warnings():
         show = warnings.showwarning
 

@@ -99,6 +99,10 @@ def _parse_timestamps(text: pa.Array, zoned: bool) -> pa.Array:
     NULL: pandas writes a missing datetime so, and MLflow passes it on (its ``serving_input_example.json``)."""
     null = pa.scalar(None, text.type)
     text = pc.if_else(pc.equal(text, "NaT"), null, text)
+    # Snowflake's own output (TIMESTAMP_OUTPUT_FORMAT's default ``YYYY-MM-DD HH24:MI:SS.FF3 TZHTZM``) puts a
+    # space before the offset; RFC 3339 allows a lowercase ``t`` and ``z``
+    text = pc.replace_substring_regex(text, r"([0-9]) ?([+-][0-9]{2}(:?[0-9]{2})?|[Zz])$", r"\1\2")
+    text = pc.replace_substring_regex(pc.replace_substring_regex(text, r"z$", "Z"), r"^([0-9-]+)t", r"\1T")
     if not zoned:
         return pc.cast(pc.replace_substring_regex(text, _TIME_AND_ZONE, r"\1"), pa.timestamp("us"))
     has_zone = pc.match_substring_regex(text, _TIME_AND_ZONE)
