@@ -18,6 +18,8 @@ Where fakesnow 0.12.1 differs from Snowflake in a way the job would notice, it i
   db.schema.name`` built from the parts *unquoted*, so a name Snowflake takes quoted
   (``HOLD."Mixed Case"."Sales Data"``) fails with DuckDB's ``Parser Error``. This server quotes
   each part, as the statement had it.
+- **The write path.** ``write_pandas`` (PUT + COPY), ``ALTER TABLE ... SWAP WITH`` and DDL inside a
+  transaction behave as on Snowflake (:mod:`launch.local.write_back`).
 
 What it still does not do: see ``../shared/REFERENCE.md`` (no Time Travel *history*: any past
 time reads the current rows, and no time is too old; ``RESULT_SCAN`` answers the whole cached
@@ -73,7 +75,7 @@ def serve(port: int, db_dir: str | None = None) -> None:
 
     import fakesnow
 
-    from launch.local import result_chunks, time_travel
+    from launch.local import result_chunks, time_travel, write_back
 
     _keep_null_timestamps()
     _quote_copy_target()
@@ -83,7 +85,8 @@ def serve(port: int, db_dir: str | None = None) -> None:
         from fakesnow.instance import FakeSnow
 
         server.shared_fs = FakeSnow(db_path=db_dir)
-    time_travel.install(server.app)  # first: the chunked answer wraps the stripped query's
+    write_back.install(server.app, server)  # innermost: the statements as the client sent them
+    time_travel.install(server.app)  # then: the chunked answer wraps the stripped query's
     result_chunks.install(server.app, result_chunks.ChunkSizes.from_env(os.environ))
     with run(port=port):
         threading.Event().wait()
