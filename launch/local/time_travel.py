@@ -16,13 +16,12 @@ so the same text inside a string literal would be stripped too.
 
 from __future__ import annotations
 
-import gzip
-import json
 import re
 from datetime import datetime, timezone
 from typing import Any
 
-from launch.local.result_chunks import QUERY_ROUTE
+from launch.local import query_route
+from launch.local.query_route import Refused
 
 _NAME = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
 AT_TIMESTAMP = re.compile(
@@ -35,14 +34,6 @@ NOT_AVAILABLE = "000707"
 """Snowflake's error code for a Time Travel time it has no data for."""
 
 
-class Refused(Exception):
-    """A Time Travel time Snowflake would refuse: the message and code it answers with."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
-
-
 def strip_at(sql: str, now: datetime | None = None) -> str:
     """``sql`` without its ``AT(TIMESTAMP => ...)`` clauses; :class:`Refused` for a time in the future."""
     now = now or datetime.now(timezone.utc)
@@ -51,12 +42,12 @@ def strip_at(sql: str, now: datetime | None = None) -> str:
         value = match.group("value").replace("''", "'")
         moment = _timestamp(value)
         if moment is None:
-            raise Refused("100035", f"Timestamp '{value}' is not recognized")
+            raise Refused("100035", f"Timestamp '{value}' is not recognized", "02000")
         if moment > now:
             table = match.group("table").split(".")[-1].strip('"')
             raise Refused(NOT_AVAILABLE, f"Time travel data is not available for table {table}. The requested time "
                                          "is either beyond the allowed time travel period or before the object "
-                                         "creation time.")
+                                         "creation time.", "02000")
         return match.group("table")
 
     return AT_TIMESTAMP.sub(check, sql)
@@ -75,32 +66,12 @@ def _timestamp(text: str) -> datetime | None:
 
 def install(app: Any) -> None:
     """Make fakesnow's server ``app`` (Starlette) strip ``AT(TIMESTAMP => ...)`` before running a query."""
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse, Response
-    from starlette.routing import Route
 
-    routes = app.router.routes
-    index = next(i for i, r in enumerate(routes) if getattr(r, "path", None) == QUERY_ROUTE)
-    original = routes[index].endpoint
-
-    async def query_request(request: Request) -> Response:
-        raw = await request.body()
-        zipped = request.headers.get("Content-Encoding") == "gzip"
-        body = json.loads(gzip.decompress(raw) if zipped else raw)
+    async def rewrite(_request: Any, body: dict[str, Any]) -> bool:
         sql = body.get("sqlText") or ""
         if not AT_TIMESTAMP.search(sql):
-            return await original(request)
-        try:
-            body["sqlText"] = strip_at(sql)
-        except Refused as err:
-            return JSONResponse({"data": {"errorCode": err.code, "sqlState": "02000"}, "code": err.code,
-                                 "message": err.message, "success": False})
-        text = json.dumps(body).encode()
-        payload = gzip.compress(text) if zipped else text
+            return False
+        body["sqlText"] = strip_at(sql)
+        return True
 
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": payload, "more_body": False}
-
-        return await original(Request(request.scope, receive))
-
-    routes[index] = Route(QUERY_ROUTE, query_request, methods=["POST"])
+    query_route.wrap(app, rewrite)

@@ -56,14 +56,13 @@ patterns, so the same text inside a string literal would be rewritten too.
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-from launch.local.result_chunks import QUERY_ROUTE
+from launch.local import query_route
+from launch.local.query_route import Refused
 
 _PART = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
 _NAME = rf"{_PART}(?:\s*\.\s*{_PART}){{0,2}}"
@@ -82,14 +81,6 @@ REPLACE_CLONE = re.compile(rf"^{_COMMENT}CREATE\s+OR\s+REPLACE\s+TABLE\s+(?P<a>{
 DDL = re.compile(rf"^{_COMMENT}(CREATE|ALTER|DROP|UNDROP|COMMENT|GRANT|REVOKE)\b", re.IGNORECASE | re.DOTALL)
 DONE = "Statement executed successfully."
 NOT_FOUND = "002003"
-
-
-class Refused(Exception):
-    """A statement Snowflake would refuse: the code, SQL state and message it answers with."""
-
-    def __init__(self, code: str, message: str, sqlstate: str = "42S02") -> None:
-        super().__init__(message)
-        self.code, self.message, self.sqlstate = code, message, sqlstate
 
 
 def split_name(text: str) -> list[tuple[str, bool]]:
@@ -278,57 +269,38 @@ def install(app: Any, server: Any) -> None:
     """Make fakesnow's server ``app`` (module ``server``) faithful on the write path (see the module's doc)."""
     import fakesnow.transforms as transforms
     from starlette.concurrency import run_in_threadpool
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse, Response
-    from starlette.routing import Route
 
     transforms.identifier = identifier(transforms.identifier)
-    routes = app.router.routes
-    index = next(i for i, r in enumerate(routes) if getattr(r, "path", None) == QUERY_ROUTE)
-    original: Callable[[Request], Awaitable[Response]] = routes[index].endpoint
 
-    async def query_request(request: Request) -> Response:
-        raw = await request.body()
-        zipped = request.headers.get("Content-Encoding") == "gzip"
-        body = json.loads(gzip.decompress(raw) if zipped else raw)
+    async def rewrite(request: Any, body: dict[str, Any]) -> bool:
         sql = body.get("sqlText") or ""
         swapped, cloned, ddl = SWAP.match(sql), REPLACE_CLONE.match(sql), DDL.match(sql)
         if not (swapped or ddl or INFER_SCHEMA.search(sql) or QUOTED_STAGE.search(sql)):
-            return await original(request)
+            return False
         session = server.sessions.get(server.to_token(request)) if request.headers.get("Authorization") else None
         if session is None:
-            return await original(request)  # fakesnow answers a missing session
+            return False  # fakesnow answers a missing session
         duck = session._duck_conn  # noqa: SLF001
-        try:
-            if swapped:
-                await run_in_threadpool(swap, duck, session.database, session.schema, swapped["a"], swapped["b"],
-                                        bool(swapped["if"]))
-                body["sqlText"], body["bindings"] = f"SELECT {_literal(DONE)} AS \"status\"", None
-            elif cloned:
-                await run_in_threadpool(replace_clone, duck, session.database, session.schema, cloned["a"], cloned["b"])
-                table = split_name(cloned["a"])[-1][0]
-                body["sqlText"], body["bindings"] = f"SELECT {_literal(f'Table {table} successfully created.')} " \
-                                                    'AS "status"', None
-            elif ddl:
-                await run_in_threadpool(commit_open_transaction, duck)
-            if match := INFER_SCHEMA.search(sql):
-                bindings = body.get("bindings") or {}
-                location = (bindings.get("1", {}).get("value") if match["loc"] == "?"
-                            else match["loc"][1:-1].replace("''", "'"))
-                body["sqlText"] = await run_in_threadpool(infer_schema_sql, str(location), session.database,
-                                                          session.schema)
-                body["bindings"] = None
-            elif QUOTED_STAGE.search(sql):
-                body["sqlText"] = QUOTED_STAGE.sub(lambda m: m[1] + re.sub(r"\\(.)", r"\1", m[2]), sql)
-        except Refused as err:
-            return JSONResponse({"data": {"errorCode": err.code, "sqlState": err.sqlstate}, "code": err.code,
-                                 "message": err.message, "success": False})
-        text = json.dumps(body).encode()
-        payload = gzip.compress(text) if zipped else text
+        if swapped:
+            await run_in_threadpool(swap, duck, session.database, session.schema, swapped["a"], swapped["b"],
+                                    bool(swapped["if"]))
+            body["sqlText"], body["bindings"] = f"SELECT {_literal(DONE)} AS \"status\"", None
+        elif cloned:
+            await run_in_threadpool(replace_clone, duck, session.database, session.schema, cloned["a"], cloned["b"])
+            table = split_name(cloned["a"])[-1][0]
+            body["sqlText"], body["bindings"] = f"SELECT {_literal(f'Table {table} successfully created.')} " \
+                                                'AS "status"', None
+        elif ddl:
+            await run_in_threadpool(commit_open_transaction, duck)
+        if match := INFER_SCHEMA.search(sql):
+            bindings = body.get("bindings") or {}
+            location = (bindings.get("1", {}).get("value") if match["loc"] == "?"
+                        else match["loc"][1:-1].replace("''", "'"))
+            body["sqlText"] = await run_in_threadpool(infer_schema_sql, str(location), session.database,
+                                                      session.schema)
+            body["bindings"] = None
+        elif QUOTED_STAGE.search(sql):
+            body["sqlText"] = QUOTED_STAGE.sub(lambda m: m[1] + re.sub(r"\\(.)", r"\1", m[2]), sql)
+        return True
 
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": payload, "more_body": False}
-
-        return await original(Request(request.scope, receive))
-
-    routes[index] = Route(QUERY_ROUTE, query_request, methods=["POST"])
+    query_route.wrap(app, rewrite)

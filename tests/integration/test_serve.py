@@ -92,20 +92,24 @@ def _serve(base_dir: Path) -> Iterator[str]:
                                stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if requests.get(f"{url}/ping", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:  # not listening yet, or (a loaded machine) slow to answer
-                time.sleep(0.5)
-        else:
-            pytest.fail(f"the server did not answer /ping: {(base_dir / 'serve.log').read_text()[-2000:]}")
+        _wait_for_ping(url, process, base_dir / "serve.log")
         yield url
     finally:
         process.terminate()
         process.wait(timeout=60)
         log.close()
+
+
+def _wait_for_ping(url: str, process: Any, log: Path) -> None:
+    """Until the server at ``url`` answers /ping (fails the test with its log's end if it never does)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if requests.get(f"{url}/ping", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:  # not listening yet, or (a loaded machine) slow to answer
+            time.sleep(0.5)
+    pytest.fail(f"the server at {url} did not answer /ping: {log.read_text()[-2000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -208,15 +212,7 @@ def test_mlflow_models_serve_scores_nulls_of_every_kind_as_predict_rows(mlflow_m
         process = _mlflow_cli("serve", "-m", str(mlflow_model), "-p", str(port), stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if requests.get(f"{url}/ping", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.5)
-        else:
-            pytest.fail(f"mlflow models serve did not answer /ping: {(tmp_path / 'serve.log').read_text()[-2000:]}")
+        _wait_for_ping(url, process, tmp_path / "serve.log")
         expected = _null_rows_expected(mlflow_model)
         for layout, orient in (("dataframe_split", {"orient": "split", "index": False}),
                                ("dataframe_records", {"orient": "records"})):
