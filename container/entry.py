@@ -16,8 +16,17 @@ from pathlib import Path
 
 from container.env import TrainingEnv, base_dir_from
 from training.collective.cluster import Cluster
-from training.contract import RESOURCE_CONFIG, SERVE_COMMAND, TRAIN_COMMAND, config_dir, failure_file
-from training.errors import UserError
+from training.contract import (
+    RESOURCE_CONFIG,
+    SCORE_COMMAND,
+    SCORING_MODEL_ENV,
+    SERVE_COMMAND,
+    TRAIN_COMMAND,
+    config_dir,
+    failure_file,
+    model_channel_dir,
+)
+from training.errors import ConfigError, UserError
 from training.hyperparameters import parse_hyperparameters
 from training.job import JobSpec, run_job
 from training.tracking.mlflow_recorder import MlflowRecorder
@@ -36,9 +45,9 @@ MLFLOW_PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 def main(argv: list[str]) -> int:
     """Run the training host (``train``) or the endpoint (``serve``) described by the base directory;
     return the exit code."""
-    if argv and argv[0] not in (TRAIN_COMMAND, SERVE_COMMAND):
+    if argv and argv[0] not in (TRAIN_COMMAND, SERVE_COMMAND, SCORE_COMMAND):
         print(f"error: unknown command {argv[0]!r}: SageMaker runs this image with '{TRAIN_COMMAND}' (a training "
-              f"job) or '{SERVE_COMMAND}' (an endpoint)", file=sys.stderr)
+              f"job), '{SERVE_COMMAND}' (an endpoint) or '{SCORE_COMMAND}' (a batch scoring job)", file=sys.stderr)
         return 2
     base_dir = base_dir_from(os.environ)
     if argv and argv[0] == SERVE_COMMAND:
@@ -47,6 +56,8 @@ def main(argv: list[str]) -> int:
         _configure_logging("serve")
         return serve.main(base_dir, dict(os.environ))
     _configure_logging(_host_label(base_dir))
+    if argv and argv[0] == SCORE_COMMAND:
+        return _score(base_dir)
     recorder: RunRecorder = NO_RECORDER
     try:
         env = TrainingEnv.from_dir(base_dir)
@@ -75,6 +86,33 @@ def main(argv: list[str]) -> int:
         recorder.fail(message)
         return 1
     log.info("training finished")
+    return 0
+
+
+def _score(base_dir: Path) -> int:
+    """A batch scoring host: the same outcomes as a training host (failure file, exit code)."""
+    from training.model.scoring import model_file
+    from training.scoring.job import ScoreSpec, run_scoring
+    from training.scoring.options import ScoreOptions
+
+    try:
+        env = TrainingEnv.from_dir(base_dir)
+        model = Path(os.environ.get(SCORING_MODEL_ENV) or model_channel_dir(base_dir))
+        try:
+            path = model_file(model)
+        except ValueError as err:
+            raise ConfigError(f"no model to score with: {err}") from None
+        run_scoring(ScoreSpec(ScoreOptions.parse(env.hyperparameters), Cluster.from_hosts(env.hosts, env.current_host),
+                              path, env.sign_in, env.job_name, env.snowflake_timeouts, env.ledger_dir))
+    except UserError as err:
+        log.error("scoring failed: %s", err)
+        _write_failure(base_dir, str(err))
+        return 1
+    except Exception as err:  # a bug: keep the traceback in the log, point to it in FailureReason
+        log.exception("internal error")
+        _write_failure(base_dir, f"internal error ({type(err).__name__}): see the job's log for the traceback")
+        return 1
+    log.info("scoring finished")
     return 0
 
 

@@ -69,6 +69,11 @@ def model_dir(base_dir: Path) -> Path:
     return base_dir / "model"
 
 
+def model_channel_dir(base_dir: Path) -> Path:
+    """``input/data/model``: a scoring job's ``model`` channel, where SageMaker unpacks the model before it starts."""
+    return base_dir / "input" / "data" / "model"
+
+
 def failure_file(base_dir: Path) -> Path:
     """``output/failure``: its first 1,024 characters become the job's FailureReason."""
     return base_dir / "output" / "failure"
@@ -90,6 +95,10 @@ TRAIN_COMMAND = "train"
 """The argument SageMaker starts a training job's container with."""
 SERVE_COMMAND = "serve"
 """The argument SageMaker starts an endpoint's container with."""
+SCORE_COMMAND = "score"
+"""The argument a batch scoring job starts the container with (a training job's ``ContainerArguments``)."""
+SCORING_MODEL_ENV = "SCORING_MODEL_DIR"
+"""Where a scoring job finds its model (default :func:`model_channel_dir`): a job's ``xgboost-model`` or an MLflow model."""
 SERVING_PORT = 8080
 """The port an endpoint's container answers ``GET /ping`` and ``POST /invocations`` on."""
 SERVING_PORT_ENV = "SAGEMAKER_BIND_TO_PORT"

@@ -98,9 +98,9 @@ def write_host_tree(host_dir: Path, hosts: list[str], host: str, hyperparameters
     (config / contract.CHECKPOINT_CONFIG).write_text(json.dumps({"LocalPath": str(contract.default_checkpoint_dir(host_dir))}))
 
 
-def container_command() -> list[str]:
-    """How the image runs our entry program (its ENTRYPOINT plus SageMaker's ``train``)."""
-    return [sys.executable, "-m", "container", "train"]
+def container_command(command: str = contract.TRAIN_COMMAND) -> list[str]:
+    """How the image runs our entry program (its ENTRYPOINT plus SageMaker's ``train``, or ``score``)."""
+    return [sys.executable, "-m", "container", command]
 
 
 class LocalJob:

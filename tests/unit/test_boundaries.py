@@ -197,12 +197,12 @@ def test_no_sideways_lean_between_sibling_modules(target):
 
 
 LAYERS = ("training", "contract", "errors", "objectives", "collective", "read", "environment", "hyperparameters", "model",
-          "evaluation", "train", "tracking", "job")
+          "evaluation", "train", "tracking", "scoring", "job")
 """training/'s rooms, lowest first, in the order of the data's path: the contract and errors every room
 uses; the objective catalog; the collective; the read (Snowflake to spilled rows); the job variables a
 user sets (environment.py); the hyperparameters
 (which build the read's options); the model file; the evaluation's arithmetic; training; the run's
-record; and job.py, the story that calls them. A room imports only rooms below it."""
+record; batch scoring (its own story, beside the training one); and job.py, the story that calls them. A room imports only rooms below it."""
 
 
 def _room(module: str) -> str:

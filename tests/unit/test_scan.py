@@ -61,7 +61,7 @@ def test_the_first_batch_is_read_alone_then_the_rest_side_by_side() -> None:
 
     import pyarrow as pa
 
-    from training.read.scan import ScanShare, _download
+    from training.read.scan import ScanShare, download
 
     events: list[str] = []
     lock = threading.Lock()
@@ -79,7 +79,7 @@ def test_the_first_batch_is_read_alone_then_the_rest_side_by_side() -> None:
             return pa.table({"n": [self.number]})
 
     share = ScanShare([Batch(n) for n in range(1, 6)], [1, 2, 3, 4, 5], "q", "t", 5, 5)
-    tables = list(_download(share, threads=3))
+    tables = list(download(share, threads=3))
     assert [t.column("n")[0].as_py() for t in tables] == [1, 2, 3, 4, 5]
     assert events[:2] == ["start 1", "end 1"]
     assert events.index("start 3") < events.index("end 2")  # after the first, downloads overlap

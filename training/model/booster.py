@@ -59,8 +59,15 @@ def scoring_matrix(plan: ColumnPlan, features: np.ndarray) -> xgb.DMatrix:
 
 
 def raw_predictions(booster: xgb.Booster, plan: ColumnPlan, rows: Any) -> np.ndarray:
-    """XGBoost's output for raw rows (a DataFrame or a mapping of column name to values)."""
-    return booster.predict(scoring_matrix(plan, plan.feature_matrix(rows)))
+    """XGBoost's output for raw rows (a DataFrame or a mapping of column name to values).
+
+    ``inplace_predict`` on the coded values, not ``predict`` on a DMatrix: the same numbers (the
+    booster knows its features' names and types), and no matrix is built. Building one inside a
+    job's collective all-reduces its column count (XGBoost's own, native call), so a scoring host
+    that predicted once per result batch would make as many collective calls as it has batches and
+    pair the hosts' calls wrongly (:mod:`training.scoring.job` predicts inside the collective).
+    """
+    return booster.inplace_predict(plan.feature_matrix(rows))
 
 
 def predict_rows(booster: xgb.Booster, plan: ColumnPlan, rows: Any) -> Any:

@@ -157,7 +157,7 @@ def fetch_share(share: ScanShare, plan: ShardPlan, options: ReadOptions, spill_d
     shard.query_ids = [share.query_id] if leader else []
     started = time.monotonic()
     with spill_files(shard, plan) as sinks:
-        for result in _download(share, options.fetch_threads):
+        for result in download(share, options.fetch_threads):
             shard.received_rows += result.num_rows
             if not spill_table(result, plan, shard, sinks):
                 break
@@ -166,7 +166,7 @@ def fetch_share(share: ScanShare, plan: ShardPlan, options: ReadOptions, spill_d
     return shard
 
 
-def _download(share: ScanShare, threads: int) -> Iterator[pa.Table]:
+def download(share: ScanShare, threads: int) -> Iterator[pa.Table]:
     """The share's batches in order; at most ``threads`` downloads in flight or waiting to be spilled."""
     todo = iter(zip(share.numbers, share.batches, strict=True))
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="chunk") as pool:

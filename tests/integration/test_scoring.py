@@ -1,0 +1,131 @@
+"""Batch scoring (issue 24): a 3-host model scores a 3-host read of a table into another table, all or nothing.
+
+The source has case-sensitive names, text, NULLs and a region the model never saw; the target's rows
+must equal ``predict_rows`` on the same rows, exactly, every key once. A rerun replaces the target, and
+a job that fails (a source without a model column) leaves the previous target as it was.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from launch import datasets
+from launch.local.hosts import LocalJobResult, container_command, run_local_job
+from launch.local.services import LocalStack
+from training import contract
+from training.model.booster import load, predict_rows
+
+pytestmark = pytest.mark.slow
+
+TRAIN, SOURCE, NO_REGION, TARGET = ("DEMO.PUBLIC.SCORE_TRAIN", "DEMO.PUBLIC.SCORE_SOURCE", "DEMO.PUBLIC.SCORE_NO_REGION",
+                                    'DEMO.PUBLIC."Churn Scores"')
+FEATURES = '"Price","Units Sold","is_member","signup_date","last_seen","region","noise"'
+ROWS = 3_000
+
+
+@pytest.fixture(scope="module")
+def scored(stack: LocalStack, job_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    workdir = tmp_path_factory.mktemp("scoring")
+    source = datasets.mixed_chunk(10_000, ROWS, seed=21, rare_row=None)
+    unseen = pa.array(np.arange(ROWS) % 97 == 5)  # ~31 rows in a region the model never saw
+    source = source.set_column(source.schema.get_field_index("region"), "region",
+                               pc.if_else(unseen, pa.scalar("atlantis"), source.column("region")))
+    conn = stack.connect()
+    try:
+        for name, table in ((TRAIN, datasets.mixed_chunk(0, ROWS, seed=20, rare_row=None)), (SOURCE, source),
+                            (NO_REGION, source.drop(["region"]))):
+            path = workdir / f"{name.rsplit('.', 1)[-1].lower()}.parquet"
+            pq.write_table(table, path)
+            datasets.load_parquet(conn, name.rsplit(".", 1)[-1], path)
+    finally:
+        conn.close()
+    trained = run_local_job({"table": TRAIN, "target": '"churned"', "features": FEATURES, "objective": "binary:logistic",
+                             "num_round": "15", "max_depth": "4", "collective_timeout": "120", "read_mode": "scan"},
+                            hosts=3, workdir=workdir, env=job_env, job_name="score-model", timeout=300)
+    assert trained.exit_code == 0, trained.failure
+    model = contract.model_dir(trained.host_dirs[0])
+
+    def score(name: str, source_table: str) -> LocalJobResult:
+        return run_local_job({"source_table": source_table, "target_table": TARGET, "key_columns": '"id"',
+                              "batch_rows": "1000", "collective_timeout": "120", "model_name": "churn",
+                              "model_version": "3", "run_id": "r-1"},
+                             hosts=3, workdir=workdir, env={**job_env, contract.SCORING_MODEL_ENV: str(model)},
+                             job_name=name, command=container_command(contract.SCORE_COMMAND), timeout=300)
+
+    first = score("score-1", SOURCE)
+    assert first.exit_code == 0, (first.failure, first.logs[0].read_text()[-3000:])
+    target_after_first = _target(stack)
+    again = score("score-2", SOURCE)
+    target_after_second = _target(stack)
+    failed = score("score-3", NO_REGION)
+    return {"model": model / contract.MODEL_FILE, "source": source, "first": first, "again": again,
+            "failed": failed, "after_first": target_after_first, "after_second": target_after_second,
+            "after_failed": _target(stack), "tables": _tables(stack)}
+
+
+def _target(stack: LocalStack) -> pa.Table:
+    conn = stack.connect()
+    try:
+        cursor = conn.cursor()
+        cursor.execute(f'SELECT * FROM {TARGET} ORDER BY "id"')
+        return cursor.fetch_arrow_all()
+    finally:
+        conn.close()
+
+
+def _tables(stack: LocalStack) -> list[str]:
+    conn = stack.connect()
+    try:
+        cursor = conn.cursor()
+        cursor.execute("SHOW TABLES IN SCHEMA DEMO.PUBLIC")
+        return [row[1] for row in cursor.fetchall()]
+    finally:
+        conn.close()
+
+
+def test_every_key_is_scored_once_exactly_as_predict_rows_scores_it(scored: dict[str, Any]) -> None:
+    first = scored["first"]
+    assert first.exit_code == 0, first.failure
+    target = scored["after_first"]
+    source = scored["source"]
+    assert target.num_rows == ROWS and sorted(target.column("id").to_pylist()) == source.column("id").to_pylist()
+    booster, plan = load(scored["model"])
+    expected = predict_rows(booster, plan, {name: source.column(name) for name in plan.feature_names})
+    order = np.argsort(np.asarray(source.column("id")))
+    np.testing.assert_array_equal(target.column("PROBABILITY").to_numpy(), expected["probability"].to_numpy()[order])
+    assert target.column("PREDICTION").to_pylist() == list(expected["prediction"].to_numpy()[order])
+    assert set(target.column("PREDICTION").to_pylist()) <= {"no", "yes"}  # the class as the table has it
+    assert set(target.column("MODEL_NAME").to_pylist()) == {"churn"} and set(target.column("RUN_ID").to_pylist()) == {"r-1"}
+    assert target.column("SCORED_AT").null_count == 0
+    assert target.column_names == ["id", "PREDICTION", "PROBABILITY", "MODEL_NAME", "MODEL_VERSION", "RUN_ID",
+                                   "SCORED_AT"]
+
+
+def test_the_hosts_share_the_one_query_and_each_writes_its_part(scored: dict[str, Any]) -> None:
+    logs = [log.read_text() for log in scored["first"].logs]
+    assert logs[0].count("one query for 3 host(s)") == 1
+    assert all("wrote" in log and "predictions to the staging table" in log for log in logs)
+    assert 'target "DEMO"."PUBLIC"."Churn Scores" created: 3,000 rows (rows per host: 1,000, 1,000, 1,000)' in logs[0]
+
+
+def test_a_rerun_replaces_the_target_and_never_appends(scored: dict[str, Any]) -> None:
+    assert scored["again"].exit_code == 0, scored["again"].failure
+    assert "replaced: 3,000 rows" in scored["again"].logs[0].read_text()
+    again = scored["after_second"]
+    assert again.num_rows == ROWS and len(set(again.column("id").to_pylist())) == ROWS
+    assert not [t for t in scored["tables"] if "__SCORING_" in t]  # no staging table left behind
+
+
+def test_a_source_without_a_model_column_fails_in_one_line_and_leaves_the_target(scored: dict[str, Any]) -> None:
+    failed = scored["failed"]
+    assert failed.exit_code == 1
+    assert failed.failure == ("source table \"DEMO\".\"PUBLIC\".\"SCORE_NO_REGION\" has no column 'region', which the "
+                              "model was trained on: score a table (or a view) with every feature column of the model")
+    assert all("predictions to the staging table" not in log.read_text() for log in failed.logs)  # nothing downloaded
+    assert scored["after_failed"].equals(scored["after_second"])

@@ -1,0 +1,1 @@
+"""Batch scoring: a Snowflake table in, its predictions written to another table, all or nothing."""

@@ -1,0 +1,157 @@
+"""One batch scoring job on one host, told as its stages: model → the leader's query → each host's
+share scored and appended → the leader's swap.
+
+Every host runs :func:`run_scoring` with the same settings; they differ only in rank. The read is
+the training read's ``scan`` mode: one query for the whole job, its result batches dealt to the
+hosts through the collective (:mod:`training.read.scan`), so one warehouse scan and one snapshot
+whatever the number of hosts, and memory bounded by the batches in flight. Rows are coded by the
+model's own column plan (:func:`training.model.booster.predict_rows`), as the endpoint and the
+MLflow model code them. The write is all or nothing (:mod:`training.scoring.write`).
+
+Collective calls, the same on every host in the same order: the leader's plan and deal (one
+broadcast), every host's write outcome (one gather), the rows written (one all-reduce), the
+leader's swap (one broadcast).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.collective.cluster import (
+    Cluster,
+    agree,
+    allreduce_sum,
+    collective,
+    collective_errors,
+    from_leader,
+)
+from training.errors import ConfigError, DataError
+from training.model.booster import load, objective, predict_rows
+from training.read.credentials import SignIn
+from training.read.scan import ScanResult, ScanShare, download, shares
+from training.read.snowflake import DEFAULT_TIMEOUTS, SnowflakeTimeouts, connect, describe_table, quote_column
+from training.scoring.options import ScoreOptions
+from training.scoring.output import OutputColumns, output_columns
+from training.scoring.write import Tables
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ScoreSpec:
+    """Everything a host needs to score its part (built by the container from /opt/ml)."""
+
+    options: ScoreOptions
+    cluster: Cluster
+    model_path: Path
+    sign_in: SignIn = field(default_factory=SignIn)
+    job_name: str = ""
+    timeouts: SnowflakeTimeouts = DEFAULT_TIMEOUTS
+    ledger_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """What a finished scoring job wrote."""
+
+    rows: int
+    rows_per_host: list[int]
+    target: str
+    outcome: str
+    """``created`` (the target did not exist) or ``replaced``."""
+
+
+def run_scoring(spec: ScoreSpec) -> ScoreResult:
+    """Score this host's share of the source table and, with the others, replace the target; a
+    :class:`~training.errors.UserError` on bad input, with the target unchanged."""
+    options, cluster = spec.options, spec.cluster
+    booster, plan = _model(spec.model_path)
+    outputs = output_columns(plan, objective(booster), options.keys)
+    tables = Tables.for_job(options.target_sql, spec.job_name or "local")
+    log.info("scoring %s into %s: %d feature(s), key(s) %s, host %s is rank %d of %d", options.source_sql,
+             options.target_sql, len(plan.features), ", ".join(options.keys) or "none", cluster.current_host,
+             cluster.rank, cluster.size)
+    conn = connect(spec.sign_in.credentials(), options.query_tag, spec.timeouts)
+    published = False
+    try:
+        with collective_errors(cluster), collective(cluster, options.tracker_port, options.collective_timeout,
+                                                    spec.ledger_dir):
+            dealt = from_leader(lambda: _query(conn, plan, options, outputs, tables, cluster.size), cluster,
+                                "score: deal")
+            share: ScanShare = dealt[cluster.rank]
+            started = time.monotonic()
+            written = agree(lambda: _score_share(conn, booster, plan, options, outputs, tables, share), cluster,
+                            "score: share written")
+            per_host = [int(n) for n in allreduce_sum(_one_hot(written, cluster), cluster, "score: rows written")]
+            log.info("wrote %s predictions to the staging table in %.1f s", f"{written:,}", time.monotonic() - started)
+            outcome = from_leader(lambda: tables.publish(conn, sum(per_host)), cluster, "score: published")
+            published = True
+    finally:
+        if cluster.leader and not published:
+            tables.discard(conn)
+        conn.close()
+    log.info("target %s %s: %s rows (rows per host: %s)", options.target_sql, outcome, f"{sum(per_host):,}",
+             ", ".join(f"{n:,}" for n in per_host))
+    return ScoreResult(sum(per_host), per_host, options.target_sql, outcome)
+
+
+def _model(path: Path) -> tuple[Any, Any]:
+    try:
+        return load(path)
+    except ValueError as err:  # no column plan: not a model this project wrote
+        raise ConfigError(f"{path} cannot score rows as the table has them: {err}; score with a model from this "
+                          "project's training job (its xgboost-model, or the MLflow model it logged)") from None
+
+
+def _query(conn: Any, plan: Any, options: ScoreOptions, outputs: OutputColumns, tables: Tables,
+           hosts: int) -> list[ScanShare]:
+    """The leader: check the source has every column, create the staging table, run the one query, deal it."""
+    columns = describe_table(conn, options.source_sql)
+    if columns is None:
+        raise DataError(f"source table {options.source_sql} does not exist or the role cannot see it: check "
+                        "source_table and the role")
+    present = {c.name for c in columns}
+    needed = [*options.keys, *plan.feature_names]
+    missing = [name for name in needed if name not in present]
+    if missing:
+        raise DataError(f"source table {options.source_sql} has no column {', '.join(map(repr, missing))}, which the "
+                        f"{'key columns name' if missing[0] in options.keys else 'model was trained on'}: score a "
+                        "table (or a view) with every feature column of the model")
+    tables.create_staging(conn, options.source_sql, list(options.keys), outputs.select_nulls())
+    cursor = conn.cursor()
+    try:
+        read_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        select = ", ".join(quote_column(name) for name in dict.fromkeys(needed))
+        cursor.execute(f"SELECT {select} FROM {options.source_sql}")  # noqa: S608  (quoted identifiers)
+        result = ScanResult(cursor.sfqid, list(cursor.get_result_batches() or []), read_at)
+    finally:
+        cursor.close()
+    return shares(result, hosts)
+
+
+def _score_share(conn: Any, booster: Any, plan: Any, options: ScoreOptions, outputs: OutputColumns, tables: Tables,
+                 share: ScanShare) -> int:
+    """Download this host's batches (``fetch_threads`` at a time), score each and append it to the staging table."""
+    lineage = (options.model_name, options.model_version, options.run_id)
+    scored_at = datetime.now(timezone.utc)
+    written = 0
+    for batch in download(share, options.fetch_threads):
+        if not batch.num_rows:
+            continue
+        predictions = predict_rows(booster, plan, {name: batch.column(name) for name in plan.feature_names})
+        keys = batch.select(list(options.keys)).to_pandas() if options.keys else None
+        written += tables.append(conn, outputs.frame(keys, predictions, lineage, scored_at), options.batch_rows)
+    return written
+
+
+def _one_hot(value: int, cluster: Cluster) -> np.ndarray:
+    out = np.zeros(cluster.size, dtype=np.float64)
+    out[cluster.rank] = value
+    return out
