@@ -1,4 +1,4 @@
-"""The launcher's one CLI: ``python -m launch {train,tune,pipeline,register,deploy}`` (console script ``snowflake-xgboost``).
+"""The launcher's one CLI: ``python -m launch {train,tune,pipeline,register,deploy,score}`` (console script ``snowflake-xgboost``).
 
 Each subcommand lives in :mod:`launch.commands` as a ``command_parser`` (its flags) and a
 ``*_command`` (parse done; load settings, call one plain typed function, report), as in
@@ -14,11 +14,11 @@ import argparse
 import sys
 from typing import Any
 
-from launch.commands import deploy, pipeline, register, train, tune
+from launch.commands import deploy, pipeline, register, score, train, tune
 from launch.console import run, use_profile
 
 PROG = "python -m launch"
-COMMANDS = (train, tune, pipeline, register, deploy)
+COMMANDS = (train, tune, pipeline, register, deploy, score)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -129,3 +129,27 @@ def test_a_source_without_a_model_column_fails_in_one_line_and_leaves_the_target
                               "model was trained on: score a table (or a view) with every feature column of the model")
     assert all("predictions to the staging table" not in log.read_text() for log in failed.logs)  # nothing downloaded
     assert scored["after_failed"].equals(scored["after_second"])
+
+
+def test_the_score_command_scores_a_data_file_locally_and_exports_the_target(
+        scored: dict[str, Any], tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m launch score --local --data FILE`: the user's path, its own embedded Snowflake, the rows exported."""
+    from launch import cli
+
+    workdir = tmp_path_factory.mktemp("score-cli")
+    data, out = workdir / "customers.parquet", workdir / "scores.csv"
+    pq.write_table(scored["source"], data)
+    code = cli.main(["score", "--local", "--model", str(scored["model"].parent), "--data", str(data),
+                     "--source", "CUSTOMERS", "--target", "CUSTOMER_SCORES", "--keys", '"id"', "--hosts", "2",
+                     "--workdir", str(workdir / "work"), "--output", str(out), "--model-name", "churn"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed[-3000:]
+    assert f"{ROWS:,} rows in CUSTOMER_SCORES" in printed
+    import pandas as pd
+
+    rows = pd.read_csv(out).sort_values("id")
+    booster, plan = load(scored["model"])
+    expected = predict_rows(booster, plan, {name: scored["source"].column(name) for name in plan.feature_names})
+    order = np.argsort(np.asarray(scored["source"].column("id")))
+    np.testing.assert_allclose(rows["PROBABILITY"].to_numpy(), expected["probability"].to_numpy()[order], rtol=1e-6)
+    assert set(rows["MODEL_NAME"]) == {"churn"}

@@ -13,7 +13,7 @@ from launch.settings import local_hyperparameters
 from training.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
-COMMANDS = ("train", "tune", "pipeline", "register", "deploy")
+COMMANDS = ("train", "tune", "pipeline", "register", "deploy", "score")
 
 
 def _subparsers() -> dict:

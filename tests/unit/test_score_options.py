@@ -1,0 +1,57 @@
+"""A scoring job's settings: read once, every mistake one line naming the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from launch import cli
+from training.errors import ConfigError
+from training.scoring.options import ScoreOptions
+
+
+def test_names_are_quoted_and_keys_stored_as_snowflake_stores_them() -> None:
+    options = ScoreOptions.parse({"source_table": "db.public.customers", "target_table": 'DB.PUBLIC."Churn Scores"',
+                                  "key_columns": 'id,"Region Code"', "tracker_port": "9100", "sagemaker_x": "y"})
+    assert options.source_sql == '"DB"."PUBLIC"."CUSTOMERS"'
+    assert options.target_sql == '"DB"."PUBLIC"."Churn Scores"'
+    assert options.keys == ("ID", "Region Code")
+    assert options.tracker_port == 9100 and options.batch_rows == 100_000
+
+
+@pytest.mark.parametrize(("raw", "says"), [
+    ({"target_table": "T"}, "scoring setting 'source_table' is required: name the Snowflake table (to score)"),
+    ({"source_table": "S"}, "scoring setting 'target_table' is required"),
+    ({"source_table": "S", "target_table": "s"}, "target_table 's' is the source table: write the predictions to "
+                                                 "another table"),
+    ({"source_table": "S", "target_table": "T", "keys": "ID"}, "unknown scoring setting 'keys': use one of"),
+    ({"source_table": "S; DROP TABLE X", "target_table": "T"}, "is not a valid Snowflake table name"),
+    ({"source_table": "S", "target_table": "T", "batch_rows": "10"}, "'batch_rows' must be a whole number, at least "
+                                                                      "1000"),
+])
+def test_a_bad_setting_is_one_line(raw: dict[str, str], says: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        ScoreOptions.parse(raw)
+    assert says in str(err.value) and "\n" not in str(err.value)
+
+
+def test_scoring_on_sagemaker_is_refused_in_one_line_until_it_is_built(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["score", "--model", "m", "--source", "S", "--target", "T"]) == 1
+    assert capsys.readouterr().err == ("error: scoring runs locally for now: add --local (SageMaker scoring jobs are "
+                                       "not built yet)\n")
+
+
+def test_a_model_without_a_column_plan_is_refused_before_snowflake_is_contacted(tmp_path) -> None:
+    import numpy as np
+    import xgboost as xgb
+
+    from training.collective.cluster import Cluster
+    from training.scoring.job import ScoreSpec, run_scoring
+
+    bare = tmp_path / "xgboost-model"
+    xgb.train({}, xgb.DMatrix(np.eye(3), np.arange(3.0)), 2).save_model(bare)  # not written by this project
+    spec = ScoreSpec(ScoreOptions.parse({"source_table": "S", "target_table": "T"}), Cluster.from_hosts(["h"], "h"), bare)
+    with pytest.raises(ConfigError) as err:
+        run_scoring(spec)  # no secret, no connection: it stops first
+    assert str(err.value) == (f"{bare} cannot score rows as the table has them: the model has no 'column_plan' "
+                              "attribute: it was not written by this project; score with a model from this project's "
+                              "training job (its xgboost-model, or the MLflow model it logged)")
