@@ -19,12 +19,13 @@ from launch import datasets
 from launch.local.hosts import LocalJobResult, container_command, run_local_job
 from launch.local.services import LocalStack
 from training import contract
-from training.model.booster import load, predict_rows
+from training.model.booster import load, predict_rows, scoring_matrix
 
 pytestmark = pytest.mark.slow
 
-TRAIN, SOURCE, NO_REGION, TARGET = ("DEMO.PUBLIC.SCORE_TRAIN", "DEMO.PUBLIC.SCORE_SOURCE", "DEMO.PUBLIC.SCORE_NO_REGION",
-                                    'DEMO.PUBLIC."Churn Scores"')
+TRAIN, SOURCE, NO_REGION, BAD_ROW, TARGET = ("DEMO.PUBLIC.SCORE_TRAIN", "DEMO.PUBLIC.SCORE_SOURCE",
+                                             "DEMO.PUBLIC.SCORE_NO_REGION", "DEMO.PUBLIC.SCORE_BAD_ROW",
+                                             'DEMO.PUBLIC."Churn Scores"')
 FEATURES = '"Price","Units Sold","is_member","signup_date","last_seen","region","noise"'
 ROWS = 3_000
 
@@ -38,8 +39,10 @@ def scored(stack: LocalStack, job_env: dict[str, str], tmp_path_factory: pytest.
                                pc.if_else(unseen, pa.scalar("atlantis"), source.column("region")))
     conn = stack.connect()
     try:
+        noise = source.schema.get_field_index("noise")
+        beyond = pc.if_else(pa.array(np.arange(ROWS) == ROWS - 1), pa.scalar(1e39), source.column("noise"))
         for name, table in ((TRAIN, datasets.mixed_chunk(0, ROWS, seed=20, rare_row=None)), (SOURCE, source),
-                            (NO_REGION, source.drop(["region"]))):
+                            (NO_REGION, source.drop(["region"])), (BAD_ROW, source.set_column(noise, "noise", beyond))):
             path = workdir / f"{name.rsplit('.', 1)[-1].lower()}.parquet"
             pq.write_table(table, path)
             datasets.load_parquet(conn, name.rsplit(".", 1)[-1], path)
@@ -64,9 +67,12 @@ def scored(stack: LocalStack, job_env: dict[str, str], tmp_path_factory: pytest.
     again = score("score-2", SOURCE)
     target_after_second = _target(stack)
     failed = score("score-3", NO_REGION)
+    after_failed = _target(stack)
+    bad_row = score("score-4", BAD_ROW)  # fails while the hosts score: some may have appended already
     return {"model": model / contract.MODEL_FILE, "source": source, "first": first, "again": again,
             "failed": failed, "after_first": target_after_first, "after_second": target_after_second,
-            "after_failed": _target(stack), "tables": _tables(stack)}
+            "after_failed": after_failed, "bad_row": bad_row, "after_bad_row": _target(stack),
+            "tables": _tables(stack)}
 
 
 def _target(stack: LocalStack) -> pa.Table:
@@ -96,9 +102,12 @@ def test_every_key_is_scored_once_exactly_as_predict_rows_scores_it(scored: dict
     source = scored["source"]
     assert target.num_rows == ROWS and sorted(target.column("id").to_pylist()) == source.column("id").to_pylist()
     booster, plan = load(scored["model"])
-    expected = predict_rows(booster, plan, {name: source.column(name) for name in plan.feature_names})
+    columns = {name: source.column(name) for name in plan.feature_names}
+    expected = predict_rows(booster, plan, columns)
     order = np.argsort(np.asarray(source.column("id")))
     np.testing.assert_array_equal(target.column("PROBABILITY").to_numpy(), expected["probability"].to_numpy()[order])
+    through_a_matrix = booster.predict(scoring_matrix(plan, plan.feature_matrix(columns)))  # not predict_rows' path
+    np.testing.assert_array_equal(target.column("PROBABILITY").to_numpy(), through_a_matrix[order])
     assert target.column("PREDICTION").to_pylist() == list(expected["prediction"].to_numpy()[order])
     assert set(target.column("PREDICTION").to_pylist()) <= {"no", "yes"}  # the class as the table has it
     assert set(target.column("MODEL_NAME").to_pylist()) == {"churn"} and set(target.column("RUN_ID").to_pylist()) == {"r-1"}
@@ -120,6 +129,8 @@ def test_a_rerun_replaces_the_target_and_never_appends(scored: dict[str, Any]) -
     again = scored["after_second"]
     assert again.num_rows == ROWS and len(set(again.column("id").to_pylist())) == ROWS
     assert not [t for t in scored["tables"] if "__SCORING_" in t]  # no staging table left behind
+    assert again.column("SCORED_AT")[0] != scored["after_first"].column("SCORED_AT")[0]  # new rows, not the old ones
+    assert len(set(again.column("SCORED_AT").to_pylist())) == 1  # one scoring time for the job, every host
 
 
 def test_a_source_without_a_model_column_fails_in_one_line_and_leaves_the_target(scored: dict[str, Any]) -> None:
@@ -153,3 +164,14 @@ def test_the_score_command_scores_a_data_file_locally_and_exports_the_target(
     order = np.argsort(np.asarray(scored["source"].column("id")))
     np.testing.assert_allclose(rows["PROBABILITY"].to_numpy(), expected["probability"].to_numpy()[order], rtol=1e-6)
     assert set(rows["MODEL_NAME"]) == {"churn"}
+
+
+def test_a_host_that_fails_while_scoring_leaves_the_target_and_no_staging_table(scored: dict[str, Any]) -> None:
+    """One row beyond float32 in the last result batch: its host fails after the others may have appended; every
+    host fails with its line, the leader drops the staging table, and the target keeps the previous rows."""
+    bad = scored["bad_row"]
+    assert bad.exit_code == 1
+    assert bad.failure is not None and bad.failure.startswith("a source row cannot be scored: column 'noise' (REAL) "
+                                                               "has a value beyond float32's range")
+    assert scored["after_bad_row"].equals(scored["after_second"])
+    assert not [t for t in scored["tables"] if "__SCORING_" in t]

@@ -24,6 +24,7 @@ def test_names_are_quoted_and_keys_stored_as_snowflake_stores_them() -> None:
     ({"source_table": "S", "target_table": "s"}, "target_table 's' is the source table: write the predictions to "
                                                  "another table"),
     ({"source_table": "S", "target_table": "T", "keys": "ID"}, "unknown scoring setting 'keys': use one of"),
+    ({"source_table": "S", "target_table": "T", "key_columns": "ID,id"}, "names a column twice"),
     ({"source_table": "S; DROP TABLE X", "target_table": "T"}, "is not a valid Snowflake table name"),
     ({"source_table": "S", "target_table": "T", "batch_rows": "10"}, "'batch_rows' must be a whole number, at least "
                                                                       "1000"),
@@ -55,3 +56,29 @@ def test_a_model_without_a_column_plan_is_refused_before_snowflake_is_contacted(
     assert str(err.value) == (f"{bare} cannot score rows as the table has them: the model has no 'column_plan' "
                               "attribute: it was not written by this project; score with a model from this project's "
                               "training job (its xgboost-model, or the MLflow model it logged)")
+
+
+def test_a_linear_model_is_refused_by_the_batch_job_and_scores_through_predict_rows(tmp_path) -> None:
+    """XGBoost 3.0 predicts a gblinear model only through a matrix: predict_rows (the endpoint, the MLflow model)
+    takes that path and gives XGBoost's own numbers; the batch job, which predicts inside the collective, refuses it."""
+    import numpy as np
+    import xgboost as xgb
+
+    from training.collective.cluster import Cluster
+    from training.model.booster import embed_plan, predict_rows, scoring_matrix
+    from training.read.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
+    from training.scoring.job import ScoreSpec, run_scoring
+
+    plan = ColumnPlan((ColumnSpec("a", "REAL", "numeric", FEATURE), ColumnSpec("b", "REAL", "numeric", FEATURE),
+                       ColumnSpec("y", "REAL", "numeric", LABEL)))
+    x = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
+    booster = xgb.train({"booster": "gblinear"}, xgb.DMatrix(x, x @ [1.0, -2.0], feature_names=plan.xgboost_feature_names),
+                        5)
+    embed_plan(booster, plan)
+    got = predict_rows(booster, plan, {"a": x[:, 0], "b": x[:, 1]})["prediction"].to_numpy()
+    np.testing.assert_array_equal(got, booster.predict(scoring_matrix(plan, x)))
+    path = tmp_path / "xgboost-model"
+    booster.save_model(path)
+    spec = ScoreSpec(ScoreOptions.parse({"source_table": "S", "target_table": "T"}), Cluster.from_hosts(["h"], "h"), path)
+    with pytest.raises(ConfigError, match="a linear model \\(booster=gblinear\\) cannot be batch scored yet"):
+        run_scoring(spec)

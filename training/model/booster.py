@@ -65,9 +65,18 @@ def raw_predictions(booster: xgb.Booster, plan: ColumnPlan, rows: Any) -> np.nda
     booster knows its features' names and types), and no matrix is built. Building one inside a
     job's collective all-reduces its column count (XGBoost's own, native call), so a scoring host
     that predicted once per result batch would make as many collective calls as it has batches and
-    pair the hosts' calls wrongly (:mod:`training.scoring.job` predicts inside the collective).
+    pair the hosts' calls wrongly (:mod:`training.scoring.job` predicts inside the collective). A linear
+    model, which XGBoost does not predict in place, goes through a DMatrix (the scoring job refuses one).
     """
-    return booster.inplace_predict(plan.feature_matrix(rows))
+    features = plan.feature_matrix(rows)
+    if linear(booster):  # XGBoost 3.0 predicts a linear model in place: "not supported by the current booster"
+        return booster.predict(scoring_matrix(plan, features))
+    return booster.inplace_predict(features)
+
+
+def linear(booster: xgb.Booster) -> bool:
+    """Whether ``booster`` is a linear model (``booster=gblinear``), which XGBoost predicts only through a DMatrix."""
+    return json.loads(booster.save_config())["learner"]["gradient_booster"]["name"] == "gblinear"
 
 
 def predict_rows(booster: xgb.Booster, plan: ColumnPlan, rows: Any) -> Any:

@@ -16,6 +16,7 @@ leader's swap (one broadcast).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from training.collective.cluster import (
     Cluster,
@@ -32,8 +34,9 @@ from training.collective.cluster import (
     collective_errors,
     from_leader,
 )
-from training.errors import ConfigError, DataError
-from training.model.booster import load, objective, predict_rows
+from training.errors import ConfigError, DataError, SnowflakeError
+from training.model.booster import linear, load, objective, predict_rows
+from training.read.columns import RowError
 from training.read.credentials import SignIn
 from training.read.scan import ScanResult, ScanShare, download, shares
 from training.read.snowflake import DEFAULT_TIMEOUTS, SnowflakeTimeouts, connect, describe_table, quote_column
@@ -73,25 +76,33 @@ def run_scoring(spec: ScoreSpec) -> ScoreResult:
     :class:`~training.errors.UserError` on bad input, with the target unchanged."""
     options, cluster = spec.options, spec.cluster
     booster, plan = _model(spec.model_path)
+    if linear(booster):
+        raise ConfigError("a linear model (booster=gblinear) cannot be batch scored yet: XGBoost predicts it only "
+                          "through a matrix, whose building is a collective call of its own; score it through the "
+                          "endpoint or the MLflow model, or train with booster=gbtree")
     outputs = output_columns(plan, objective(booster), options.keys)
     tables = Tables.for_job(options.target_sql, spec.job_name or "local")
     log.info("scoring %s into %s: %d feature(s), key(s) %s, host %s is rank %d of %d", options.source_sql,
              options.target_sql, len(plan.features), ", ".join(options.keys) or "none", cluster.current_host,
              cluster.rank, cluster.size)
     conn = connect(spec.sign_in.credentials(), options.query_tag, spec.timeouts)
+    conn.autocommit(True)  # each host's COPY is committed as it lands, whatever the account's AUTOCOMMIT
     published = False
     try:
         with collective_errors(cluster), collective(cluster, options.tracker_port, options.collective_timeout,
                                                     spec.ledger_dir):
-            dealt = from_leader(lambda: _query(conn, plan, options, outputs, tables, cluster.size), cluster,
-                                "score: deal")
+            dealt, scored_at = from_leader(lambda: _query(conn, plan, options, outputs, tables, cluster.size),
+                                           cluster, "score: deal")
             share: ScanShare = dealt[cluster.rank]
             started = time.monotonic()
-            written = agree(lambda: _score_share(conn, booster, plan, options, outputs, tables, share), cluster,
-                            "score: share written")
+            written = agree(lambda: _score_share(conn, booster, plan, options, outputs, tables, share, scored_at),
+                            cluster, "score: share written")
             per_host = [int(n) for n in allreduce_sum(_one_hot(written, cluster), cluster, "score: rows written")]
             log.info("wrote %s predictions to the staging table in %.1f s", f"{written:,}", time.monotonic() - started)
-            outcome = from_leader(lambda: tables.publish(conn, sum(per_host)), cluster, "score: published")
+            if sum(per_host) != share.result_rows:  # every host knows both: the same verdict everywhere
+                raise SnowflakeError(f"the hosts wrote {sum(per_host):,} predictions for the query's "
+                                     f"{share.result_rows:,} rows: the target is unchanged; run the job again")
+            outcome = from_leader(lambda: tables.publish(conn, share.result_rows), cluster, "score: published")
             published = True
     finally:
         if cluster.leader and not published:
@@ -112,7 +123,9 @@ def _model(path: Path) -> tuple[Any, Any]:
 
 def _query(conn: Any, plan: Any, options: ScoreOptions, outputs: OutputColumns, tables: Tables,
            hosts: int) -> list[ScanShare]:
-    """The leader: check the source has every column, create the staging table, run the one query, deal it."""
+    """The leader: check the source has every column and is not the target, create the staging table, run the one
+    query, deal it; with the job's scoring time (one for every row)."""
+    _check_not_source(conn, options)
     columns = describe_table(conn, options.source_sql)
     if columns is None:
         raise DataError(f"source table {options.source_sql} does not exist or the role cannot see it: check "
@@ -133,20 +146,45 @@ def _query(conn: Any, plan: Any, options: ScoreOptions, outputs: OutputColumns, 
         result = ScanResult(cursor.sfqid, list(cursor.get_result_batches() or []), read_at)
     finally:
         cursor.close()
-    return shares(result, hosts)
+    return shares(result, hosts), datetime.now(timezone.utc)
+
+
+def _check_not_source(conn: Any, options: ScoreOptions) -> None:
+    """The target, qualified as the session reads it, must not be the source (``X`` and ``DB.PUBLIC.X`` are one)."""
+    cursor = conn.cursor()
+    try:
+        cursor.execute("SELECT CURRENT_DATABASE(), CURRENT_SCHEMA()")
+        database, schema = cursor.fetchone()
+    finally:
+        cursor.close()
+
+    def qualified(sql: str) -> tuple[str, ...]:
+        parts = [p.replace('""', '"') for p in re.findall(r'"((?:[^"]|"")+)"', sql)]
+        return (*([database, schema][: 3 - len(parts)]), *parts)
+
+    if qualified(options.source_sql) == qualified(options.target_sql):
+        raise ConfigError(f"target_table {options.target_sql} is the source table {options.source_sql} (in the "
+                          "session's database and schema): write the predictions to another table")
 
 
 def _score_share(conn: Any, booster: Any, plan: Any, options: ScoreOptions, outputs: OutputColumns, tables: Tables,
-                 share: ScanShare) -> int:
+                 share: ScanShare, scored_at: datetime) -> int:
     """Download this host's batches (``fetch_threads`` at a time), score each and append it to the staging table."""
+    import pandas as pd
+
     lineage = (options.model_name, options.model_version, options.run_id)
-    scored_at = datetime.now(timezone.utc)
     written = 0
     for batch in download(share, options.fetch_threads):
         if not batch.num_rows:
             continue
-        predictions = predict_rows(booster, plan, {name: batch.column(name) for name in plan.feature_names})
-        keys = batch.select(list(options.keys)).to_pandas() if options.keys else None
+        try:
+            predictions = predict_rows(booster, plan, {name: batch.column(name) for name in plan.feature_names})
+        except RowError as err:
+            raise DataError(f"a source row cannot be scored: {err}; fix it in the source, or score a view that "
+                            "leaves it out") from None
+        # integers stay integers with NULLs among them (a float64 would change a key above 2^53)
+        keys = batch.select(list(options.keys)).to_pandas(
+            types_mapper=lambda t: pd.Int64Dtype() if pa.types.is_integer(t) else None) if options.keys else None
         written += tables.append(conn, outputs.frame(keys, predictions, lineage, scored_at), options.batch_rows)
     return written
 

@@ -53,6 +53,8 @@ class ScoreOptions:
                 else ()
         except HyperparameterError as err:
             raise ConfigError(f"scoring settings: {err}") from None
+        if len(set(keys)) != len(keys):
+            raise ConfigError(f"key_columns {values['key_columns']!r} names a column twice: name each key once")
         if source == target:
             raise ConfigError(f"target_table {values['target_table']!r} is the source table: write the predictions "
                               "to another table")

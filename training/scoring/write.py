@@ -6,14 +6,17 @@
 2. Each host appends its predictions with the connector's bulk path (``write_pandas``: PUT of
    Parquet files, then COPY INTO), one result batch at a time.
 3. When every host has written (the hosts agree on it), the leader checks the staging table holds
-   every row and makes the target appear whole in one statement: ``ALTER TABLE target SWAP WITH
-   staging`` (then drops the staging table, which now holds the old rows), or, the first time,
-   ``ALTER TABLE staging RENAME TO target``.
+   every row of the query and makes the target appear whole in one statement: ``INSERT OVERWRITE
+   INTO target SELECT * FROM staging`` when the target has the same columns (one transaction; the
+   target stays the same object, so its grants, masking policies, tags and comment stay), or, the
+   first time, ``ALTER TABLE staging RENAME TO target``. A target whose columns differ (another
+   model's classes) is replaced by ``ALTER TABLE target SWAP WITH staging``, and the job warns that
+   grants on the old table do not follow. The staging table is then dropped.
 
 A job that fails or is stopped before step 3 leaves the target as it was (the leader drops the
 staging table when it can). A rerun writes a fresh staging table and replaces the target again: it
 never appends twice. The role needs CREATE TABLE in the target's schema and OWNERSHIP of the
-target to swap it (docs/scoring.md).
+target only when its columns change (docs/scoring.md, "Privileges").
 """
 
 from __future__ import annotations
@@ -51,7 +54,8 @@ class Tables:
     def create_staging(self, conn: Any, source_sql: str, keys: list[str], nulls: str) -> None:
         """An empty staging table with the target's columns (keys typed as the source has them)."""
         columns = ", ".join([*(quote_column(k) for k in keys), nulls])
-        _run(conn, f"CREATE OR REPLACE TABLE {self.staging_sql} AS SELECT {columns} FROM {source_sql} LIMIT 0")  # noqa: S608  (quoted)
+        _run(conn, f"CREATE OR REPLACE TABLE {self.staging_sql} AS SELECT {columns} FROM {source_sql} LIMIT 0",  # noqa: S608
+             "create the staging table (CREATE TABLE in the target's schema)")
 
     def append(self, conn: Any, frame: Any, chunk_rows: int) -> int:
         """Append ``frame`` to the staging table through PUT and COPY; the rows written."""
@@ -59,8 +63,14 @@ class Tables:
 
         *where, table = self.staging_parts
         database, schema = (where[0], where[1]) if len(where) == 2 else (None, where[0] if where else None)
-        ok, _, rows, _ = write_pandas(conn, frame, table, database=database, schema=schema, chunk_size=chunk_rows,
-                                      quote_identifiers=True, auto_create_table=False, use_logical_type=True)
+        from snowflake.connector.errors import Error
+
+        try:
+            ok, _, rows, _ = write_pandas(conn, frame, table, database=database, schema=schema, chunk_size=chunk_rows,
+                                          quote_identifiers=True, auto_create_table=False, use_logical_type=True)
+        except Error as err:
+            raise _failed("append predictions to the staging table (CREATE STAGE in its schema, INSERT on it)",
+                          err) from None
         if not ok:
             raise SnowflakeError(f"writing {len(frame):,} predictions to the staging table {self.staging_sql} failed: "
                                  "see the job's log; the target is unchanged")
@@ -68,30 +78,54 @@ class Tables:
 
     def publish(self, conn: Any, expected_rows: int) -> str:
         """Check the staging table holds ``expected_rows``, then make it the target in one statement."""
-        found = int(_run(conn, f"SELECT COUNT(*) FROM {self.staging_sql}")[0][0])  # noqa: S608  (quoted)
+        found = int(_run(conn, f"SELECT COUNT(*) FROM {self.staging_sql}", "count the staged rows")[0][0])  # noqa: S608
         if found != expected_rows:
-            raise SnowflakeError(f"the staging table {self.staging_sql} holds {found:,} rows where the hosts wrote "
+            raise SnowflakeError(f"the staging table {self.staging_sql} holds {found:,} rows where the query returned "
                                  f"{expected_rows:,}: the target is unchanged; run the job again")
-        if describe_table(conn, self.target_sql) is not None:
-            _run(conn, f"ALTER TABLE {self.target_sql} SWAP WITH {self.staging_sql}")
-            _run(conn, f"DROP TABLE IF EXISTS {self.staging_sql}")  # now the old target's rows
+        target = describe_table(conn, self.target_sql)
+        if target is None:
+            _run(conn, f"ALTER TABLE {self.staging_sql} RENAME TO {self.target_sql}",
+                 "create the target (CREATE TABLE in its schema)")
+            return "created"
+        staged = describe_table(conn, self.staging_sql) or []
+        if [c.name for c in target] == [c.name for c in staged]:
+            _run(conn, "BEGIN", "begin the replacement")
+            _run(conn, f"INSERT OVERWRITE INTO {self.target_sql} SELECT * FROM {self.staging_sql}",  # noqa: S608
+                 "replace the target's rows (INSERT and DELETE on it)")
+            _run(conn, "COMMIT", "commit the replacement")
+            self.discard(conn)
             return "replaced"
-        _run(conn, f"ALTER TABLE {self.staging_sql} RENAME TO {self.target_sql}")
-        return "created"
+        log.warning("target %s has other columns than this model writes: it is replaced by a SWAP, and grants, "
+                    "policies and tags on the old table do not follow it: grant them again", self.target_sql)
+        _run(conn, f"ALTER TABLE {self.target_sql} SWAP WITH {self.staging_sql}",
+             "swap the target (OWNERSHIP of it)")
+        self.discard(conn)  # now the old target's rows
+        return "replaced"
 
     def discard(self, conn: Any) -> None:
         """Drop the staging table (a failed job's); never raises: the job's own error is the one to report."""
         try:
-            _run(conn, f"DROP TABLE IF EXISTS {self.staging_sql}")
-        except Exception as err:  # noqa: BLE001  the job's own error is the one to report
+            _run(conn, f"DROP TABLE IF EXISTS {self.staging_sql}", "drop the staging table")
+        except Exception as err:  # noqa: BLE001  never the job's outcome: the target is as the job left it
             log.warning("could not drop the staging table %s (%s): drop it by hand", self.staging_sql,
                         type(err).__name__)
 
 
-def _run(conn: Any, sql: str) -> list[Any]:
+def _run(conn: Any, sql: str, purpose: str) -> list[Any]:
+    """``sql``'s rows; a Snowflake error becomes one line naming what the job was doing and the privilege it needs."""
+    from snowflake.connector.errors import Error
+
     cursor = conn.cursor()
     try:
         cursor.execute(sql)
         return list(cursor.fetchall() or [])
+    except Error as err:
+        raise _failed(purpose, err) from None
     finally:
         cursor.close()
+
+
+def _failed(purpose: str, err: Exception) -> SnowflakeError:
+    reason = (getattr(err, "msg", None) or str(err)).strip().splitlines()[0][:300]
+    return SnowflakeError(f"could not {purpose}: {reason} (Snowflake error {getattr(err, 'errno', '?')}); the "
+                          "target is unchanged")
