@@ -97,7 +97,7 @@ def _score(base_dir: Path) -> int:
 
     try:
         env = TrainingEnv.from_dir(base_dir)
-        model = Path(os.environ.get(SCORING_MODEL_ENV) or model_channel_dir(base_dir))
+        model = _unpacked(Path(os.environ.get(SCORING_MODEL_ENV) or model_channel_dir(base_dir)), env.spill_dir)
         try:
             path = model_file(model)
         except ValueError as err:
@@ -114,6 +114,29 @@ def _score(base_dir: Path) -> int:
         return 1
     log.info("scoring finished")
     return 0
+
+
+MODEL_ARCHIVE = "model.tar.gz"
+"""What a training job leaves in S3 and a scoring job's ``model`` channel receives as it is (not unpacked)."""
+
+
+def _unpacked(folder: Path, scratch: Path) -> Path:
+    """``folder``, or, when it holds a training job's ``model.tar.gz``, that archive unpacked under ``scratch``."""
+    import tarfile
+
+    archive = folder / MODEL_ARCHIVE
+    if not archive.is_file():
+        return folder
+    target = scratch / "scoring-model"
+    target.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():  # the archive's files only, inside the folder (Python 3.10: no filter=)
+            name = Path(member.name)
+            if name.is_absolute() or ".." in name.parts or not (member.isfile() or member.isdir()):
+                raise ConfigError(f"{archive} holds {member.name!r}, which is not a plain file of the model: give the "
+                                  "model.tar.gz a training job of this project wrote")
+        tar.extractall(target)  # noqa: S202  (members checked above)
+    return target
 
 
 def _write_failure(base_dir: Path, message: str) -> None:

@@ -141,6 +141,20 @@ def submit_tuning(tuner: Any, job_name: str) -> str:
     return job_name
 
 
+def job_model_url(sagemaker: Any, job_name: str, use: str, alternative: str = "") -> str:
+    """A Completed training job's ``model.tar.gz`` in S3 (``use``: what for, in the message: "deploy", "score with";
+    ``alternative``: the other way to give a model)."""
+    from training.errors import ConfigError
+
+    desc = sagemaker.describe_training_job(TrainingJobName=job_name)
+    status = desc["TrainingJobStatus"]
+    url = desc.get("ModelArtifacts", {}).get("S3ModelArtifacts")
+    if status != "Completed" or not url:
+        raise ConfigError(f"training job {job_name} is {status}, with no model to {use}: give a Completed job"
+                          + (f", or {alternative}" if alternative else ""))
+    return url
+
+
 def list_trials(client: Any, job_name: str, objective_type: str) -> list[dict[str, Any]]:
     """Every training job of the tuning job, best objective first, then those without one (failed,
     stopped, running) in the order they started.

@@ -209,7 +209,8 @@ def _cli(operation: str, params: dict[str, Any]) -> str:
 def _resolve(settings: Settings, source: Source, names: endpoints.Names, session: Any) -> tuple[str | None, str]:
     """The registered version (None for a training job's model) and the ``model.tar.gz`` URL."""
     if source.training_job:
-        return None, _job_artifact(session.client("sagemaker"), source.training_job)
+        return None, aws.job_model_url(session.client("sagemaker"), source.training_job, "deploy",
+                                           "a registered model (--model-name)")
     from launch import registry
 
     assert source.model_name is not None
@@ -228,16 +229,6 @@ def _upload_version(settings: Settings, source: Source, version: str, url: str, 
     model_dir = registry.download_version(source.tracking_uri, source.model_name, version, tmp / "model")
     _upload(session, _archive(model_dir, tmp / ARCHIVE), url, settings.kms.output_key_id)
     return model_dir
-
-
-def _job_artifact(sagemaker: Any, job_name: str) -> str:
-    desc = sagemaker.describe_training_job(TrainingJobName=job_name)
-    status = desc["TrainingJobStatus"]
-    url = desc.get("ModelArtifacts", {}).get("S3ModelArtifacts")
-    if status != "Completed" or not url:
-        raise ConfigError(f"training job {job_name} is {status}, with no model to deploy: deploy a Completed job, or a "
-                          "registered model (--model-name)")
-    return url
 
 
 def _archive(model_dir: Path, path: Path) -> Path:

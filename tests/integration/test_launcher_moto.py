@@ -253,6 +253,23 @@ def _no_trials(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
     return AWSResponse("https://moto", 200, {}, None), {"TrainingJobSummaries": []}
 
 
+def test_score_sends_a_job_running_the_score_command_on_the_training_jobs_model(
+        settings_file: Path, session: boto3.Session, recorder: Recorder, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--settings", str(settings_file)], session=session) == 0
+    (trained,) = recorder.sent("CreateTrainingJob")
+    model = session.client("sagemaker").describe_training_job(
+        TrainingJobName=trained["TrainingJobName"])["ModelArtifacts"]["S3ModelArtifacts"]
+    assert main(["score", "--settings", str(settings_file), "--training-job", trained["TrainingJobName"],
+                 "--source", "DB.S.T", "--target", "DB.S.SCORES", "--keys", "ID", "--wait"], session=session) == 0
+    scoring = recorder.sent("CreateTrainingJob")[1]
+    assert scoring["AlgorithmSpecification"]["ContainerArguments"] == ["score"]
+    assert scoring["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == model
+    assert scoring["HyperParameters"] == {"source_table": "DB.S.T", "target_table": "DB.S.SCORES", "key_columns": "ID"}
+    assert scoring["Environment"][contract.SECRET_ID_ENV] == trained["Environment"][contract.SECRET_ID_ENV]
+    out = capsys.readouterr().out
+    assert f"scoring job: {scoring['TrainingJobName']}" in out and "status: Completed" in out
+
+
 def test_every_sagemaker_call_of_the_launcher_is_granted_under_the_job_prefix(
         settings_file: Path, session: boto3.Session, recorder: Recorder) -> None:
     actions: set[str] = set()
@@ -268,6 +285,8 @@ def test_every_sagemaker_call_of_the_launcher_is_granted_under_the_job_prefix(
     smoke = settings_file.with_name("smoke.csv")
     smoke.write_text("A,B\n1,2\n")
     assert main(["deploy", *argv, "--training-job", job, "--wait", "--smoke-csv", str(smoke)], session=session) == 0
+    assert main(["score", *argv, "--training-job", job, "--source", "DB.S.T", "--target", "DB.S.SCORES", "--keys", "ID",
+                 "--wait"], session=session) == 0
 
     granted = IAM_ACTIONS["launcher-user-policy.json"]
     called = {a for a in actions if a.startswith("sagemaker:")}

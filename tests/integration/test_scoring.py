@@ -7,6 +7,8 @@ a job that fails (a source without a model column) leaves the previous target as
 
 from __future__ import annotations
 
+import tarfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,17 +56,22 @@ def scored(stack: LocalStack, job_env: dict[str, str], tmp_path_factory: pytest.
     assert trained.exit_code == 0, trained.failure
     model = contract.model_dir(trained.host_dirs[0])
 
-    def score(name: str, source_table: str) -> LocalJobResult:
+    channel = workdir / "channel"  # as SageMaker hands a scoring job a training job's model: the archive itself
+    channel.mkdir()
+    with tarfile.open(channel / "model.tar.gz", "w:gz") as tar:
+        tar.add(model / contract.MODEL_FILE, arcname=contract.MODEL_FILE)
+
+    def score(name: str, source_table: str, model_folder: Path = model) -> LocalJobResult:
         return run_local_job({"source_table": source_table, "target_table": TARGET, "key_columns": '"id"',
                               "batch_rows": "1000", "collective_timeout": "120", "model_name": "churn",
                               "model_version": "3", "run_id": "r-1"},
-                             hosts=3, workdir=workdir, env={**job_env, contract.SCORING_MODEL_ENV: str(model)},
+                             hosts=3, workdir=workdir, env={**job_env, contract.SCORING_MODEL_ENV: str(model_folder)},
                              job_name=name, command=container_command(contract.SCORE_COMMAND), timeout=300)
 
     first = score("score-1", SOURCE)
     assert first.exit_code == 0, (first.failure, first.logs[0].read_text()[-3000:])
     target_after_first = _target(stack)
-    again = score("score-2", SOURCE)
+    again = score("score-2", SOURCE, channel)  # the model as a model.tar.gz, unpacked by the container
     target_after_second = _target(stack)
     failed = score("score-3", NO_REGION)
     after_failed = _target(stack)
@@ -124,6 +131,7 @@ def test_the_hosts_share_the_one_query_and_each_writes_its_part(scored: dict[str
 
 
 def test_a_rerun_replaces_the_target_and_never_appends(scored: dict[str, Any]) -> None:
+    """The rerun's model is a training job's model.tar.gz, as a SageMaker scoring job's model channel gets it."""
     assert scored["again"].exit_code == 0, scored["again"].failure
     assert "replaced: 3,000 rows" in scored["again"].logs[0].read_text()
     again = scored["after_second"]

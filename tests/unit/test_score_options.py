@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from launch import cli
 from training.errors import ConfigError
 from training.scoring.options import ScoreOptions
 
@@ -33,12 +32,6 @@ def test_a_bad_setting_is_one_line(raw: dict[str, str], says: str) -> None:
     with pytest.raises(ConfigError) as err:
         ScoreOptions.parse(raw)
     assert says in str(err.value) and "\n" not in str(err.value)
-
-
-def test_scoring_on_sagemaker_is_refused_in_one_line_until_it_is_built(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["score", "--model", "m", "--source", "S", "--target", "T"]) == 1
-    assert capsys.readouterr().err == ("error: scoring runs locally for now: add --local (SageMaker scoring jobs are "
-                                       "not built yet)\n")
 
 
 def test_a_model_without_a_column_plan_is_refused_before_snowflake_is_contacted(tmp_path) -> None:
