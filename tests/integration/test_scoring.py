@@ -8,6 +8,7 @@ a job that fails (a source without a model column) leaves the previous target as
 from __future__ import annotations
 
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +19,19 @@ import pyarrow.parquet as pq
 import pytest
 
 from launch import datasets
-from launch.local.hosts import LocalJobResult, container_command, run_local_job
+from launch.local.hosts import LocalJobResult, container_command, run_local_job, start_local_job
 from launch.local.services import LocalStack
 from training import contract
 from training.model.booster import load, predict_rows, scoring_matrix
 
 pytestmark = pytest.mark.slow
 
-TRAIN, SOURCE, NO_REGION, BAD_ROW, TARGET = ("DEMO.PUBLIC.SCORE_TRAIN", "DEMO.PUBLIC.SCORE_SOURCE",
-                                             "DEMO.PUBLIC.SCORE_NO_REGION", "DEMO.PUBLIC.SCORE_BAD_ROW",
-                                             'DEMO.PUBLIC."Churn Scores"')
+TRAIN, SOURCE, NO_REGION, BAD_ROW, BIG, TARGET = ("DEMO.PUBLIC.SCORE_TRAIN", "DEMO.PUBLIC.SCORE_SOURCE",
+                                                  "DEMO.PUBLIC.SCORE_NO_REGION", "DEMO.PUBLIC.SCORE_BAD_ROW",
+                                                  "DEMO.PUBLIC.SCORE_BIG", 'DEMO.PUBLIC."Churn Scores"')
 FEATURES = '"Price","Units Sold","is_member","signup_date","last_seen","region","noise"'
 ROWS = 3_000
+BIG_ROWS = 60_000
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +46,8 @@ def scored(stack: LocalStack, job_env: dict[str, str], tmp_path_factory: pytest.
         noise = source.schema.get_field_index("noise")
         beyond = pc.if_else(pa.array(np.arange(ROWS) == ROWS - 1), pa.scalar(1e39), source.column("noise"))
         for name, table in ((TRAIN, datasets.mixed_chunk(0, ROWS, seed=20, rare_row=None)), (SOURCE, source),
-                            (NO_REGION, source.drop(["region"])), (BAD_ROW, source.set_column(noise, "noise", beyond))):
+                            (NO_REGION, source.drop(["region"])), (BAD_ROW, source.set_column(noise, "noise", beyond)),
+                            (BIG, datasets.mixed_chunk(50_000, BIG_ROWS, seed=22, rare_row=None))):
             path = workdir / f"{name.rsplit('.', 1)[-1].lower()}.parquet"
             pq.write_table(table, path)
             datasets.load_parquet(conn, name.rsplit(".", 1)[-1], path)
@@ -76,10 +79,41 @@ def scored(stack: LocalStack, job_env: dict[str, str], tmp_path_factory: pytest.
     failed = score("score-3", NO_REGION)
     after_failed = _target(stack)
     bad_row = score("score-4", BAD_ROW)  # fails while the hosts score: some may have appended already
+    after_bad_row = _target(stack)
+    killed = _kill_a_host_mid_write(stack, workdir, {**job_env, contract.SCORING_MODEL_ENV: str(model)})
+    after_killed = _target(stack)
+    rerun = score("score-6", BIG)
     return {"model": model / contract.MODEL_FILE, "source": source, "first": first, "again": again,
             "failed": failed, "after_first": target_after_first, "after_second": target_after_second,
-            "after_failed": after_failed, "bad_row": bad_row, "after_bad_row": _target(stack),
-            "tables": _tables(stack)}
+            "after_failed": after_failed, "bad_row": bad_row, "after_bad_row": after_bad_row, "killed": killed,
+            "after_killed": after_killed, "rerun": rerun, "after_rerun": _target(stack), "tables": _tables(stack)}
+
+
+def _kill_a_host_mid_write(stack: LocalStack, workdir: Path, env: dict[str, str]) -> dict[str, Any]:
+    """Host 3 is killed (SIGKILL) once the staging table holds rows and before it has written its part."""
+    job = start_local_job({"source_table": BIG, "target_table": TARGET, "key_columns": '"id"', "batch_rows": "1000",
+                           "collective_timeout": "20"}, 3, workdir, env, "score-5",
+                          command=container_command(contract.SCORE_COMMAND))
+    conn, staged, victim = stack.connect(), 0, job.processes[2][0]
+    try:
+        deadline = time.monotonic() + 120
+        while staged == 0 and time.monotonic() < deadline and victim.poll() is None:
+            cursor = conn.cursor()
+            try:
+                cursor.execute("SHOW TABLES LIKE '%__SCORING_%' IN SCHEMA DEMO.PUBLIC")
+                names = [row[1] for row in cursor.fetchall()]
+                if names:
+                    cursor.execute(f'SELECT COUNT(*) FROM DEMO.PUBLIC."{names[0]}"')
+                    staged = cursor.fetchone()[0]
+            finally:
+                cursor.close()
+            time.sleep(0.02)
+    finally:
+        conn.close()
+    still_writing = victim.poll() is None and "predictions to the staging table" not in \
+        (job.host_dirs[2] / "log.txt").read_text()
+    victim.kill()
+    return {"result": job.wait(timeout=180), "staged": staged, "still_writing": still_writing}
 
 
 def _target(stack: LocalStack) -> pa.Table:
@@ -182,4 +216,20 @@ def test_a_host_that_fails_while_scoring_leaves_the_target_and_no_staging_table(
     assert bad.failure is not None and bad.failure.startswith("a source row cannot be scored: column 'noise' (REAL) "
                                                                "has a value beyond float32's range")
     assert scored["after_bad_row"].equals(scored["after_second"])
+    assert not [t for t in scored["tables"] if "__SCORING_" in t]
+
+
+def test_a_host_killed_mid_write_leaves_the_target_and_the_rerun_succeeds(scored: dict[str, Any]) -> None:
+    killed = scored["killed"]
+    assert killed["staged"] > 0 and killed["still_writing"]  # killed while the staging table filled, before its part
+    result = killed["result"]
+    assert result.exit_code != 0 and result.exit_codes[2] == -9
+    assert "lost contact with the other hosts" in (result.failure or ""), result.failure
+    assert scored["after_killed"].equals(scored["after_bad_row"])  # the previous target, row for row
+    rerun = scored["rerun"]
+    assert rerun.exit_code == 0, rerun.failure
+    # the leader was stopped with the others: the next job on the target drops the staging table left behind
+    assert "dropped 1 staging table(s) an earlier job on" in rerun.logs[0].read_text()
+    assert scored["after_rerun"].num_rows == BIG_ROWS and len(set(scored["after_rerun"].column("id").to_pylist())) \
+        == BIG_ROWS
     assert not [t for t in scored["tables"] if "__SCORING_" in t]

@@ -137,6 +137,7 @@ def _query(conn: Any, plan: Any, options: ScoreOptions, outputs: OutputColumns, 
         raise DataError(f"source table {options.source_sql} has no column {', '.join(map(repr, missing))}, which the "
                         f"{'key columns name' if missing[0] in options.keys else 'model was trained on'}: score a "
                         "table (or a view) with every feature column of the model")
+    tables.drop_stale(conn)
     tables.create_staging(conn, options.source_sql, list(options.keys), outputs.select_nulls())
     cursor = conn.cursor()
     try:

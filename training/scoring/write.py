@@ -13,8 +13,9 @@
    model's classes) is replaced by ``ALTER TABLE target SWAP WITH staging``, and the job warns that
    grants on the old table do not follow. The staging table is then dropped.
 
-A job that fails or is stopped before step 3 leaves the target as it was (the leader drops the
-staging table when it can). A rerun writes a fresh staging table and replaces the target again: it
+A job that fails or is stopped before step 3 leaves the target as it was. The leader drops the
+staging table when it can; when it cannot (SageMaker stops every host once one fails), the next
+job on the same target drops it as it starts. A rerun writes a fresh staging table and replaces the target again: it
 never appends twice. The role needs CREATE TABLE in the target's schema and OWNERSHIP of the
 target only when its columns change (docs/scoring.md, "Privileges").
 """
@@ -50,6 +51,25 @@ class Tables:
         suffix = hashlib.sha256(job_name.encode()).hexdigest()[:8].upper()
         staging = (*parts[:-1], f"{parts[-1]}__SCORING_{suffix}")
         return cls(target_sql, ".".join(quote_column(p) for p in staging), staging)
+
+    def drop_stale(self, conn: Any) -> list[str]:
+        """Drop the staging tables earlier jobs on this target left behind (a job stopped from outside: when one
+        host fails, SageMaker stops the others, the leader too); their names."""
+        *where, table = self.staging_parts
+        schema_sql = ".".join(quote_column(p) for p in where)
+        prefix = table[: table.rindex("__SCORING_") + len("__SCORING_")]
+        like = prefix.replace("'", "''")  # its _ match any character: the exact names are picked below
+        rows = _run(conn, f"SHOW TABLES LIKE '{like}%'" + (f" IN SCHEMA {schema_sql}" if len(where) == 2 else ""),
+                    "list earlier staging tables (SHOW TABLES in the target's schema)")
+        stale = [row[1] for row in rows if re.fullmatch(re.escape(prefix) + r"[0-9A-F]{8}", str(row[1]))
+                 and row[1] != table]
+        for name in stale:
+            qualified = ".".join(quote_column(p) for p in (*where, name))
+            _run(conn, f"DROP TABLE IF EXISTS {qualified}", "drop an earlier job's staging table")
+        if stale:
+            log.warning("dropped %d staging table(s) an earlier job on %s left behind: %s", len(stale),
+                        self.target_sql, ", ".join(stale))
+        return stale
 
     def create_staging(self, conn: Any, source_sql: str, keys: list[str], nulls: str) -> None:
         """An empty staging table with the target's columns (keys typed as the source has them)."""
