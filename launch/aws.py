@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -153,6 +154,20 @@ def job_model_url(sagemaker: Any, job_name: str, use: str, alternative: str = ""
         raise ConfigError(f"training job {job_name} is {status}, with no model to {use}: give a Completed job"
                           + (f", or {alternative}" if alternative else ""))
     return url
+
+
+def upload_model(session: Any, model_dir: Path, url: str, kms_key_id: str, archive: Path) -> None:
+    """Tar ``model_dir`` (its files at the archive's root, as SageMaker unpacks a model) to ``archive`` and upload
+    it to ``url`` (SSE-KMS with ``kms_key_id`` when given)."""
+    import tarfile
+
+    with tarfile.open(archive, "w:gz") as tar:
+        for item in sorted(model_dir.iterdir()):
+            tar.add(item, arcname=item.name)
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id} if kms_key_id else {}
+    session.client("s3").upload_file(str(archive), bucket, key, ExtraArgs=extra or None)
+    logger.info("uploaded %s (%d bytes)", url, archive.stat().st_size)
 
 
 def list_trials(client: Any, job_name: str, objective_type: str) -> list[dict[str, Any]]:

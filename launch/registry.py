@@ -188,6 +188,17 @@ def _chain(err: BaseException | None) -> list[BaseException]:
     return chain
 
 
+def version_run_id(tracking_uri: str, model_name: str, version: str) -> str:
+    """The MLflow run that logged the registered version's model ("" when the version names none)."""
+    from mlflow.exceptions import MlflowException
+
+    client = configure_client(tracking_uri)
+    try:
+        return str(client.get_model_version(model_name, version).run_id or "")
+    except (MlflowException, BotoCoreError) as err:
+        raise mlflow_error(err, tracking_uri) from err
+
+
 def download_version(tracking_uri: str, model_name: str, version: str, destination: Path) -> Path:
     """The model version's files (``MLmodel``, ``artifacts/xgboost-model``, its code...) under ``destination``."""
     import mlflow.artifacts

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import tarfile
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -227,23 +226,8 @@ def _upload_version(settings: Settings, source: Source, version: str, url: str, 
 
     assert source.model_name is not None
     model_dir = registry.download_version(source.tracking_uri, source.model_name, version, tmp / "model")
-    _upload(session, _archive(model_dir, tmp / ARCHIVE), url, settings.kms.output_key_id)
+    aws.upload_model(session, model_dir, url, settings.kms.output_key_id, tmp / ARCHIVE)
     return model_dir
-
-
-def _archive(model_dir: Path, path: Path) -> Path:
-    """``model.tar.gz`` with the model directory's files at its root (SageMaker unpacks it into /opt/ml/model)."""
-    with tarfile.open(path, "w:gz") as tar:
-        for item in sorted(model_dir.iterdir()):
-            tar.add(item, arcname=item.name)
-    return path
-
-
-def _upload(session: Any, archive: Path, url: str, kms_key_id: str) -> None:
-    bucket, _, key = url.removeprefix("s3://").partition("/")
-    extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id} if kms_key_id else {}
-    session.client("s3").upload_file(str(archive), bucket, key, ExtraArgs=extra or None)
-    logger.info("uploaded %s (%d bytes)", url, archive.stat().st_size)
 
 
 def _smoke_rows(model_dir: Path | None, smoke_csv: Path | None) -> tuple[bytes | None, str]:

@@ -173,6 +173,33 @@ def test_a_registered_model_is_uploaded_deployed_and_invoked_with_its_input_exam
 
 
 @pytest.mark.slow
+def test_a_registered_model_is_uploaded_and_scored_by_a_sagemaker_job_with_its_lineage(
+        aws: Any, registered: MlflowServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """score --model-name: the version @champion, downloaded, tarred and uploaded beside the job's output, is the
+    scoring job's model channel; its name, version and run fill the target's lineage columns."""
+    from mlflow import MlflowClient
+
+    session, recorder = aws
+    settings = tmp_path / "settings.toml"
+    settings.write_text(_toml(SETTINGS))
+    code = main(["score", "--settings", str(settings), "--model-name", "housing", "--tracking-uri", registered.uri,
+                 "--source", "DB.S.T", "--target", "DB.S.SCORES", "--keys", "ID"], session=session)
+    assert code == 0, capsys.readouterr()
+    _assert_granted(recorder)
+    (job,) = recorder.sent("CreateTrainingJob")
+    url = job["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"]
+    assert url == f"s3://bucket/out/{job['TrainingJobName']}/model/model.tar.gz"
+    archive = session.client("s3").get_object(Bucket="bucket", Key=url.removeprefix("s3://bucket/"))["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        assert f"artifacts/{contract.MODEL_FILE}" in tar.getnames()  # the container finds it after unpacking
+    version = MlflowClient(registered.uri).get_model_version_by_alias("housing", "champion")
+    assert job["HyperParameters"] == {"source_table": "DB.S.T", "target_table": "DB.S.SCORES", "key_columns": "ID",
+                                      "model_name": "housing", "model_version": str(version.version),
+                                      "run_id": version.run_id}
+    assert job["AlgorithmSpecification"]["ContainerArguments"] == ["score"]
+
+
+@pytest.mark.slow
 def test_dry_run_resolves_the_alias_and_creates_nothing(aws: Any, registered: MlflowServer,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     session, recorder = aws

@@ -194,7 +194,7 @@ def test_the_score_command_scores_a_data_file_locally_and_exports_the_target(
     pq.write_table(scored["source"], data)
     code = cli.main(["score", "--local", "--model", str(scored["model"].parent), "--data", str(data),
                      "--source", "CUSTOMERS", "--target", "CUSTOMER_SCORES", "--keys", '"id"', "--hosts", "2",
-                     "--workdir", str(workdir / "work"), "--output", str(out), "--model-name", "churn"])
+                     "--workdir", str(workdir / "work"), "--output", str(out)])
     printed = capsys.readouterr().out
     assert code == 0, printed[-3000:]
     assert f"{ROWS:,} rows in CUSTOMER_SCORES" in printed
@@ -205,7 +205,7 @@ def test_the_score_command_scores_a_data_file_locally_and_exports_the_target(
     expected = predict_rows(booster, plan, {name: scored["source"].column(name) for name in plan.feature_names})
     order = np.argsort(np.asarray(scored["source"].column("id")))
     np.testing.assert_allclose(rows["PROBABILITY"].to_numpy(), expected["probability"].to_numpy()[order], rtol=1e-6)
-    assert set(rows["MODEL_NAME"]) == {"churn"}
+    assert rows["MODEL_NAME"].isna().all()  # a model given by its path names no registered model
 
 
 def test_a_host_that_fails_while_scoring_leaves_the_target_and_no_staging_table(scored: dict[str, Any]) -> None:
@@ -233,3 +233,39 @@ def test_a_host_killed_mid_write_leaves_the_target_and_the_rerun_succeeds(scored
     assert scored["after_rerun"].num_rows == BIG_ROWS and len(set(scored["after_rerun"].column("id").to_pylist())) \
         == BIG_ROWS
     assert not [t for t in scored["tables"] if "__SCORING_" in t]
+
+
+def test_the_score_command_scores_with_a_registered_model_of_the_local_mlflow(
+        scored: dict[str, Any], tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]) -> None:
+    """`score --local --model-name NAME`: the version @champion is downloaded from the local MLflow; its name,
+    version and run fill the target's lineage columns."""
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    from launch import cli
+    from launch.registry import register
+    from training.tracking import pyfunc
+
+    workdir = tmp_path_factory.mktemp("score-registry")
+    uri = f"sqlite:///{workdir / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("scoring", artifact_location=(workdir / "artifacts").as_uri())
+    run = client.create_run(experiment)
+    booster, plan = load(scored["model"])
+    pyfunc.log_model(client, run.info.run_id, experiment, "model", booster, plan, None, {})
+    client.set_terminated(run.info.run_id)
+    register(uri, "churn", run_id=run.info.run_id)
+    data, out = workdir / "customers.parquet", workdir / "scores.parquet"
+    pq.write_table(scored["source"].slice(0, 500), data)
+    code = cli.main(["score", "--local", "--model-name", "churn", "--tracking-uri", uri, "--data", str(data),
+                     "--source", "CUSTOMERS", "--target", "CUSTOMER_SCORES", "--keys", '"id"', "--hosts", "1",
+                     "--workdir", str(workdir / "work"), "--output", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed[-3000:]
+    rows = pq.read_table(out).to_pandas()
+    assert len(rows) == 500 and set(rows["MODEL_NAME"]) == {"churn"} and set(rows["MODEL_VERSION"]) == {"1"}
+    assert set(rows["RUN_ID"]) == {run.info.run_id}
+    expected = predict_rows(booster, plan, {name: scored["source"].slice(0, 500).column(name)
+                                            for name in plan.feature_names})
+    by_id = pd.Series(expected["probability"].to_numpy(), index=scored["source"].slice(0, 500).column("id").to_pylist())
+    np.testing.assert_array_equal(rows["PROBABILITY"].to_numpy(), by_id.loc[rows["id"]].to_numpy())

@@ -73,8 +73,11 @@ def test_the_dry_run_prints_the_request_and_needs_no_account(settings_file: Path
 
 @pytest.mark.parametrize(("args", "says"), [
     (["--model-url", "bucket/model.tar.gz"], "--model-url 'bucket/model.tar.gz' is not an s3:// URL"),
-    ([], "give the model: --training-job NAME (a Completed job) or --model-url s3://.../model.tar.gz"),
-    (["--model-url", MODEL, "--local"], "--model-url and --training-job are for SageMaker jobs"),
+    ([], "give the model, once: --model-name NAME (registered; --alias or --version), --training-job NAME"),
+    (["--model-url", MODEL, "--training-job", "j"], "give the model, once"),
+    (["--model-url", MODEL, "--local"], "--model-url and --training-job are for SageMaker jobs: with --local give "
+                                        "--model PATH or --model-name NAME"),
+    (["--model-url", MODEL, "--alias", "prod"], "--alias and --version go with --model-name"),
 ])
 def test_a_bad_model_source_is_one_line(settings_file: Path, capsys: pytest.CaptureFixture[str], args: list[str],
                                         says: str) -> None:
