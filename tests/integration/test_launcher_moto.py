@@ -264,7 +264,8 @@ def test_score_sends_a_job_running_the_score_command_on_the_training_jobs_model(
     scoring = recorder.sent("CreateTrainingJob")[1]
     assert scoring["AlgorithmSpecification"]["ContainerArguments"] == ["score"]
     assert scoring["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == model
-    assert scoring["HyperParameters"] == {"source_table": "DB.S.T", "target_table": "DB.S.SCORES", "key_columns": "ID"}
+    assert scoring["HyperParameters"] == {"source_table": "DB.S.T", "target_table": "DB.S.SCORES", "key_columns": "ID",
+                                          "model_name": trained["TrainingJobName"]}  # the target's MODEL_NAME
     assert scoring["Environment"][contract.SECRET_ID_ENV] == trained["Environment"][contract.SECRET_ID_ENV]
     out = capsys.readouterr().out
     assert f"scoring job: {scoring['TrainingJobName']}" in out and "status: Completed" in out

@@ -13,22 +13,12 @@ from botocore.validate import ParamValidator
 
 from launch import cli, scoring_jobs
 from launch.settings import load_settings
-from tests.unit.test_requests import FULL
+from tests.unit.test_requests import FULL, no_credentials  # noqa: F401  (autouse: the dry run needs no account)
 from training import contract
 
 MODEL = "s3://bucket/out/xgb-test-abc-2612060101/output/model.tar.gz"
 OPTIONS = {"source_table": "DB.PUBLIC.CUSTOMERS", "target_table": "DB.PUBLIC.SCORES", "key_columns": "ID",
            "model_name": "churn", "model_version": ""}
-
-
-@pytest.fixture(autouse=True)
-def no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """The dry run needs no AWS account: no credentials anywhere."""
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
 @pytest.fixture
