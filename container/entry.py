@@ -12,11 +12,13 @@ import os
 import re
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from container.env import TrainingEnv, base_dir_from
 from training.collective.cluster import Cluster
 from training.contract import (
+    MODEL_ARCHIVE,
     RESOURCE_CONFIG,
     SCORE_COMMAND,
     SCORING_MODEL_ENV,
@@ -59,7 +61,9 @@ def main(argv: list[str]) -> int:
     if argv and argv[0] == SCORE_COMMAND:
         return _score(base_dir)
     recorder: RunRecorder = NO_RECORDER
-    try:
+
+    def train() -> None:
+        nonlocal recorder
         env = TrainingEnv.from_dir(base_dir)
         spec = JobSpec(
             hyperparameters=parse_hyperparameters(env.hyperparameters),
@@ -73,19 +77,28 @@ def main(argv: list[str]) -> int:
         stop = StopFlag()
         stop.install()
         run_job(spec, stop, recorder)
+
+    return _host(base_dir, "training", train, lambda message: recorder.fail(message))
+
+
+def _host(base_dir: Path, what: str, work: Callable[[], object], on_failure: Callable[[str], None]) -> int:
+    """Run a host's ``work``: exit 0, or 1 with one line in ``output/failure`` (SageMaker's FailureReason) and the
+    log, passed to ``on_failure`` too; a bug keeps its traceback in the log and points to it."""
+    try:
+        work()
     except UserError as err:
         message = str(err)
-        log.error("training failed: %s", message)
+        log.error("%s failed: %s", what, message)
         _write_failure(base_dir, message)
-        recorder.fail(message)
+        on_failure(message)
         return 1
     except Exception as err:  # a bug: keep the traceback in the log, point to it in FailureReason
         log.exception("internal error")
-        message = f"internal error ({type(err).__name__}): see the training job's log for the traceback"
+        message = f"internal error ({type(err).__name__}): see the {what} job's log for the traceback"
         _write_failure(base_dir, message)
-        recorder.fail(message)
+        on_failure(message)
         return 1
-    log.info("training finished")
+    log.info("%s finished", what)
     return 0
 
 
@@ -95,7 +108,7 @@ def _score(base_dir: Path) -> int:
     from training.scoring.job import ScoreSpec, run_scoring
     from training.scoring.options import ScoreOptions
 
-    try:
+    def score() -> None:
         env = TrainingEnv.from_dir(base_dir)
         model = _unpacked(Path(os.environ.get(SCORING_MODEL_ENV) or model_channel_dir(base_dir)), env.spill_dir)
         try:
@@ -104,24 +117,13 @@ def _score(base_dir: Path) -> int:
             raise ConfigError(f"no model to score with: {err}") from None
         run_scoring(ScoreSpec(ScoreOptions.parse(env.hyperparameters), Cluster.from_hosts(env.hosts, env.current_host),
                               path, env.sign_in, env.job_name, env.snowflake_timeouts, env.ledger_dir))
-    except UserError as err:
-        log.error("scoring failed: %s", err)
-        _write_failure(base_dir, str(err))
-        return 1
-    except Exception as err:  # a bug: keep the traceback in the log, point to it in FailureReason
-        log.exception("internal error")
-        _write_failure(base_dir, f"internal error ({type(err).__name__}): see the job's log for the traceback")
-        return 1
-    log.info("scoring finished")
-    return 0
 
-
-MODEL_ARCHIVE = "model.tar.gz"
-"""What a training job leaves in S3 and a scoring job's ``model`` channel receives as it is (not unpacked)."""
+    return _host(base_dir, "scoring", score, lambda message: None)
 
 
 def _unpacked(folder: Path, scratch: Path) -> Path:
-    """``folder``, or, when it holds a training job's ``model.tar.gz``, that archive unpacked under ``scratch``."""
+    """``folder``, or, when it holds a training job's ``model.tar.gz`` (a training job's channel is not unpacked),
+    that archive unpacked under ``scratch``."""
     import tarfile
 
     archive = folder / MODEL_ARCHIVE

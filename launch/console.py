@@ -112,13 +112,14 @@ LOCAL_HOSTS_MAX = 9
 """Local hosts are 127.0.0.1 .. 127.0.0.9."""
 
 
-def check_local_flags(args: argparse.Namespace) -> None:
-    """What a local run refuses: sending anything, and ``--data`` without the job it is the table of."""
+def check_local_flags(args: argparse.Namespace, data_needs_settings: bool = True) -> None:
+    """What a local run refuses: sending anything, hosts it cannot run, and (``data_needs_settings``: training,
+    tuning) ``--data`` without the job it is the table of."""
     if args.dry_run or args.wait:
         raise ConfigError("--local sends nothing to AWS: drop --dry-run/--wait")
     if args.hosts is not None and not 1 <= args.hosts <= LOCAL_HOSTS_MAX:  # before any local service starts
         raise ConfigError(f"--hosts must be between 1 and {LOCAL_HOSTS_MAX} in local mode, got {args.hosts}")
-    if args.data is not None and not args.settings:
+    if data_needs_settings and args.data is not None and not args.settings:
         raise ConfigError("--data needs --settings FILE: the settings name the table it stands for, its target "
                           "and features")
 

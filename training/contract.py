@@ -57,6 +57,9 @@ CHECKPOINT_CONFIG = "checkpointconfig.json"
 """``input/config/checkpointconfig.json``: ``LocalPath`` of the checkpoint directory."""
 MODEL_FILE = "xgboost-model"
 """The model file in ``model/`` (what SageMaker's XGBoost hosting loads), UBJ format."""
+MODEL_ARCHIVE = "model.tar.gz"
+"""``model/`` as SageMaker tars it to S3 after a training job, and unpacks it into an endpoint's ``/opt/ml/model``
+(a scoring job's ``model`` channel receives it as it is)."""
 
 
 def config_dir(base_dir: Path) -> Path:

@@ -37,12 +37,11 @@ from botocore.exceptions import ClientError
 from launch import aws, console, endpoints, follower
 from launch.registry import DEFAULT_ALIAS
 from launch.settings import Settings, load_settings
+from training.contract import MODEL_ARCHIVE
 from training.errors import ConfigError, UserError
 
 logger = logging.getLogger(__name__)
 
-ARCHIVE = "model.tar.gz"
-"""What SageMaker unpacks into ``/opt/ml/model`` before it starts the container."""
 RETIRE_WHEN = "with --wait, once the endpoint is InService on the new endpoint config and the smoke call answered"
 """When an update deletes what the endpoint ran before (never while SageMaker may still roll back to it)."""
 BUSY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
@@ -214,7 +213,7 @@ def _resolve(settings: Settings, source: Source, names: endpoints.Names, session
 
     assert source.model_name is not None
     version = registry.model_version(source.tracking_uri, source.model_name, alias=source.alias, version=source.version)
-    url = f"{settings.output.s3_path.rstrip('/')}/{names.model}/{ARCHIVE}"
+    url = f"{settings.output.s3_path.rstrip('/')}/{names.model}/{MODEL_ARCHIVE}"
     echo_source = f"{source.model_name} version {version}" + (f" (@{source.alias})" if source.version is None else "")
     logger.info("deploying registered model %s from %s", echo_source, url)
     return version, url
@@ -226,7 +225,7 @@ def _upload_version(settings: Settings, source: Source, version: str, url: str, 
 
     assert source.model_name is not None
     model_dir = registry.download_version(source.tracking_uri, source.model_name, version, tmp / "model")
-    aws.upload_model(session, model_dir, url, settings.kms.output_key_id, tmp / ARCHIVE)
+    aws.upload_model(session, model_dir, url, settings.kms.output_key_id, tmp / MODEL_ARCHIVE)
     return model_dir
 
 

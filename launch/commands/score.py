@@ -53,7 +53,7 @@ def score(settings: Settings, options: dict[str, str], *, model_url: str | None 
                                       "its model.tar.gz (--model-url)")
         options = {**options, "model_name": training_job}
     if registered is not None:
-        model_url = f"{settings.output.s3_path.rstrip('/')}/{job_name}/model/model.tar.gz"
+        model_url = f"{settings.output.s3_path.rstrip('/')}/{job_name}/model/{contract.MODEL_ARCHIVE}"
         options = {**options, **registered.lineage}
     assert model_url is not None
     request = scoring_jobs.scoring_request(settings, options, model_url, job_name)
@@ -67,7 +67,7 @@ def score(settings: Settings, options: dict[str, str], *, model_url: str | None 
         with tempfile.TemporaryDirectory() as tmp:
             model_dir = registry.download_version(registered.tracking_uri, registered.name, registered.version,
                                                   Path(tmp) / "model")
-            aws.upload_model(session, model_dir, model_url, settings.kms.output_key_id, Path(tmp) / "model.tar.gz")
+            aws.upload_model(session, model_dir, model_url, settings.kms.output_key_id, Path(tmp) / contract.MODEL_ARCHIVE)
     sagemaker = session.client("sagemaker")
     sagemaker.create_training_job(**request)
     name = request["TrainingJobName"]
@@ -194,10 +194,7 @@ def _local(args: argparse.Namespace, options: dict[str, str]) -> int:
         model = registry.download_version(registered.tracking_uri, registered.name, registered.version,
                                           workdir.resolve() / "models" / f"{registered.name}-{registered.version}")
         options = {**options, **registered.lineage}
-    if args.dry_run or args.wait:
-        raise ConfigError("--local sends nothing to AWS: drop --dry-run/--wait")
-    if not 1 <= args.hosts <= console.LOCAL_HOSTS_MAX:  # before any local service starts
-        raise ConfigError(f"--hosts must be between 1 and {console.LOCAL_HOSTS_MAX} in local mode, got {args.hosts}")
+    console.check_local_flags(args, data_needs_settings=False)  # --source names the --data file's table
     done = scoring.run_local_scoring(model, options, hosts=args.hosts, workdir=workdir, data=args.data,
                                      output=args.output)
     result = done.result

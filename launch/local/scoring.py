@@ -18,6 +18,7 @@ from launch.local.runs import LOCAL_SECRET_ID
 from launch.local.services import DEFAULT_WORKDIR, LocalStack
 from launch.local.user_job import load_data_file
 from training import contract
+from training.errors import ConfigError
 from training.model.scoring import model_file
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def run_local_scoring(model: Path, options: dict[str, str], *, hosts: int = 2, w
     try:
         model_file(model_dir)
     except ValueError as err:
-        raise _config_error(f"--model {model}: {err}") from None
+        raise ConfigError(f"--model {model}: {err}") from None
     parquet = None
     if data is not None:
         workdir.mkdir(parents=True, exist_ok=True)
@@ -83,9 +84,3 @@ def _export(stack: LocalStack, target: str, output: Path | None) -> int:
         else:
             table.to_pandas().to_csv(output, index=False)
     return 0 if table is None else table.num_rows
-
-
-def _config_error(message: str) -> Exception:
-    from training.errors import ConfigError
-
-    return ConfigError(message)

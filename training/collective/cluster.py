@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import pickle
 import re
 import socket
 import sys
@@ -348,7 +349,12 @@ def broadcast(value: Any, cluster: Cluster, site: str, root: int = 0) -> Any:
     if not cluster.distributed:
         return value
     _record(site, f"broadcast:root{root}", "object", "-")
-    return _xgboost_calls()[1](value, root)
+    try:
+        return _xgboost_calls()[1](value, root)
+    except (pickle.UnpicklingError, EOFError) as err:  # the root pickled it whole: the bytes did not all arrive
+        raise ClusterError(f"host {cluster.current_host} lost contact with the other hosts (a broadcast from host "
+                           f"{cluster.hosts[root]} arrived incomplete: {type(err).__name__}): another host failed or "
+                           "was stopped; see its log for the cause") from None
 
 
 def gather(value: Any, cluster: Cluster, site: str) -> list[Any]:

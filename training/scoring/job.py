@@ -16,7 +16,6 @@ leader's swap (one broadcast).
 from __future__ import annotations
 
 import logging
-import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -39,7 +38,14 @@ from training.model.booster import linear, load, objective, predict_rows
 from training.read.columns import RowError
 from training.read.credentials import SignIn
 from training.read.scan import ScanResult, ScanShare, download, shares
-from training.read.snowflake import DEFAULT_TIMEOUTS, SnowflakeTimeouts, connect, describe_table, quote_column
+from training.read.snowflake import (
+    DEFAULT_TIMEOUTS,
+    SnowflakeTimeouts,
+    connect,
+    describe_table,
+    quote_column,
+    table_parts,
+)
 from training.scoring.options import ScoreOptions
 from training.scoring.output import OutputColumns, output_columns
 from training.scoring.write import Tables
@@ -160,7 +166,7 @@ def _check_not_source(conn: Any, options: ScoreOptions) -> None:
         cursor.close()
 
     def qualified(sql: str) -> tuple[str, ...]:
-        parts = [p.replace('""', '"') for p in re.findall(r'"((?:[^"]|"")+)"', sql)]
+        parts = table_parts(sql)
         return (*([database, schema][: 3 - len(parts)]), *parts)
 
     if qualified(options.source_sql) == qualified(options.target_sql):

@@ -29,12 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from training.errors import SnowflakeError
-from training.read.snowflake import describe_table, quote_column
+from training.read.snowflake import describe_table, quote_column, table_parts
 
 log = logging.getLogger(__name__)
-
-_PART = re.compile(r'"((?:[^"]|"")+)"')
-
 
 @dataclass(frozen=True)
 class Tables:
@@ -47,7 +44,7 @@ class Tables:
 
     @classmethod
     def for_job(cls, target_sql: str, job_name: str) -> Tables:
-        parts = [p.replace('""', '"') for p in _PART.findall(target_sql)]
+        parts = table_parts(target_sql)
         suffix = hashlib.sha256(job_name.encode()).hexdigest()[:8].upper()
         staging = (*parts[:-1], f"{parts[-1]}__SCORING_{suffix}")
         return cls(target_sql, ".".join(quote_column(p) for p in staging), staging)
