@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -83,7 +84,11 @@ def main(argv: list[str]) -> int:
 
 def _host(base_dir: Path, what: str, work: Callable[[], object], on_failure: Callable[[str], None]) -> int:
     """Run a host's ``work``: exit 0, or 1 with one line in ``output/failure`` (SageMaker's FailureReason) and the
-    log, passed to ``on_failure`` too; a bug keeps its traceback in the log and points to it."""
+    log, passed to ``on_failure`` too; a bug keeps its traceback in the log and points to it.
+
+    Once the outcome is decided, SIGTERM is ignored: a stop that comes after the last round changes
+    nothing, and Python restores the signal's default action while it exits, so without this a host
+    that succeeded could still die of it (exit -15: the job fails with its model written)."""
     try:
         work()
     except UserError as err:
@@ -98,6 +103,8 @@ def _host(base_dir: Path, what: str, work: Callable[[], object], on_failure: Cal
         _write_failure(base_dir, message)
         on_failure(message)
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
     log.info("%s finished", what)
     return 0
 
