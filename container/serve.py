@@ -29,9 +29,13 @@ from training.contract import (
 )
 from training.model import scoring
 from training.model.booster import load
+from training.model.explain import EXPLAIN
 
 log = logging.getLogger("container.serve")
 
+CUSTOM_ATTRIBUTES = "X-Amzn-SageMaker-Custom-Attributes"
+"""The header that carries ``InvokeEndpoint``'s ``CustomAttributes`` to the container (``explain=K`` asks for
+explanations)."""
 DEFAULT_TIMEOUT_SECONDS = 60
 """SageMaker ends an invocation after 60 seconds: a worker busy longer than that is restarted."""
 
@@ -54,8 +58,9 @@ def create_app(directory: Path) -> Any:
     def invocations() -> Any:
         request = flask.request
         try:
+            explain = scoring.explain_request(request.args.get(EXPLAIN), request.headers.get(CUSTOM_ATTRIBUTES), plan)
             rows = scoring.read_rows(request.get_data(), request.content_type or "", plan)
-            body = scoring.predictions_json(booster, plan, rows)
+            body = scoring.predictions_json(booster, plan, rows, explain)
         except scoring.BadRequest as err:
             status = 415 if isinstance(err, scoring.UnsupportedType) else 400
             return flask.Response(f"{err}\n", status=status, mimetype="text/plain")

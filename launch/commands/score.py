@@ -97,6 +97,8 @@ def command_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--target", required=True, help="the table to (re)write with the predictions")
     p.add_argument("--keys", default="", help="comma-separated key columns to carry through (quote case-sensitive "
                    "names: '\"id\"')")
+    p.add_argument("--explain", type=int, default=0, metavar="K", help="also write each row's K largest SHAP "
+                   "contributions (SHAP_<i>_FEATURE, SHAP_<i>_VALUE; default 0: none)")
     p.add_argument("--dry-run", action="store_true", help="print the CreateTrainingJob request; send nothing")
     p.add_argument("--wait", action="store_true", help="follow the job to its end (Ctrl-C stops following, not the job)")
     local = p.add_argument_group("local mode (no AWS)")
@@ -112,7 +114,8 @@ def command_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def score_command(args: argparse.Namespace, session: Any = None) -> int:
-    options = {"source_table": args.source, "target_table": args.target, "key_columns": args.keys}
+    options = {"source_table": args.source, "target_table": args.target, "key_columns": args.keys,
+               **({"explain": str(args.explain)} if args.explain else {})}
     sources = [bool(args.model_name), bool(args.training_job), bool(args.model_url), args.model is not None]
     if sum(sources) != 1:
         raise ConfigError("give the model, once: --model-name NAME (registered; --alias or --version), --training-job "

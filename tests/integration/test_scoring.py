@@ -29,6 +29,7 @@ pytestmark = pytest.mark.slow
 TRAIN, SOURCE, NO_REGION, BAD_ROW, BIG, TARGET = ("DEMO.PUBLIC.SCORE_TRAIN", "DEMO.PUBLIC.SCORE_SOURCE",
                                                   "DEMO.PUBLIC.SCORE_NO_REGION", "DEMO.PUBLIC.SCORE_BAD_ROW",
                                                   "DEMO.PUBLIC.SCORE_BIG", 'DEMO.PUBLIC."Churn Scores"')
+EXPLAINED, LINEAR = "DEMO.PUBLIC.EXPLAINED_SCORES", "DEMO.PUBLIC.LINEAR_SCORES"
 FEATURES = '"Price","Units Sold","is_member","signup_date","last_seen","region","noise"'
 ROWS = 3_000
 BIG_ROWS = 60_000
@@ -64,10 +65,10 @@ def scored(stack: LocalStack, job_env: dict[str, str], tmp_path_factory: pytest.
     with tarfile.open(channel / "model.tar.gz", "w:gz") as tar:
         tar.add(model / contract.MODEL_FILE, arcname=contract.MODEL_FILE)
 
-    def score(name: str, source_table: str, model_folder: Path = model) -> LocalJobResult:
+    def score(name: str, source_table: str, model_folder: Path = model, **settings: str) -> LocalJobResult:
         return run_local_job({"source_table": source_table, "target_table": TARGET, "key_columns": '"id"',
                               "batch_rows": "1000", "collective_timeout": "120", "model_name": "churn",
-                              "model_version": "3", "run_id": "r-1"},
+                              "model_version": "3", "run_id": "r-1", **settings},
                              hosts=3, workdir=workdir, env={**job_env, contract.SCORING_MODEL_ENV: str(model_folder)},
                              job_name=name, command=container_command(contract.SCORE_COMMAND), timeout=300)
 
@@ -83,7 +84,16 @@ def scored(stack: LocalStack, job_env: dict[str, str], tmp_path_factory: pytest.
     killed = _kill_a_host_mid_write(stack, workdir, {**job_env, contract.SCORING_MODEL_ENV: str(model)})
     after_killed = _target(stack)
     rerun = score("score-6", BIG)
-    return {"model": model / contract.MODEL_FILE, "source": source, "first": first, "again": again,
+    explained = score("score-7", SOURCE, target_table=EXPLAINED, explain="3")
+    linear = run_local_job({"table": TRAIN, "target": '"Price"', "features": '"Units Sold","noise","is_member"',
+                            "booster": "gblinear", "num_round": "10", "collective_timeout": "120"},
+                           hosts=2, workdir=workdir, env=job_env, job_name="score-linear-model", timeout=300)
+    assert linear.exit_code == 0, linear.failure
+    linear_model = contract.model_dir(linear.host_dirs[0])
+    linear_scored = score("score-8", SOURCE, linear_model, target_table=LINEAR)
+    return {"explained": explained, "after_explained": _target(stack, EXPLAINED), "linear": linear_scored,
+            "linear_model": linear_model / contract.MODEL_FILE, "after_linear": _target(stack, LINEAR),
+"model": model / contract.MODEL_FILE, "source": source, "first": first, "again": again,
             "failed": failed, "after_first": target_after_first, "after_second": target_after_second,
             "after_failed": after_failed, "bad_row": bad_row, "after_bad_row": after_bad_row, "killed": killed,
             "after_killed": after_killed, "rerun": rerun, "after_rerun": _target(stack), "tables": _tables(stack)}
@@ -116,11 +126,11 @@ def _kill_a_host_mid_write(stack: LocalStack, workdir: Path, env: dict[str, str]
     return {"result": job.wait(timeout=180), "staged": staged, "still_writing": still_writing}
 
 
-def _target(stack: LocalStack) -> pa.Table:
+def _target(stack: LocalStack, table: str = TARGET) -> pa.Table:
     conn = stack.connect()
     try:
         cursor = conn.cursor()
-        cursor.execute(f'SELECT * FROM {TARGET} ORDER BY "id"')
+        cursor.execute(f'SELECT * FROM {table} ORDER BY "id"')
         return cursor.fetch_arrow_all()
     finally:
         conn.close()
@@ -269,3 +279,40 @@ def test_the_score_command_scores_with_a_registered_model_of_the_local_mlflow(
                                             for name in plan.feature_names})
     by_id = pd.Series(expected["probability"].to_numpy(), index=scored["source"].slice(0, 500).column("id").to_pylist())
     np.testing.assert_array_equal(rows["PROBABILITY"].to_numpy(), by_id.loc[rows["id"]].to_numpy())
+
+
+def test_each_row_is_written_with_its_largest_contributions_as_explain_rows_gives_them(scored: dict[str, Any]) -> None:
+    """explain=3 on 3 hosts: SHAP_<i>_FEATURE / SHAP_<i>_VALUE columns, the same as the endpoint's and the MLflow
+    model's (one function), made in each host's child process: the hosts' collective calls stay the same."""
+    from training.model.explain import explain_rows
+
+    explained = scored["explained"]
+    assert explained.exit_code == 0 and explained.ledger_mismatch is None, explained.failure
+    target, source = scored["after_explained"], scored["source"]
+    shap = [f"SHAP_{i}_{part}" for i in (1, 2, 3) for part in ("FEATURE", "VALUE")]
+    assert target.column_names == ["id", "PREDICTION", "PROBABILITY", *shap, "MODEL_NAME", "MODEL_VERSION", "RUN_ID",
+                                   "SCORED_AT"]
+    booster, plan = load(scored["model"])
+    columns = {name: source.column(name) for name in plan.feature_names}
+    expected = explain_rows(booster, plan, columns, 3)
+    order = np.argsort(np.asarray(source.column("id")))
+    for i in (1, 2, 3):
+        assert target.column(f"SHAP_{i}_FEATURE").to_pylist() == list(expected[f"shap_{i}_feature"].to_numpy()[order])
+        np.testing.assert_array_equal(target.column(f"SHAP_{i}_VALUE").to_numpy(),
+                                      expected[f"shap_{i}_value"].to_numpy()[order])
+    assert set(target.column("SHAP_1_FEATURE").to_pylist()) <= set(plan.feature_names)  # the table's own names
+    np.testing.assert_array_equal(target.column("PROBABILITY").to_numpy(),
+                                  predict_rows(booster, plan, columns)["probability"].to_numpy()[order])
+
+
+def test_a_linear_model_is_batch_scored_with_xgboosts_own_numbers(scored: dict[str, Any]) -> None:
+    """booster=gblinear, which XGBoost predicts only through a matrix: predicted in each host's child process,
+    outside the collective, so the hosts' calls stay the same."""
+    linear = scored["linear"]
+    assert linear.exit_code == 0 and linear.ledger_mismatch is None, linear.failure
+    target, source = scored["after_linear"], scored["source"]
+    booster, plan = load(scored["linear_model"])
+    columns = {name: source.column(name) for name in plan.feature_names}
+    order = np.argsort(np.asarray(source.column("id")))
+    np.testing.assert_array_equal(target.column("PREDICTION").to_numpy(),
+                                  booster.predict(scoring_matrix(plan, plan.feature_matrix(columns)))[order])

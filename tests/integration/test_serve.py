@@ -219,6 +219,10 @@ def test_mlflow_models_serve_scores_nulls_of_every_kind_as_predict_rows(mlflow_m
             body = {layout: json.loads(NULL_ROWS.to_json(**orient))}
             got = _predictions(requests.post(f"{url}/invocations", json=body, timeout=30))
             np.testing.assert_allclose(got, expected, rtol=1e-6, err_msg=layout)
+        explained = requests.post(f"{url}/invocations", timeout=30, json={
+            "dataframe_split": json.loads(NULL_ROWS.to_json(orient="split", index=False)), "params": {"explain": 2}})
+        assert explained.status_code == 200, explained.text
+        _assert_explained(pd.DataFrame(explained.json()["predictions"]), _explained(mlflow_model, NULL_ROWS, 2))
         csv = requests.post(f"{url}/invocations", data=NULL_ROWS.to_csv(index=False),
                             headers={"Content-Type": "text/csv"}, timeout=30)
         assert csv.status_code == 400 and "Failed to parse input as a Pandas DataFrame" in csv.text
@@ -272,6 +276,53 @@ def test_each_row_counts_its_unseen_categories(registered: str, form: str) -> No
     rows = response.json()["predictions"]
     assert [row["unseen_categories"] for row in rows] == [0, 0, 1, 0]  # paris; a NULL city is not unseen
     assert all(isinstance(row["prediction"], float) for row in rows)
+
+
+def _explained(mlflow_model: Path, rows: pd.DataFrame, k: int) -> pd.DataFrame:
+    """What the model's own code explains."""
+    from training.model.explain import explain_rows
+
+    return explain_rows(*load(mlflow_model / "artifacts" / contract.MODEL_FILE), rows, k)
+
+
+def _assert_explained(answer: pd.DataFrame, expected: pd.DataFrame) -> None:
+    """The answer's explanation fields are ``expected``'s: the same features, the same contributions (as JSON
+    carries them)."""
+    features = [c for c in expected.columns if c.endswith("_feature")]
+    values = [c for c in expected.columns if c.endswith("_value")]
+    assert answer[features].to_dict("records") == expected[features].to_dict("records")
+    np.testing.assert_allclose(answer[values].to_numpy(dtype=float), expected[values].to_numpy(dtype=float), rtol=1e-9)
+
+
+@pytest.mark.parametrize("ask", ["query", "custom-attributes"])
+def test_rows_are_explained_alike_by_the_endpoint_and_the_mlflow_model(registered: str, mlflow_model: Path,
+                                                                        ask: str) -> None:
+    """explain=K: each row's K largest SHAP contributions, named as the table names the features, beside its
+    prediction; asked for as a query parameter, or (what InvokeEndpoint passes on) in CustomAttributes."""
+    import mlflow.pyfunc
+
+    how = {"params": {"explain": 3}} if ask == "query" else \
+        {"headers": {"Content-Type": "text/csv", "X-Amzn-SageMaker-Custom-Attributes": "trace=1;explain=3"}}
+    response = requests.post(f"{registered}/invocations", data=CSV, timeout=30,
+                             **({"headers": {"Content-Type": "text/csv"}} | how))
+    assert response.status_code == 200, response.text
+    answer = pd.DataFrame(response.json()["predictions"])
+    explanation = [f"shap_{i}_{part}" for i in (1, 2, 3) for part in ("feature", "value")]
+    assert list(answer.columns) == ["prediction", "unseen_categories", *explanation]
+    assert set(answer["shap_1_feature"]) <= set(PLAN.feature_names)
+    _assert_explained(answer, _explained(mlflow_model, ROWS, 3))
+    _assert_explained(answer, mlflow.pyfunc.load_model(str(mlflow_model)).predict(ROWS, params={"explain": 3}))
+    plain = requests.post(f"{registered}/invocations", data=CSV, headers={"Content-Type": "text/csv"}, timeout=30)
+    assert "shap_1_feature" not in plain.json()["predictions"][0]  # only when asked for
+
+
+@pytest.mark.parametrize("value", ["6", "-1", "all"])
+def test_an_explanation_beyond_the_features_gets_one_line(registered: str, value: str) -> None:
+    response = requests.post(f"{registered}/invocations", data=CSV, params={"explain": value},
+                             headers={"Content-Type": "text/csv"}, timeout=30)
+    assert response.status_code == 400
+    assert response.text == (f"explain={value!r} is not a whole number from 0 (no explanation) to 5 (the model's "
+                             "feature count): give how many features to explain each row with\n")
 
 
 def test_a_jobs_bare_model_file_serves_too(mlflow_model: Path, tmp_path: Path) -> None:

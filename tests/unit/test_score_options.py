@@ -51,16 +51,14 @@ def test_a_model_without_a_column_plan_is_refused_before_snowflake_is_contacted(
                               "training job (its xgboost-model, or the MLflow model it logged)")
 
 
-def test_a_linear_model_is_refused_by_the_batch_job_and_scores_through_predict_rows(tmp_path) -> None:
-    """XGBoost 3.0 predicts a gblinear model only through a matrix: predict_rows (the endpoint, the MLflow model)
-    takes that path and gives XGBoost's own numbers; the batch job, which predicts inside the collective, refuses it."""
+def test_a_linear_model_scores_through_predict_rows_with_xgboosts_own_numbers(tmp_path) -> None:
+    """XGBoost 3.0 predicts a gblinear model only through a matrix: predict_rows (the endpoint, the MLflow model,
+    the batch job's child process) takes that path and gives XGBoost's own numbers."""
     import numpy as np
     import xgboost as xgb
 
-    from training.collective.cluster import Cluster
     from training.model.booster import embed_plan, predict_rows, scoring_matrix
     from training.read.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
-    from training.scoring.job import ScoreSpec, run_scoring
 
     plan = ColumnPlan((ColumnSpec("a", "REAL", "numeric", FEATURE), ColumnSpec("b", "REAL", "numeric", FEATURE),
                        ColumnSpec("y", "REAL", "numeric", LABEL)))
@@ -70,8 +68,29 @@ def test_a_linear_model_is_refused_by_the_batch_job_and_scores_through_predict_r
     embed_plan(booster, plan)
     got = predict_rows(booster, plan, {"a": x[:, 0], "b": x[:, 1]})["prediction"].to_numpy()
     np.testing.assert_array_equal(got, booster.predict(scoring_matrix(plan, x)))
+
+
+@pytest.mark.parametrize("explain", ["3", "-1", "many"])
+def test_an_explanation_beyond_the_models_features_is_refused_before_snowflake_is_contacted(tmp_path, explain) -> None:
+    import numpy as np
+    import xgboost as xgb
+
+    from training.collective.cluster import Cluster
+    from training.model.booster import embed_plan
+    from training.read.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
+    from training.scoring.job import ScoreSpec, run_scoring
+
+    plan = ColumnPlan((ColumnSpec("a", "REAL", "numeric", FEATURE), ColumnSpec("b", "REAL", "numeric", FEATURE),
+                       ColumnSpec("y", "REAL", "numeric", LABEL)))
+    booster = xgb.train({}, xgb.DMatrix(np.eye(2, dtype=np.float32), [0.0, 1.0], feature_names=["a", "b"]), 2)
+    embed_plan(booster, plan)
     path = tmp_path / "xgboost-model"
     booster.save_model(path)
-    spec = ScoreSpec(ScoreOptions.parse({"source_table": "S", "target_table": "T"}), Cluster.from_hosts(["h"], "h"), path)
-    with pytest.raises(ConfigError, match="a linear model \\(booster=gblinear\\) cannot be batch scored yet"):
-        run_scoring(spec)
+    with pytest.raises(ConfigError) as err:
+        spec = ScoreSpec(ScoreOptions.parse({"source_table": "S", "target_table": "T", "explain": explain}),
+                         Cluster.from_hosts(["h"], "h"), path)
+        run_scoring(spec)  # no secret, no connection: it stops first
+    assert str(err.value) in (
+        "scoring setting explain=3 is not a whole number from 0 (no explanation) to 2 (the model's feature count): "
+        "give how many features to explain each row with",
+        "scoring setting 'explain' must be a whole number, at least 0: fix its value")

@@ -55,9 +55,10 @@ def test_the_request_runs_the_score_command_on_the_settings_hosts_with_the_model
 def test_the_dry_run_prints_the_request_and_needs_no_account(settings_file: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["score", "--settings", str(settings_file), "--model-url", MODEL, "--source", "DB.PUBLIC.CUSTOMERS",
-                     "--target", "DB.PUBLIC.SCORES", "--keys", "ID", "--dry-run"]) == 0
+                     "--target", "DB.PUBLIC.SCORES", "--keys", "ID", "--explain", "3", "--dry-run"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["AlgorithmSpecification"]["ContainerArguments"] == ["score"]
+    assert printed["HyperParameters"]["explain"] == "3"
     assert printed["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == MODEL
 
 
@@ -68,6 +69,7 @@ def test_the_dry_run_prints_the_request_and_needs_no_account(settings_file: Path
     (["--model-url", MODEL, "--local"], "--model-url and --training-job are for SageMaker jobs: with --local give "
                                         "--model PATH or --model-name NAME"),
     (["--model-url", MODEL, "--alias", "prod"], "--alias and --version go with --model-name"),
+    (["--model-url", MODEL, "--explain", "-2"], "scoring setting 'explain' must be a whole number, at least 0"),
 ])
 def test_a_bad_model_source_is_one_line(settings_file: Path, capsys: pytest.CaptureFixture[str], args: list[str],
                                         says: str) -> None:

@@ -103,15 +103,38 @@ def read_rows(body: bytes, content_type: str, plan: ColumnPlan) -> Any:
     return rows
 
 
-def predictions_json(booster: Any, plan: ColumnPlan, rows: Any) -> str:
+def explain_request(query: str | None, custom_attributes: str | None, plan: ColumnPlan) -> int:
+    """How many features to explain each row with (:mod:`training.model.explain`): the query parameter
+    ``explain=K``, or ``explain=K`` among the ``X-Amzn-SageMaker-Custom-Attributes`` header's ``;``- or
+    ``,``-separated pairs (what ``InvokeEndpoint``'s ``CustomAttributes`` carries: SageMaker passes no query
+    string on); 0 when neither gives it."""
+    from training.model.explain import EXPLAIN, top_k
+
+    value = query
+    if value is None and custom_attributes:
+        for pair in re.split(r"[;,]", custom_attributes):
+            key, _, given = pair.partition("=")
+            if key.strip().lower() == EXPLAIN:
+                value = given
+    try:
+        return top_k(value, plan)
+    except ValueError as err:
+        raise BadRequest(str(err)) from None
+
+
+def predictions_json(booster: Any, plan: ColumnPlan, rows: Any, explain: int = 0) -> str:
     """``{"predictions": [...]}``: one record per row, as :func:`training.model.booster.predict_rows` names them,
-    plus :data:`UNSEEN` when the model has text features."""
+    plus :data:`UNSEEN` when the model has text features, and the row's ``explain`` largest SHAP contributions
+    (:func:`training.model.explain.explain_rows`) when asked for."""
     from training.model.booster import predict_rows
+    from training.model.explain import explain_rows
 
     try:
         out = predict_rows(booster, plan, rows)
         if plan.categorical:
             out[UNSEEN] = plan.unseen_categories(rows)
+        if explain:
+            out = out.join(explain_rows(booster, plan, rows, explain))
     except RowError as err:
         raise BadRequest(str(err)) from err
     except (pa.ArrowException, ValueError, TypeError) as err:

@@ -34,7 +34,8 @@ from training.collective.cluster import (
     from_leader,
 )
 from training.errors import ConfigError, DataError, SnowflakeError
-from training.model.booster import linear, load, objective, predict_rows
+from training.model.booster import load, objective
+from training.model.explain import top_k
 from training.read.columns import RowError
 from training.read.credentials import SignIn
 from training.read.scan import ScanResult, ScanShare, download, shares
@@ -48,6 +49,7 @@ from training.read.snowflake import (
 )
 from training.scoring.options import ScoreOptions
 from training.scoring.output import OutputColumns, output_columns
+from training.scoring.predictor import Predictor
 from training.scoring.write import Tables
 
 log = logging.getLogger(__name__)
@@ -82,16 +84,21 @@ def run_scoring(spec: ScoreSpec) -> ScoreResult:
     :class:`~training.errors.UserError` on bad input, with the target unchanged."""
     options, cluster = spec.options, spec.cluster
     booster, plan = _model(spec.model_path)
-    if linear(booster):
-        raise ConfigError("a linear model (booster=gblinear) cannot be batch scored yet: XGBoost predicts it only "
-                          "through a matrix, whose building is a collective call of its own; score it through the "
-                          "endpoint or the MLflow model, or train with booster=gbtree")
-    outputs = output_columns(plan, objective(booster), options.keys)
+    try:
+        explain = top_k(options.explain, plan)
+    except ValueError as err:
+        raise ConfigError(f"scoring setting {err}") from None
+    outputs = output_columns(plan, objective(booster), options.keys, explain)
     tables = Tables.for_job(options.target_sql, spec.job_name or "local")
     log.info("scoring %s into %s: %d feature(s), key(s) %s, host %s is rank %d of %d", options.source_sql,
              options.target_sql, len(plan.features), ", ".join(options.keys) or "none", cluster.current_host,
              cluster.rank, cluster.size)
-    conn = connect(spec.sign_in.credentials(), options.query_tag, spec.timeouts)
+    predictor = Predictor(spec.model_path, booster, plan, explain)  # before the collective: its child never joins
+    try:
+        conn = connect(spec.sign_in.credentials(), options.query_tag, spec.timeouts)
+    except BaseException:
+        predictor.close()
+        raise
     conn.autocommit(True)  # each host's COPY is committed as it lands, whatever the account's AUTOCOMMIT
     published = False
     try:
@@ -101,7 +108,7 @@ def run_scoring(spec: ScoreSpec) -> ScoreResult:
                                            cluster, "score: deal")
             share: ScanShare = dealt[cluster.rank]
             started = time.monotonic()
-            written = agree(lambda: _score_share(conn, booster, plan, options, outputs, tables, share, scored_at),
+            written = agree(lambda: _score_share(conn, predictor, options, outputs, tables, share, scored_at),
                             cluster, "score: share written")
             per_host = [int(n) for n in allreduce_sum(_one_hot(written, cluster), cluster, "score: rows written")]
             log.info("wrote %s predictions to the staging table in %.1f s", f"{written:,}", time.monotonic() - started)
@@ -111,6 +118,7 @@ def run_scoring(spec: ScoreSpec) -> ScoreResult:
             outcome = from_leader(lambda: tables.publish(conn, share.result_rows), cluster, "score: published")
             published = True
     finally:
+        predictor.close()
         if cluster.leader and not published:
             tables.discard(conn)
         conn.close()
@@ -174,7 +182,7 @@ def _check_not_source(conn: Any, options: ScoreOptions) -> None:
                           "session's database and schema): write the predictions to another table")
 
 
-def _score_share(conn: Any, booster: Any, plan: Any, options: ScoreOptions, outputs: OutputColumns, tables: Tables,
+def _score_share(conn: Any, predictor: Predictor, options: ScoreOptions, outputs: OutputColumns, tables: Tables,
                  share: ScanShare, scored_at: datetime) -> int:
     """Download this host's batches (``fetch_threads`` at a time), score each and append it to the staging table."""
     import pandas as pd
@@ -185,7 +193,7 @@ def _score_share(conn: Any, booster: Any, plan: Any, options: ScoreOptions, outp
         if not batch.num_rows:
             continue
         try:
-            predictions = predict_rows(booster, plan, {name: batch.column(name) for name in plan.feature_names})
+            predictions = predictor.predict(batch)
         except RowError as err:
             raise DataError(f"a source row cannot be scored: {err}; fix it in the source, or score a view that "
                             "leaves it out") from None

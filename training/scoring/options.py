@@ -13,7 +13,7 @@ from training.read.snowflake import quote_table
 
 DEFAULTS = {"key_columns": "", "batch_rows": "100000", "fetch_threads": "4", "tracker_port": "9099",
             "collective_timeout": "600", "model_name": "", "model_version": "", "run_id": "",
-            "query_tag": "sagemaker-xgboost-score"}
+            "query_tag": "sagemaker-xgboost-score", "explain": "0"}
 REQUIRED = ("source_table", "target_table")
 
 
@@ -33,6 +33,9 @@ class ScoreOptions:
     model_version: str
     run_id: str
     query_tag: str
+    explain: int = 0
+    """How many SHAP contributions to write per row (0: none); at most the model's feature count, checked
+    against the model as the job starts."""
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any]) -> ScoreOptions:
@@ -60,7 +63,8 @@ class ScoreOptions:
                               "to another table")
         return cls(source, target, keys, _whole(values, "batch_rows", 1_000), _whole(values, "fetch_threads", 1),
                    _whole(values, "tracker_port", 1), _whole(values, "collective_timeout", 10),
-                   values["model_name"], values["model_version"], values["run_id"], values["query_tag"])
+                   values["model_name"], values["model_version"], values["run_id"], values["query_tag"],
+                   _whole(values, "explain", 0))
 
 
 def _whole(values: Mapping[str, str], key: str, low: int) -> int:

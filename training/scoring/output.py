@@ -4,6 +4,8 @@
 - ``PREDICTION``: the value (regression, ranking, survival), or the class as the table had it
   (its label's type: text stays text, numbers stay numbers, booleans stay booleans);
 - ``PROBABILITY`` (``binary:*``: of the second class) or ``PROBABILITY_<CLASS>`` per class (``multi:softprob``);
+- with ``explain=K``: ``SHAP_1_FEATURE``, ``SHAP_1_VALUE``, ..., ``SHAP_<K>_FEATURE``, ``SHAP_<K>_VALUE``, the
+  row's K largest SHAP contributions (:mod:`training.model.explain`);
 - ``MODEL_NAME``, ``MODEL_VERSION``, ``RUN_ID``: where the model came from; ``SCORED_AT``: when (UTC).
 """
 
@@ -17,6 +19,7 @@ from typing import Any
 
 from training.errors import DataError
 from training.model.booster import PREDICTION, PROBABILITY
+from training.model.explain import explanation_columns
 from training.objectives import catalog
 from training.objectives.catalog import entry
 from training.read.columns import ColumnPlan
@@ -58,9 +61,9 @@ class OutputColumns:
         return [name for name, _ in self.columns] + [*LINEAGE, SCORED_AT]
 
 
-def output_columns(plan: ColumnPlan, objective: str, keys: Sequence[str]) -> OutputColumns:
+def output_columns(plan: ColumnPlan, objective: str, keys: Sequence[str], explain: int = 0) -> OutputColumns:
     """The prediction columns for this model (its plan names its classes and their type; its objective
-    whether it reports probabilities)."""
+    whether it reports probabilities), then ``explain`` contributions' feature and value columns."""
     classes = plan.classes
     label = plan.label
     output = entry(objective).output
@@ -78,6 +81,9 @@ def output_columns(plan: ColumnPlan, objective: str, keys: Sequence[str]) -> Out
             for value in classes:
                 columns.append((f"{PROBABILITY.upper()}_{_name_part(value)}", "FLOAT"))
                 sources.append(str(value))
+    for source in explanation_columns(explain):
+        columns.append((source.upper(), "VARCHAR" if source.endswith("_feature") else "FLOAT"))
+        sources.append(source)
     taken = [name for name, _ in columns] + [*LINEAGE, SCORED_AT]
     clash = sorted({name for name in taken if taken.count(name) > 1} | (set(taken) & set(keys)))
     if clash:

@@ -23,6 +23,7 @@ from mlflow.types import ColSpec, Schema
 
 from training.contract import MLFLOW_ARTIFACT, MODEL_FILE
 from training.model.booster import embed_plan, load, predict_rows
+from training.model.explain import EXPLAIN, explain_rows, top_k
 from training.read.columns import ColumnPlan
 
 if TYPE_CHECKING:
@@ -44,12 +45,23 @@ class TableModel(mlflow.pyfunc.PythonModel):
     # pd.DataFrame is one of the hints MLflow infers no schema from (the signature given stays the one) and
     # the only one that silences its advice to add hints, which it prints in a scope of its own ("once").
     def predict(self, context, model_input: pd.DataFrame, params=None):  # noqa: ANN001, ANN201
-        """A DataFrame of raw rows -> predictions (see :func:`training.model.booster.predict_rows`)."""
-        return predict_rows(self._booster, self._plan, model_input)
+        """A DataFrame of raw rows -> predictions (see :func:`training.model.booster.predict_rows`); with
+        ``params={"explain": K}``, each row's K largest SHAP contributions beside
+        (:func:`training.model.explain.explain_rows`)."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+        try:
+            k = top_k((params or {}).get(EXPLAIN), self._plan)
+        except ValueError as err:  # MLflow's server answers this one 400, with the message; others 500
+            raise MlflowException(str(err), error_code=INVALID_PARAMETER_VALUE) from None
+        out = predict_rows(self._booster, self._plan, model_input)
+        return out.join(explain_rows(self._booster, self._plan, model_input, k)) if k else out
 
 
 def signature(plan: ColumnPlan, example: Any, outputs: Any) -> ModelSignature:
-    """Inputs: each feature under its table name, NULL allowed, typed ``Any``; outputs: as predicted.
+    """Inputs: each feature under its table name, NULL allowed, typed ``Any``; outputs: as predicted; one
+    parameter, ``explain`` (0: how many SHAP contributions to add to each row).
 
     ``Any``: MLflow passes every value on as sent, and :func:`training.model.booster.predict_rows` reads
     it with the job's own casts, as the endpoint does. MLflow's conversion to a column type would change
@@ -61,10 +73,12 @@ def signature(plan: ColumnPlan, example: Any, outputs: Any) -> ModelSignature:
     column pandas read as numbers or as float NaN (every row's value NULL, e.g. one row with ``NA``).
     """
     from mlflow.models import infer_signature
-    from mlflow.types.schema import AnyType
+    from mlflow.types.schema import AnyType, ParamSchema, ParamSpec
 
     inputs = Schema([ColSpec(AnyType(), name, required=False) for name in plan.feature_names])
-    return ModelSignature(inputs=inputs, outputs=infer_signature(example, outputs).outputs)
+    # a parameter MLflow does not find in the signature is dropped (with a warning) on every serving path
+    params = ParamSchema([ParamSpec(EXPLAIN, "long", 0)])
+    return ModelSignature(inputs=inputs, outputs=infer_signature(example, outputs).outputs, params=params)
 
 
 def log_model(client: MlflowClient, run_id: str, experiment_id: str, name: str, booster: xgb.Booster,
