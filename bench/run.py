@@ -19,7 +19,6 @@ wall), and writes ``results.json``, ``results.md`` and ``memory.png`` under ``--
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
@@ -35,14 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from bench import doc, report
-from bench.scaling import balance, count_queries, run_scaling
+from bench.child import REPO_ROOT, run_child
+from bench.scaling import count_queries, run_counted_job
 from launch.local.result_chunks import ChunkSizes
 from launch.local.services import DATABASE, SCHEMA, LocalStack
-from training import contract
 
 log = logging.getLogger("bench")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / "bench" / "results"
 SEED = 0
 PATH_LABELS = ("a", "b", "c", "c-hash", "c'", "d", "e")
@@ -54,8 +52,6 @@ EXTMEM_MISSING = "external memory not available in this build"
 READ_MODES = ("scan", "hash")
 METRICS = ("ingest_s", "train_s", "total_s", "process_s", "ingest_cpu_s", "train_cpu_s", "load_1m", "base_mib",
            "ingest_peak_mib", "peak_mib", "rmse")
-SECRET_ID = "bench/snowflake"
-CHILD_TIMEOUT_SECONDS = 1800
 
 
 @dataclass(frozen=True)
@@ -173,22 +169,6 @@ def measured_paths(options: Options) -> tuple[tuple[str, ...], dict[str, str]]:
     return tuple(p for p in options.paths if p not in skipped), skipped
 
 
-def run_child(config: dict[str, Any]) -> dict[str, Any]:
-    """Run ``bench.paths`` in a fresh interpreter; return its JSON line plus the process's wall time."""
-    load = os.getloadavg()[0]  # the machine may be shared: record how busy it was
-    started = time.perf_counter()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    # The config (it holds the local secret) goes through stdin, not the command line other users can read.
-    proc = subprocess.run([sys.executable, "-m", "bench.paths"], input=json.dumps(config), cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=CHILD_TIMEOUT_SECONDS, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"bench child {config['path']} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["process_s"] = round(time.perf_counter() - started, 3)
-    result["load_1m"] = round(load, 2)
-    return result
-
-
 def measure_size(stack: LocalStack, rows: int, options: Options, labels: tuple[str, ...]) -> list[dict[str, Any]]:
     """Seed the table, write the Parquet files, run every path ``reps`` times; return the raw runs."""
     stack.ensure_table(table_name(rows), data="synthetic", rows=rows, seed=SEED)
@@ -274,18 +254,8 @@ def medians(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def run_job(stack: LocalStack, hps: dict[str, str], hosts: int, options: Options) -> dict[str, Any]:
-    """One real local job on a freshly started stand-in, its queries counted there."""
-    stack.stop_snowflake()  # each job starts with an empty server (it keeps every result)
-    stack.start_snowflake()
-    stack.put_secret(SECRET_ID, stack.snowflake_secret())
-    env = {**stack.aws_env(), contract.SECRET_ID_ENV: SECRET_ID, contract.TRACKING_URI_ENV: ""}
-    seen = stack.queries()["next"]
-    result = run_scaling(hps, hosts, options.workdir, env)
-    if result["exit_code"] != 0:
-        raise RuntimeError(f"the {hosts}-host {hps['read_mode']} job failed: {result['failure']}")
-    result["queries"] = count_queries(stack.queries(seen)["queries"], hps["table"])
-    result["balance"] = balance(result)
-    return result
+    """One real local training job on a freshly started stand-in, its queries counted there."""
+    return run_counted_job(stack, hps, hosts, options.workdir)
 
 
 def run_query_counts(stack: LocalStack, options: Options) -> list[dict[str, Any]]:
