@@ -86,7 +86,8 @@ def run_scaling(hyperparameters: dict[str, str], hosts: int, workdir: Path, env:
         per_host.append({"rank": rank, **_host_rows(text), "peak_mib": round(peaks[rank], 1)})
     return {"hosts": hosts, "read_mode": hyperparameters.get("read_mode"), "exit_code": result.exit_code,
             "failure": result.failure, "wall_s": round(wall, 2),
-            "validation_rmse": result.final_metrics.get("validation-rmse"), "per_host": per_host}
+            "validation_rmse": result.final_metrics.get("validation-rmse"), "per_host": per_host,
+            "model": str(result.model_path) if result.model_path else None}
 
 
 def _host_rows(log: str) -> dict[str, Any]:
