@@ -9,11 +9,15 @@ every query result in memory for its lifetime, so it is restarted after each rep
 client processes are measured. Each path's warehouse queries are counted at the stand-in.
 Then it runs real local jobs: ``scan`` and ``hash`` on 1, 2 and 4 hosts (queries per job, counted
 at the stand-in), and the largest table in ``scan`` on 1, 2 and 4 hosts (rows and peak per host,
-wall), and writes ``results.json``, ``results.md`` and ``memory.png`` under ``--out``
-(``--publish``: also ``docs/benchmarks*``).
+wall), then the scoring benchmark (:mod:`bench.scoring`: our batch scoring job against
+``fetch_pandas_all`` + ``Booster.predict``, and the real job on 1, 2, 3 hosts), and writes
+``results.json``, ``results.md`` and ``memory.png`` under ``--out`` (``--publish``: also ``docs/benchmarks*``).
+``--only scoring`` measures the scoring benchmark alone and merges it into ``--merge-into`` (the
+published ``docs/benchmarks.json``), whose other sections keep their numbers.
 
     python -m bench.run                                  # 250k, 1M, 4M rows, 3 repetitions
-    python -m bench.run --sizes 20000 --reps 1 --query-hosts 2 --scaling-hosts 2 --out /tmp/b
+    python -m bench.run --sizes 20000 --reps 1 --query-hosts 2 --scaling-hosts 2 --score-sizes 20000 --out /tmp/b
+    python -m bench.run --only scoring --publish         # scoring alone, merged into docs/benchmarks.json
 """
 
 from __future__ import annotations
@@ -285,7 +289,9 @@ def medians(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def run_job(stack: LocalStack, hps: dict[str, str], hosts: int, options: Options) -> dict[str, Any]:
     """One real local training job on a freshly started stand-in, its queries counted there."""
-    return run_counted_job(stack, hps, hosts, options.workdir)
+    result = run_counted_job(stack, hps, hosts, options.workdir)
+    result.pop("model")  # a path on this machine: not a result
+    return result
 
 
 def run_query_counts(stack: LocalStack, options: Options) -> list[dict[str, Any]]:

@@ -139,6 +139,7 @@ def run_jobs(stack: LocalStack, source: str, rows: int, model: Path, options: Sc
     for hosts in options.hosts:
         job = run_counted_job(stack, hps, hosts, options.workdir, command=container_command(contract.SCORE_COMMAND),
                               env={contract.SCORING_MODEL_ENV: str(model.parent)})
+        job.pop("model")  # a scoring job writes none
         scored = sum(h["rows"] or 0 for h in job["per_host"])
         if scored != rows:
             raise RuntimeError(f"the {hosts}-host scoring job's hosts scored {scored:,} rows of {rows:,}")
