@@ -53,8 +53,11 @@ lint: $(STAMP) ## ruff (Python 3.10 syntax for the container) and hadolint on th
 soak: $(STAMP) ## SOAK_RUNS=30 multi-host local jobs (early stopping, SIGTERM, empty shards, external memory, text): each ends as expected with equal collective ledgers (~5 min)
 	$(PY) -m tests.soak --runs $(SOAK_RUNS) --seed $(SOAK_SEED)
 
-bench: $(STAMP) ## ingest time and peak memory of each path, queries per job, 1/2/4-host scan scaling; rewrites docs/benchmarks.md (~30 min)
+bench: $(STAMP) ## ingest time and peak memory of each path, queries per job, 1/2/4-host scan scaling, batch scoring against fetch_pandas_all + predict; rewrites docs/benchmarks.md (~40 min)
 	$(PY) -m bench.run --publish
+
+bench-scoring: $(STAMP) ## the scoring benchmark alone (ours vs fetch_pandas_all + Booster.predict, 1/2/3-host jobs), merged into docs/benchmarks.md (~10 min)
+	$(PY) -m bench.run --only scoring --publish
 
 build-push: ## build the training image (linux/amd64), push it to ECR, print its image_uri (REGION= ACCOUNT= REPOSITORY= ALLOW_DIRTY=1)
 	bash container/build_push.sh
@@ -62,4 +65,4 @@ build-push: ## build the training image (linux/amd64), push it to ECR, print its
 clean: ## remove the local work directory (demo data, host trees, logs) and the image environment
 	rm -rf work .venv-image .venv-image*.log .venv-image.lock
 
-.PHONY: help venv demo test check image-env lint soak bench build-push clean
+.PHONY: help venv demo test check image-env lint soak bench bench-scoring build-push clean

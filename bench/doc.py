@@ -23,6 +23,9 @@ from bench.report import (
     ratio_table,
     rmse_table,
     scaling_table,
+    scoring_jobs_table,
+    scoring_ratio_table,
+    scoring_table,
     targets_table,
     write_results,
 )
@@ -36,11 +39,103 @@ def _machine(results: dict[str, Any]) -> str:
     return "\n".join([
         f"- CPU: {m['cpu']}, {m['cores']} cores; memory {m['memory_gib']} GiB; {m['os']}; Python {m['python']}",
         f"- {packages}",
-        f"- commit `{m['commit']}`, {m['date']}; the whole run took {results['wall_s'] / 60:.0f} minutes",
+        f"- commit `{m['commit']}`, {m['date']}; the whole run took {results['wall_s'] / 60:.0f} minutes"
+        + (" (the scoring section below was measured apart: it says when)" if _scored_apart(results) else ""),
         f"- 1-minute load average when each measurement started: median {load} (on 2 cores, the "
         "benchmark itself and the local Snowflake make about 1); wall times carry some noise, the "
         "CPU-second columns of `benchmarks.json` and the memory figures much less.",
     ])
+
+
+def _scored_apart(results: dict[str, Any]) -> bool:
+    """Whether the scoring section was measured by another run (``--only scoring``) than the rest."""
+    section = results.get("scoring")
+    return bool(section) and section["command"] != results["command"] or \
+        bool(section) and section["machine"]["commit"] != results["machine"]["commit"]
+
+
+def _scoring(results: dict[str, Any]) -> str:
+    """The scoring benchmark's section: what each side does, medians, ratios, the real job on 1 to N hosts."""
+    section = results.get("scoring")
+    if not section:
+        return "(not measured in this run: `python -m bench.run --only scoring --publish` adds it)"
+    m, config = section["machine"], section["config"]
+    loads = [r["load_1m"] for r in section["runs"]]
+    jobs = section.get("jobs") or []
+    largest = max(jobs, key=lambda j: (j["rows"], j["hosts"]), default=None)
+    largest_line = (f"The largest local scoring run: **{largest['rows']:,} rows on {largest['hosts']} hosts** "
+                    f"({largest['wall_s']:.0f} s)." if largest else "No local scoring job ran.")
+    ratio = max(section["ratios"], key=lambda r: r["rows"], default=None)
+    summary = (f"At {ratio['rows']:,} rows, ours read, scored and wrote **{ratio['rows_per_s']:.2f}x** the "
+               f"baseline's rows per second (read + score alone: {ratio['read_score_rows_per_s']:.2f}x; the write "
+               f"alone: {ratio['write_rows_per_s']:.2f}x) in **{ratio['peak_mib']:.2f}x** its peak memory "
+               f"({ratio['peak_mib_without_write']:.2f}x the baseline's peak before its write)."
+               if ratio else "")
+    return SCORING.format(
+        command=section["command"], commit=m["commit"], date=m["date"], minutes=section["wall_s"] / 60,
+        load=f"{statistics.median(loads):.1f} (min {min(loads):.1f}, max {max(loads):.1f})",
+        cores=m["cores"], reps=config["reps"], model_rows=config["model_rows"], model_rounds=config["model_rounds"],
+        medians=scoring_table(results), ratios=scoring_ratio_table(results), jobs=scoring_jobs_table(results),
+        largest=largest_line, summary=summary, hosts=", ".join(str(h) for h in config["hosts"]) or "no",
+        job_rows=f"{config['scaling_rows']:,}")
+
+
+SCORING = """\
+*Measured by `{command}` at commit `{commit}`, {date}, in {minutes:.0f} minutes; 1-minute load average when each measured process started: median {load} on
+{cores} cores (other work shared the machine).*
+
+One model (a local training job, {model_rounds} rounds, on the {model_rows:,}-row synthetic table; its
+column plan inside, as every model of ours) scores every row of the synthetic table (`ID`, `F0..F7`)
+two ways, each in its own fresh process that imports the same libraries first, in {reps} repetition(s),
+interleaved (baseline, ours, baseline, ours, ...); medians. The local Snowflake is restarted before
+each repetition.
+
+- **Baseline**: `cursor.execute("SELECT ID, F0, ..., F7 FROM table")`, `cursor.fetch_pandas_all()`,
+  `Booster.predict(xgb.DMatrix(frame[features]))`: *read + score*, timed from loading the model.
+  Then, timed apart as *write*: `CREATE TABLE` of two columns (`ID`, `PREDICTION`) and one
+  `write_pandas` of the whole frame with its defaults (one Parquet file, one `PUT`, one `COPY`).
+  Its *peak MiB, read + score* is its peak before it writes: the baseline without the write.
+- **Ours**: the batch scoring job on one host, in the measured process, as the container calls it
+  (`training.scoring.job.run_scoring`; the credentials handed in, where the real job reads a secret
+  through boto3): the leader drops stale staging tables, creates the staging table, runs the one
+  query and deals its result batches; the host downloads them `fetch_threads` = 4 at a time, scores
+  each with `predict_rows` (`Booster.inplace_predict` on the column plan's coding) and appends it
+  with `write_pandas` (a `PUT` and a `COPY` per result batch, so per chunk of the stand-in's answer),
+  the key, the prediction and the lineage columns (`MODEL_NAME`, `MODEL_VERSION`, `RUN_ID`,
+  `SCORED_AT`); then the leader counts the staging table and publishes it (`ALTER TABLE ... RENAME`
+  the first time, `INSERT OVERWRITE` after). Reading, scoring and writing interleave batch by batch,
+  so its *write* is the time spent inside the appends, *publish* the count and publication, and
+  *read + score* the rest (connect, query, downloads, scoring, the staging table's creation); its
+  memory cannot be split, only the whole run's peak is given.
+
+{medians}
+
+Ours over the baseline, by rows per second (**above 1: ours is faster**) and by peak memory
+(**below 1: ours is smaller**). *Whole run*: both read, score and write (ours also publishes);
+*read + score*: ours without its appends and publication against the baseline before its write;
+*write*: ours' appends and publication against the baseline's one `write_pandas`; *above the
+imports*: each peak less the process's memory after the imports (the data's share).
+
+{ratios}
+
+{summary}
+
+### Our job on 1 to N local hosts
+
+The real container program per host (`python -m container score`, `launch.local.hosts`), {hosts}
+host(s), on the {job_rows}-row table, the hosts sharing this machine's {cores} cores with the local
+Snowflake. *Wall*: start to the last host's exit (interpreter start, secret, query, downloads,
+scoring, writes, publication); *rows/s per host, wall*: table rows / hosts / wall. *Scoring s per
+host*: each host's own `wrote N predictions to the staging table in S s` line (from the deal to
+every host's write done: the hosts agree on it, so it is about the slowest host's time). Peak per host:
+the process's `VmHWM`, polled from `/proc` (it includes boto3 and the collective's set-up, which
+the single-process comparison above leaves out). *Data queries*: the `SELECT`s of the source
+counted at the stand-in (one per job whatever the hosts).
+
+{jobs}
+
+{largest}
+"""
 
 
 def _paths(results: dict[str, Any]) -> str:
@@ -269,6 +364,9 @@ host's exit, query, fetch, collective set-up, matrix, training and model include
 
 {scaling_table(results)}
 
+## Batch scoring: our job against fetch_pandas_all + Booster.predict
+
+{_scoring(results)}
 ## What paging costs on a real warehouse
 
 {_paging_cost(results)}

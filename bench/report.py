@@ -205,6 +205,58 @@ def categorical_table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+SCORING_PATHS = {"base": "baseline: fetch_pandas_all + Booster.predict, then write_pandas",
+                 "ours": "ours: the scoring job, 1 host (query, batches, predict_rows, write_pandas, publish)"}
+
+
+def scoring_table(results: dict[str, Any]) -> str:
+    """The scoring benchmark's medians, one row per size and path."""
+    section = results.get("scoring")
+    if not section:
+        return "(scoring benchmark not measured)"
+    lines = ["| rows | path | rows/s, whole run | read + score s | write s | publish s | whole run s | CPU s "
+             "| peak MiB, read + score | peak MiB, whole run | MiB after imports |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for m in section["medians"]:
+        publish = _num(m["publish_s"], ".2f") if m["path"] == "ours" else "(none)"
+        lines.append(f"| {m['rows']:,} | {SCORING_PATHS[m['path']]} | {m['rows_per_s']:,.0f} | {m['read_score_s']:.2f} "
+                     f"| {m['write_s']:.2f} | {publish} | {m['total_s']:.2f} | {m['cpu_s']:.2f} "
+                     f"| {_num(m['read_score_peak_mib'], ',.0f') or '(not apart)'} | {m['peak_mib']:,.0f} "
+                     f"| {m['base_mib']:,.0f} |")
+    return "\n".join(lines)
+
+
+def scoring_ratio_table(results: dict[str, Any]) -> str:
+    """Ours over the baseline: rows per second (above 1: ours faster), memory (below 1: ours smaller)."""
+    section = results.get("scoring")
+    if not section or not section["ratios"]:
+        return "(no scoring ratios)"
+    lines = ["| rows | rows/s, whole run (both write) | rows/s, read + score | rows/s, write (+ publish) "
+             "| peak MiB, whole run | peak MiB, ours whole run / baseline before its write "
+             "| peak MiB above the imports |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in section["ratios"]:
+        lines.append(f"| {r['rows']:,} | {r['rows_per_s']:.2f} | {r['read_score_rows_per_s']:.2f} "
+                     f"| {r['write_rows_per_s']:.2f} | {r['peak_mib']:.2f} | {r['peak_mib_without_write']:.2f} "
+                     f"| {r['data_mib']:.2f} |")
+    return "\n".join(lines)
+
+
+def scoring_jobs_table(results: dict[str, Any]) -> str:
+    """The real scoring job on 1 to N local hosts: rows, seconds, rows per second and peak memory per host."""
+    jobs = (results.get("scoring") or {}).get("jobs")
+    if not jobs:
+        return "(scoring jobs skipped)"
+    lines = ["| hosts | table rows | wall s | rows/s per host, wall | rows per host | scoring s per host "
+             "| rows/s per host, scoring | peak MiB per host | data queries |",
+             "|---:|---:|---:|---:|---|---|---|---|---:|"]
+    for j in jobs:
+        lines.append(f"| {j['hosts']} | {j['rows']:,} | {j['wall_s']:.1f} | {j['rows_per_s_per_host']:,.0f} "
+                     f"| {_per_host(j, 'rows', ',')} | {_per_host(j, 'score_s', '.1f')} "
+                     f"| {_per_host(j, 'rows_per_s', ',.0f')} | {_per_host(j, 'peak_mib', ',.0f')} "
+                     f"| {j['queries']['data']} |")
+    return "\n".join(lines)
+
+
 def plot_memory(results: dict[str, Any], path: Path) -> None:
     """Peak resident memory against table rows, one line per path (log-log)."""
     import matplotlib
@@ -236,6 +288,7 @@ def write_results(results: dict[str, Any], out: Path) -> None:
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     sections = [markdown_table(results), *(ratio_table(results, rows) for rows in _sizes(results)),
                 targets_table(results), rmse_table(results), categorical_table(results), queries_table(results),
-                scaling_table(results)]
+                scaling_table(results), scoring_table(results), scoring_ratio_table(results),
+                scoring_jobs_table(results)]
     (out / "results.md").write_text("\n\n".join(sections) + "\n")
     plot_memory(results, out / "memory.png")

@@ -9,11 +9,15 @@ every query result in memory for its lifetime, so it is restarted after each rep
 client processes are measured. Each path's warehouse queries are counted at the stand-in.
 Then it runs real local jobs: ``scan`` and ``hash`` on 1, 2 and 4 hosts (queries per job, counted
 at the stand-in), and the largest table in ``scan`` on 1, 2 and 4 hosts (rows and peak per host,
-wall), and writes ``results.json``, ``results.md`` and ``memory.png`` under ``--out``
-(``--publish``: also ``docs/benchmarks*``).
+wall), then the scoring benchmark (:mod:`bench.scoring`: our batch scoring job against
+``fetch_pandas_all`` + ``Booster.predict``, and the real job on 1, 2, 3 hosts), and writes
+``results.json``, ``results.md`` and ``memory.png`` under ``--out`` (``--publish``: also ``docs/benchmarks*``).
+``--only scoring`` measures the scoring benchmark alone and merges it into ``--merge-into`` (the
+published ``docs/benchmarks.json``), whose other sections keep their numbers.
 
     python -m bench.run                                  # 250k, 1M, 4M rows, 3 repetitions
-    python -m bench.run --sizes 20000 --reps 1 --query-hosts 2 --scaling-hosts 2 --out /tmp/b
+    python -m bench.run --sizes 20000 --reps 1 --query-hosts 2 --scaling-hosts 2 --score-sizes 20000 --out /tmp/b
+    python -m bench.run --only scoring --publish         # scoring alone, merged into docs/benchmarks.json
 """
 
 from __future__ import annotations
@@ -35,15 +39,18 @@ from pathlib import Path
 from typing import Any
 
 from bench import doc, report
-from bench.scaling import balance, count_queries, run_scaling
+from bench.child import REPO_ROOT, run_child
+from bench.scaling import count_queries, run_counted_job
+from bench.scoring import ScoringOptions, measure_paths, run_jobs, train_model
+from bench.scoring import medians as scoring_medians
+from bench.scoring import ratios as scoring_ratios
 from launch.local.result_chunks import ChunkSizes
 from launch.local.services import DATABASE, SCHEMA, LocalStack
-from training import contract
 
 log = logging.getLogger("bench")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / "bench" / "results"
+DEFAULT_MERGE = REPO_ROOT / "docs" / "benchmarks.json"
 SEED = 0
 PATH_LABELS = ("a", "b", "c", "c-hash", "c'", "d", "e")
 """(a) read_sql + DMatrix, (b) fetch_pandas_all + QuantileDMatrix, (c) ours in scan, (c-hash) ours in hash,
@@ -54,8 +61,6 @@ EXTMEM_MISSING = "external memory not available in this build"
 READ_MODES = ("scan", "hash")
 METRICS = ("ingest_s", "train_s", "total_s", "process_s", "ingest_cpu_s", "train_cpu_s", "load_1m", "base_mib",
            "ingest_peak_mib", "peak_mib", "rmse")
-SECRET_ID = "bench/snowflake"
-CHILD_TIMEOUT_SECONDS = 1800
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,10 @@ class Options:
     workdir: Path
     publish: bool
     rmse_tolerance: float
+    scoring: ScoringOptions
+    only: str = ""
+    """``scoring``: measure the scoring benchmark alone and merge it into ``merge_into`` (the others keep their numbers)."""
+    merge_into: Path = DEFAULT_MERGE
 
 
 def parse_options(argv: list[str]) -> Options:
@@ -107,6 +116,18 @@ def parse_options(argv: list[str]) -> Options:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder")
     parser.add_argument("--workdir", type=Path, default=None, help="servers, tables and spills (default: OUT/work)")
     parser.add_argument("--publish", action="store_true", help="also write docs/benchmarks.md, .png and .json")
+    parser.add_argument("--score-sizes", default="250000,1000000",
+                        help="table sizes of the scoring benchmark, comma-separated ('' to skip it)")
+    parser.add_argument("--score-reps", type=int, default=3, help="repetitions of each scoring path and size")
+    parser.add_argument("--score-hosts", default="1,2,3", help="host counts of the real scoring jobs ('' to skip)")
+    parser.add_argument("--score-rows", type=int, default=0,
+                        help="table of the real scoring jobs (default: the largest scoring size)")
+    parser.add_argument("--score-model-rows", type=int, default=50_000,
+                        help="table the scoring benchmark's model is trained on (one local job)")
+    parser.add_argument("--only", choices=("scoring",), default="",
+                        help="measure only this section and merge it into --merge-into (the rest keep their numbers)")
+    parser.add_argument("--merge-into", type=Path, default=DEFAULT_MERGE,
+                        help="the results --only merges into (default: the published docs/benchmarks.json)")
     parser.add_argument("--rmse-tolerance", type=float, default=0.01,
                         help="largest relative spread of the paths' validation RMSE that counts as agreement")
     args = parser.parse_args(argv)
@@ -116,7 +137,15 @@ def parse_options(argv: list[str]) -> Options:
     paths = tuple(p.strip() for p in args.paths.split(",") if p.strip())
     if not paths or set(paths) - set(PATH_LABELS):
         parser.error(f"--paths takes some of {', '.join(PATH_LABELS)}; got {args.paths!r}")
+    score_sizes = tuple(int(s) for s in args.score_sizes.split(",") if s.strip())
+    if (score_sizes and min(score_sizes) < 1000) or args.score_reps < 1 or (args.only and not score_sizes):
+        parser.error("--score-sizes needs sizes of at least 1000 rows (and --only scoring some size); "
+                     "--score-reps must be positive")
     out = args.out.resolve()
+    workdir = (args.workdir or out / "work").resolve()
+    scoring = ScoringOptions(sizes=score_sizes, reps=args.score_reps, hosts=_hosts(args.score_hosts),
+                             scaling_rows=args.score_rows or max(score_sizes, default=0),
+                             model_rows=args.score_model_rows, workdir=workdir)
     return Options(sizes=sizes, paths=tuple(p for p in PATH_LABELS if p in paths), reps=args.reps, train_reps=min(max(args.train_reps, 1), args.reps),
                    train_max_rows=args.train_max_rows or max(sizes), scaling_rounds=args.scaling_rounds,
                    page_rows=args.page_rows, num_round=args.num_round,
@@ -125,8 +154,9 @@ def parse_options(argv: list[str]) -> Options:
                    query_rows=args.query_rows or min(sizes), query_rounds=args.query_rounds,
                    categorical_rows=(max([s for s in sizes if s <= 1_000_000] or [min(sizes)])
                                      if args.categorical_rows < 0 else args.categorical_rows),
-                   out=out, workdir=(args.workdir or out / "work").resolve(), publish=args.publish,
-                   rmse_tolerance=args.rmse_tolerance)
+                   out=out, workdir=workdir, publish=args.publish,
+                   rmse_tolerance=args.rmse_tolerance, scoring=scoring, only=args.only,
+                   merge_into=args.merge_into.resolve())
 
 
 def _hosts(text: str) -> tuple[int, ...]:
@@ -171,22 +201,6 @@ def measured_paths(options: Options) -> tuple[tuple[str, ...], dict[str, str]]:
 
     skipped = {"e": EXTMEM_MISSING} if "e" in options.paths and not extmem_available() else {}
     return tuple(p for p in options.paths if p not in skipped), skipped
-
-
-def run_child(config: dict[str, Any]) -> dict[str, Any]:
-    """Run ``bench.paths`` in a fresh interpreter; return its JSON line plus the process's wall time."""
-    load = os.getloadavg()[0]  # the machine may be shared: record how busy it was
-    started = time.perf_counter()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    # The config (it holds the local secret) goes through stdin, not the command line other users can read.
-    proc = subprocess.run([sys.executable, "-m", "bench.paths"], input=json.dumps(config), cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=CHILD_TIMEOUT_SECONDS, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"bench child {config['path']} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["process_s"] = round(time.perf_counter() - started, 3)
-    result["load_1m"] = round(load, 2)
-    return result
 
 
 def measure_size(stack: LocalStack, rows: int, options: Options, labels: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -274,17 +288,9 @@ def medians(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def run_job(stack: LocalStack, hps: dict[str, str], hosts: int, options: Options) -> dict[str, Any]:
-    """One real local job on a freshly started stand-in, its queries counted there."""
-    stack.stop_snowflake()  # each job starts with an empty server (it keeps every result)
-    stack.start_snowflake()
-    stack.put_secret(SECRET_ID, stack.snowflake_secret())
-    env = {**stack.aws_env(), contract.SECRET_ID_ENV: SECRET_ID, contract.TRACKING_URI_ENV: ""}
-    seen = stack.queries()["next"]
-    result = run_scaling(hps, hosts, options.workdir, env)
-    if result["exit_code"] != 0:
-        raise RuntimeError(f"the {hosts}-host {hps['read_mode']} job failed: {result['failure']}")
-    result["queries"] = count_queries(stack.queries(seen)["queries"], hps["table"])
-    result["balance"] = balance(result)
+    """One real local training job on a freshly started stand-in, its queries counted there."""
+    result = run_counted_job(stack, hps, hosts, options.workdir)
+    result.pop("model")  # a path on this machine: not a result
     return result
 
 
@@ -355,8 +361,53 @@ def run_config(options: Options, chunks: ChunkSizes) -> dict[str, Any]:
             "rmse_tolerance": options.rmse_tolerance, "hyperparameters": hyperparameters(max(options.sizes), options)}
 
 
+def run_scoring(stack: LocalStack, options: Options, command: str) -> dict[str, Any] | None:
+    """The scoring benchmark (:mod:`bench.scoring`), with the machine, commit and command that measured it."""
+    scoring = options.scoring
+    if not scoring.sizes:
+        return None
+    from training.model.booster import load
+
+    started = time.perf_counter()
+    facts = machine_facts()
+    stack.ensure_table(table_name(scoring.model_rows), data="synthetic", rows=scoring.model_rows, seed=SEED)
+    model = train_model(stack, hyperparameters(scoring.model_rows, options), options.workdir)
+    features = list(load(model)[1].feature_names)
+    runs = []
+    for rows in scoring.sizes:
+        stack.ensure_table(table_name(rows), data="synthetic", rows=rows, seed=SEED)
+        runs += measure_paths(stack, hyperparameters(rows, options)["table"], rows, model, features, scoring)
+    jobs = []
+    if scoring.hosts:
+        rows = scoring.scaling_rows
+        stack.ensure_table(table_name(rows), data="synthetic", rows=rows, seed=SEED)
+        jobs = run_jobs(stack, hyperparameters(rows, options)["table"], rows, model, scoring)
+    per_path = scoring_medians(runs)
+    return {"machine": facts, "command": command, "config": {**scoring.config(), "chunks": asdict(stack.chunks)},
+            "runs": runs, "medians": per_path, "ratios": scoring_ratios(per_path), "jobs": jobs,
+            "wall_s": round(time.perf_counter() - started, 1)}
+
+
+def run_scoring_only(options: Options, argv: list[str]) -> dict[str, Any]:
+    """``--only scoring``: the scoring benchmark merged into earlier results, whose other sections are kept."""
+    results = json.loads(options.merge_into.read_text())
+    with LocalStack(options.workdir, persist=True, chunks=ChunkSizes()) as stack:
+        results["scoring"] = run_scoring(stack, options, "python -m bench.run " + " ".join(argv))
+    return _finish(results, options)
+
+
+def _finish(results: dict[str, Any], options: Options) -> dict[str, Any]:
+    results.update(report.analyse(results))
+    report.write_results(results, options.out)
+    if options.publish:
+        doc.publish(results, options.out, REPO_ROOT / "docs")
+    return results
+
+
 def run(options: Options, argv: list[str]) -> dict[str, Any]:
     options.out.mkdir(parents=True, exist_ok=True)
+    if options.only == "scoring":
+        return run_scoring_only(options, argv)
     labels, skipped = measured_paths(options)
     chunks = ChunkSizes()  # the stand-in's defaults: the page says what they are
     results: dict[str, Any] = {"machine": machine_facts(), "command": "python -m bench.run " + " ".join(argv),
@@ -370,12 +421,9 @@ def run(options: Options, argv: list[str]) -> dict[str, Any]:
         results["categorical"] = measure_categorical(stack, options)
         results["query_counts"] = run_query_counts(stack, options)
         results["scaling"] = run_scalings(stack, options)
+        results["scoring"] = run_scoring(stack, options, results["command"])
     results["wall_s"] = round(time.perf_counter() - started, 1)
-    results.update(report.analyse(results))
-    report.write_results(results, options.out)
-    if options.publish:
-        doc.publish(results, options.out, REPO_ROOT / "docs")
-    return results
+    return _finish(results, options)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -386,7 +434,9 @@ def main(argv: list[str] | None = None) -> int:
     options = parse_options(argv)
     results = run(options, argv)
     print(report.markdown_table(results))
-    print(f"\nresults: {options.out / 'results.json'}  ({results['wall_s']:.0f} s)")
+    print(report.scoring_table(results))
+    seconds = (results.get("scoring") or {}).get("wall_s") if options.only else results["wall_s"]
+    print(f"\nresults: {options.out / 'results.json'}  ({seconds:.0f} s)")
     if not results["rmse"]["agree"]:
         print(f"WARNING: validation RMSEs disagree by more than {options.rmse_tolerance:.1%}", file=sys.stderr)
         return 1

@@ -3,7 +3,8 @@
 Each host's peak memory is its process's ``VmHWM`` (the kernel's high-water mark of resident
 memory), read from ``/proc/<pid>/status`` while the job runs: the mark only grows, so the last
 reading before the process exits is its peak up to that moment. Rows per host come from the
-host's own log line ``fetched N rows in ...``. The job's warehouse queries are counted at the
+host's own log line ``fetched N rows in ...`` (a scoring job's: ``wrote N predictions to the staging
+table in S s``, S from the deal to every host's write done). The job's warehouse queries are counted at the
 stand-in (its statement log, :meth:`launch.local.services.LocalStack.queries`), not by our code.
 """
 
@@ -16,10 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from launch.local.hosts import start_local_job
+from launch.local.services import LocalStack
+from training import contract
 
 _FETCHED = re.compile(r"fetched ([\d,]+) rows in (\d+) batches in ([\d.]+) s")
+_WROTE = re.compile(r"wrote ([\d,]+) predictions to the staging table in ([\d.]+) s")
 _POLL_SECONDS = 0.1
 _LIMIT_0 = re.compile(r"\bLIMIT\s+0\s*;?\s*$")
+SECRET_ID = "bench/snowflake"
+"""The local secret every benchmark job signs in with."""
 SCHEMA_LOOKUP = "SELECT ... LIMIT 0"
 """How the schema look-ups (no rows read) are counted among the other statements."""
 
@@ -58,10 +64,11 @@ def count_queries(statements: list[dict[str, Any]], table: str) -> dict[str, Any
 
 
 def run_scaling(hyperparameters: dict[str, str], hosts: int, workdir: Path, env: dict[str, str],
-                timeout: float = 1800.0) -> dict[str, Any]:
-    """Run one job on ``hosts`` hosts; return wall time, exit code and per-host rows and peak memory."""
+                timeout: float = 1800.0, command: list[str] | None = None) -> dict[str, Any]:
+    """Run one job on ``hosts`` hosts (``command``: the container's, default ``train``); return wall time, exit
+    code and per-host rows and peak memory."""
     started = time.perf_counter()
-    job = start_local_job(hyperparameters, hosts=hosts, workdir=workdir, env=env)
+    job = start_local_job(hyperparameters, hosts=hosts, workdir=workdir, env=env, command=command)
     peaks = [0.0] * hosts
     while any(process.poll() is None for process, _ in job.processes):
         for i, (process, _) in enumerate(job.processes):
@@ -75,13 +82,39 @@ def run_scaling(hyperparameters: dict[str, str], hosts: int, workdir: Path, env:
     wall = time.perf_counter() - started
     per_host = []
     for rank, log in enumerate(result.logs):
-        fetched = _FETCHED.search(log.read_text(errors="replace")) if log.exists() else None
-        per_host.append({"rank": rank, "rows": int(fetched.group(1).replace(",", "")) if fetched else None,
-                         "fetch_s": float(fetched.group(3)) if fetched else None,
-                         "peak_mib": round(peaks[rank], 1)})
+        text = log.read_text(errors="replace") if log.exists() else ""
+        per_host.append({"rank": rank, **_host_rows(text), "peak_mib": round(peaks[rank], 1)})
     return {"hosts": hosts, "read_mode": hyperparameters.get("read_mode"), "exit_code": result.exit_code,
             "failure": result.failure, "wall_s": round(wall, 2),
-            "validation_rmse": result.final_metrics.get("validation-rmse"), "per_host": per_host}
+            "validation_rmse": result.final_metrics.get("validation-rmse"), "per_host": per_host,
+            "model": str(result.model_path) if result.model_path else None}
+
+
+def _host_rows(log: str) -> dict[str, Any]:
+    """A host's rows and seconds from its log: a training host's fetch, or a scoring host's write."""
+    wrote = _WROTE.search(log)
+    if wrote:
+        return {"rows": int(wrote.group(1).replace(",", "")), "score_s": float(wrote.group(2))}
+    fetched = _FETCHED.search(log)
+    return {"rows": int(fetched.group(1).replace(",", "")) if fetched else None,
+            "fetch_s": float(fetched.group(3)) if fetched else None}
+
+
+def run_counted_job(stack: LocalStack, hps: dict[str, str], hosts: int, workdir: Path,
+                    command: list[str] | None = None, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """One real local job (``command``: the container's, default ``train``) on a freshly started stand-in, its
+    queries counted there; a job that fails raises."""
+    stack.stop_snowflake()  # each job starts with an empty server (it keeps every result)
+    stack.start_snowflake()
+    stack.put_secret(SECRET_ID, stack.snowflake_secret())
+    env = {**stack.aws_env(), contract.SECRET_ID_ENV: SECRET_ID, contract.TRACKING_URI_ENV: "", **(env or {})}
+    seen = stack.queries()["next"]
+    result = run_scaling(hps, hosts, workdir, env, command=command)
+    if result["exit_code"] != 0:
+        raise RuntimeError(f"the {hosts}-host job ({hps.get('read_mode') or 'scoring'}) failed: {result['failure']}")
+    result["queries"] = count_queries(stack.queries(seen)["queries"], hps.get("table") or hps["source_table"])
+    result["balance"] = balance(result)
+    return result
 
 
 def balance(job: dict[str, Any]) -> dict[str, Any] | None:

@@ -19,7 +19,7 @@ def _restore_environ():
 
 SLOWEST_FIRST = ("test_bad_input.py", "test_faults.py", "test_tracking_jobs.py", "test_tracking_server.py",
                  "test_training.py", "test_bench_smoke.py", "test_local_user_job.py", "test_real_tables.py",
-                 "test_soak.py", "test_builtin_parity.py", "test_tracking_faults.py", "test_local_snowflake.py",
+                 "test_soak.py", "test_builtin_parity.py", "test_tracking_faults.py", "test_local_snowflake.py", "test_bench_scoring.py",
                  "test_tracking_migration.py", "test_image_env.py", "test_launcher_moto.py", "test_objectives.py")
 """The test files that take 20 s or more, longest first (measured with --durations on 2 cores: 70 s to 20 s)."""
 

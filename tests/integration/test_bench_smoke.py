@@ -20,7 +20,7 @@ ROWS = 8000
 
 def test_bench_smoke_run_writes_every_path_counts_queries_and_the_rmses_agree(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "bench.run", "--sizes", str(ROWS), "--reps", "1", "--num-round", "10", "--query-hosts", "2", "--query-rounds", "2",
-               "--scaling-hosts", "", "--categorical-rows", str(ROWS), "--out", str(tmp_path / "results")]
+               "--scaling-hosts", "", "--categorical-rows", str(ROWS), "--score-sizes", "", "--out", str(tmp_path / "results")]
     proc = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
