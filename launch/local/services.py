@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from launch import datasets
+from launch.local import write_back
 from launch.local.result_chunks import QUERY_LOG_ROUTE, ChunkSizes
 from training.errors import ConfigError
 
@@ -60,6 +61,8 @@ class LocalStack:
     persist: bool = True
     chunks: ChunkSizes = field(default_factory=ChunkSizes)
     """How the local Snowflake cuts large results into downloaded chunks, as Snowflake does."""
+    read_only_tables: tuple[str, ...] = ()
+    """Tables (``DB.SCHEMA.TABLE``) no session may write: a role without the privilege (:mod:`launch.local.write_back`)."""
     snowflake_port: int = 0
     aws_port: int = 0
     _processes: dict[str, subprocess.Popen] = field(default_factory=dict)
@@ -87,7 +90,8 @@ class LocalStack:
         if self.persist:
             self.snowflake_dir.mkdir(parents=True, exist_ok=True)
             args.append(str(self.snowflake_dir))
-        self._start("snowflake", args, self.snowflake_port, env=self.chunks.to_env())
+        self._start("snowflake", args, self.snowflake_port,
+                    env={**self.chunks.to_env(), write_back.READ_ONLY_ENV: ",".join(self.read_only_tables)})
 
     @property
     def snowflake_dir(self) -> Path:

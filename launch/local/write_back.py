@@ -50,8 +50,16 @@ can store garbage there: pass ``use_logical_type=True``); the DDL commit is foun
 statement's first word (``CREATE``, ``ALTER``, ``DROP``, ``UNDROP``, ``COMMENT``, ``GRANT``,
 ``REVOKE``, ``TRUNCATE`` is DML in Snowflake and is left in the transaction); names are
 case-insensitive in DuckDB, so an unquoted ``scores`` also finds a table created as ``"Scores"``
-(Snowflake would say it does not exist); there are no privileges, so "the role cannot replace the target" cannot be staged here; names are found by
-patterns, so the same text inside a string literal would be rewritten too.
+(Snowflake would say it does not exist); names are found by patterns, so the same text inside a
+string literal would be rewritten too.
+
+**Privileges: one of them.** fakesnow has no roles: every session may do anything. The tables named
+in :data:`READ_ONLY_ENV` (``DB.SCHEMA.TABLE``, comma-separated, as Snowflake resolves the names) are
+the exception: a statement that writes to one (``INSERT [OVERWRITE] INTO``, ``DELETE``, ``UPDATE``,
+``MERGE``, ``TRUNCATE``, ``ALTER TABLE`` including either side of a swap, ``DROP TABLE``, ``CREATE OR
+REPLACE``) is refused as Snowflake refuses a role without the privilege: 003001, SQL state 42501,
+"SQL access control error: Insufficient privileges to operate on table 'NAME'". That is how a test
+stages "the role cannot replace the target"; grants themselves (``GRANT``/``REVOKE``) change nothing here.
 """
 
 from __future__ import annotations
@@ -79,6 +87,14 @@ REPLACE_CLONE = re.compile(rf"^{_COMMENT}CREATE\s+OR\s+REPLACE\s+TABLE\s+(?P<a>{
                            re.IGNORECASE | re.DOTALL)
 """``CREATE OR REPLACE TABLE <a> CLONE <b>`` (no Time Travel clause)."""
 DDL = re.compile(rf"^{_COMMENT}(CREATE|ALTER|DROP|UNDROP|COMMENT|GRANT|REVOKE)\b", re.IGNORECASE | re.DOTALL)
+WRITE = re.compile(rf"^{_COMMENT}(?:INSERT\s+(?:OVERWRITE\s+)?INTO|DELETE\s+FROM|UPDATE|MERGE\s+INTO|"
+                   rf"TRUNCATE\s+(?:TABLE\s+)?(?:IF\s+EXISTS\s+)?|ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?|"
+                   rf"DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?|CREATE\s+OR\s+REPLACE\s+(?:TRANSIENT\s+|TEMP(?:ORARY)?\s+)?"
+                   rf"TABLE\s+)\s*(?P<name>{_NAME})", re.IGNORECASE | re.DOTALL)
+"""A statement that writes to the table it names first (a swap's second table: :data:`SWAP`)."""
+READ_ONLY_ENV = "LOCAL_SNOWFLAKE_READ_ONLY"
+"""Tables no session may write (``DB.SCHEMA.TABLE``, comma-separated): the local Snowflake's one privilege."""
+ACCESS_DENIED = "003001"
 DONE = "Statement executed successfully."
 NOT_FOUND = "002003"
 
@@ -272,14 +288,23 @@ def install(app: Any, server: Any) -> None:
 
     transforms.identifier = identifier(transforms.identifier)
 
+    read_only = {tuple(part if quoted else part.upper() for part, quoted in split_name(name))
+                 for name in os.environ.get(READ_ONLY_ENV, "").split(",") if name.strip()}
+
     async def rewrite(request: Any, body: dict[str, Any]) -> bool:
         sql = body.get("sqlText") or ""
-        swapped, cloned, ddl = SWAP.match(sql), REPLACE_CLONE.match(sql), DDL.match(sql)
-        if not (swapped or ddl or INFER_SCHEMA.search(sql) or QUOTED_STAGE.search(sql)):
+        swapped, cloned, ddl, written = SWAP.match(sql), REPLACE_CLONE.match(sql), DDL.match(sql), WRITE.match(sql)
+        if not (swapped or ddl or written and read_only or INFER_SCHEMA.search(sql) or QUOTED_STAGE.search(sql)):
             return False
         session = server.sessions.get(server.to_token(request)) if request.headers.get("Authorization") else None
         if session is None:
             return False  # fakesnow answers a missing session
+        if read_only and written:
+            for name in (written["name"], *([swapped["b"]] if swapped else [])):
+                table = resolve(name, session.database, session.schema)
+                if table in read_only:
+                    raise Refused(ACCESS_DENIED, "SQL access control error:\nInsufficient privileges to operate on "
+                                                 f"table '{table[2]}'", "42501")
         duck = session._duck_conn  # noqa: SLF001
         if swapped:
             await run_in_threadpool(swap, duck, session.database, session.schema, swapped["a"], swapped["b"],

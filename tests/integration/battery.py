@@ -190,14 +190,16 @@ def _host_process(environ: dict[str, str], log: Path) -> Iterator[None]:
         signal.signal(signal.SIGTERM, saved_term)
 
 
-def assert_user_failure(result: LocalJobResult, fragment: str) -> str:
-    """Exit code 1, one actionable line in output/failure and once in the log, no traceback anywhere."""
+def assert_user_failure(result: LocalJobResult, fragment: str, what: str = "training") -> str:
+    """Exit code 1, one actionable line in output/failure and once in the log, no traceback anywhere
+    (``what``: ``training`` or ``scoring``, as the log line says)."""
     failure = contract.failure_file(result.host_dirs[0])
     return check_user_failure(result.exit_codes, failure.read_text(), result.logs[0].read_text(errors="replace"),
-                              fragment)
+                              fragment, what)
 
 
-def check_user_failure(exit_codes: list[int], failure_text: str, log: str, fragment: str) -> str:
+def check_user_failure(exit_codes: list[int], failure_text: str, log: str, fragment: str, what: str = "training"
+                       ) -> str:
     """:func:`assert_user_failure` on texts captured earlier (a restarted job rewrites its host tree)."""
     assert all(code == 1 for code in exit_codes), exit_codes
     line = failure_text.strip()
@@ -205,7 +207,7 @@ def check_user_failure(exit_codes: list[int], failure_text: str, log: str, fragm
     assert 0 < len(line) <= 1024, line
     assert fragment in line, f"{fragment!r} not in {line!r}"
     assert "Traceback" not in failure_text and "internal error" not in line, line
-    assert log.count(f"training failed: {line}") == 1, log[-3000:]
+    assert log.count(f"{what} failed: {line}") == 1, log[-3000:]
     assert "Traceback" not in log, log[-3000:]
     return line
 

@@ -109,6 +109,62 @@ def _chunks_forbidden(workdir: Path) -> dict[str, Any]:
         return {"result": result, "seconds": time.monotonic() - started}
 
 
+def _score_into_existing_target(stack: LocalStack, workdir: Path, env: dict[str, str], source: str, target: str,
+                                job_name: str) -> dict[str, Any]:
+    """A 2-host scoring job of ``source`` (the synthetic table's F0, F1) into ``target``, which holds one row first;
+    the job's result, then the target's rows and the staging tables left."""
+    from launch.local.hosts import container_command
+    from training.model.booster import embed_plan
+    from training.read.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
+
+    plan = ColumnPlan((ColumnSpec("F0", "REAL", "numeric", FEATURE), ColumnSpec("F1", "REAL", "numeric", FEATURE),
+                       ColumnSpec("Y", "REAL", "numeric", LABEL)))
+    x = np.random.default_rng(0).normal(size=(200, 2)).astype(np.float32)
+    booster = xgb.train({"max_depth": 2}, xgb.DMatrix(x, x[:, 0], feature_names=["F0", "F1"]), 3)
+    embed_plan(booster, plan)
+    model = workdir / f"{job_name}-model"
+    model.mkdir()
+    booster.save_model(model / contract.MODEL_FILE)
+    conn = stack.connect()
+    try:
+        # the columns the job writes (as a scheduled rerun finds them): the replacement is an INSERT OVERWRITE
+        conn.cursor().execute(f"CREATE TABLE {target} AS SELECT 7 AS ID, 0.5 AS PREDICTION, 'm' AS MODEL_NAME, "
+                              "'1' AS MODEL_VERSION, 'r' AS RUN_ID, CAST('2026-01-01' AS TIMESTAMP_NTZ) AS SCORED_AT")
+        result = start_local_job({"source_table": source, "target_table": target, "key_columns": "ID",
+                                  "collective_timeout": "120"}, 2, workdir,
+                                 {**env, contract.SCORING_MODEL_ENV: str(model)}, job_name,
+                                 command=container_command(contract.SCORE_COMMAND)).wait(timeout=300)
+        cursor = conn.cursor()
+        cursor.execute(f"SELECT ID, PREDICTION FROM {target}")  # noqa: S608
+        rows = cursor.fetchall()
+        cursor.execute("SHOW TABLES LIKE '%__SCORING_%' IN SCHEMA DEMO.PUBLIC")
+        staging = cursor.fetchall()
+    finally:
+        conn.close()
+    return {"result": result, "target": [(int(k), float(p)) for k, p in rows], "staging": staging}
+
+
+def _scoring_chunks_forbidden(workdir: Path) -> dict[str, Any]:
+    """A 2-host scoring job into a target that exists, against a local Snowflake whose chunk URLs have all expired
+    (1,200 rows: the inline part, and one chunk that cannot be downloaded)."""
+    with LocalStack(workdir, persist=False, chunks=ChunkSizes(ttl_s=0.0)) as stack:
+        stack.put_secret(SECRET_ID, stack.snowflake_secret(password=SECRET_PASSWORD))
+        stack.ensure_table("CHUNKS", data="synthetic", rows=1_200, seed=5)
+        env = {**stack.aws_env(), contract.SECRET_ID_ENV: SECRET_ID, **FAST_SNOWFLAKE}
+        return _score_into_existing_target(stack, workdir, env, "DEMO.PUBLIC.CHUNKS", "DEMO.PUBLIC.CHUNK_SCORES",
+                                           "chunks-forbidden-scoring")
+
+
+def _scoring_target_read_only(workdir: Path) -> dict[str, Any]:
+    """A 2-host scoring job into a target the role may not write (the local Snowflake's one privilege)."""
+    with LocalStack(workdir, persist=False, read_only_tables=("DEMO.PUBLIC.LOCKED_SCORES",)) as stack:
+        stack.put_secret(SECRET_ID, stack.snowflake_secret(password=SECRET_PASSWORD))
+        stack.ensure_table("TO_SCORE", data="synthetic", rows=3_000, seed=5)
+        env = {**stack.aws_env(), contract.SECRET_ID_ENV: SECRET_ID, **FAST_SNOWFLAKE}
+        return _score_into_existing_target(stack, workdir, env, "DEMO.PUBLIC.TO_SCORE", "DEMO.PUBLIC.LOCKED_SCORES",
+                                           "read-only-target")
+
+
 def _host_dies(workdir: Path, env: dict[str, str]) -> dict[str, Any]:
     hps = synth_hps(num_round=100_000, collective_timeout=COLLECTIVE_TIMEOUT, checkpoint_interval=1000)
     job = start_local_job(hps, hosts=2, workdir=workdir, env=env, job_name="host-dies")
@@ -156,9 +212,12 @@ def _spot(workdir: Path, env: dict[str, str]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def faults(tmp_path_factory: pytest.TempPathFactory, job_env: dict[str, str]) -> dict[str, dict[str, Any]]:
-    dirs = {name: tmp_path_factory.mktemp(name) for name in ("recover", "down", "dies", "spot", "chunks", "leader")}
+    dirs = {name: tmp_path_factory.mktemp(name) for name in ("recover", "down", "dies", "spot", "chunks", "leader",
+                                                              "read-only", "chunks-scoring")}
     return run_parallel({
         "chunks": lambda: _chunks_forbidden(dirs["chunks"]),
+        "chunks-scoring": lambda: _scoring_chunks_forbidden(dirs["chunks-scoring"]),
+        "read-only": lambda: _scoring_target_read_only(dirs["read-only"]),
         "recover": lambda: _drop_and_recover(dirs["recover"]),
         "down": lambda: _drop_for_good(dirs["down"]),
         "dies": lambda: _host_dies(dirs["dies"], job_env),
@@ -198,6 +257,28 @@ def test_a_result_chunk_that_stays_forbidden_fails_in_one_line_without_its_url(f
     assert "a result expires about 6 hours after its query; restart the job" in line
     assert seconds < CHUNK_GIVE_UP_SECONDS, seconds
     assert_no_secret(result.host_dirs, SECRET_PASSWORD, "sig=", "x-amz-server-side-encryption")
+
+
+def test_a_scoring_job_whose_batches_stay_forbidden_fails_in_one_line_and_leaves_the_target(faults):
+    """Batch scoring reads as training does: the same bounded retries, the same line on every host; the target
+    that existed keeps its rows and no staging table stays."""
+    scoring = faults["chunks-scoring"]
+    line = assert_user_failure(scoring["result"], "could not download result batch ", "scoring")
+    assert all(code == 1 for code in scoring["result"].exit_codes), scoring["result"].exit_codes
+    assert "a result expires about 6 hours after its query; restart the job" in line
+    assert scoring["target"] == [(7, 0.5)] and scoring["staging"] == []
+    assert_no_secret(scoring["result"].host_dirs, SECRET_PASSWORD, "sig=", "x-amz-server-side-encryption")
+
+
+def test_a_target_the_role_cannot_replace_fails_the_job_in_one_line_and_keeps_its_rows(faults):
+    """Every host wrote its part; the leader's replacement is refused (003001): one line naming the privilege,
+    every host fails, the target keeps its rows and the staging table is dropped."""
+    scoring = faults["read-only"]
+    line = assert_user_failure(scoring["result"], "could not replace the target's rows (INSERT and DELETE on it): ",
+                               "scoring")
+    assert ("SQL access control error: Insufficient privileges to operate on table 'LOCKED_SCORES' (Snowflake "
+            "error 3001); the target is unchanged") in line
+    assert scoring["target"] == [(7, 0.5)] and scoring["staging"] == []
 
 
 def test_a_dead_host_fails_the_others_within_the_collective_timeout(faults):

@@ -259,3 +259,28 @@ def test_replacing_and_dropping_tables(stack: LocalStack) -> None:
         assert rows(conn, f"SELECT COUNT(*) FROM {copy}") == [(2,)]
     finally:
         conn.close()
+
+
+def test_a_table_the_role_may_not_write_is_refused_as_snowflake_refuses_it(tmp_path) -> None:
+    """The stand-in's one privilege: a read-only table answers every write with Snowflake's 003001 / 42501,
+    whatever the spelling of its name; it can still be read, and the other tables written."""
+    with LocalStack(tmp_path / "stack", persist=False, read_only_tables=("DEMO.PUBLIC.LOCKED",)) as local:
+        conn = local.connect()
+        try:
+            rows(conn, "CREATE TABLE OTHER (ID INT)")
+            with pytest.raises(ProgrammingError) as created:
+                rows(conn, "CREATE OR REPLACE TABLE locked (ID INT)")
+            assert created.value.errno == 3001 and created.value.sqlstate == "42501"
+            assert created.value.msg == ("003001 (42501): SQL access control error:\nInsufficient privileges to "
+                                         "operate on table 'LOCKED'")  # the connector puts the code in front
+            for sql in ("INSERT INTO LOCKED VALUES (1)", "INSERT OVERWRITE INTO demo.public.locked SELECT * FROM OTHER",
+                        'DELETE FROM "DEMO"."PUBLIC"."LOCKED"', "UPDATE LOCKED SET ID = 2", "TRUNCATE TABLE LOCKED",
+                        "ALTER TABLE LOCKED RENAME TO FREED", "ALTER TABLE OTHER SWAP WITH LOCKED",
+                        "DROP TABLE IF EXISTS LOCKED"):
+                with pytest.raises(ProgrammingError) as refused:
+                    rows(conn, sql)
+                assert refused.value.errno == 3001, (sql, refused.value.msg)
+            rows(conn, "INSERT INTO OTHER VALUES (1)")
+            assert rows(conn, "SELECT COUNT(*) FROM OTHER") == [(1,)]
+        finally:
+            conn.close()

@@ -143,6 +143,8 @@ def _run(conn: Any, sql: str, purpose: str) -> list[Any]:
 
 
 def _failed(purpose: str, err: Exception) -> SnowflakeError:
-    reason = (getattr(err, "msg", None) or str(err)).strip().splitlines()[0][:300]
+    # Snowflake's messages run over lines ("SQL access control error:\nInsufficient privileges to ..."): one line
+    reason = " ".join((getattr(err, "msg", None) or str(err)).split())
+    reason = re.sub(r"^\d{6} \(\w{5}\): ", "", reason)[:300]  # the connector's "003001 (42501): ": said below
     return SnowflakeError(f"could not {purpose}: {reason} (Snowflake error {getattr(err, 'errno', '?')}); the "
                           "target is unchanged")
