@@ -1,0 +1,93 @@
+"""The global SHAP importance: sums that add up across hosts give the mean over every host's rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import xgboost as xgb
+
+from training.evaluation import contributions
+from training.read.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
+from training.train.evaluate import _sampled_rows
+
+NAMES = ["Price", "Units Sold", "noise"]
+"""Table names (one with a space): the importance is reported under these, never XGBoost's."""
+
+
+def _rows(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, len(NAMES))).astype(np.float32)
+    return x, (3 * x[:, 0] + x[:, 1] + rng.normal(scale=0.1, size=n)).astype(np.float32)
+
+
+def _host_totals(booster: xgb.Booster, parts: list[np.ndarray], outputs: int) -> np.ndarray:
+    """What the all-reduce adds up: each host's slices' sums and its validation rows, summed over hosts."""
+    total = np.zeros(len(contributions.empty_sums(len(NAMES), outputs)) + 1)
+    for part in parts:
+        host = contributions.empty_sums(len(NAMES), outputs)
+        for start in range(0, max(len(part), 1), 300):  # slices of 300 rows; a host with none predicts one empty
+            contribs = booster.predict(xgb.DMatrix(part[start:start + 300]), pred_contribs=True)
+            host += contributions.contribution_sums(contribs, len(NAMES), outputs)
+        total += np.append(host, len(part))
+    return total
+
+
+@pytest.mark.parametrize("params", [{"max_depth": 3}, {"booster": "gblinear"}], ids=["trees", "gblinear"])
+def test_the_sum_over_hosts_is_the_mean_over_all_their_rows_on_one_host(params: dict) -> None:
+    x, y = _rows(1_000)
+    booster = xgb.train(params, xgb.DMatrix(x, y), 20)
+    parts = [x[:700], x[700:700], x[700:]]  # the second host has no validation rows
+    found = contributions.shap_importance(_host_totals(booster, parts, 1), NAMES)
+    everything = booster.predict(xgb.DMatrix(x), pred_contribs=True).astype(np.float64)
+    expected = np.abs(everything[:, :-1]).mean(axis=0)
+    assert list(found.mean_abs_shap) == NAMES
+    np.testing.assert_allclose(list(found.mean_abs_shap.values()), expected, rtol=1e-6)
+    assert found.expected_value == pytest.approx([everything[:, -1].mean()], rel=1e-6)  # the bias, apart
+    assert (found.rows, found.validation_rows, found.per_class) == (1_000, 1_000, {})
+    assert [name for name, _ in found.ranked()] == NAMES  # 3 x Price + Units Sold; noise last
+    if params.get("booster") == "gblinear":  # a linear model's contribution: coefficient x value
+        weights = np.array([float(w) for w in booster.get_dump()[0].split("weight:")[1].split()])
+        np.testing.assert_allclose(expected, np.abs(x * weights).mean(axis=0), rtol=1e-5)
+
+
+def test_a_multiclass_feature_counts_its_mean_absolute_value_in_every_class() -> None:
+    x, y = _rows(900, seed=1)
+    label = np.digitize(y, [-1.0, 1.0])  # three classes by the value
+    booster = xgb.train({"objective": "multi:softprob", "num_class": 3, "max_depth": 3}, xgb.DMatrix(x, label), 10)
+    found = contributions.shap_importance(_host_totals(booster, [x[:400], x[400:], x[:0]], 3), NAMES,
+                                          ["low", "mid", "high"])
+    everything = booster.predict(xgb.DMatrix(x), pred_contribs=True).astype(np.float64)  # rows x classes x (f + 1)
+    per_class = np.abs(everything[:, :, :-1]).mean(axis=0)
+    for c, name in enumerate(["low", "mid", "high"]):
+        np.testing.assert_allclose(list(found.per_class[name].values()), per_class[c], rtol=1e-5)
+    np.testing.assert_allclose(list(found.mean_abs_shap.values()), per_class.sum(axis=0), rtol=1e-5)
+    assert found.expected_value == pytest.approx(everything[:, :, -1].mean(axis=0).tolist(), rel=1e-5)
+    assert found.ranked()[0][0] == "Price"
+
+
+@pytest.mark.parametrize("hosts_rows", [[0, 7, 10_001, 3], [5_000, 5_000], [123_457], [0, 0]])
+def test_the_rows_used_stay_under_the_cap_and_the_slices_under_the_memory_bound(hosts_rows: list[int]) -> None:
+    cap = contributions.rows_per_host(10, len(hosts_rows))
+    used = [-(-rows // contributions.stride(rows, cap)) for rows in hosts_rows]
+    assert sum(used) <= 10
+    assert all(u == min(rows, u) for u, rows in zip(used, hosts_rows, strict=True))
+    assert all(u > 0 for u, rows in zip(used, hosts_rows, strict=True) if rows)  # a host with rows uses some
+    step = contributions.slice_rows(features=1_000, outputs=10, max_rows=1_000_000)
+    assert step * 10 * 1_001 * 4 <= contributions.SLICE_BYTES and step > 0
+    assert contributions.slice_rows(features=3, outputs=1, max_rows=50) == 50  # never more than the cap
+
+
+def test_every_nth_row_of_the_spilled_file_in_slices(tmp_path: Path) -> None:
+    plan = ColumnPlan((ColumnSpec("a", "REAL", "numeric", FEATURE), ColumnSpec("y", "REAL", "numeric", LABEL)))
+    values = np.arange(1_000, dtype=np.float64)
+    path = tmp_path / "validation.arrow"
+    with pa.ipc.new_file(str(path), plan.spill_schema) as out:
+        for start in (0, 333, 600):  # record batches whose lengths the stride does not divide
+            end = {0: 333, 333: 600, 600: 1_000}[start]
+            out.write_batch(plan.to_spill([pa.array(values[start:end]), pa.array(values[start:end])]))
+    slices = list(_sampled_rows(path, plan, every=7, step=40))
+    assert [len(s) for s in slices] == [40, 40, 40, 23]  # ceil(1000 / 7) = 143 rows
+    np.testing.assert_array_equal(np.concatenate(slices)[:, 0], values[::7])
