@@ -57,7 +57,7 @@ def test_a_multiclass_feature_counts_its_mean_absolute_value_in_every_class() ->
     x, y = _rows(900, seed=1)
     label = np.digitize(y, [-1.0, 1.0])  # three classes by the value
     booster = xgb.train({"objective": "multi:softprob", "num_class": 3, "max_depth": 3}, xgb.DMatrix(x, label), 10)
-    found = contributions.shap_importance(_host_totals(booster, [x[:400], x[400:], x[:0]], 3), NAMES,
+    found = contributions.shap_importance(_host_totals(booster, [x[:400], x[400:], x[:0]], 3), NAMES, 3,
                                           ["low", "mid", "high"])
     everything = booster.predict(xgb.DMatrix(x), pred_contribs=True).astype(np.float64)  # rows x classes x (f + 1)
     per_class = np.abs(everything[:, :, :-1]).mean(axis=0)

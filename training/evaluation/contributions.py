@@ -89,18 +89,20 @@ def empty_sums(features: int, outputs: int) -> np.ndarray:
     return np.zeros(outputs * features + outputs + 1)
 
 
-def shap_importance(totals: np.ndarray, table_names: Sequence[str], class_names: Sequence[str] = ()) -> ShapImportance:
+def shap_importance(totals: np.ndarray, table_names: Sequence[str], outputs: int = 1,
+                    class_names: Sequence[str] = ()) -> ShapImportance:
     """The importance from the all-reduced ``totals``: the sum of every host's slices' summaries
     (:func:`contribution_sums`) followed by the job's number of validation rows.
 
-    ``class_names``: a multiclass model's classes, in the order of its outputs; none for one output.
+    ``outputs``: the model's (a multiclass model's classes); ``class_names`` name them, in the order
+    of the outputs (their numbers when not given).
     """
-    features, outputs = len(table_names), max(len(class_names), 1)
+    features = len(table_names)
     rows, validation_rows = int(totals[-2]), int(totals[-1])
     means = np.asarray(totals[:-2], dtype=np.float64) / max(rows, 1)
     per_output = means[:outputs * features].reshape(outputs, features)
-    total = per_output.sum(axis=0)
-    per_class = {str(name): dict(zip(table_names, map(float, per_output[c]), strict=True))
-                 for c, name in enumerate(class_names)} if outputs > 1 else {}
-    return ShapImportance(dict(zip(table_names, map(float, total), strict=True)), per_class,
+    names = [str(name) for name in class_names] if len(class_names) == outputs else [str(c) for c in range(outputs)]
+    per_class = {name: dict(zip(table_names, map(float, per_output[c]), strict=True))
+                 for c, name in enumerate(names)} if outputs > 1 else {}
+    return ShapImportance(dict(zip(table_names, map(float, per_output.sum(axis=0)), strict=True)), per_class,
                           [float(b) for b in means[outputs * features:]], rows, validation_rows)

@@ -84,7 +84,7 @@ def shap_importance(booster: xgb.Booster, validation_path: Path, columns: Column
             log.info("SHAP importance skipped: shap_rows=0")
         return None
     started = time.monotonic()
-    features = len(columns.features)
+    features, outputs = len(columns.features), max(outputs, 1)
     rows = _file_rows(validation_path)
     every = contributions.stride(rows, contributions.rows_per_host(max_rows, cluster.size))
     step = contributions.slice_rows(features, outputs, max_rows)
@@ -103,8 +103,7 @@ def shap_importance(booster: xgb.Booster, validation_path: Path, columns: Column
                              enable_categorical=columns.categorical)
         total += contributions.contribution_sums(booster.predict(matrix, pred_contribs=True), features, outputs)
     totals = allreduce_sum(np.append(total, float(rows)), cluster, "shap: sums")
-    names = [str(c) for c in columns.classes or []] if outputs > 1 else []
-    found = contributions.shap_importance(totals, columns.feature_names, names)
+    found = contributions.shap_importance(totals, columns.feature_names, outputs, [str(c) for c in columns.classes or []])
     if cluster.leader:
         top = ", ".join(f"{name} {value:.4g}" for name, value in found.ranked()[:3])
         log.info("SHAP importance over %s of %s validation rows (%d slice(s) per host) in %.1f s; top: %s",
