@@ -216,7 +216,7 @@ def test_the_evaluation_makes_the_same_calls_on_hosts_with_different_validation_
 @pytest.mark.parametrize(("objective", "rows", "shap_rows", "slices"), [
     ("reg:squarederror", (2_500, 1_000), 10_000, 3),  # 1,000-row slices: 3 on host 1, 1 (and 2 empty) on host 2
     ("reg:squarederror", (1_000, 0), 10_000, 1),  # host 2 has no validation rows
-    ("reg:squarederror", (1_000, 0), 300, 1),  # capped: host 1 uses every 7th row (143), host 2 none
+    ("reg:squarederror", (1_000, 0), 300, 1),  # capped: host 1 uses 150 rows spread over its 1,000, host 2 none
     ("binary:logistic", (0, 1_000), 10_000, 1),
     ("multi:softprob", (1_000, 0), 10_000, 4),  # 3 classes: 333-row slices
     ("gblinear", (1_000, 200), 10_000, 1),
@@ -246,9 +246,10 @@ def test_the_shap_importance_makes_the_same_calls_on_hosts_with_different_valida
             out.write_batch(batch)
         train_x, train_y = _rows(10, 500)  # the same rows on every host: the same model
         booster = xgb.train(booster_params, xgb.DMatrix(train_x, labels(train_y)), 5)
-        every = contributions.stride(len(x), contributions.rows_per_host(shap_rows, 2))
+        used = min(len(x), contributions.rows_per_host(shap_rows, 2))
         found = shap_importance(booster, path, columns, outputs, shap_rows, cluster)
-        return found, booster.predict(xgb.DMatrix(x[::every]), pred_contribs=True).reshape(-1, outputs, 4)
+        scored = x[contributions.sampled(0, len(x), len(x), used)]
+        return found, booster.predict(xgb.DMatrix(scored), pred_contribs=True).reshape(-1, outputs, 4)
 
     (found, mine), (other, theirs) = run_hosts(shap, tmp_path / "ledgers")
     assert found == other  # every host holds the job's importance

@@ -69,25 +69,30 @@ def test_a_multiclass_feature_counts_its_mean_absolute_value_in_every_class() ->
 
 
 @pytest.mark.parametrize("hosts_rows", [[0, 7, 10_001, 3], [5_000, 5_000], [123_457], [0, 0]])
-def test_the_rows_used_stay_under_the_cap_and_the_slices_under_the_memory_bound(hosts_rows: list[int]) -> None:
+def test_the_rows_used_stay_under_the_cap_spread_over_each_shard_and_the_slices_under_the_memory_bound(
+        hosts_rows: list[int]) -> None:
     cap = contributions.rows_per_host(10, len(hosts_rows))
-    used = [-(-rows // contributions.stride(rows, cap)) for rows in hosts_rows]
-    assert sum(used) <= 10
-    assert all(u == min(rows, u) for u, rows in zip(used, hosts_rows, strict=True))
-    assert all(u > 0 for u, rows in zip(used, hosts_rows, strict=True) if rows)  # a host with rows uses some
+    for rows in hosts_rows:
+        used = min(rows, cap)
+        picked = np.concatenate([start + contributions.sampled(start, min(start + 999, rows), rows, used)
+                                 for start in range(0, rows, 999)] or [np.zeros(0, dtype=np.int64)])
+        assert len(picked) == used and len(set(picked)) == used and (used == 0 or picked[-1] < rows)
+        if used > 1:  # evenly spread: the gaps differ by at most one row, the first row is taken
+            gaps = np.diff(picked)
+            assert picked[0] == 0 and gaps.max() - gaps.min() <= 1
+    assert sum(min(rows, cap) for rows in hosts_rows) <= 10
     step = contributions.slice_rows(features=1_000, outputs=10, max_rows=1_000_000)
     assert step * 10 * 1_001 * 4 <= contributions.SLICE_BYTES and step > 0
     assert contributions.slice_rows(features=3, outputs=1, max_rows=50) == 50  # never more than the cap
 
 
-def test_every_nth_row_of_the_spilled_file_in_slices(tmp_path: Path) -> None:
+def test_evenly_spaced_rows_of_the_spilled_file_in_slices(tmp_path: Path) -> None:
     plan = ColumnPlan((ColumnSpec("a", "REAL", "numeric", FEATURE), ColumnSpec("y", "REAL", "numeric", LABEL)))
     values = np.arange(1_000, dtype=np.float64)
     path = tmp_path / "validation.arrow"
     with pa.ipc.new_file(str(path), plan.spill_schema) as out:
-        for start in (0, 333, 600):  # record batches whose lengths the stride does not divide
-            end = {0: 333, 333: 600, 600: 1_000}[start]
+        for start, end in ((0, 333), (333, 600), (600, 1_000)):  # record batches of uneven lengths
             out.write_batch(plan.to_spill([pa.array(values[start:end]), pa.array(values[start:end])]))
-    slices = list(_sampled_rows(path, plan, every=7, step=40))
-    assert [len(s) for s in slices] == [40, 40, 40, 23]  # ceil(1000 / 7) = 143 rows
-    np.testing.assert_array_equal(np.concatenate(slices)[:, 0], values[::7])
+    slices = list(_sampled_rows(path, plan, rows=1_000, used=143, step=40))
+    assert [len(s) for s in slices] == [40, 40, 40, 23]
+    np.testing.assert_array_equal(np.concatenate(slices)[:, 0], np.arange(143) * 1_000 // 143)

@@ -17,7 +17,6 @@ is no feature: it is reported apart, as the expected value of each output.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,14 +36,19 @@ def slice_rows(features: int, outputs: int, max_rows: int) -> int:
 
 
 def rows_per_host(max_rows: int, hosts: int) -> int:
-    """Each host's share of ``max_rows`` (the job's cap): the rows used are at most ``max_rows`` in all."""
-    return math.ceil(max_rows / hosts) if max_rows > 0 else 0
+    """Each host's share of ``max_rows`` (the job's cap; at least one row): the rows used are at most
+    ``max_rows`` in all (``hosts``, if that is more)."""
+    return max(1, max_rows // hosts) if max_rows > 0 else 0
 
 
-def stride(rows: int, cap: int) -> int:
-    """Use every ``stride``-th row of a host's ``rows`` validation rows, so that at most ``cap`` are used,
-    spread evenly over the shard (its first rows may be ordered: by key, by group)."""
-    return max(1, math.ceil(rows / cap)) if cap > 0 else max(1, rows)
+def sampled(start: int, end: int, rows: int, used: int) -> np.ndarray:
+    """Which of a host's rows ``start .. end - 1`` (of its ``rows``) are among the ``used`` it scores,
+    as indices from ``start``: rows ``floor(i * rows / used)`` for i < ``used``, spread evenly over the
+    shard (its first rows may be ordered: by key, by group), computed a batch at a time."""
+    if used <= 0:
+        return np.zeros(0, dtype=np.int64)
+    first, last = -(-start * used // rows), -(-end * used // rows)  # i with floor(i * rows / used) in [start, end)
+    return np.arange(first, last, dtype=np.int64) * rows // used - start
 
 
 def contribution_sums(contribs: np.ndarray, features: int, outputs: int) -> np.ndarray:

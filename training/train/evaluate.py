@@ -75,8 +75,8 @@ def shap_importance(booster: xgb.Booster, validation_path: Path, columns: Column
     ``ExtMemQuantileDMatrix`` but cannot slice one, and the contributions of a whole shard at once
     take rows x outputs x (features + 1) x 4 bytes. Building a matrix inside the collective
     all-reduces its column count (XGBoost's own, native call): the same number of them on every
-    host pair those calls; predicting makes none. Each host uses its share of ``max_rows``, every
-    n-th row of its shard, and holds one slice's contributions at a time
+    host pair those calls; predicting makes none. Each host uses its share of ``max_rows`` (rows
+    spread evenly over its shard) and holds one slice's contributions at a time
     (:data:`~training.evaluation.contributions.SLICE_BYTES`).
     """
     if max_rows == 0:  # the same hyperparameters on every host
@@ -86,15 +86,15 @@ def shap_importance(booster: xgb.Booster, validation_path: Path, columns: Column
     started = time.monotonic()
     features, outputs = len(columns.features), max(outputs, 1)
     rows = _file_rows(validation_path)
-    every = contributions.stride(rows, contributions.rows_per_host(max_rows, cluster.size))
+    used = min(rows, contributions.rows_per_host(max_rows, cluster.size))
     step = contributions.slice_rows(features, outputs, max_rows)
-    mine = math.ceil(math.ceil(rows / every) / step)
+    mine = math.ceil(used / step)
     slices = int(allreduce_max(np.array([mine], dtype=np.int64), cluster, "shap: slices")[0])
     if slices == 0:  # no host has a validation row: every host learned it from the same maximum
         if cluster.leader:
             log.info("SHAP importance skipped: the job has no validation rows")
         return None
-    sampled = _sampled_rows(validation_path, columns, every, step)
+    sampled = _sampled_rows(validation_path, columns, rows, used, step)
     total = contributions.empty_sums(features, outputs)
     for _ in range(slices):  # the same count on every host: each matrix all-reduces natively
         data = next(sampled, np.zeros((0, features), dtype=np.float32))
@@ -118,14 +118,15 @@ def _file_rows(path: Path) -> int:
         return sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
 
 
-def _sampled_rows(path: Path, columns: ColumnPlan, every: int, step: int) -> Iterator[np.ndarray]:
-    """The features of every ``every``-th row of a spilled file (from its first), ``step`` rows at a time
-    (the last slice shorter): ``ceil(ceil(rows / every) / step)`` slices."""
+def _sampled_rows(path: Path, columns: ColumnPlan, rows: int, used: int, step: int) -> Iterator[np.ndarray]:
+    """The features of ``used`` of the spilled file's ``rows`` rows, evenly spaced
+    (:func:`~training.evaluation.contributions.sampled`), ``step`` rows at a time (the last slice
+    shorter): ``ceil(used / step)`` slices."""
     pending: list[np.ndarray] = []
     count = seen = 0
     for fields in matrix_batches(path, columns):
         data = fields["data"]
-        taken = data[(-seen) % every::every]  # the next row to take, counted from the file's first
+        taken = data[contributions.sampled(seen, seen + len(data), rows, used)]
         seen += len(data)
         while len(taken):
             part, taken = taken[:step - count], taken[step - count:]
