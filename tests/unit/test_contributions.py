@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +97,20 @@ def test_evenly_spaced_rows_of_the_spilled_file_in_slices(tmp_path: Path) -> Non
     slices = list(_sampled_rows(path, plan, rows=1_000, used=143, step=40))
     assert [len(s) for s in slices] == [40, 40, 40, 23]
     np.testing.assert_array_equal(np.concatenate(slices)[:, 0], np.arange(143) * 1_000 // 143)
+
+
+def test_the_files_rank_the_features_name_the_classes_and_say_how_many_rows(tmp_path: Path) -> None:
+    from training.evaluation.files import write_evaluation
+
+    totals = np.array([1.0, 4.0, 0.0,  # class "no": |SHAP| sums of Price, Units Sold, noise
+                       3.0, 4.0, 0.5,  # class "yes"
+                       -1.0, 2.0,  # bias sums
+                       2.0, 5.0])  # rows used, validation rows
+    shap = contributions.shap_importance(totals, NAMES, 2, ["no", "yes"])
+    files = write_evaluation(None, {}, tmp_path, "T, multi:softprob, 2 host(s)", shap)
+    assert {f.name for f in files} == {"evaluation.json", "shap_importance.csv", "shap_importance.png"}
+    lines = (tmp_path / "shap_importance.csv").read_text().splitlines()
+    assert lines == ["feature,mean_abs_shap,mean_abs_shap[no],mean_abs_shap[yes],rows",
+                     "Units Sold,4.0,2.0,2.0,2", "Price,2.0,0.5,1.5,2", "noise,0.25,0.0,0.25,2"]
+    logged = json.loads((tmp_path / "evaluation.json").read_text())["shap_importance"]
+    assert (logged["expected_value"], logged["rows"], logged["validation_rows"]) == ([-0.5, 1.0], 2, 5)
