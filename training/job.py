@@ -34,7 +34,7 @@ from training.train.boosting import Trained, custom_metric, final_metrics, train
 from training.train.checkpoints import StopFlag, write_model
 from training.train.checks import check_classes, check_hosts, check_plan
 from training.train.dataset import CACHE_DIR, build_matrices
-from training.train.evaluate import evaluate
+from training.train.evaluate import evaluate, shap_importance
 from training.train.memory import choose_matrices
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,11 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, recorder: RunRecorder =
         # evaluate
         report = None if interrupted else evaluate(booster, dvalid, shard.validation_path, columns,
                                                    hps["objective"], cluster)
+        started = time.monotonic()
+        shap = None if interrupted else shap_importance(booster, shard.validation_path, columns, outputs,
+                                                        hps["shap_rows"], cluster)
+        if shap is not None:
+            durations["shap_seconds"] = time.monotonic() - started
     if interrupted:
         _stop_interrupted(spec, trained, columns, saved_at)
     # save and record
@@ -129,7 +134,8 @@ def run_job(spec: JobSpec, stop: StopFlag | None = None, recorder: RunRecorder =
     recorder.log_durations(durations)
     recorder.log_dataset(lineage_of(creds, plan, columns, shard, query_ids, sum(rows_per_host), hps["read_mode"]))
     if cluster.leader:
-        record_evaluation(recorder, booster, report, columns, hps, final, plan.table, cluster.size, sum(rows_per_host))
+        record_evaluation(recorder, booster, report, columns, hps, final, plan.table, cluster.size, sum(rows_per_host),
+                          shap)
     recorder.finish(booster, final, columns, shard.example)
     return JobResult(final, rounds, sum(rows_per_host), model_path)
 

@@ -25,6 +25,7 @@ from tests.helpers import numeric_plan
 from training.collective.cluster import Cluster, agree, allreduce_max
 from training.collective.ledger import compare_ledger_files, ledger_path, read_ledger
 from training.errors import DataError
+from training.evaluation import contributions
 from training.hyperparameters import parse_hyperparameters
 from training.job import JobSpec
 from training.read.columns import LABEL, ColumnPlan, ColumnSpec
@@ -33,6 +34,7 @@ from training.train import boosting
 from training.train.checkpoints import StopFlag, list_checkpoints, resume_point
 from training.train.dataset import build_matrices
 from training.train.evaluate import evaluate as evaluate_validation
+from training.train.evaluate import shap_importance
 
 HOSTS = ("127.0.0.1", "127.0.0.2")
 FEATURES = ["x0", "x1", "x2"]
@@ -209,6 +211,61 @@ def test_the_evaluation_makes_the_same_calls_on_hosts_with_different_validation_
     if not classes:
         assert scalars["mse"] == pytest.approx((squared_1 + squared_2) / (rows_1 + rows_2), rel=1e-5)
     assert compare_ledger_files(tmp_path / "ledgers", HOSTS, complete=True) is None
+
+
+@pytest.mark.parametrize(("objective", "rows", "shap_rows", "slices"), [
+    ("reg:squarederror", (2_500, 1_000), 10_000, 3),  # 1,000-row slices: 3 on host 1, 1 (and 2 empty) on host 2
+    ("reg:squarederror", (1_000, 0), 10_000, 1),  # host 2 has no validation rows
+    ("reg:squarederror", (1_000, 0), 300, 1),  # capped: host 1 uses 150 rows spread over its 1,000, host 2 none
+    ("binary:logistic", (0, 1_000), 10_000, 1),
+    ("multi:softprob", (1_000, 0), 10_000, 4),  # 3 classes: 333-row slices
+    ("gblinear", (1_000, 200), 10_000, 1),
+    ("reg:squarederror", (0, 0), 10_000, 0),  # no validation rows anywhere: every host skips after one call
+    ("reg:squarederror", (1_000, 200), 0, 0),  # shap_rows=0: no call at all
+])
+def test_the_shap_importance_makes_the_same_calls_on_hosts_with_different_validation_rows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, objective: str, rows: tuple[int, int], shap_rows: int,
+        slices: int) -> None:
+    """Every host builds as many matrices (each all-reduces its column count inside XGBoost) whatever its rows,
+    and the importance equals the mean over the rows of every host, scored on one."""
+    monkeypatch.setattr(contributions, "SLICE_BYTES", 1_000 * 4 * (len(FEATURES) + 1))
+    classes = 3 if objective.startswith("multi") else 2 if objective.startswith("binary") else 0
+    columns = numeric_plan(FEATURES, label="y")
+    booster_params = {"booster": "gblinear"} if objective == "gblinear" else {
+        "objective": objective, "max_depth": 3, **({"num_class": classes} if classes == 3 else {})}
+    outputs = 3 if classes == 3 else 1
+
+    def labels(y: np.ndarray) -> np.ndarray:
+        return np.clip(np.floor(y + 1), 0, classes - 1).astype(np.float32) if classes else y
+
+    def shap(cluster: Cluster) -> tuple[Any, np.ndarray]:
+        x, y = _rows(cluster.rank, rows[cluster.rank])
+        path = tmp_path / f"{cluster.current_host}.arrow"
+        batch = columns.to_spill([pa.array(x[:, i]) for i in range(len(FEATURES))] + [pa.array(labels(y))])
+        with pa.ipc.new_file(str(path), batch.schema) as out:
+            out.write_batch(batch)
+        train_x, train_y = _rows(10, 500)  # the same rows on every host: the same model
+        booster = xgb.train(booster_params, xgb.DMatrix(train_x, labels(train_y)), 5)
+        used = min(len(x), contributions.rows_per_host(shap_rows, 2))
+        found = shap_importance(booster, path, columns, outputs, shap_rows, cluster)
+        scored = x[contributions.sampled(0, len(x), len(x), used)]
+        return found, booster.predict(xgb.DMatrix(scored), pred_contribs=True).reshape(-1, outputs, 4)
+
+    (found, mine), (other, theirs) = run_hosts(shap, tmp_path / "ledgers")
+    assert found == other  # every host holds the job's importance
+    assert compare_ledger_files(tmp_path / "ledgers", HOSTS, complete=True) is None
+    calls = read_ledger(ledger_path(tmp_path / "ledgers", HOSTS[0]))
+    assert [c.split("\t")[0] for c in calls] == (["shap: slices"] if shap_rows else []) + (
+        ["shap: slice matrix"] * slices + ["shap: sums"] if slices else [])
+    if not slices:
+        assert found is None
+        return
+    both = np.concatenate([mine, theirs]).astype(np.float64)
+    assert found.rows == len(both) <= shap_rows and found.validation_rows == sum(rows)
+    expected = np.abs(both[:, :, :-1]).mean(axis=0)
+    np.testing.assert_allclose(list(found.mean_abs_shap.values()), expected.sum(axis=0), rtol=1e-5)
+    assert list(found.mean_abs_shap) == FEATURES and min(found.mean_abs_shap.values()) >= 0
+    assert len(found.per_class) == (3 if outputs == 3 else 0)
 
 
 def _outcomes(work: Callable[[Cluster], Any], ledger_dir: Path) -> list[str]:

@@ -438,6 +438,14 @@ def _allreduce(values: np.ndarray, cluster: Cluster, site: str, op: str) -> np.n
     return _xgboost_calls()[0](data, coll.Op.SUM if op == "sum" else coll.Op.MAX)
 
 
+def note_native(cluster: Cluster, site: str, op: str) -> None:
+    """Record, just before the code that makes it, a collective call XGBoost's native library makes by
+    itself (building any XGBoost matrix inside the collective all-reduces its column count), so the
+    ledgers show it like the others (without its dtype and shape, which Python never sees)."""
+    if cluster.distributed:
+        _record(site, f"native:{op}", "-", "-")
+
+
 def _record(site: str, op: str, dtype: str, shape: str) -> None:
     ledger = getattr(_session, "ledger", None)
     if ledger is not None:

@@ -8,7 +8,11 @@
   ``roc``, ``precision_recall``, ``calibration``, ``confusion_matrix`` (classification;
   multiclass: one ROC curve per class, up to :data:`MAX_CLASS_CURVES`);
 - ``feature_importance.csv`` (gain, cover, weight, total gain and cover per column, by the
-  table's own names) and ``feature_importance.png`` (the top :data:`TOP_FEATURES` by gain).
+  table's own names) and ``feature_importance.png`` (the top :data:`TOP_FEATURES` by gain);
+- ``shap_importance.csv`` (mean |SHAP value| per column over the validation rows used, highest
+  first; multiclass: per class too; the rows used) and ``shap_importance.png`` (the top
+  :data:`TOP_FEATURES`; multiclass: stacked by class), when the job computed them
+  (:mod:`training.evaluation.contributions`).
 
 matplotlib is imported here only (the base image ships it), with the file-only Agg backend.
 """
@@ -21,6 +25,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from training.evaluation.contributions import ShapImportance
 from training.evaluation.report import BINARY, MULTICLASS, RANKING, REGRESSION, Report
 
 TOP_FEATURES = 20
@@ -28,14 +33,14 @@ MAX_CLASS_CURVES = 10
 
 
 def write_evaluation(report: Report | None, importance: dict[str, dict[str, float]], folder: Path,
-                     title: str) -> list[Path]:
-    """Write the charts and numbers of ``report`` and ``importance`` into ``folder``; return the files."""
+                     title: str, shap: ShapImportance | None = None) -> list[Path]:
+    """Write the charts and numbers of ``report``, ``importance`` and ``shap`` into ``folder``; return the files."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     folder.mkdir(parents=True, exist_ok=True)
     files = [_json(folder / "evaluation.json", {**(report.to_json() if report else {}), "feature_importance":
-                                                  importance})]
+                                                  importance, **({"shap_importance": shap.to_json()} if shap else {})})]
     if report is not None:
         for name, curve in report.curves.items():
             files.append(_csv(folder / f"{name}.csv", curve))
@@ -46,6 +51,9 @@ def write_evaluation(report: Report | None, importance: dict[str, dict[str, floa
     if importance:
         files.append(_importance_csv(folder / "feature_importance.csv", importance))
         files.append(_importance_chart(folder / "feature_importance.png", importance, title))
+    if shap is not None:
+        files.append(_shap_csv(folder / "shap_importance.csv", shap))
+        files.append(_shap_chart(folder / "shap_importance.png", shap, title))
     return files
 
 
@@ -199,5 +207,39 @@ def _importance_chart(path: Path, importance: dict[str, dict[str, float]], title
     fig, ax = _figure(title, f"feature importance ({kind}; top {len(ranked)})")
     ax.barh([name for name, _ in ranked], [value for _, value in ranked])
     ax.set_xlabel(kind)
+    ax.tick_params(axis="y", labelsize=8)
+    return _save(fig, path)
+
+
+def _shap_csv(path: Path, shap: ShapImportance) -> Path:
+    """One line per feature, highest importance first: ``feature,mean_abs_shap[,mean_abs_shap[<class>]...],rows``.
+
+    ``rows``, the same on every line, is how many validation rows the means are over (``shap_rows``
+    caps them), so the file says what it measured without its run.
+    """
+    classes = list(shap.per_class)
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["feature", "mean_abs_shap", *(f"mean_abs_shap[{c}]" for c in classes), "rows"])
+        for name, value in shap.ranked():
+            writer.writerow([name, value, *(shap.per_class[c][name] for c in classes), shap.rows])
+    return path
+
+
+def _shap_chart(path: Path, shap: ShapImportance, title: str) -> Path:
+    ranked = shap.ranked()[:TOP_FEATURES][::-1]
+    names = [name for name, _ in ranked]
+    capped = f" of {shap.validation_rows:,}" if shap.rows < shap.validation_rows else ""
+    fig, ax = _figure(title, f"mean |SHAP value| over {shap.rows:,}{capped} validation rows (top {len(ranked)})")
+    if shap.per_class and len(shap.per_class) <= MAX_CLASS_CURVES:
+        left = [0.0] * len(names)
+        for name, values in shap.per_class.items():
+            widths = [values[feature] for feature in names]
+            ax.barh(names, widths, left=left, label=str(name))
+            left = [a + b for a, b in zip(left, widths, strict=True)]
+        ax.legend(fontsize=8, title="class")
+    else:
+        ax.barh(names, [value for _, value in ranked])
+    ax.set_xlabel("mean |SHAP value| (margin units" + (", summed over classes)" if shap.per_class else ")"))
     ax.tick_params(axis="y", labelsize=8)
     return _save(fig, path)

@@ -231,6 +231,9 @@ HYPERPARAMETERS: tuple[Spec, ...] = (
          "more, every host trains from external memory (ExtMemQuantileDMatrix cached on the spill volume, hist "
          "only, slower); 0: half the memory the host may use (cgroup limit or RAM); 1: always external memory",
          low=0, high=2**31 - 1),
+    Spec("shap_rows", int, 10_000, "most validation rows (shared out over the hosts, evenly spaced in each shard) "
+         "whose SHAP values give the evaluation's global SHAP importance; 0: none. TreeSHAP costs far more than a "
+         "prediction (about 2 ms a row for 200 trees of depth 6 on 2 cores)", low=0, high=2**31 - 1),
     # --- cluster and checkpoints ---------------------------------------------------------------------
     Spec("tracker_port", int, 9099, "port of the XGBoost tracker on the first host", low=1024, high=65_535),
     Spec("collective_timeout", int, 600,

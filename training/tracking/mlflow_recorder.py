@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     import xgboost
     from mlflow import MlflowClient
 
+    from training.evaluation.contributions import ShapImportance
     from training.evaluation.report import Report
     from training.read.columns import ColumnPlan
     from training.tracking.lineage import SnowflakeLineage
@@ -318,23 +319,24 @@ class MlflowRecorder:
         self._log_metrics("logging durations", durations, step=0)
 
     def log_evaluation(self, report: Report | None, importance: dict[str, dict[str, float]], title: str,
-                       metrics: Mapping[str, float]) -> None:
+                       metrics: Mapping[str, float], shap: ShapImportance | None = None) -> None:
         """``metrics`` (the evaluation's headline scalars) and the charts and numbers under the run's
         ``evaluation/`` artifacts."""
         if not self._active():
             return
         self._log_metrics("logging the evaluation's metrics", metrics, step=max(self.last_step, 0))
-        self._guard.call("logging the evaluation's charts", self._log_evaluation_files, report, importance, title)
+        self._guard.call("logging the evaluation's charts", self._log_evaluation_files, report, importance, title,
+                         shap)
 
     def _log_evaluation_files(self, report: Report | None, importance: dict[str, dict[str, float]],
-                              title: str) -> None:
+                              title: str, shap: ShapImportance | None = None) -> None:
         import tempfile
         from pathlib import Path
 
         from training.evaluation.files import write_evaluation
 
         with tempfile.TemporaryDirectory() as tmp:
-            write_evaluation(report, importance, Path(tmp), title)
+            write_evaluation(report, importance, Path(tmp), title, shap)
             self.client.log_artifacts(self.run_id, tmp, EVALUATION_ARTIFACTS)
 
     def describe(self, text: str) -> None:

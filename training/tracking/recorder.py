@@ -12,7 +12,7 @@ The order of calls, and the promise every implementation keeps::
     recorder.start(params)
     xgb.train(..., callbacks=[..., recorder.callback(rounds_done)])
     recorder.log_rows(...); recorder.log_durations(...); recorder.log_dataset(lineage)
-    recorder.log_evaluation(report, importance, title, metrics); recorder.describe(text)
+    recorder.log_evaluation(report, importance, title, metrics, shap); recorder.describe(text)
     recorder.finish(booster, final_metrics, column_plan, raw_example_rows)   # or recorder.fail(reason)
 
 After :meth:`~RunRecorder.check_reachable` no method raises into training: losing the record
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import pyarrow
     import xgboost
 
+    from training.evaluation.contributions import ShapImportance
     from training.evaluation.report import Report
     from training.hyperparameters import Hyperparameters
     from training.read.columns import ColumnPlan
@@ -63,8 +64,9 @@ class RunRecorder(Protocol):
         """Record how long the phases took (``fetch_seconds``, ...)."""
 
     def log_evaluation(self, report: Report | None, importance: dict[str, dict[str, float]], title: str,
-                       metrics: Mapping[str, float]) -> None:
-        """Record the validation evaluation: its headline ``metrics``, its charts and numbers as files."""
+                       metrics: Mapping[str, float], shap: ShapImportance | None = None) -> None:
+        """Record the validation evaluation: its headline ``metrics``, its charts and numbers as files
+        (the SHAP importance's too, when the job computed one)."""
 
     def describe(self, text: str) -> None:
         """Set the run's description (what the run is, in one paragraph)."""
@@ -102,7 +104,7 @@ class NoRecorder:
         return None
 
     def log_evaluation(self, report: Report | None, importance: dict[str, dict[str, float]], title: str,
-                       metrics: Mapping[str, float]) -> None:
+                       metrics: Mapping[str, float], shap: ShapImportance | None = None) -> None:
         return None
 
     def describe(self, text: str) -> None:
@@ -122,15 +124,16 @@ NO_RECORDER = NoRecorder()
 
 def record_evaluation(recorder: RunRecorder, booster: xgboost.Booster, report: Report | None,
                       columns: ColumnPlan, hps: Hyperparameters, final: dict[str, float], table: str, hosts: int,
-                      rows: int) -> None:
-    """The leader's record of the evaluation (headline metrics, charts, importance) and the run's description."""
+                      rows: int, shap: ShapImportance | None = None) -> None:
+    """The leader's record of the evaluation (headline metrics, charts, importance by gain and by SHAP) and
+    the run's description."""
     headline = {f"validation-{k}": v for k, v in (report.scalars if report else {}).items()
                 if f"validation-{k}" not in final and math.isfinite(v)}
     if headline:
         log.info("evaluation: %s", ", ".join(f"{k} {metric_text(v)}" for k, v in headline.items()))
     importance = feature_importance(booster, columns.xgboost_feature_names, columns.feature_names, linear=hps.linear)
     title = f"{table}, {hps['objective']}, {hosts} host(s)"
-    recorder.log_evaluation(report, importance, title, headline)
+    recorder.log_evaluation(report, importance, title, headline, shap)
     first = f"validation-{hps.eval_metrics[0]}"
     best = f"{first} {metric_text(final[first])}" if first in final else ""
     recorder.describe(f"XGBoost {hps['objective']} on Snowflake table {table}: {rows:,} rows read by {hosts} "
