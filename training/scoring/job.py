@@ -184,11 +184,13 @@ def _check_not_source(conn: Any, options: ScoreOptions) -> None:
 
 def _score_share(conn: Any, predictor: Predictor, options: ScoreOptions, outputs: OutputColumns, tables: Tables,
                  share: ScanShare, scored_at: datetime) -> int:
-    """Download this host's batches (``fetch_threads`` at a time), score each and append it to the staging table."""
+    """Download this host's batches (``fetch_threads`` at a time), score each, and append the predictions to the
+    staging table ``batch_rows`` at a time: one ``write_pandas`` (a PUT and a COPY) per ``batch_rows`` rows, not per
+    result batch (Snowflake's first batches are small, and each write is a round trip of its own)."""
     import pandas as pd
 
     lineage = (options.model_name, options.model_version, options.run_id)
-    written = 0
+    written, pending, pending_rows = 0, [], 0
     for batch in download(share, options.fetch_threads):
         if not batch.num_rows:
             continue
@@ -200,8 +202,20 @@ def _score_share(conn: Any, predictor: Predictor, options: ScoreOptions, outputs
         # integers stay integers with NULLs among them (a float64 would change a key above 2^53)
         keys = batch.select(list(options.keys)).to_pandas(
             types_mapper=lambda t: pd.Int64Dtype() if pa.types.is_integer(t) else None) if options.keys else None
-        written += tables.append(conn, outputs.frame(keys, predictions, lineage, scored_at), options.batch_rows)
+        pending.append(outputs.frame(keys, predictions, lineage, scored_at))
+        pending_rows += batch.num_rows
+        if pending_rows >= options.batch_rows:
+            written += tables.append(conn, _joined(pending), options.batch_rows)
+            pending, pending_rows = [], 0
+    if pending:
+        written += tables.append(conn, _joined(pending), options.batch_rows)
     return written
+
+
+def _joined(frames: list[Any]) -> Any:
+    import pandas as pd
+
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def _one_hot(value: int, cluster: Cluster) -> np.ndarray:
