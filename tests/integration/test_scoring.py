@@ -94,6 +94,7 @@ def scored(stack: LocalStack, job_env: dict[str, str], tmp_path_factory: pytest.
     killed = _kill_a_host_mid_write(stack, workdir, {**tracked, contract.SCORING_MODEL_ENV: str(model)})
     after_killed = _target(stack)
     rerun = score("score-6", BIG)
+    after_rerun = _target(stack)
     nowhere = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     untracked = score("score-7", SOURCE, **{contract.TRACKING_URI_ENV: nowhere, contract.REQUIRE_TRACKING_ENV: "false"})
     after_untracked = _target(stack)
@@ -101,7 +102,7 @@ def scored(stack: LocalStack, job_env: dict[str, str], tmp_path_factory: pytest.
     return {"model": model / contract.MODEL_FILE, "source": source, "first": first, "again": again,
             "failed": failed, "after_first": target_after_first, "after_second": target_after_second,
             "after_failed": after_failed, "bad_row": bad_row, "after_bad_row": after_bad_row, "killed": killed,
-            "after_killed": after_killed, "rerun": rerun, "after_rerun": _target(stack), "tables": _tables(stack),
+            "after_killed": after_killed, "rerun": rerun, "after_rerun": after_rerun, "tables": _tables(stack),
             "version": version, "tracking": shared_tracking, "untracked": untracked, "required": required,
             "after_untracked": after_untracked, "after_required": _target(stack),
             "nowhere": nowhere}
@@ -329,7 +330,7 @@ def _run_of(scored: dict[str, Any], job_name: str) -> Any:
     experiment = client.get_experiment_by_name(EXPERIMENT)
     runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`sagemaker.job_name` = '{job_name}'")
     assert len(runs) == 1, [r.info.run_id for r in runs]
-    return runs[0]
+    return client.get_run(runs[0].info.run_id)  # search_runs leaves a run's model inputs out
 
 
 def test_a_scoring_job_logs_one_run_with_its_input_output_rows_and_durations(scored: dict[str, Any]) -> None:
@@ -338,7 +339,7 @@ def test_a_scoring_job_logs_one_run_with_its_input_output_rows_and_durations(sco
     import json
 
     first = scored["first"]
-    assert first.exit_code == 0 and first.mismatch is None  # the hosts' collective calls were the same
+    assert first.exit_code == 0 and first.ledger_mismatch is None  # the hosts' collective calls were the same
     run = _run_of(scored, "score-1")
     assert run.info.status == "FINISHED" and run.info.run_name == "score-1"
     tags, metrics, params = run.data.tags, run.data.metrics, run.data.params
@@ -371,13 +372,16 @@ def test_the_run_links_the_registered_version_it_scored_with(scored: dict[str, A
     from mlflow import MlflowClient
 
     version = scored["version"]
-    registered = MlflowClient(scored["tracking"].uri).get_model_version("churn", version.version)
+    uri = scored["tracking"].uri
+    registered = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version("churn", version.version)
     run = _run_of(scored, "score-1")
     tags = run.data.tags
     assert (tags["scoring.model_name"], tags["scoring.model_version"], tags["scoring.training_run_id"]) == \
         ("churn", version.version, registered.run_id)
-    assert registered.model_id and tags["scoring.model_id"] == registered.model_id
-    assert [m.model_id for m in run.inputs.model_inputs] == [registered.model_id]
+    model_id = tags["scoring.model_id"]
+    assert registered.source == f"models:/{model_id}"  # the version was registered from this logged model
+    assert MlflowClient(uri).get_logged_model(model_id).source_run_id == registered.run_id
+    assert [m.model_id for m in run.inputs.model_inputs] == [model_id]
 
 
 def test_a_failed_scoring_job_s_run_is_failed_with_its_one_line_reason(scored: dict[str, Any]) -> None:
@@ -404,6 +408,6 @@ def test_an_unreachable_tracking_server_fails_the_job_before_any_row_unless_trac
     assert scored["after_required"].equals(scored["after_untracked"])
     assert all("predictions to the staging table" not in log.read_text() for log in required.logs)
     untracked = scored["untracked"]
-    assert untracked.exit_code == 0 and untracked.mismatch is None, untracked.failure
+    assert untracked.exit_code == 0 and untracked.ledger_mismatch is None, untracked.failure
     assert untracked.logs[0].read_text().count("cannot be reached") == 1
     assert scored["after_untracked"].num_rows == ROWS

@@ -50,6 +50,7 @@ TAG_MODEL_NAME, TAG_MODEL_VERSION, TAG_TRAINING_RUN = ("scoring.model_name", "sc
                                                        "scoring.training_run_id")
 TAG_MODEL_ID = "scoring.model_id"
 """The registered version's MLflow 3 logged model (``models:/<id>``), also the run's model input."""
+LOGGED_MODEL_SCHEME = "models:/"
 DATASET_CONTEXT = "scoring"
 """``mlflow.data.context`` of the source table's dataset input."""
 
@@ -159,12 +160,14 @@ class ScoringRun:
             return None
         try:
             found = recorder.client.get_model_version(options.model_name, options.model_version)
+            # a tracking server's REST answer leaves ``model_id`` out; the version's source names the logged model
+            model_id = getattr(found, "model_id", None) or _logged_model_id(str(found.source or ""))
+            return str(recorder.client.get_logged_model(model_id).model_id) if model_id else None
         except store_errors() as err:
-            log.warning("model %s version %s is not in the registry at %s (%s): the run names it in tags only",
-                        options.model_name, options.model_version, safe_uri(recorder.uri),
-                        describe_error(err, recorder.uri))
+            log.warning("model %s version %s or its logged model is not on the MLflow server at %s (%s): the run "
+                        "names the version in tags only", options.model_name, options.model_version,
+                        safe_uri(recorder.uri), describe_error(err, recorder.uri))
             return None
-        return str(found.model_id) if getattr(found, "model_id", None) else None
 
     def _description(self, rows: int, outcome: str) -> str:
         options = self._options
@@ -174,6 +177,13 @@ class ScoringRun:
         query = f" (query {self.source.query_ids[0]})" if self.source and self.source.query_ids else ""
         return (f"Batch scoring of Snowflake table {options.source_sql}{query} with {model} into "
                 f"{options.target_sql} ({outcome}): {rows:,} rows by {self._hosts} host(s).")
+
+
+def _logged_model_id(source: str) -> str | None:
+    """``m-...`` of a version registered from ``models:/m-...`` (``launch register`` registers a logged model so);
+    None for a version registered from a run's artifacts (``runs:/...``)."""
+    model_id = source.removeprefix(LOGGED_MODEL_SCHEME)
+    return model_id if source.startswith(LOGGED_MODEL_SCHEME) and model_id and "/" not in model_id else None
 
 
 def _model_tags(options: ScoreOptions) -> dict[str, str]:
