@@ -110,22 +110,30 @@ def _host(base_dir: Path, what: str, work: Callable[[], object], on_failure: Cal
 
 
 def _score(base_dir: Path) -> int:
-    """A batch scoring host: the same outcomes as a training host (failure file, exit code)."""
+    """A batch scoring host: the same outcomes as a training host (failure file, exit code), and, on the leader,
+    the same MLflow tracking (one run per job)."""
     from training.model.scoring import model_file
     from training.scoring.job import ScoreSpec, run_scoring
     from training.scoring.options import ScoreOptions
+    from training.tracking.scoring_run import NO_SCORING_RECORDER, ScoringRecorder, ScoringRun
+
+    recorder: ScoringRecorder = NO_SCORING_RECORDER
 
     def score() -> None:
+        nonlocal recorder
         env = TrainingEnv.from_dir(base_dir)
         model = _unpacked(Path(os.environ.get(SCORING_MODEL_ENV) or model_channel_dir(base_dir)), env.spill_dir)
         try:
             path = model_file(model)
         except ValueError as err:
             raise ConfigError(f"no model to score with: {err}") from None
-        run_scoring(ScoreSpec(ScoreOptions.parse(env.hyperparameters), Cluster.from_hosts(env.hosts, env.current_host),
-                              path, env.sign_in, env.job_name, env.snowflake_timeouts, env.ledger_dir))
+        cluster = Cluster.from_hosts(env.hosts, env.current_host)
+        if cluster.leader:  # only the leader talks to MLflow: one run per job
+            recorder = ScoringRun.from_settings(env.tracking, env.job_info())
+        run_scoring(ScoreSpec(ScoreOptions.parse(env.hyperparameters), cluster, path, env.sign_in, env.job_name,
+                              env.snowflake_timeouts, env.ledger_dir), recorder)
 
-    return _host(base_dir, "scoring", score, lambda message: None)
+    return _host(base_dir, "scoring", score, lambda message: recorder.fail(message))
 
 
 def _unpacked(folder: Path, scratch: Path) -> Path:

@@ -130,6 +130,13 @@ def add_tracking_argument(parser: argparse.ArgumentParser) -> None:
                         "(default: $MLFLOW_TRACKING_URI, else the settings' mlflow.tracking_uri)")
 
 
+def tracking_line(uri: str) -> str:
+    """Where a local job's MLflow run is, as the launcher prints it (a local store: the command that opens its UI)."""
+    if uri.startswith("sqlite:"):
+        return f"MLflow: .venv/bin/mlflow ui --backend-store-uri {uri}   (then open http://127.0.0.1:5000)"
+    return f"MLflow: {uri}"
+
+
 def tracking_location(args: argparse.Namespace) -> tuple[str, str]:
     """Tracking URI and experiment: flags, then the environment, then the settings file (``deploy`` too)."""
     uri = args.tracking_uri or os.environ.get(contract.TRACKING_URI_ENV, "")

@@ -210,4 +210,6 @@ def _local(args: argparse.Namespace, options: dict[str, str]) -> int:
     if done.output:
         print(f"rows: {done.output}")
     print("logs:  " + "  ".join(str(p) for p in result.logs))
+    if done.tracking_uri:
+        print(console.tracking_line(done.tracking_uri))
     return 0

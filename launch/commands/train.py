@@ -135,7 +135,5 @@ def _report(done: LocalRun) -> None:
     if result.model_path:
         print(f"model: {result.model_path}")
     print("logs:  " + "  ".join(str(p) for p in result.logs))
-    if done.tracking_uri.startswith("sqlite:"):
-        print(f"MLflow: .venv/bin/mlflow ui --backend-store-uri {done.tracking_uri}   (then open http://127.0.0.1:5000)")
-    elif done.tracking_uri:
-        print(f"MLflow: {done.tracking_uri}")
+    if done.tracking_uri:
+        print(console.tracking_line(done.tracking_uri))

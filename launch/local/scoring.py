@@ -2,7 +2,8 @@
 embedded Snowflake (the demo's tables, or a ``--data`` file loaded as the source table).
 
 ``python -m launch score --local`` calls :func:`run_local_scoring`. The target table is written in the
-embedded Snowflake, all or nothing (:mod:`training.scoring.write`); ``--output FILE`` exports it.
+embedded Snowflake, all or nothing (:mod:`training.scoring.write`); ``--output FILE`` exports it. The job's
+MLflow run goes where ``train --local`` logs (``$MLFLOW_TRACKING_URI``, else the work directory's store).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from launch import datasets
 from launch.local.hosts import LocalJobResult, container_command, run_local_job
-from launch.local.runs import LOCAL_SECRET_ID
+from launch.local.runs import LOCAL_SECRET_ID, mlflow_env
 from launch.local.services import DEFAULT_WORKDIR, LocalStack
 from launch.local.user_job import load_data_file
 from training import contract
@@ -26,12 +27,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LocalScoring:
-    """A finished local scoring job: the hosts' outcome, the target's rows and where they were exported."""
+    """A finished local scoring job: the hosts' outcome, the target's rows, where they were exported and where
+    MLflow recorded the job (empty: tracking off)."""
 
     result: LocalJobResult
     seconds: float
     target_rows: int | None
     output: Path | None
+    tracking_uri: str = ""
 
 
 def run_local_scoring(model: Path, options: dict[str, str], *, hosts: int = 2, workdir: Path = DEFAULT_WORKDIR,
@@ -55,13 +58,16 @@ def run_local_scoring(model: Path, options: dict[str, str], *, hosts: int = 2, w
             rows = load_data_file(stack, options["source_table"], parquet)
             log.info("loaded %s (%s rows) as %s", data, f"{rows:,}", options["source_table"])
         stack.put_secret(LOCAL_SECRET_ID, stack.snowflake_secret())
-        env = {**stack.aws_env(), contract.SECRET_ID_ENV: LOCAL_SECRET_ID, contract.SCORING_MODEL_ENV: str(model_dir)}
+        tracking = mlflow_env(workdir)
+        env = {**stack.aws_env(), contract.SECRET_ID_ENV: LOCAL_SECRET_ID, contract.SCORING_MODEL_ENV: str(model_dir),
+               **tracking}
         result = run_local_job(options, hosts=hosts, workdir=workdir, env=env, echo=echo,
                                command=container_command(contract.SCORE_COMMAND))
         target_rows = None
         if result.exit_code == 0:
             target_rows = _export(stack, options["target_table"], output)
-    return LocalScoring(result, time.monotonic() - started, target_rows, output if target_rows is not None else None)
+    return LocalScoring(result, time.monotonic() - started, target_rows, output if target_rows is not None else None,
+                        tracking.get(contract.TRACKING_URI_ENV, ""))
 
 
 def _export(stack: LocalStack, target: str, output: Path | None) -> int:

@@ -2,11 +2,13 @@
 
 The source has case-sensitive names, text, NULLs and a region the model never saw; the target's rows
 must equal ``predict_rows`` on the same rows, exactly, every key once. A rerun replaces the target, and
-a job that fails (a source without a model column) leaves the previous target as it was.
+a job that fails (a source without a model column) leaves the previous target as it was. Every job logs
+one MLflow run to a real ``mlflow server``, linked to the registered version it scores with.
 """
 
 from __future__ import annotations
 
+import re
 import tarfile
 import time
 from pathlib import Path
@@ -20,7 +22,10 @@ import pytest
 
 from launch import datasets
 from launch.local.hosts import LocalJobResult, container_command, run_local_job, start_local_job
-from launch.local.services import LocalStack
+from launch.local.services import LocalStack, free_port
+from launch.registry import Registration, register
+from tests.helpers import SECRET_PASSWORD
+from tests.integration.mlflow_server import MlflowServer
 from training import contract
 from training.model.booster import load, predict_rows, scoring_matrix
 
@@ -33,10 +38,13 @@ EXPLAINED, LINEAR = "DEMO.PUBLIC.EXPLAINED_SCORES", "DEMO.PUBLIC.LINEAR_SCORES"
 FEATURES = '"Price","Units Sold","is_member","signup_date","last_seen","region","noise"'
 ROWS = 3_000
 BIG_ROWS = 60_000
+EXPERIMENT = "batch-scoring"
+"""This module's experiment on the session's MLflow server: every scoring job of the fixture logs its run there."""
 
 
 @pytest.fixture(scope="module")
-def scored(stack: LocalStack, job_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def scored(stack: LocalStack, job_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory,
+           shared_tracking: MlflowServer) -> dict[str, Any]:
     workdir = tmp_path_factory.mktemp("scoring")
     source = datasets.mixed_chunk(10_000, ROWS, seed=21, rare_row=None)
     unseen = pa.array(np.arange(ROWS) % 97 == 5)  # ~31 rows in a region the model never saw
@@ -59,17 +67,21 @@ def scored(stack: LocalStack, job_env: dict[str, str], tmp_path_factory: pytest.
                             hosts=3, workdir=workdir, env=job_env, job_name="score-model", timeout=300)
     assert trained.exit_code == 0, trained.failure
     model = contract.model_dir(trained.host_dirs[0])
+    version = _register(shared_tracking, model / contract.MODEL_FILE)
+    tracked = {**job_env, contract.TRACKING_URI_ENV: shared_tracking.uri, contract.EXPERIMENT_ENV: EXPERIMENT}
 
     channel = workdir / "channel"  # as SageMaker hands a scoring job a training job's model: the archive itself
     channel.mkdir()
     with tarfile.open(channel / "model.tar.gz", "w:gz") as tar:
         tar.add(model / contract.MODEL_FILE, arcname=contract.MODEL_FILE)
 
-    def score(name: str, source_table: str, model_folder: Path = model, **settings: str) -> LocalJobResult:
+    def score(name: str, source_table: str, model_folder: Path = model, env: dict[str, str] | None = None,
+              **settings: str) -> LocalJobResult:
         return run_local_job({"source_table": source_table, "target_table": TARGET, "key_columns": '"id"',
                               "batch_rows": "1000", "collective_timeout": "120", "model_name": "churn",
-                              "model_version": "3", "run_id": "r-1", **settings},
-                             hosts=3, workdir=workdir, env={**job_env, contract.SCORING_MODEL_ENV: str(model_folder)},
+                              "model_version": version.version, "run_id": version.run_id, **settings},
+                             hosts=3, workdir=workdir,
+                             env={**tracked, contract.SCORING_MODEL_ENV: str(model_folder), **(env or {})},
                              job_name=name, command=container_command(contract.SCORE_COMMAND), timeout=300)
 
     first = score("score-1", SOURCE)
@@ -81,22 +93,44 @@ def scored(stack: LocalStack, job_env: dict[str, str], tmp_path_factory: pytest.
     after_failed = _target(stack)
     bad_row = score("score-4", BAD_ROW)  # fails while the hosts score: some may have appended already
     after_bad_row = _target(stack)
-    killed = _kill_a_host_mid_write(stack, workdir, {**job_env, contract.SCORING_MODEL_ENV: str(model)})
+    killed = _kill_a_host_mid_write(stack, workdir, {**tracked, contract.SCORING_MODEL_ENV: str(model)})
     after_killed = _target(stack)
     rerun = score("score-6", BIG)
-    explained = score("score-7", SOURCE, target_table=EXPLAINED, explain="3")
+    after_rerun = _target(stack)
+    nowhere = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    untracked = score("score-7", SOURCE, env={contract.TRACKING_URI_ENV: nowhere, contract.REQUIRE_TRACKING_ENV: "false"})
+    after_untracked = _target(stack)
+    required = score("score-8", SOURCE, env={contract.TRACKING_URI_ENV: nowhere})
+    explained = score("score-9", SOURCE, target_table=EXPLAINED, explain="3")
     linear = run_local_job({"table": TRAIN, "target": '"Price"', "features": '"Units Sold","noise","is_member"',
                             "booster": "gblinear", "num_round": "10", "collective_timeout": "120"},
                            hosts=2, workdir=workdir, env=job_env, job_name="score-linear-model", timeout=300)
     assert linear.exit_code == 0, linear.failure
     linear_model = contract.model_dir(linear.host_dirs[0])
-    linear_scored = score("score-8", SOURCE, linear_model, target_table=LINEAR)
+    linear_scored = score("score-10", SOURCE, linear_model, target_table=LINEAR)
     return {"explained": explained, "after_explained": _target(stack, EXPLAINED), "linear": linear_scored,
             "linear_model": linear_model / contract.MODEL_FILE, "after_linear": _target(stack, LINEAR),
-"model": model / contract.MODEL_FILE, "source": source, "first": first, "again": again,
+            "model": model / contract.MODEL_FILE, "source": source, "first": first, "again": again,
             "failed": failed, "after_first": target_after_first, "after_second": target_after_second,
             "after_failed": after_failed, "bad_row": bad_row, "after_bad_row": after_bad_row, "killed": killed,
-            "after_killed": after_killed, "rerun": rerun, "after_rerun": _target(stack), "tables": _tables(stack)}
+            "after_killed": after_killed, "rerun": rerun, "after_rerun": after_rerun, "tables": _tables(stack),
+            "version": version, "tracking": shared_tracking, "untracked": untracked, "required": required,
+            "after_untracked": after_untracked, "after_required": _target(stack),
+            "nowhere": nowhere}
+
+
+def _register(server: MlflowServer, model_file: Path) -> Registration:
+    """The trained model as ``churn`` version N of the server's registry, from a logged model (as ``register`` makes it)."""
+    from training.tracking import pyfunc
+    from training.tracking.mlflow_client import configure_client
+
+    client = configure_client(server.uri)
+    experiment = client.create_experiment("scoring-models")
+    run = client.create_run(experiment)
+    booster, plan = load(model_file)
+    pyfunc.log_model(client, run.info.run_id, experiment, "model", booster, plan, None, {})
+    client.set_terminated(run.info.run_id)
+    return register(server.uri, "churn", run_id=run.info.run_id)
 
 
 def _kill_a_host_mid_write(stack: LocalStack, workdir: Path, env: dict[str, str]) -> dict[str, Any]:
@@ -161,7 +195,8 @@ def test_every_key_is_scored_once_exactly_as_predict_rows_scores_it(scored: dict
     np.testing.assert_array_equal(target.column("PROBABILITY").to_numpy(), through_a_matrix[order])
     assert target.column("PREDICTION").to_pylist() == list(expected["prediction"].to_numpy()[order])
     assert set(target.column("PREDICTION").to_pylist()) <= {"no", "yes"}  # the class as the table has it
-    assert set(target.column("MODEL_NAME").to_pylist()) == {"churn"} and set(target.column("RUN_ID").to_pylist()) == {"r-1"}
+    assert set(target.column("MODEL_NAME").to_pylist()) == {"churn"}
+    assert set(target.column("RUN_ID").to_pylist()) == {scored["version"].run_id}
     assert target.column("SCORED_AT").null_count == 0
     assert target.column_names == ["id", "PREDICTION", "PROBABILITY", "MODEL_NAME", "MODEL_VERSION", "RUN_ID",
                                    "SCORED_AT"]
@@ -195,10 +230,16 @@ def test_a_source_without_a_model_column_fails_in_one_line_and_leaves_the_target
 
 
 def test_the_score_command_scores_a_data_file_locally_and_exports_the_target(
-        scored: dict[str, Any], tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]) -> None:
-    """`python -m launch score --local --data FILE`: the user's path, its own embedded Snowflake, the rows exported."""
+        scored: dict[str, Any], tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`python -m launch score --local --data FILE`: the user's path, its own embedded Snowflake, the rows exported,
+    the run in the local MLflow store, as `train --local` logs."""
+    from mlflow import MlflowClient
+
     from launch import cli
 
+    monkeypatch.delenv(contract.TRACKING_URI_ENV, raising=False)
+    monkeypatch.delenv(contract.EXPERIMENT_ENV, raising=False)
     workdir = tmp_path_factory.mktemp("score-cli")
     data, out = workdir / "customers.parquet", workdir / "scores.csv"
     pq.write_table(scored["source"], data)
@@ -216,6 +257,14 @@ def test_the_score_command_scores_a_data_file_locally_and_exports_the_target(
     order = np.argsort(np.asarray(scored["source"].column("id")))
     np.testing.assert_allclose(rows["PROBABILITY"].to_numpy(), expected["probability"].to_numpy()[order], rtol=1e-6)
     assert rows["MODEL_NAME"].isna().all()  # a model given by its path names no registered model
+    store = f"sqlite:///{workdir / 'work' / 'mlflow' / 'mlflow.db'}"
+    assert f"MLflow: .venv/bin/mlflow ui --backend-store-uri {store}" in printed
+    client = MlflowClient(store)
+    [run] = client.search_runs([client.get_experiment_by_name("snowflake-xgboost-demo").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.tags["job_kind"] == "scoring"
+    metrics = run.data.metrics
+    assert metrics["rows_total"] == ROWS and metrics["rows_host_0"] + metrics["rows_host_1"] == ROWS
+    assert "scoring.model_name" not in run.data.tags
 
 
 def test_a_host_that_fails_while_scoring_leaves_the_target_and_no_staging_table(scored: dict[str, Any]) -> None:
@@ -316,3 +365,97 @@ def test_a_linear_model_is_batch_scored_with_xgboosts_own_numbers(scored: dict[s
     order = np.argsort(np.asarray(source.column("id")))
     np.testing.assert_array_equal(target.column("PREDICTION").to_numpy(),
                                   booster.predict(scoring_matrix(plan, plan.feature_matrix(columns)))[order])
+
+
+# --- the job's MLflow run ------------------------------------------------------------------------------
+
+
+def _run_of(scored: dict[str, Any], job_name: str) -> Any:
+    """The one run the job logged (its name is the job's)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(scored["tracking"].uri)
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`sagemaker.job_name` = '{job_name}'")
+    assert len(runs) == 1, [r.info.run_id for r in runs]
+    return client.get_run(runs[0].info.run_id)  # search_runs leaves a run's model inputs out
+
+
+def test_a_scoring_job_logs_one_run_with_its_input_output_rows_and_durations(scored: dict[str, Any]) -> None:
+    """Only the leader talks to MLflow: one run for the 3 hosts, holding what was read (the source and its query
+    id), what was written (the target, its rows per host) and how long each phase took."""
+    import json
+
+    first = scored["first"]
+    assert first.exit_code == 0 and first.ledger_mismatch is None  # the hosts' collective calls were the same
+    run = _run_of(scored, "score-1")
+    assert run.info.status == "FINISHED" and run.info.run_name == "score-1"
+    tags, metrics, params = run.data.tags, run.data.metrics, run.data.params
+    assert tags["job_kind"] == "scoring" and tags["sagemaker.instance_count"] == "3"
+    assert tags["scoring.source_table"] == '"DEMO"."PUBLIC"."SCORE_SOURCE"'
+    assert (tags["scoring.target_table"], tags["scoring.outcome"]) == ('"DEMO"."PUBLIC"."Churn Scores"', "created")
+    assert {k: metrics[k] for k in ("rows_host_0", "rows_host_1", "rows_host_2", "rows_total")} == \
+        {"rows_host_0": 1000.0, "rows_host_1": 1000.0, "rows_host_2": 1000.0, "rows_total": 3000.0}
+    phases = [metrics[k] for k in ("query_seconds", "score_seconds", "publish_seconds")]
+    assert all(seconds > 0 for seconds in phases) and metrics["total_seconds"] >= sum(phases)
+    assert params["source_sql"] == '"DEMO"."PUBLIC"."SCORE_SOURCE"' and params["keys"] == "id"
+    # the input: the source table and the leader's one query, whose id its log names
+    query_id = re.search(r"one query for 3 host\(s\): .* \(query (\S+)\)", first.logs[0].read_text()).group(1)
+    assert tags["scoring.query_id"] == query_id
+    (dataset_input,) = run.inputs.dataset_inputs
+    dataset = dataset_input.dataset
+    assert (dataset.name, dataset.source_type) == ("DEMO.PUBLIC.SCORE_SOURCE", "snowflake")
+    assert {t.key: t.value for t in dataset_input.tags}["mlflow.data.context"] == "scoring"
+    source = json.loads(dataset.source)
+    assert source["query_ids"] == [query_id] and source["rows"] == ROWS and source["read_mode"] == "scan"
+    assert source["query_template"].startswith('SELECT "id", "Price", "Units Sold"') and \
+        source["query_template"].endswith('FROM "DEMO"."PUBLIC"."SCORE_SOURCE"')
+    assert [c["name"] for c in json.loads(dataset.schema)["mlflow_colspec"]][:2] == ["id", "Price"]
+    assert "Batch scoring of Snowflake table" in tags["mlflow.note.content"]
+    assert SECRET_PASSWORD not in repr(run.data) + dataset.source
+
+
+def test_the_run_links_the_registered_version_it_scored_with(scored: dict[str, Any]) -> None:
+    """Tags name the version and its training run; MLflow 3's model input is the version's logged model."""
+    from mlflow import MlflowClient
+
+    version = scored["version"]
+    uri = scored["tracking"].uri
+    registered = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version("churn", version.version)
+    run = _run_of(scored, "score-1")
+    tags = run.data.tags
+    assert (tags["scoring.model_name"], tags["scoring.model_version"], tags["scoring.training_run_id"]) == \
+        ("churn", version.version, registered.run_id)
+    model_id = tags["scoring.model_id"]
+    assert registered.source == f"models:/{model_id}"  # the version was registered from this logged model
+    assert MlflowClient(uri).get_logged_model(model_id).source_run_id == registered.run_id
+    assert [m.model_id for m in run.inputs.model_inputs] == [model_id]
+
+
+def test_a_failed_scoring_job_s_run_is_failed_with_its_one_line_reason(scored: dict[str, Any]) -> None:
+    """Before the query (a missing column) and after it (a row that cannot be scored: the run keeps what was read)."""
+    failed = _run_of(scored, "score-3")
+    assert failed.info.status == "FAILED"
+    assert failed.data.tags["failure_reason"] == scored["failed"].failure
+    bad_row = _run_of(scored, "score-4")
+    assert bad_row.info.status == "FAILED"
+    assert bad_row.data.tags["failure_reason"] == scored["bad_row"].failure
+    assert bad_row.data.tags["failure_reason"].startswith("a source row cannot be scored")
+    assert [d.dataset.name for d in bad_row.inputs.dataset_inputs] == ["DEMO.PUBLIC.SCORE_BAD_ROW"]
+    assert "rows_total" not in bad_row.data.metrics
+
+
+def test_an_unreachable_tracking_server_fails_the_job_before_any_row_unless_tracking_is_optional(
+        scored: dict[str, Any]) -> None:
+    """As a training job: MLFLOW_REQUIRED (default true) fails the job in one line before any row is read;
+    MLFLOW_REQUIRED=false scores without a run, every host in step."""
+    required = scored["required"]
+    assert required.exit_code == 1
+    assert required.failure is not None and required.failure.startswith(
+        f"MLflow tracking at {scored['nowhere']} cannot be reached (connection refused)")
+    assert scored["after_required"].equals(scored["after_untracked"])
+    assert all("predictions to the staging table" not in log.read_text() for log in required.logs)
+    untracked = scored["untracked"]
+    assert untracked.exit_code == 0 and untracked.ledger_mismatch is None, untracked.failure
+    assert untracked.logs[0].read_text().count("cannot be reached") == 1
+    assert scored["after_untracked"].num_rows == ROWS

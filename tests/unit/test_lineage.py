@@ -39,3 +39,28 @@ def test_the_entry_point_module_imports_no_mlflow_until_the_class_is_asked_for()
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).resolve().parents[2])
     assert "AttributeError: module 'training.tracking.lineage' has no attribute 'Other'" in done.stderr, done.stderr
+
+
+def test_a_scoring_read_is_the_source_table_and_its_one_query_with_keys_of_any_type() -> None:
+    """A scoring job's input: the table named as the session reads it, the query id, and its columns: the keys it
+    carries through whatever their type (``any``), then the model's features as the model reads them."""
+    from mlflow.types import Schema
+
+    from training.read.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
+    from training.read.credentials import SnowflakeCredentials
+    from training.read.scan import ScanShare
+
+    plan = ColumnPlan((ColumnSpec("Price", "REAL", "numeric", FEATURE), ColumnSpec("region", "TEXT", "categorical",
+                                                                                     FEATURE),
+                       ColumnSpec("churned", "TEXT", "class", LABEL)))
+    creds = SnowflakeCredentials("xy12345", "u", "wh", "SALES", "PUBLIC", "r", "password", {})
+    share = ScanShare([], [], "01b2-0009", "2026-12-01T10:00:00+00:00", 3_000, 1)
+    read = lineage.scoring_lineage(creds, '"Customers"', 'SELECT "id", "Price", "region" FROM "Customers"', ["id"],
+                                   plan, share)
+    assert (read.database, read.schema, read.table, read.query_ids, read.rows) == \
+        ("SALES", "PUBLIC", "Customers", ["01b2-0009"], 3_000)
+    assert read.snapshot_at == read.read_at == share.read_at and read.read_mode == "scan"
+    dataset = lineage.snowflake_dataset(read)._to_mlflow_entity()
+    assert dataset.name == "SALES.PUBLIC.Customers"
+    columns = Schema.from_json(json.dumps(json.loads(dataset.schema)["mlflow_colspec"])).to_dict()
+    assert [(c["name"], c["type"]) for c in columns] == [("id", "any"), ("Price", "double"), ("region", "string")]

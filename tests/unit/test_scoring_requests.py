@@ -11,7 +11,7 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-from launch import cli, scoring_jobs
+from launch import cli, jobs, scoring_jobs
 from launch.settings import load_settings
 from tests.unit.test_requests import FULL, no_credentials  # noqa: F401  (autouse: the dry run needs no account)
 from training import contract
@@ -50,6 +50,17 @@ def test_the_request_runs_the_score_command_on_the_settings_hosts_with_the_model
     assert request["VpcConfig"] == {"SecurityGroupIds": ["sg-1"], "Subnets": ["subnet-1"]}
     assert request["EnableManagedSpotTraining"] is True and request["Tags"] == [{"Key": "team", "Value": "ml"}]
     assert re.fullmatch(r"xgb-test-score-[0-9a-f]{6}-\d{12}", request["TrainingJobName"])
+
+
+def test_the_job_logs_its_run_where_a_training_job_of_the_same_settings_logs(settings_file: Path) -> None:
+    """The scoring job's MLflow run: the settings' tracking URI (here a managed MLflow ARN), experiment and
+    MLFLOW_REQUIRED reach its environment exactly as they reach a training job's."""
+    settings = load_settings(settings_file, ["environment.MLFLOW_REQUIRED=false"])
+    environment = scoring_jobs.scoring_request(settings, OPTIONS, MODEL)["Environment"]
+    assert environment == jobs.training_request(settings)["Environment"]
+    assert (environment[contract.TRACKING_URI_ENV], environment[contract.EXPERIMENT_ENV],
+            environment[contract.REQUIRE_TRACKING_ENV]) == (
+        "arn:aws:sagemaker:us-west-2:123456789012:mlflow-tracking-server/main", "exp", "false")
 
 
 def test_the_dry_run_prints_the_request_and_needs_no_account(settings_file: Path,

@@ -10,7 +10,8 @@ MLflow model code them. The write is all or nothing (:mod:`training.scoring.writ
 
 Collective calls, the same on every host in the same order: the leader's plan and deal (one
 broadcast), every host's write outcome (one gather), the rows written (one all-reduce), the
-leader's swap (one broadcast).
+leader's swap (one broadcast). The leader's MLflow run (:mod:`training.tracking.scoring_run`) talks
+to MLflow only before the hosts join and after they leave.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ from training.scoring.options import ScoreOptions
 from training.scoring.output import OutputColumns, output_columns
 from training.scoring.predictor import Predictor
 from training.scoring.write import Tables
+from training.tracking.lineage import scoring_lineage
+from training.tracking.scoring_run import NO_SCORING_RECORDER, ScoringRecorder
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +82,13 @@ class ScoreResult:
     """``created`` (the target did not exist) or ``replaced``."""
 
 
-def run_scoring(spec: ScoreSpec) -> ScoreResult:
+def run_scoring(spec: ScoreSpec, recorder: ScoringRecorder = NO_SCORING_RECORDER) -> ScoreResult:
     """Score this host's share of the source table and, with the others, replace the target; a
-    :class:`~training.errors.UserError` on bad input, with the target unchanged."""
+    :class:`~training.errors.UserError` on bad input, with the target unchanged. ``recorder``: the
+    leader's MLflow run (opened first: an unreachable server that tracking requires fails the job here)."""
     options, cluster = spec.options, spec.cluster
+    job_started = time.monotonic()
+    recorder.start(options, cluster.size)
     booster, plan = _model(spec.model_path)
     try:
         explain = top_k(options.explain, plan)
@@ -95,7 +101,8 @@ def run_scoring(spec: ScoreSpec) -> ScoreResult:
              cluster.rank, cluster.size)
     predictor = Predictor(spec.model_path, booster, plan, explain)  # before the collective: its child never joins
     try:
-        conn = connect(spec.sign_in.credentials(), options.query_tag, spec.timeouts)
+        creds = spec.sign_in.credentials()
+        conn = connect(creds, options.query_tag, spec.timeouts)
     except BaseException:
         predictor.close()
         raise
@@ -104,9 +111,13 @@ def run_scoring(spec: ScoreSpec) -> ScoreResult:
     try:
         with collective_errors(cluster), collective(cluster, options.tracker_port, options.collective_timeout,
                                                     spec.ledger_dir):
+            started = time.monotonic()
             dealt, scored_at = from_leader(lambda: _query(conn, plan, options, outputs, tables, cluster.size),
                                            cluster, "score: deal")
             share: ScanShare = dealt[cluster.rank]
+            recorder.queried(scoring_lineage(creds, options.source_sql, _select(options, plan), list(options.keys),
+                                             plan, share))
+            durations = {"query_seconds": time.monotonic() - started}
             started = time.monotonic()
             written = agree(lambda: _score_share(conn, predictor, options, outputs, tables, share, scored_at),
                             cluster, "score: share written")
@@ -115,8 +126,10 @@ def run_scoring(spec: ScoreSpec) -> ScoreResult:
             if sum(per_host) != share.result_rows:  # every host knows both: the same verdict everywhere
                 raise SnowflakeError(f"the hosts wrote {sum(per_host):,} predictions for the query's "
                                      f"{share.result_rows:,} rows: the target is unchanged; run the job again")
+            durations["score_seconds"], started = time.monotonic() - started, time.monotonic()
             outcome = from_leader(lambda: tables.publish(conn, share.result_rows), cluster, "score: published")
             published = True
+            durations["publish_seconds"] = time.monotonic() - started
     finally:
         predictor.close()
         if cluster.leader and not published:
@@ -124,6 +137,7 @@ def run_scoring(spec: ScoreSpec) -> ScoreResult:
         conn.close()
     log.info("target %s %s: %s rows (rows per host: %s)", options.target_sql, outcome, f"{sum(per_host):,}",
              ", ".join(f"{n:,}" for n in per_host))
+    recorder.finish(per_host, outcome, {**durations, "total_seconds": time.monotonic() - job_started})
     return ScoreResult(sum(per_host), per_host, options.target_sql, outcome)
 
 
@@ -156,12 +170,17 @@ def _query(conn: Any, plan: Any, options: ScoreOptions, outputs: OutputColumns, 
     cursor = conn.cursor()
     try:
         read_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        select = ", ".join(quote_column(name) for name in dict.fromkeys(needed))
-        cursor.execute(f"SELECT {select} FROM {options.source_sql}")  # noqa: S608  (quoted identifiers)
+        cursor.execute(_select(options, plan))
         result = ScanResult(cursor.sfqid, list(cursor.get_result_batches() or []), read_at)
     finally:
         cursor.close()
     return shares(result, hosts), datetime.now(timezone.utc)
+
+
+def _select(options: ScoreOptions, plan: Any) -> str:
+    """The job's one query: the key columns and the model's features (each once), every row of the source."""
+    columns = ", ".join(quote_column(name) for name in dict.fromkeys([*options.keys, *plan.feature_names]))
+    return f"SELECT {columns} FROM {options.source_sql}"  # noqa: S608  (quoted identifiers)
 
 
 def _check_not_source(conn: Any, options: ScoreOptions) -> None:

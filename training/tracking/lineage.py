@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from training.read.columns import ColumnPlan
     from training.read.credentials import SnowflakeCredentials
     from training.read.plan import ShardPlan
+    from training.read.scan import ScanShare
     from training.read.spill import Shard
 
 SOURCE_TYPE = "snowflake"
@@ -53,7 +54,8 @@ class SnowflakeLineage:
     schema_digest: str
     """:meth:`training.read.columns.ColumnPlan.schema_digest`: names, Snowflake types, kinds and roles."""
     column_types: list[str] = field(default_factory=list)
-    """MLflow type of each column as the table has it (``double``, ``string``, ``boolean``, ``datetime``)."""
+    """MLflow type of each column as the table has it (``double``, ``string``, ``boolean``, ``datetime``;
+    ``any`` for a scoring job's key columns, which it carries through whatever their type)."""
     read_mode: str = "hash"
     """``scan``: one query for the job (``query_ids`` holds its one id); ``hash``: one query per host and page."""
     snapshot_at: str = ""
@@ -137,6 +139,7 @@ def _source_class() -> type:
 def _dataset_class() -> type:
     from mlflow.data.dataset import Dataset
     from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import AnyType
 
     source_class = _source_class()
 
@@ -159,7 +162,7 @@ def _dataset_class() -> type:
         def schema(self) -> Schema:
             # Each column under its table name, in the type the table has it.
             types = self.lineage.column_types or ["double"] * len(self.lineage.columns)
-            return Schema([ColSpec(kind, name, required=False)
+            return Schema([ColSpec(AnyType() if kind == "any" else kind, name, required=False)
                            for name, kind in zip(self.lineage.columns, types, strict=True)])
 
         def to_dict(self) -> dict[str, str]:
@@ -178,13 +181,36 @@ def lineage_of(creds: SnowflakeCredentials, plan: ShardPlan, columns: ColumnPlan
     The snapshot time is the ``AT`` time the queries read at, or in ``scan`` mode without one, when
     its one query ran; in ``hash`` mode without one, the hosts read at different moments: empty.
     """
-    parts = table_parts(plan.table)
-    database = parts[-3] if len(parts) == 3 else creds.database
-    schema = parts[-2] if len(parts) >= 2 else creds.schema
+    database, schema, table = _qualified(creds, plan.table)
     return SnowflakeLineage(
-        account=creds.account, database=database, schema=schema, table=parts[-1],
+        account=creds.account, database=database, schema=schema, table=table,
         query_template=plan.query_template, query_ids=query_ids, read_at=shard.read_at, rows=rows,
         columns=columns.names, schema_digest=columns.schema_digest(),
         column_types=[c.mlflow_type for c in columns.columns], read_mode=read_mode,
         snapshot_at=plan.snapshot_at or (shard.read_at if read_mode == "scan" else ""),
     )
+
+
+def scoring_lineage(creds: SnowflakeCredentials, source_sql: str, query: str, keys: list[str], columns: ColumnPlan,
+                    share: ScanShare) -> SnowflakeLineage:
+    """What a scoring job read: its one query on the source table (``scan`` mode), the key columns it
+    carried through (typed ``any``: the job keeps whatever type the source gives them) and the model's
+    features, typed and digested as the model's column plan reads them."""
+    database, schema, table = _qualified(creds, source_sql)
+    features = [c for c in columns.features if c.name not in keys]
+    return SnowflakeLineage(
+        account=creds.account, database=database, schema=schema, table=table, query_template=query,
+        query_ids=[share.query_id], read_at=share.read_at, rows=share.result_rows,
+        columns=[*keys, *(c.name for c in features)], schema_digest=columns.schema_digest(),
+        column_types=["any"] * len(keys) + [c.mlflow_type for c in features], read_mode="scan",
+        snapshot_at=share.read_at,
+    )
+
+
+def _qualified(creds: SnowflakeCredentials, table_sql: str) -> tuple[str, str, str]:
+    """Database, schema and table of ``table_sql`` as stored, the session's database and schema filling what it
+    does not name."""
+    parts = table_parts(table_sql)
+    database = parts[-3] if len(parts) == 3 else creds.database
+    schema = parts[-2] if len(parts) >= 2 else creds.schema
+    return database, schema, parts[-1]

@@ -158,6 +158,7 @@ class MlflowRecorder:
         self._guard = RetryGuard(uri)
         self._writer: MetricWriter | None = None
         self._params: dict[str, Any] = {}
+        self._tags: dict[str, str] = {}
 
     # --- set-up -------------------------------------------------------------------------------------
 
@@ -215,11 +216,12 @@ class MlflowRecorder:
 
     # --- the run --------------------------------------------------------------------------------------
 
-    def start(self, params: dict[str, Any]) -> None:
+    def start(self, params: dict[str, Any], tags: Mapping[str, str] | None = None) -> None:
         """Create the run (under the tuning parent on trials) with every effective hyperparameter and the job tags.
 
-        Params come only from ``params`` and tags only from :class:`JobInfo` and package versions,
-        so nothing from the environment (e.g. a secret) can reach the run.
+        Params come only from ``params`` and tags only from :class:`JobInfo`, package versions and
+        ``tags`` (what the caller knows of the job: a scoring job's tables and model), so nothing from
+        the environment (e.g. a secret) can reach the run.
         """
         if not self.enabled:
             return
@@ -227,7 +229,7 @@ class MlflowRecorder:
             self.check_reachable()
             if not self.enabled:
                 return
-        self._params = dict(params)
+        self._params, self._tags = dict(params), dict(tags or {})
         if self.job.tuning_job_name:
             self.parent_run_id = self._guard.call("finding the tuning parent run", tuning_parent.elect_parent,
                                                   self.client, self.experiment_id, self.job.tuning_job_name)
@@ -253,7 +255,7 @@ class MlflowRecorder:
             tags[TAG_TUNING_JOB] = job.tuning_job_name
         if self.parent_run_id:
             tags[PARENT_RUN_TAG] = self.parent_run_id
-        return tags
+        return {**tags, **self._tags}
 
     def _create_or_resume_run(self) -> str:
         """A restarted job (spot interruption, retry) resumes its unfinished run: one run per job."""
@@ -296,8 +298,8 @@ class MlflowRecorder:
 
     # --- lineage, rows, durations ------------------------------------------------------------------------
 
-    def log_dataset(self, lineage: SnowflakeLineage) -> None:
-        """Record the Snowflake read as the run's training dataset input (no data is read)."""
+    def log_dataset(self, lineage: SnowflakeLineage, context: str = "training") -> None:
+        """Record the Snowflake read as the run's dataset input, used for ``context`` (no data is read)."""
         if not self._active():
             return
         from mlflow.entities import DatasetInput, InputTag
@@ -305,8 +307,26 @@ class MlflowRecorder:
         from training.tracking.lineage import snowflake_dataset
 
         entity = snowflake_dataset(lineage)._to_mlflow_entity()
-        dataset_input = DatasetInput(entity, tags=[InputTag("mlflow.data.context", "training")])
+        dataset_input = DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)])
         self._guard.call("logging the dataset", self.client.log_inputs, self.run_id, datasets=[dataset_input])
+
+    def log_model_input(self, model_id: str) -> None:
+        """Record an MLflow 3 logged model (``models:/<model_id>``) as an input of the run: the model it used."""
+        if not self._active():
+            return
+        from mlflow.entities import LoggedModelInput
+
+        self._guard.call("linking the model", self.client.log_inputs, self.run_id,
+                         models=[LoggedModelInput(model_id)])
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        """Tags learnt once the run is open (a scoring job's query id and outcome)."""
+        if not self._active():
+            return
+        from mlflow.entities import RunTag
+
+        self._guard.call("tagging the run", self.client.log_batch, self.run_id,
+                         tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
 
     def log_rows(self, rows_per_host: list[int]) -> None:
         """Metrics ``rows_host_<rank>`` for each host and ``rows_total``."""
@@ -379,6 +399,16 @@ class MlflowRecorder:
                 self._guard.call("updating the tuning parent", self._update_parent, final_metrics)
             self._guard.call("ending the run", self.client.set_terminated, self.run_id, status)
         except Exception as err:  # a bug: keep its traceback, but it must not cost the model file
+            _logger.warning("MLflow run %s not completed: %s: %s", self.run_id, type(err).__name__, err,
+                            exc_info=True)
+
+    def end(self) -> None:
+        """End the run FINISHED (a run without a model: a scoring job's); never raises."""
+        try:
+            self._flush()
+            if self._active():
+                self._guard.call("ending the run", self.client.set_terminated, self.run_id, "FINISHED")
+        except Exception as err:  # a bug: keep its traceback; the job's own outcome is what counts
             _logger.warning("MLflow run %s not completed: %s: %s", self.run_id, type(err).__name__, err,
                             exc_info=True)
 
