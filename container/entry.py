@@ -92,7 +92,7 @@ def _host(base_dir: Path, what: str, work: Callable[[], object], on_failure: Cal
     try:
         work()
     except UserError as err:
-        message = str(err)
+        message = redact(str(err))  # also what the failure file and MLflow get: a URL's query string grants access
         log.error("%s failed: %s", what, message)
         _write_failure(base_dir, message)
         on_failure(message)
@@ -130,8 +130,10 @@ def _score(base_dir: Path) -> int:
         cluster = Cluster.from_hosts(env.hosts, env.current_host)
         if cluster.leader:  # only the leader talks to MLflow: one run per job
             recorder = ScoringRun.from_settings(env.tracking, env.job_info())
+        stop = StopFlag()  # SageMaker's stop: the hosts agree to stop between two batches
+        stop.install()
         run_scoring(ScoreSpec(ScoreOptions.parse(env.hyperparameters), cluster, path, env.sign_in, env.job_name,
-                              env.snowflake_timeouts, env.ledger_dir), recorder)
+                              env.snowflake_timeouts, env.ledger_dir, stop), recorder)
 
     return _host(base_dir, "scoring", score, lambda message: recorder.fail(message))
 

@@ -55,11 +55,12 @@ string literal would be rewritten too.
 
 **Privileges: one of them.** fakesnow has no roles: every session may do anything. The tables named
 in :data:`READ_ONLY_ENV` (``DB.SCHEMA.TABLE``, comma-separated, as Snowflake resolves the names) are
-the exception: a statement that writes to one (``INSERT [OVERWRITE] INTO``, ``DELETE``, ``UPDATE``,
+the exception: a statement that writes to one (``INSERT [OVERWRITE] INTO``, ``COPY INTO``, ``DELETE``, ``UPDATE``,
 ``MERGE``, ``TRUNCATE``, ``ALTER TABLE`` including either side of a swap, ``DROP TABLE``, ``CREATE OR
 REPLACE``) is refused as Snowflake refuses a role without the privilege: 003001, SQL state 42501,
 "SQL access control error: Insufficient privileges to operate on table 'NAME'". That is how a test
-stages "the role cannot replace the target"; grants themselves (``GRANT``/``REVOKE``) change nothing here.
+stages "the role cannot replace the target"; grants themselves (``GRANT``/``REVOKE``) change nothing
+here, and a table renamed *to* a read-only name is not refused.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ REPLACE_CLONE = re.compile(rf"^{_COMMENT}CREATE\s+OR\s+REPLACE\s+TABLE\s+(?P<a>{
                            re.IGNORECASE | re.DOTALL)
 """``CREATE OR REPLACE TABLE <a> CLONE <b>`` (no Time Travel clause)."""
 DDL = re.compile(rf"^{_COMMENT}(CREATE|ALTER|DROP|UNDROP|COMMENT|GRANT|REVOKE)\b", re.IGNORECASE | re.DOTALL)
-WRITE = re.compile(rf"^{_COMMENT}(?:INSERT\s+(?:OVERWRITE\s+)?INTO|DELETE\s+FROM|UPDATE|MERGE\s+INTO|"
+WRITE = re.compile(rf"^{_COMMENT}(?:INSERT\s+(?:OVERWRITE\s+)?INTO|COPY\s+INTO|DELETE\s+FROM|UPDATE|MERGE\s+INTO|"
                    rf"TRUNCATE\s+(?:TABLE\s+)?(?:IF\s+EXISTS\s+)?|ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?|"
                    rf"DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?|CREATE\s+OR\s+REPLACE\s+(?:TRANSIENT\s+|TEMP(?:ORARY)?\s+)?"
                    rf"TABLE\s+)\s*(?P<name>{_NAME})", re.IGNORECASE | re.DOTALL)

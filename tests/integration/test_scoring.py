@@ -94,9 +94,12 @@ def scored(stack: LocalStack, job_env: dict[str, str], tmp_path_factory: pytest.
     bad_row = score("score-4", BAD_ROW)  # fails while the hosts score: some may have appended already
     after_bad_row = _target(stack)
     killed = _kill_a_host_mid_write(stack, workdir, {**tracked, contract.SCORING_MODEL_ENV: str(model)})
-    after_killed = _target(stack)
+    after_killed, tables_after_killed = _target(stack), _tables(stack)
+    _leave_a_staging_table(stack)  # what a leader killed outright (SIGKILL, its instance lost) leaves
     rerun = score("score-6", BIG)
     after_rerun = _target(stack)
+    stopped = _stop_mid_write(stack, workdir, {**tracked, contract.SCORING_MODEL_ENV: str(model)})
+    after_stopped, tables_after_stop = _target(stack), _tables(stack)
     nowhere = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     untracked = score("score-7", SOURCE, env={contract.TRACKING_URI_ENV: nowhere, contract.REQUIRE_TRACKING_ENV: "false"})
     after_untracked = _target(stack)
@@ -113,10 +116,11 @@ def scored(stack: LocalStack, job_env: dict[str, str], tmp_path_factory: pytest.
             "model": model / contract.MODEL_FILE, "source": source, "first": first, "again": again,
             "failed": failed, "after_first": target_after_first, "after_second": target_after_second,
             "after_failed": after_failed, "bad_row": bad_row, "after_bad_row": after_bad_row, "killed": killed,
-            "after_killed": after_killed, "rerun": rerun, "after_rerun": after_rerun, "tables": _tables(stack),
+            "after_killed": after_killed, "tables_after_killed": tables_after_killed, "rerun": rerun, "after_rerun": after_rerun, "tables": _tables(stack),
             "version": version, "tracking": shared_tracking, "untracked": untracked, "required": required,
             "after_untracked": after_untracked, "after_required": _target(stack),
-            "nowhere": nowhere}
+            "nowhere": nowhere, "stopped": stopped, "after_stopped": after_stopped,
+            "tables_after_stop": tables_after_stop}
 
 
 def _register(server: MlflowServer, model_file: Path) -> Registration:
@@ -138,10 +142,61 @@ def _kill_a_host_mid_write(stack: LocalStack, workdir: Path, env: dict[str, str]
     job = start_local_job({"source_table": BIG, "target_table": TARGET, "key_columns": '"id"', "batch_rows": "1000",
                            "collective_timeout": "20"}, 3, workdir, env, "score-5",
                           command=container_command(contract.SCORE_COMMAND))
-    conn, staged, victim = stack.connect(), 0, job.processes[2][0]
+    staged = _wait_for_staged_rows(stack, job)
+    victim = job.processes[2][0]
+    still_writing = victim.poll() is None and "predictions to the staging table" not in \
+        (job.host_dirs[2] / "log.txt").read_text()
+    victim.kill()
+    return {"result": job.wait(timeout=180), "staged": staged, "still_writing": still_writing}
+
+
+def _leave_a_staging_table(stack: LocalStack) -> None:
+    """An empty staging table of the target, named as a job called ``score-leader-killed`` names its own."""
+    from training.scoring.write import Tables
+
+    conn = stack.connect()
+    try:
+        staging = Tables.for_job(TARGET, "score-leader-killed").staging_sql
+        conn.cursor().execute(f"CREATE TABLE {staging} AS SELECT * FROM {TARGET} LIMIT 0")  # noqa: S608
+    finally:
+        conn.close()
+
+
+def _stop_mid_write(stack: LocalStack, workdir: Path, env: dict[str, str]) -> dict[str, Any]:
+    """SageMaker's stop (SIGTERM to every host) once the staging table holds rows; explain=2, so each host has its
+    child process (whose ids are noted first)."""
+    job = start_local_job({"source_table": BIG, "target_table": TARGET, "key_columns": '"id"', "batch_rows": "1000",
+                           "collective_timeout": "60", "explain": "2"}, 3, workdir, env, "score-stopped",
+                          command=container_command(contract.SCORE_COMMAND))
+    staged = _wait_for_staged_rows(stack, job)
+    children = [child for process, _ in job.processes for child in _children(process.pid)]
+    job.signal()
+    result = job.wait(timeout=180)
+    deadline = time.monotonic() + 10
+    while (alive := [pid for pid in children if _alive(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return {"result": result, "staged": staged, "children": children, "alive": alive}
+
+
+def _children(pid: int) -> list[int]:
+    tasks = Path(f"/proc/{pid}/task")
+    return [int(c) for task in tasks.iterdir() for c in (task / "children").read_text().split()] if tasks.exists() \
+        else []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_for_staged_rows(stack: LocalStack, job: Any) -> int:
+    """Once the job's staging table holds rows (or a host ended first): how many."""
+    conn, staged = stack.connect(), 0
     try:
         deadline = time.monotonic() + 120
-        while staged == 0 and time.monotonic() < deadline and victim.poll() is None:
+        while staged == 0 and time.monotonic() < deadline and all(p.poll() is None for p, _ in job.processes):
             cursor = conn.cursor()
             try:
                 cursor.execute("SHOW TABLES LIKE '%__SCORING_%' IN SCHEMA DEMO.PUBLIC")
@@ -154,10 +209,7 @@ def _kill_a_host_mid_write(stack: LocalStack, workdir: Path, env: dict[str, str]
             time.sleep(0.02)
     finally:
         conn.close()
-    still_writing = victim.poll() is None and "predictions to the staging table" not in \
-        (job.host_dirs[2] / "log.txt").read_text()
-    victim.kill()
-    return {"result": job.wait(timeout=180), "staged": staged, "still_writing": still_writing}
+    return staged
 
 
 def _target(stack: LocalStack, table: str = TARGET) -> pa.Table:
@@ -285,9 +337,11 @@ def test_a_host_killed_mid_write_leaves_the_target_and_the_rerun_succeeds(scored
     assert result.exit_code != 0 and result.exit_codes[2] == -9
     assert "lost contact with the other hosts" in (result.failure or ""), result.failure
     assert scored["after_killed"].equals(scored["after_bad_row"])  # the previous target, row for row
+    # the leader, whose stop signal only sets a flag, failed with the others and dropped its staging table
+    assert not [t for t in scored["tables_after_killed"] if "__SCORING_" in t]
     rerun = scored["rerun"]
     assert rerun.exit_code == 0, rerun.failure
-    # the leader was stopped with the others: the next job on the target drops the staging table left behind
+    # a leader killed outright leaves its staging table: the next job on the target drops it
     assert "dropped 1 staging table(s) an earlier job on" in rerun.logs[0].read_text()
     assert scored["after_rerun"].num_rows == BIG_ROWS and len(set(scored["after_rerun"].column("id").to_pylist())) \
         == BIG_ROWS
@@ -459,3 +513,20 @@ def test_an_unreachable_tracking_server_fails_the_job_before_any_row_unless_trac
     assert untracked.exit_code == 0 and untracked.ledger_mismatch is None, untracked.failure
     assert untracked.logs[0].read_text().count("cannot be reached") == 1
     assert scored["after_untracked"].num_rows == ROWS
+
+
+def test_a_stopped_job_stops_every_host_together_and_leaves_the_target(scored: dict[str, Any]) -> None:
+    """SageMaker's stop (SIGTERM to every host) while the hosts write: they agree to stop before their next batch,
+    each exits 1 with one line, the leader drops the staging table, the run is FAILED with the reason, and no host's
+    child process (explain=2) outlives it."""
+    stopped = scored["stopped"]
+    result = stopped["result"]
+    assert stopped["staged"] > 0 and result.exit_codes == [1, 1, 1], result.exit_codes
+    assert result.failure is not None and re.match(r"stopped by SIGTERM \(received by host \S+\) while the hosts "
+                                                   r"scored: the target is unchanged; run the job again", result.failure)
+    assert result.ledger_mismatch is None
+    assert scored["after_stopped"].equals(scored["after_rerun"])  # the previous target, row for row
+    assert not [t for t in scored["tables_after_stop"] if "__SCORING_" in t]
+    run = _run_of(scored, "score-stopped")
+    assert run.info.status == "FAILED" and run.data.tags["failure_reason"] == result.failure
+    assert len(stopped["children"]) >= 3 and stopped["alive"] == [], stopped  # a child each (and a resource tracker)

@@ -66,7 +66,8 @@ def raw_predictions(booster: xgb.Booster, plan: ColumnPlan, rows: Any) -> np.nda
     job's collective all-reduces its column count (XGBoost's own, native call), so a scoring host
     that predicted once per result batch would make as many collective calls as it has batches and
     pair the hosts' calls wrongly (:mod:`training.scoring.job` predicts inside the collective). A linear
-    model, which XGBoost does not predict in place, goes through a DMatrix (the scoring job refuses one).
+    model, which XGBoost does not predict in place, goes through a DMatrix (the scoring job predicts one
+    outside its collective: :mod:`training.scoring.predictor`).
     """
     features = plan.feature_matrix(rows)
     if linear(booster):  # XGBoost 3.0 predicts a linear model in place: "not supported by the current booster"

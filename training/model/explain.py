@@ -15,7 +15,7 @@ row: one function, so a row is explained alike everywhere.
 
 Contributions need a DMatrix, and building one inside a job's collective all-reduces its column count
 (XGBoost's own native call): the batch job explains rows outside its collective
-(:mod:`training.scoring.explainer`).
+(:mod:`training.scoring.predictor`).
 """
 
 from __future__ import annotations

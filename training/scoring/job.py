@@ -34,7 +34,7 @@ from training.collective.cluster import (
     collective_errors,
     from_leader,
 )
-from training.errors import ConfigError, DataError, SnowflakeError
+from training.errors import ConfigError, DataError, Interrupted, SnowflakeError
 from training.model.booster import load, objective
 from training.model.explain import top_k
 from training.read.columns import RowError
@@ -54,6 +54,7 @@ from training.scoring.predictor import Predictor
 from training.scoring.write import Tables
 from training.tracking.lineage import scoring_lineage
 from training.tracking.scoring_run import NO_SCORING_RECORDER, ScoringRecorder
+from training.train.checkpoints import StopFlag
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,8 @@ class ScoreSpec:
     job_name: str = ""
     timeouts: SnowflakeTimeouts = DEFAULT_TIMEOUTS
     ledger_dir: Path | None = None
+    stop: StopFlag = field(default_factory=StopFlag)
+    """Set by SIGTERM (SageMaker's stop): checked before each batch, so the hosts stop together, target unchanged."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ def run_scoring(spec: ScoreSpec, recorder: ScoringRecorder = NO_SCORING_RECORDER
     log.info("scoring %s into %s: %d feature(s), key(s) %s, host %s is rank %d of %d", options.source_sql,
              options.target_sql, len(plan.features), ", ".join(options.keys) or "none", cluster.current_host,
              cluster.rank, cluster.size)
-    predictor = Predictor(spec.model_path, booster, plan, explain)  # before the collective: its child never joins
+    predictor = Predictor(spec.model_path, booster, plan, explain)  # its child starts now, before the collective
     try:
         creds = spec.sign_in.credentials()
         conn = connect(creds, options.query_tag, spec.timeouts)
@@ -119,7 +122,8 @@ def run_scoring(spec: ScoreSpec, recorder: ScoringRecorder = NO_SCORING_RECORDER
                                              plan, share))
             durations = {"query_seconds": time.monotonic() - started}
             started = time.monotonic()
-            written = agree(lambda: _score_share(conn, predictor, options, outputs, tables, share, scored_at),
+            written = agree(lambda: _score_share(conn, predictor, options, outputs, tables, share, scored_at, spec.stop,
+                                                 cluster.current_host),
                             cluster, "score: share written")
             per_host = [int(n) for n in allreduce_sum(_one_hot(written, cluster), cluster, "score: rows written")]
             log.info("wrote %s predictions to the staging table in %.1f s", f"{written:,}", time.monotonic() - started)
@@ -202,15 +206,22 @@ def _check_not_source(conn: Any, options: ScoreOptions) -> None:
 
 
 def _score_share(conn: Any, predictor: Predictor, options: ScoreOptions, outputs: OutputColumns, tables: Tables,
-                 share: ScanShare, scored_at: datetime) -> int:
+                 share: ScanShare, scored_at: datetime, stop: StopFlag, host: str) -> int:
     """Download this host's batches (``fetch_threads`` at a time), score each, and append the predictions to the
     staging table ``batch_rows`` at a time: one ``write_pandas`` (a PUT and a COPY) per ``batch_rows`` rows, not per
-    result batch (Snowflake's first batches are small, and each write is a round trip of its own)."""
+    result batch (Snowflake's first batches are small, and each write is a round trip of its own). A stop signal
+    ends it before the next batch (every host then fails with it, through :func:`agree`)."""
     import pandas as pd
+
+    def check_stop() -> None:
+        if stop.is_set():
+            raise Interrupted(f"stopped by SIGTERM (received by host {host}) while the hosts scored: the target is "
+                              "unchanged; run the job again")
 
     lineage = (options.model_name, options.model_version, options.run_id)
     written, pending, pending_rows = 0, [], 0
     for batch in download(share, options.fetch_threads):
+        check_stop()
         if not batch.num_rows:
             continue
         try:
@@ -226,6 +237,7 @@ def _score_share(conn: Any, predictor: Predictor, options: ScoreOptions, outputs
         if pending_rows >= options.batch_rows:
             written += tables.append(conn, _joined(pending), options.batch_rows)
             pending, pending_rows = [], 0
+    check_stop()
     if pending:
         written += tables.append(conn, _joined(pending), options.batch_rows)
     return written

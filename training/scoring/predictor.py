@@ -42,6 +42,7 @@ class Predictor:
 
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_load, initargs=(str(model_path),))
+            self._pool.submit(int).result()  # the child starts (the pool would start it at the first batch)
             log.info("predicting %s in a child process, outside the collective",
                      f"each row's {explain} largest SHAP contributions" if explain else "the linear model")
 
@@ -52,8 +53,9 @@ class Predictor:
         try:
             return self._pool.submit(_predict, features, self.explain).result()
         except BrokenProcessPool:
-            raise ConfigError("the process that explains rows stopped (out of memory?): give the job instances with "
-                              "more memory, or lower explain") from None
+            what = "explains the rows" if self.explain else "predicts the linear model"
+            raise ConfigError(f"the child process that {what} stopped (killed, or out of memory): give the job "
+                              f"instances with more memory{', or lower explain' if self.explain else ''}") from None
 
     def close(self) -> None:
         if self._pool is not None:
@@ -72,8 +74,16 @@ def _columns(batch: pa.RecordBatch) -> dict[str, Any]:
 
 
 def _load(path: str) -> None:
+    """The child's start: load the model, and end with the host (a pool's child outlives a killed parent)."""
+    import multiprocessing
+    import os
+    import threading
+
     global _loaded
     _loaded = load(path)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=lambda: (parent.join(), os._exit(1)), name="parent-watch", daemon=True).start()
 
 
 def _predict(features: pa.RecordBatch, explain: int) -> Any:
