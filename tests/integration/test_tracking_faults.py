@@ -87,7 +87,7 @@ def test_server_lost_mid_run_costs_nothing_but_one_log_line(
     assert elapsed < 90  # bounded: MLflow's own retries are capped, and ours stop after the first loss
     lost = [r for r in caplog.records if "MLflow tracking lost" in r.getMessage()]
     assert len(lost) == 1 and lost[0].levelno == logging.WARNING
-    assert "training continues" in lost[0].getMessage() and "connection refused" in lost[0].getMessage()
+    assert "the job continues" in lost[0].getMessage() and "connection refused" in lost[0].getMessage()
     assert not [r for r in caplog.records if r.name == "urllib3.connectionpool" and "Retrying" in r.getMessage()]
 
     # What reached the server before it stopped is in its store: the first rounds, and a run never finished.

@@ -97,7 +97,7 @@ def test_unreachable_at_start_with_required_false_trains_without_tracking(caplog
     assert not recorder.enabled and recorder.run_id is None
     assert time.monotonic() - began < 1  # off means off: no more requests
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(warnings) == 1 and "training without tracking" in warnings[0].getMessage()
+    assert len(warnings) == 1 and "the job runs without tracking" in warnings[0].getMessage()
 
 
 def test_the_spurious_sagemaker_mlflow_warning_is_dropped_on_http_only() -> None:

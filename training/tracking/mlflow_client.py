@@ -227,7 +227,7 @@ class RetryGuard:
             if self.lost.is_set():
                 return
             self.lost.set()
-        _logger.warning("MLflow tracking lost while %s at %s (%s); training continues, nothing more is "
+        _logger.warning("MLflow tracking lost while %s at %s (%s); the job continues, nothing more is "
                         "sent to MLflow for this run", what, safe_uri(self.uri), describe_error(err, self.uri))
 
 

@@ -193,8 +193,8 @@ class MlflowRecorder:
                 raise ConfigError(
                     f"MLflow tracking at {safe_uri(self.uri)} cannot be reached ({cause}): start the server or "
                     f"fix {TRACKING_URI_ENV} (a managed MLflow ARN needs sagemaker-mlflow:* permissions on the "
-                    f"job's role), or set {REQUIRE_TRACKING_ENV}=false to train without tracking") from err
-            _logger.warning("MLflow tracking at %s cannot be reached (%s); training without tracking because "
+                    f"job's role), or set {REQUIRE_TRACKING_ENV}=false to run the job without tracking") from err
+            _logger.warning("MLflow tracking at %s cannot be reached (%s); the job runs without tracking because "
                             "%s=false", safe_uri(self.uri), cause, REQUIRE_TRACKING_ENV)
             self.enabled = False
             return
