@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -68,10 +68,15 @@ class ScanShare:
 
 def run_scan(conn: Any, plan: ShardPlan, options: ReadOptions) -> ScanResult:
     """Run the job's one query (leader): every row, with the validation flag (at ``plan``'s snapshot time, if any)."""
+    return query_result(conn, lambda cursor: plan.execute(cursor, plan.parameters(options, 1, 0)))
+
+
+def query_result(conn: Any, execute: Callable[[Any], object]) -> ScanResult:
+    """The result of the one query ``execute(cursor)`` runs, as result batches to deal (its id, and when it ran)."""
     cursor = conn.cursor()
     try:
         read_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        plan.execute(cursor, plan.parameters(options, 1, 0))
+        execute(cursor)
         return ScanResult(cursor.sfqid, list(cursor.get_result_batches() or []), read_at)
     finally:
         cursor.close()

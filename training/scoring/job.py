@@ -39,7 +39,7 @@ from training.model.booster import load, objective
 from training.model.explain import top_k
 from training.read.columns import RowError
 from training.read.credentials import SignIn
-from training.read.scan import ScanResult, ScanShare, download, shares
+from training.read.scan import ScanShare, download, query_result, shares
 from training.read.snowflake import (
     DEFAULT_TIMEOUTS,
     SnowflakeTimeouts,
@@ -171,13 +171,7 @@ def _query(conn: Any, plan: Any, options: ScoreOptions, outputs: OutputColumns, 
                         "table (or a view) with every feature column of the model")
     tables.drop_stale(conn)
     tables.create_staging(conn, options.source_sql, list(options.keys), outputs.select_nulls())
-    cursor = conn.cursor()
-    try:
-        read_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        cursor.execute(_select(options, plan))
-        result = ScanResult(cursor.sfqid, list(cursor.get_result_batches() or []), read_at)
-    finally:
-        cursor.close()
+    result = query_result(conn, lambda cursor: cursor.execute(_select(options, plan)))
     return shares(result, hosts), datetime.now(timezone.utc)
 
 
