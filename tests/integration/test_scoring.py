@@ -397,7 +397,7 @@ def test_the_score_command_scores_with_a_registered_model_of_the_local_mlflow(
 def test_each_row_is_written_with_its_largest_contributions_as_explain_rows_gives_them(scored: dict[str, Any]) -> None:
     """explain=3 on 3 hosts: SHAP_<i>_FEATURE / SHAP_<i>_VALUE columns, the same as the endpoint's and the MLflow
     model's (one function), made in each host's child process: the hosts' collective calls stay the same."""
-    from training.model.explain import explain_rows
+    from training.model.booster import explain_rows
 
     explained = scored["explained"]
     assert explained.exit_code == 0 and explained.ledger_mismatch is None, explained.failure

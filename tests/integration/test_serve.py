@@ -280,7 +280,7 @@ def test_each_row_counts_its_unseen_categories(registered: str, form: str) -> No
 
 def _explained(mlflow_model: Path, rows: pd.DataFrame, k: int) -> pd.DataFrame:
     """What the model's own code explains."""
-    from training.model.explain import explain_rows
+    from training.model.booster import explain_rows
 
     return explain_rows(*load(mlflow_model / "artifacts" / contract.MODEL_FILE), rows, k)
 

@@ -6,7 +6,8 @@ import pytest
 import xgboost as xgb
 
 from training.model import booster as model
-from training.model.explain import explain_rows, explanation_columns, top_k
+from training.model.booster import explain_rows
+from training.model.explain import explanation_columns, top_k
 from training.read.columns import FEATURE, LABEL, ColumnPlan, ColumnSpec
 
 # "price[usd]" is not a name XGBoost accepts: the model knows it as price_usd_, the answer as the table does

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import xgboost as xgb
 
+from training.model.explain import top_contributions
 from training.objectives.outputs import predicted_classes
 from training.read.columns import ColumnPlan
 
@@ -58,8 +59,8 @@ def scoring_matrix(plan: ColumnPlan, features: np.ndarray) -> xgb.DMatrix:
                        enable_categorical=plan.categorical)
 
 
-def raw_predictions(booster: xgb.Booster, plan: ColumnPlan, rows: Any) -> np.ndarray:
-    """XGBoost's output for raw rows (a DataFrame or a mapping of column name to values).
+def raw_predictions(booster: xgb.Booster, plan: ColumnPlan, features: np.ndarray) -> np.ndarray:
+    """XGBoost's output for raw rows' coded values (the plan's :meth:`~ColumnPlan.feature_matrix`).
 
     ``inplace_predict`` on the coded values, not ``predict`` on a DMatrix: the same numbers (the
     booster knows its features' names and types), and no matrix is built. Building one inside a
@@ -69,7 +70,6 @@ def raw_predictions(booster: xgb.Booster, plan: ColumnPlan, rows: Any) -> np.nda
     model, which XGBoost does not predict in place, goes through a DMatrix (the scoring job predicts one
     outside its collective: :mod:`training.scoring.predictor`).
     """
-    features = plan.feature_matrix(rows)
     if linear(booster):  # XGBoost 3.0 predicts a linear model in place: "not supported by the current booster"
         return booster.predict(scoring_matrix(plan, features))
     return booster.inplace_predict(features)
@@ -80,15 +80,33 @@ def linear(booster: xgb.Booster) -> bool:
     return json.loads(booster.save_config())["learner"]["gradient_booster"]["name"] == "gblinear"
 
 
-def predict_rows(booster: xgb.Booster, plan: ColumnPlan, rows: Any) -> Any:
-    """Predictions for raw rows as a DataFrame, with classes named as the table names them.
+def predict_rows(booster: xgb.Booster, plan: ColumnPlan, rows: Any, explain: int = 0) -> Any:
+    """Predictions for raw rows (a DataFrame or a mapping of column name to values) as a DataFrame, with
+    classes named as the table names them; with ``explain=K``, each row's K largest SHAP contributions
+    after them (:func:`explain_rows`' columns, from the same coded values).
 
     Regression: ``prediction``. Binary: ``prediction`` (the class) and ``probability`` (of
     ``classes[1]``). ``multi:softprob``: ``prediction`` and one probability column per class.
     """
+    features = plan.feature_matrix(rows)
+    frame = _named(booster, plan, raw_predictions(booster, plan, features))
+    return frame.join(_explanations(booster, plan, features, explain)) if explain else frame
+
+
+def explain_rows(booster: xgb.Booster, plan: ColumnPlan, rows: Any, k: int) -> Any:
+    """Each raw row's ``k`` (at least 1) largest SHAP contributions (XGBoost's ``pred_contribs``) as a DataFrame
+    of :func:`training.model.explain.explanation_columns`, without the predictions (:func:`predict_rows` with
+    ``explain=k`` gives both)."""
+    return _explanations(booster, plan, plan.feature_matrix(rows), k)
+
+
+def _explanations(booster: xgb.Booster, plan: ColumnPlan, features: np.ndarray, k: int) -> Any:
+    return top_contributions(booster.predict(scoring_matrix(plan, features), pred_contribs=True), plan.feature_names, k)
+
+
+def _named(booster: xgb.Booster, plan: ColumnPlan, output: np.ndarray) -> Any:
     import pandas as pd
 
-    output = raw_predictions(booster, plan, rows)
     classes = plan.classes
     if classes is None:
         return pd.DataFrame({PREDICTION: output})

@@ -11,7 +11,8 @@ A row's explanation is its ``top_k`` features by the size of their contribution 
 in the plan's feature order), named as the table names them, each with its signed contribution:
 ``shap_1_feature``, ``shap_1_value``, ..., ``shap_<k>_feature``, ``shap_<k>_value``. The batch job writes
 them as columns of the target (upper case), the endpoint and the MLflow model as fields of each answer
-row: one function, so a row is explained alike everywhere.
+row: all through :func:`training.model.booster.predict_rows` (``explain=K``), which codes a row once for its
+prediction and its explanation, so a row is explained alike everywhere.
 
 Contributions need a DMatrix, and building one inside a job's collective all-reduces its column count
 (XGBoost's own native call): the batch job explains rows outside its collective
@@ -51,22 +52,18 @@ def top_k(value: Any, plan: ColumnPlan) -> int:
     return number
 
 
-def explain_rows(booster: Any, plan: ColumnPlan, rows: Any, k: int) -> Any:
-    """Each raw row's ``k`` (at least 1) largest contributions as a DataFrame of :func:`explanation_columns`.
-
-    ``rows`` as :func:`training.model.booster.predict_rows` takes them, coded by the same plan.
-    """
+def top_contributions(contributions: np.ndarray, feature_names: list[str], k: int) -> Any:
+    """Each row's ``k`` (at least 1) largest of XGBoost's ``pred_contribs`` (rows x (features + bias), or rows x
+    classes x (features + bias)) as a DataFrame of :func:`explanation_columns`, features under ``feature_names``
+    (the table's names, in the model's order)."""
     import pandas as pd
 
-    from training.model.booster import scoring_matrix
-
-    contributions = booster.predict(scoring_matrix(plan, plan.feature_matrix(rows)), pred_contribs=True)
     if contributions.ndim == 3:  # (rows, classes, features + bias): the predicted class's own
         predicted = contributions.sum(axis=2).argmax(axis=1)
         contributions = contributions[np.arange(len(contributions)), predicted]
     values = contributions[:, :-1]  # the last column is the bias
     order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :k]
-    names = np.asarray(plan.feature_names, dtype=object)[order]
+    names = np.asarray(feature_names, dtype=object)[order]
     picked = np.take_along_axis(values, order, axis=1).astype(np.float64)
     out = {}
     for i in range(k):

@@ -124,17 +124,15 @@ def explain_request(query: str | None, custom_attributes: str | None, plan: Colu
 
 def predictions_json(booster: Any, plan: ColumnPlan, rows: Any, explain: int = 0) -> str:
     """``{"predictions": [...]}``: one record per row, as :func:`training.model.booster.predict_rows` names them,
-    plus :data:`UNSEEN` when the model has text features, and the row's ``explain`` largest SHAP contributions
-    (:func:`training.model.explain.explain_rows`) when asked for."""
+    plus :data:`UNSEEN` when the model has text features, then the row's ``explain`` largest SHAP contributions
+    when asked for."""
     from training.model.booster import predict_rows
-    from training.model.explain import explain_rows
+    from training.model.explain import explanation_columns
 
     try:
-        out = predict_rows(booster, plan, rows)
-        if plan.categorical:
-            out[UNSEEN] = plan.unseen_categories(rows)
-        if explain:
-            out = out.join(explain_rows(booster, plan, rows, explain))
+        out = predict_rows(booster, plan, rows, explain)
+        if plan.categorical:  # after the predictions, before the explanation
+            out.insert(len(out.columns) - len(explanation_columns(explain)), UNSEEN, plan.unseen_categories(rows))
     except RowError as err:
         raise BadRequest(str(err)) from err
     except (pa.ArrowException, ValueError, TypeError) as err:

@@ -22,7 +22,6 @@ import pyarrow as pa
 
 from training.errors import ConfigError
 from training.model.booster import linear, load, predict_rows
-from training.model.explain import explain_rows
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +31,7 @@ _loaded: tuple[Any, Any] | None = None
 
 class Predictor:
     """``predict(batch)``: the rows' :func:`~training.model.booster.predict_rows` columns, then, with ``explain``,
-    their :func:`~training.model.explain.explain_rows` columns. Close it (or use it as a context manager)."""
+    each row's ``explain`` largest SHAP contributions. Close it (or use it as a context manager)."""
 
     def __init__(self, model_path: Path, booster: Any, plan: Any, explain: int) -> None:
         self.booster, self.plan, self.explain = booster, plan, explain
@@ -90,6 +89,4 @@ def _predict(features: pa.RecordBatch, explain: int) -> Any:
     """In the child: predictions, and each row's ``explain`` largest contributions beside them."""
     assert _loaded is not None  # set by the pool's initializer
     booster, plan = _loaded
-    rows = _columns(features)
-    out = predict_rows(booster, plan, rows)
-    return out.join(explain_rows(booster, plan, rows, explain)) if explain else out
+    return predict_rows(booster, plan, _columns(features), explain)

@@ -23,7 +23,7 @@ from mlflow.types import ColSpec, Schema
 
 from training.contract import MLFLOW_ARTIFACT, MODEL_FILE
 from training.model.booster import embed_plan, load, predict_rows
-from training.model.explain import EXPLAIN, explain_rows, top_k
+from training.model.explain import EXPLAIN, top_k
 from training.read.columns import ColumnPlan
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ class TableModel(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None):  # noqa: ANN001, ANN201
         """A DataFrame of raw rows -> predictions (see :func:`training.model.booster.predict_rows`); with
         ``params={"explain": K}``, each row's K largest SHAP contributions beside
-        (:func:`training.model.explain.explain_rows`)."""
+        (:func:`training.model.booster.explain_rows`)."""
         from mlflow.exceptions import MlflowException
         from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
@@ -55,8 +55,7 @@ class TableModel(mlflow.pyfunc.PythonModel):
             k = top_k((params or {}).get(EXPLAIN), self._plan)
         except ValueError as err:  # MLflow's server answers this one 400, with the message; others 500
             raise MlflowException(str(err), error_code=INVALID_PARAMETER_VALUE) from None
-        out = predict_rows(self._booster, self._plan, model_input)
-        return out.join(explain_rows(self._booster, self._plan, model_input, k)) if k else out
+        return predict_rows(self._booster, self._plan, model_input, k)
 
 
 def signature(plan: ColumnPlan, example: Any, outputs: Any) -> ModelSignature:
