@@ -144,25 +144,21 @@ def _score_into_existing_target(stack: LocalStack, workdir: Path, env: dict[str,
     return {"result": result, "target": [(int(k), float(p)) for k, p in rows], "staging": staging}
 
 
-def _scoring_chunks_forbidden(workdir: Path) -> dict[str, Any]:
-    """A 2-host scoring job into a target that exists, against a local Snowflake whose chunk URLs have all expired
-    (1,200 rows: the inline part, and one chunk that cannot be downloaded)."""
-    with LocalStack(workdir, persist=False, chunks=ChunkSizes(ttl_s=0.0)) as stack:
+def _scoring_faults(workdir: Path) -> dict[str, Any]:
+    """Two 2-host scoring jobs into targets that exist, on one local Snowflake whose chunk URLs have all expired
+    and whose ``LOCKED_SCORES`` the role may not write (its one privilege): ``chunks`` scores 1,200 rows (the
+    inline part, and one chunk that cannot be downloaded); ``read-only`` scores 900 (inline only: readable) into
+    the locked target."""
+    with LocalStack(workdir, persist=False, chunks=ChunkSizes(ttl_s=0.0),
+                    read_only_tables=("DEMO.PUBLIC.LOCKED_SCORES",)) as stack:
         stack.put_secret(SECRET_ID, stack.snowflake_secret(password=SECRET_PASSWORD))
         stack.ensure_table("CHUNKS", data="synthetic", rows=1_200, seed=5)
+        stack.ensure_table("TO_SCORE", data="synthetic", rows=900, seed=5)
         env = {**stack.aws_env(), contract.SECRET_ID_ENV: SECRET_ID, **FAST_SNOWFLAKE}
-        return _score_into_existing_target(stack, workdir, env, "DEMO.PUBLIC.CHUNKS", "DEMO.PUBLIC.CHUNK_SCORES",
-                                           "chunks-forbidden-scoring")
-
-
-def _scoring_target_read_only(workdir: Path) -> dict[str, Any]:
-    """A 2-host scoring job into a target the role may not write (the local Snowflake's one privilege)."""
-    with LocalStack(workdir, persist=False, read_only_tables=("DEMO.PUBLIC.LOCKED_SCORES",)) as stack:
-        stack.put_secret(SECRET_ID, stack.snowflake_secret(password=SECRET_PASSWORD))
-        stack.ensure_table("TO_SCORE", data="synthetic", rows=3_000, seed=5)
-        env = {**stack.aws_env(), contract.SECRET_ID_ENV: SECRET_ID, **FAST_SNOWFLAKE}
-        return _score_into_existing_target(stack, workdir, env, "DEMO.PUBLIC.TO_SCORE", "DEMO.PUBLIC.LOCKED_SCORES",
-                                           "read-only-target")
+        return {"chunks": _score_into_existing_target(stack, workdir, env, "DEMO.PUBLIC.CHUNKS",
+                                                      "DEMO.PUBLIC.CHUNK_SCORES", "chunks-forbidden-scoring"),
+                "read-only": _score_into_existing_target(stack, workdir, env, "DEMO.PUBLIC.TO_SCORE",
+                                                         "DEMO.PUBLIC.LOCKED_SCORES", "read-only-target")}
 
 
 def _host_dies(workdir: Path, env: dict[str, str]) -> dict[str, Any]:
@@ -213,11 +209,10 @@ def _spot(workdir: Path, env: dict[str, str]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def faults(tmp_path_factory: pytest.TempPathFactory, job_env: dict[str, str]) -> dict[str, dict[str, Any]]:
     dirs = {name: tmp_path_factory.mktemp(name) for name in ("recover", "down", "dies", "spot", "chunks", "leader",
-                                                              "read-only", "chunks-scoring")}
+                                                              "scoring")}
     return run_parallel({
         "chunks": lambda: _chunks_forbidden(dirs["chunks"]),
-        "chunks-scoring": lambda: _scoring_chunks_forbidden(dirs["chunks-scoring"]),
-        "read-only": lambda: _scoring_target_read_only(dirs["read-only"]),
+        "scoring": lambda: _scoring_faults(dirs["scoring"]),
         "recover": lambda: _drop_and_recover(dirs["recover"]),
         "down": lambda: _drop_for_good(dirs["down"]),
         "dies": lambda: _host_dies(dirs["dies"], job_env),
@@ -262,7 +257,7 @@ def test_a_result_chunk_that_stays_forbidden_fails_in_one_line_without_its_url(f
 def test_a_scoring_job_whose_batches_stay_forbidden_fails_in_one_line_and_leaves_the_target(faults):
     """Batch scoring reads as training does: the same bounded retries, the same line on every host; the target
     that existed keeps its rows and no staging table stays."""
-    scoring = faults["chunks-scoring"]
+    scoring = faults["scoring"]["chunks"]
     line = assert_user_failure(scoring["result"], "could not download result batch ", "scoring")
     assert all(code == 1 for code in scoring["result"].exit_codes), scoring["result"].exit_codes
     assert "a result expires about 6 hours after its query; restart the job" in line
@@ -273,7 +268,7 @@ def test_a_scoring_job_whose_batches_stay_forbidden_fails_in_one_line_and_leaves
 def test_a_target_the_role_cannot_replace_fails_the_job_in_one_line_and_keeps_its_rows(faults):
     """Every host wrote its part; the leader's replacement is refused (003001): one line naming the privilege,
     every host fails, the target keeps its rows and the staging table is dropped."""
-    scoring = faults["read-only"]
+    scoring = faults["scoring"]["read-only"]
     line = assert_user_failure(scoring["result"], "could not replace the target's rows (INSERT and DELETE on it): ",
                                "scoring")
     assert ("SQL access control error: Insufficient privileges to operate on table 'LOCKED_SCORES' (Snowflake "
